@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "qtrain",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "qtrain-dist", targets: ["qtrain-dist"]),
+        .library(name: "QTrain", targets: ["QTrain"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // Open MPI through pkg-config `ompi-c`; shim.h wraps the handle macros Swift cannot import.
+        .systemLibrary(
+            name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        // OpenBLAS through pkg-config `openblas`.
+        .systemLibrary(
+            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        // Vectorised hot loops (Philox, stochastic rounding, unpacking) with per-CPU clones.
+        .target(name: "QKernels", path: "Sources/QKernels",
+                cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno"])]),
+        .target(
+            name: "QTrain",
+            dependencies: ["CBLAS", "QKernels", .product(name: "Yams", package: "Yams")],
+            path: "Sources/QTrain",
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+        .target(name: "QTrainMPI", dependencies: ["QTrain", "CMPI"], path: "Sources/QTrainMPI"),
+        .executableTarget(
+            name: "qtrain-dist",
+            dependencies: [
+                "QTrain", "QTrainMPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/qtrain-dist"),
+        .testTarget(
+            name: "QTrainTests", dependencies: ["QTrain", "QTrainMPI"], path: "Tests/QTrainTests",
+            resources: [.copy("Fixtures")]),
+    ],
+    swiftLanguageModes: [.v5]
+)

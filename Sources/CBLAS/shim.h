@@ -1,0 +1,4 @@
+#ifndef QTRAIN_CBLAS_SHIM_H
+#define QTRAIN_CBLAS_SHIM_H
+#include <cblas.h>
+#endif

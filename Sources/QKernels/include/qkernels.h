@@ -1,0 +1,135 @@
+// Hot loops of qtrain, written in portable C so that the compiler can vectorise them and
+// pick an AVX-512 or AVX2 clone at run time. Every function works on a range that the
+// Swift caller chooses, so threading and chunking stay in Swift. Floating-point
+// contraction is off: a vector body and its scalar tail give identical bits, so results do
+// not depend on how a caller splits the work.
+#ifndef QTRAIN_QKERNELS_H
+#define QTRAIN_QKERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Elementwise math (exp-based)
+
+/// Cross-entropy of rows [0, rows) of `logits` (row stride `ld`, V columns) against
+/// `targets`; writes each row's loss. When `dscale` is non-zero the logits are overwritten
+/// with `dscale * (softmax - onehot)`, the gradient of `dscale * loss`.
+void qk_xent_rows(float *logits, int64_t rows, int64_t V, int64_t ld, const int32_t *targets,
+                  float *losses, float dscale);
+
+/// Causal softmax of rows [row0, row1) of a T x T score matrix: P[i][j] = softmax_j<=i(scale * S[i][j]),
+/// zero above the diagonal. In place.
+void qk_causal_softmax_rows(float *P, int64_t T, int64_t row0, int64_t row1, float scale);
+
+/// Backward of the causal softmax: dP is overwritten with dS = scale * P * (dP - sum_k P dP).
+void qk_causal_softmax_bwd_rows(float *dP, const float *P, int64_t T, int64_t row0, int64_t row1,
+                                float scale);
+
+/// SwiGLU forward: out[r][f] = silu(h[r][f]) * h[r][F + f] for rows [0, rows).
+void qk_swiglu_fwd(float *out, const float *h, int64_t rows, int64_t F);
+
+/// SwiGLU backward: writes dh[r][f] (gate) and dh[r][F + f] (up) from dout and the saved h.
+void qk_swiglu_bwd(float *dh, const float *dout, const float *h, int64_t rows, int64_t F);
+
+/// RMSNorm forward over rows: out = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps).
+void qk_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int64_t rows,
+                    int64_t C, float eps);
+
+/// RMSNorm backward over rows: dx += ..., dw += sum over these rows of dout * x * rstd.
+void qk_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                    const float *rstd, int64_t rows, int64_t C);
+
+/// Rotary embedding in the rotate-half layout on rows [row0, row1) of a (B*T) x ld matrix whose
+/// first nHeads*hd columns are heads of size hd; row r sits at position pos0 + r % T.
+/// `cosT`/`sinT` are (positions x hd/2) tables. inverse != 0 rotates by the negative angle
+/// (the backward pass).
+void qk_rope_rows(float *x, int64_t ld, int64_t row0, int64_t row1, int64_t T, int64_t pos0,
+                  int64_t nHeads, int64_t hd, const float *cosT, const float *sinT, int inverse);
+
+/// Sum of squares in double; blocks of 1024 are summed in float first. Deterministic for a given n.
+double qk_sum_squares(const float *x, int64_t n);
+
+/// y[i] += x[i].
+void qk_add(float *y, const float *x, int64_t n);
+
+/// y[i] *= a.
+void qk_scale(float *y, float a, int64_t n);
+
+// MARK: - Quantization
+
+/// Per-row int8 absmax fake-quantisation in place: x = clamp(rint(x * 127/amax), -128, 127) * amax/127.
+void qk_act_quant_rows(float *x, int64_t rows, int64_t C, int64_t ld);
+
+/// BitNet b1.58 absmean ternarisation: out = clamp(rint(w / beta), -1, 1) * beta.
+void qk_ternarize(float *out, const float *w, int64_t n, float beta);
+
+/// Sum of |w| in double.
+double qk_abs_sum(const float *w, int64_t n);
+
+/// Bytes needed for `count` codes. bits == 0 means ternary base-3 (5 codes per byte);
+/// 2..8 means an LSB-first bitstream of (code - qn).
+int64_t qk_packed_bytes(int bits, int64_t count);
+
+/// Unpack codes [start, start+count) into int8. `start` must be a multiple of 40.
+void qk_unpack_i8(int8_t *out, const uint8_t *packed, int bits, int qn, int64_t start, int64_t count);
+
+/// Pack int8 codes into elements [start, start+count). `start` must be a multiple of 40;
+/// a partial final group is padded with qn.
+void qk_pack_i8(uint8_t *packed, const int8_t *codes, int bits, int qn, int64_t start, int64_t count);
+
+/// Dequantise codes [start, start+count) into out[i] = code * invScale. Any start.
+void qk_dequant(float *out, const uint8_t *packed, int bits, int qn, int64_t start, int64_t count,
+                float invScale);
+
+// MARK: - Random numbers and updates
+
+/// Philox4x32-10 (Salmon et al., SC'11): one block of four 32-bit outputs.
+void qk_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+/// Fills out[0..n) with normal(0, std) numbers: element i takes lane i%4 of the block with
+/// counter (i/4 low, i/4 high, c2, c3) via Box-Muller. n and the results are chunk-independent.
+void qk_philox_normal(float *out, int64_t start, int64_t n, const uint32_t key[2], uint32_t c2,
+                      uint32_t c3, float std);
+
+/// Uniform floats in [0, 1) with 24 bits, element i of the stream (c2, c3) under key.
+void qk_philox_uniform(float *out, int64_t start, int64_t n, const uint32_t key[2], uint32_t c2,
+                       uint32_t c3);
+
+/// AdamW hyper-parameters of one step.
+typedef struct {
+    float lr;         ///< learning rate of this step
+    float beta1, beta2, eps;
+    float weightDecay;
+    float biasCorr1;  ///< 1 - beta1^t
+    float biasCorr2;  ///< 1 - beta2^t
+    float gradScale;  ///< multiplies every gradient first (clipping, 1/world)
+} qk_adamw_params;
+
+/// Dense AdamW on w[0..n).
+void qk_adamw(float *w, const float *g, float *m, float *v, int64_t n, const qk_adamw_params *p);
+
+/// Stochastic rounding of x to an integer in [qn, qp] with uniform u: floor(x) + (u < frac(x)).
+static inline int qk_stochastic_round(float x, float u, int qn, int qp) {
+    float c = x < (float)qn ? (float)qn : (x > (float)qp ? (float)qp : x);
+    float f = __builtin_floorf(c);
+    return (int)f + ((c - f) > u ? 1 : 0);
+}
+
+/// The fused DQT update of codes [start, start+count) (start a multiple of 40): reads code, g,
+/// m, v (which point at element `start`); writes code, m, v. The proposal is taken on the old grid (scaleOld) and rounded onto
+/// the new one (scaleNew; equal unless the rescale policy changed it). The uniform for element
+/// i is lane i%4 of Philox(key, (i/4, 0, c2, c3)). Returns how many codes changed.
+int64_t qk_dqt_update(uint8_t *packed, int bits, int qn, int qp, int64_t start, int64_t count,
+                      const float *g, float *m, float *v, float scaleOld, float scaleNew,
+                      const qk_adamw_params *p, const uint32_t key[2], uint32_t c2, uint32_t c3);
+
+/// Largest code of codes [start, start+count) (for the rescale policy).
+int qk_max_code(const uint8_t *packed, int bits, int qn, int64_t start, int64_t count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

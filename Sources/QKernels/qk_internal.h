@@ -1,0 +1,33 @@
+// Shared helpers of the kernel files; not part of the API Swift sees.
+#ifndef QTRAIN_QK_INTERNAL_H
+#define QTRAIN_QK_INTERNAL_H
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+#define QK_INLINE static inline __attribute__((always_inline))
+#define QK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+// exp(x) for float in the Cephes style: range reduction by ln 2, degree-6 polynomial,
+// scaling through the exponent bits. Relative error about 2e-7; branch-free so it vectorises.
+QK_INLINE float qk_expf(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float k = floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - k * 0.693359375f;
+    r = r - k * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float y = p * (r * r) + r + 1.0f;
+    const int32_t bits = ((int32_t)k + 127) << 23;
+    float two_k;
+    memcpy(&two_k, &bits, sizeof two_k);
+    return y * two_k;
+}
+
+QK_INLINE float qk_sigmoid(float x) { return 1.0f / (1.0f + qk_expf(-x)); }
+
+#endif

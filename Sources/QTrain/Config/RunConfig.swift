@@ -1,0 +1,98 @@
+import Foundation
+import Yams
+
+/// A whole run's configuration: one section per component, each documented where it lives.
+/// Unknown keys and out-of-range values are errors that name the key; `--set a.b=v`
+/// overrides any key.
+public struct RunConfig: Codable, Equatable, Sendable {
+    public var model = ModelConfig()
+    public var quant = QuantConfig()
+    public var optim = OptimConfig()
+    public var data = DataConfig()
+    public var train = TrainSection()
+    public var log = LogSection()
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case model, quant, optim, data, train, log }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let read = try ConfigReader<CodingKeys>(decoder)
+        model = try read(.model, model)
+        quant = try read(.quant, quant)
+        optim = try read(.optim, optim)
+        data = try read(.data, data)
+        train = try read(.train, train)
+        log = try read(.log, log)
+    }
+
+    /// Checks every section's ranges and the combinations between keys.
+    public func validate() throws {
+        try model.validate()
+        try quant.validate()
+        try optim.validate()
+        try data.validate()
+        try train.validate()
+        try log.validate()
+    }
+
+    /// Reads `path` (or the defaults when nil), applies `overrides` (`section.key=value`), validates.
+    public static func load(path: String?, overrides: [String] = []) throws -> RunConfig {
+        var root: Node = .mapping(.init([]))
+        if let path {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw QTrainError.config("config file \(path) does not exist",
+                                         hint: "pass an existing file, e.g. configs/tiny.yaml, configs/small.yaml or configs/130m.yaml")
+            }
+            let text: String
+            do {
+                text = try String(contentsOfFile: path, encoding: .utf8)
+            } catch {
+                throw QTrainError.config("cannot read config file \(path): \(error.localizedDescription)")
+            }
+            do {
+                if let node = try Yams.compose(yaml: text) { root = node }
+            } catch {
+                throw QTrainError.config("config file \(path) is not valid YAML: \(error)")
+            }
+            guard root.mapping != nil else {
+                throw QTrainError.config("config file \(path) must be a mapping of sections (model:, optim:, …)")
+            }
+        }
+        for o in overrides { try apply(override: o, to: &root) }
+        let config: RunConfig
+        do {
+            config = try YAMLDecoder().decode(RunConfig.self, from: root)
+        } catch let e as QTrainError {
+            throw e
+        } catch {
+            throw QTrainError.config("config \(path ?? "defaults") could not be read: \(error)")
+        }
+        try config.validate()
+        return config
+    }
+
+    /// Sets `a.b=v` in the YAML tree; `v` is parsed as a YAML scalar.
+    static func apply(override: String, to root: inout Node) throws {
+        guard let eq = override.firstIndex(of: "=") else {
+            throw QTrainError.config("--set \(override): expected section.key=value")
+        }
+        let path = override[..<eq].split(separator: ".").map(String.init)
+        let text = String(override[override.index(after: eq)...])
+        guard path.count == 2, !path[0].isEmpty, !path[1].isEmpty else {
+            throw QTrainError.config("--set \(override): the key must be section.key, e.g. optim.lr")
+        }
+        let value: Node = (try? Yams.compose(yaml: text)) ?? nil ?? Node(text)
+        guard var top = root.mapping else { return }
+        if RunConfig.CodingKeys(rawValue: path[0]) == nil {
+            throw ConfigReader<RunConfig.CodingKeys>.unknownKey(path[0], in: "", known: RunConfig.CodingKeys.allCases.map(\.rawValue))
+        }
+        var section = top[path[0]]?.mapping ?? Node.Mapping([])
+        section[path[1]] = value
+        top[path[0]] = .mapping(section)
+        root = .mapping(top)
+    }
+
+    /// The configuration as YAML (saved in every run directory).
+    public func yaml() -> String { (try? YAMLEncoder().encode(self)) ?? "" }
+}

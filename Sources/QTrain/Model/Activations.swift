@@ -1,0 +1,91 @@
+/// Every activation the forward pass keeps for the backward pass, and the backward pass's
+/// temporaries, as named views into one allocation sized from (B, T) and the config
+/// (llm.c's ActivationTensors). Shapes use N = B·T.
+final class Activations {
+    let B: Int, T: Int, C: Int, F: Int, H: Int, L: Int, V: Int
+    private let storage: AlignedBuffer<Float>
+    private var offsets: [String: Int] = [:]
+
+    // Kept by forward, per block l (strides below).
+    let residual: UnsafeMutablePointer<Float>  // (L+1, N, C): input of block l; [L] is the final stream
+    let ln1: UnsafeMutablePointer<Float>  // (L, N, C) attention-norm output (int8-fake-quantised in bitnet/dqt)
+    let ln1Rstd: UnsafeMutablePointer<Float>  // (L, N)
+    let qkv: UnsafeMutablePointer<Float>  // (L, N, 3C) after RoPE on q and k
+    let probs: UnsafeMutablePointer<Float>  // (L, B, H, T, T)
+    let attOut: UnsafeMutablePointer<Float>  // (L, N, C) input of o_proj
+    let residualMid: UnsafeMutablePointer<Float>  // (L, N, C) stream after attention
+    let ln2: UnsafeMutablePointer<Float>  // (L, N, C)
+    let ln2Rstd: UnsafeMutablePointer<Float>  // (L, N)
+    let h13: UnsafeMutablePointer<Float>  // (L, N, 2F) [gate | up]
+    let hact: UnsafeMutablePointer<Float>  // (L, N, F) silu(gate)·up, input of down_proj
+    let lnf: UnsafeMutablePointer<Float>  // (N, C)
+    let lnfRstd: UnsafeMutablePointer<Float>  // (N)
+    let logits: UnsafeMutablePointer<Float>  // (N, V), replaced by dlogits in training
+    let losses: UnsafeMutablePointer<Float>  // (N)
+
+    // Backward temporaries, reused by every block.
+    let dResidual: UnsafeMutablePointer<Float>  // (N, C)
+    let dNorm: UnsafeMutablePointer<Float>  // (N, C)
+    let dQKV: UnsafeMutablePointer<Float>  // (N, 3C)
+    let dAttOut: UnsafeMutablePointer<Float>  // (N, C)
+    let dH13: UnsafeMutablePointer<Float>  // (N, 2F)
+    let dHact: UnsafeMutablePointer<Float>  // (N, F)
+    let dScores: UnsafeMutablePointer<Float>  // (T, T)
+    let normPartials: UnsafeMutablePointer<Float>  // (chunks, C)
+
+    init(config: ModelConfig, B: Int, T: Int, ledger: MemoryLedger?) {
+        self.B = B
+        self.T = T
+        C = config.dim
+        F = config.hiddenDim
+        H = config.nHeads
+        L = config.nLayers
+        V = config.vocabSize
+        let N = B * T
+        let sizes: [(String, Int)] = [
+            ("residual", (L + 1) * N * C), ("ln1", L * N * C), ("ln1Rstd", L * N), ("qkv", L * N * 3 * C),
+            ("probs", L * B * H * T * T), ("attOut", L * N * C), ("residualMid", L * N * C), ("ln2", L * N * C),
+            ("ln2Rstd", L * N), ("h13", L * N * 2 * F), ("hact", L * N * F), ("lnf", N * C), ("lnfRstd", N),
+            ("logits", N * V), ("losses", N),
+            ("dResidual", N * C), ("dNorm", N * C), ("dQKV", N * 3 * C), ("dAttOut", N * C),
+            ("dH13", N * 2 * F), ("dHact", N * F), ("dScores", T * T),
+            ("normPartials", RMSNorm.partialCount(rows: N) * C),
+        ]
+        var total = 0
+        var offsets: [String: Int] = [:]
+        for (name, n) in sizes {
+            offsets[name] = total
+            total += (n + 15) / 16 * 16  // keep every view 64-byte aligned
+        }
+        storage = AlignedBuffer(count: total, category: .activations, ledger: ledger)
+        let base = storage.pointer
+        func view(_ name: String) -> UnsafeMutablePointer<Float> { base + offsets[name]! }
+        residual = view("residual"); ln1 = view("ln1"); ln1Rstd = view("ln1Rstd"); qkv = view("qkv")
+        probs = view("probs"); attOut = view("attOut"); residualMid = view("residualMid"); ln2 = view("ln2")
+        ln2Rstd = view("ln2Rstd"); h13 = view("h13"); hact = view("hact"); lnf = view("lnf")
+        lnfRstd = view("lnfRstd"); logits = view("logits"); losses = view("losses")
+        dResidual = view("dResidual"); dNorm = view("dNorm"); dQKV = view("dQKV"); dAttOut = view("dAttOut")
+        dH13 = view("dH13"); dHact = view("dHact"); dScores = view("dScores"); normPartials = view("normPartials")
+        self.offsets = offsets
+    }
+
+    /// Bytes of the one allocation.
+    var bytes: Int { storage.count * 4 }
+}
+
+/// Scratch the weights need when they are not plain FP32: room for a block of dequantised or
+/// ternarised rows, and for one dequantised gain vector.
+final class Scratch {
+    let weights: AlignedBuffer<Float>
+    let gain: AlignedBuffer<Float>
+
+    init(config: ModelConfig, quant: QuantConfig, ledger: MemoryLedger?) {
+        let C = config.dim, F = config.hiddenDim
+        // The largest block matrix (gate|up: 2F × C), and the head/embedding in blocks of
+        // at most that many floats, are what one GEMM needs at a time.
+        let largest = max(2 * F * C, 3 * C * C, C * F)
+        let count = quant.mode == .fp32 ? 0 : largest
+        weights = AlignedBuffer(count: count, category: .scratch, ledger: ledger)
+        gain = AlignedBuffer(count: quant.mode == .dqt && quant.scope == .all ? C : 0, category: .scratch, ledger: ledger)
+    }
+}

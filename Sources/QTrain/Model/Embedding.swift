@@ -1,0 +1,25 @@
+/// Token embedding: a lookup of rows of the (V × C) table.
+enum Embedding {
+    /// out (N, C) = table rows of `tokens` (N of them).
+    static func forward(
+        out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>, count n: Int,
+        weights: ModelWeights, param: Int, C: Int
+    ) {
+        Threads.parallelFor(n, minChunk: 64) { range in
+            for t in range {
+                weights.writeValues(of: param, from: Int(tokens[t]) * C, count: C, into: out + t * C)
+            }
+        }
+    }
+
+    /// dTable[token] += dOut row, for each of the N tokens (sequential: tokens repeat).
+    static func backward(
+        dTable: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
+        count n: Int, C: Int
+    ) {
+        for t in 0..<n {
+            let row = dTable + Int(tokens[t]) * C, d = dOut + t * C
+            for c in 0..<C { row[c] += d[c] }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+import Foundation
+import QKernels
+
+/// A LLaMA-structured language model with hand-written forward and backward passes over
+/// preallocated buffers (DESIGN.md): embedding → L × (RMSNorm → attention with RoPE →
+/// residual, RMSNorm → SwiGLU MLP → residual) → RMSNorm → LM head → cross-entropy.
+///
+/// Parameters live in ``weights`` under the weight policy; their gradients in one flat
+/// buffer with the ``ParameterLayout``. Activations are sized once for at most `B` sequences
+/// of `T` tokens; nothing is allocated inside a step.
+public final class Model {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    public let weights: ModelWeights
+    /// dLoss/dParameter, flat in layout order. Backward accumulates (+=); zero it per step.
+    public let gradients: AlignedBuffer<Float>
+    /// Sequences per forward pass the activations were sized for.
+    public let maxBatch: Int
+    /// Whether every quantised linear layer fake-quantises its input to int8 per token
+    /// (on by default in bitnet and dqt; `eval` can switch it off).
+    public var quantizesActivations: Bool
+
+    let acts: Activations
+    let scratch: Scratch
+    let rope: RoPE
+    private let qkvMatrices: [StackedMatrix]
+    private let oMatrices: [StackedMatrix]
+    private let upMatrices: [StackedMatrix]
+    private let downMatrices: [StackedMatrix]
+    private let headMatrix: StackedMatrix
+    private let tokenCopy: AlignedBuffer<Int32>
+    private var lastBatch = 0
+    private var lastLength = 0
+
+    /// Called during backward with a layout offset once every gradient at or after it is final.
+    public var onGradientsReady: ((Int) -> Void)?
+    /// Called after every layer of forward and backward in debug mode, with a label and a
+    /// buffer to check (NaN/Inf checks).
+    public var inspector: ((String, UnsafePointer<Float>, Int) throws -> Void)?
+
+    /// - Parameters: batch: the most sequences per forward pass; ledger: receives every allocation.
+    public init(config: ModelConfig, quant: QuantConfig, batch: Int, ledger: MemoryLedger?) {
+        self.config = config
+        layout = ParameterLayout(config)
+        weights = ModelWeights(layout: layout, quant: quant, ledger: ledger)
+        gradients = AlignedBuffer(count: layout.count, category: .gradients, ledger: ledger)
+        maxBatch = batch
+        acts = Activations(config: config, B: batch, T: config.seqLen, ledger: ledger)
+        scratch = Scratch(config: config, quant: quant, ledger: ledger)
+        rope = RoPE(T: config.seqLen, headDim: config.headDim, theta: config.ropeTheta, ledger: ledger)
+        tokenCopy = AlignedBuffer(count: batch * config.seqLen, category: .activations, ledger: ledger)
+        quantizesActivations = quant.mode != .fp32 && quant.activationBits > 0
+        let l = layout
+        qkvMatrices = l.blocks.map { StackedMatrix([$0.q, $0.k, $0.v], layout: l) }
+        oMatrices = l.blocks.map { StackedMatrix([$0.o], layout: l) }
+        upMatrices = l.blocks.map { StackedMatrix([$0.gate, $0.up], layout: l) }
+        downMatrices = l.blocks.map { StackedMatrix([$0.down], layout: l) }
+        headMatrix = StackedMatrix([l.head], layout: l)
+    }
+
+    /// FP32 gain vector `p` for a norm layer (dequantised into scratch when `quant.scope: all`).
+    private func gain(_ p: Int) -> UnsafePointer<Float> {
+        if weights.quantized[p] != nil {
+            weights.writeValues(of: p, from: 0, count: config.dim, into: scratch.gain.pointer)
+            return UnsafePointer(scratch.gain.pointer)
+        }
+        return UnsafePointer(weights.densePointer(p))
+    }
+
+    private func quantizeInput(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        guard quantizesActivations else { return }
+        ActivationQuantizer.apply(x, rows: rows, cols: cols)
+    }
+
+    private func inspect(_ label: String, _ x: UnsafePointer<Float>, _ n: Int) throws {
+        try inspector?(label, x, n)
+    }
+
+    // MARK: - Forward
+
+    /// Mean cross-entropy of `targets` given `tokens` (both B × T, row-major), without gradients.
+    public func loss(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch B: Int, length T: Int) throws
+        -> Double
+    {
+        try forward(tokens: tokens, targets: targets, batch: B, length: T, gradScale: 0)
+    }
+
+    /// Forward, loss and backward: gradients of `lossScale ·` mean loss are added to ``gradients``.
+    /// Returns the mean loss.
+    public func forwardBackward(
+        tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch B: Int, length T: Int,
+        lossScale: Float = 1
+    ) throws -> Double {
+        let loss = try forward(tokens: tokens, targets: targets, batch: B, length: T,
+                               gradScale: lossScale / Float(B * T))
+        try backward()
+        return loss
+    }
+
+    /// Runs the forward pass; with a non-zero gradScale the logits are replaced by
+    /// gradScale · dLoss_sum/dlogits, ready for ``backward()``.
+    func forward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch B: Int, length T: Int,
+                 gradScale: Float) throws -> Double
+    {
+        precondition(B >= 1 && B <= maxBatch && T >= 1 && T <= config.seqLen, "batch \(B)×\(T) exceeds the model's buffers")
+        let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads, V = config.vocabSize
+        let eps = Float(config.normEps)
+        let a = acts
+        lastBatch = B
+        lastLength = T
+        tokenCopy.pointer.update(from: tokens, count: N)
+        for i in 0..<N where tokens[i] < 0 || Int(tokens[i]) >= V || targets[i] < 0 || Int(targets[i]) >= V {
+            throw QTrainError.data("token id \(max(tokens[i], targets[i])) is outside the model's vocabulary (model.vocab_size = \(V))",
+                                   hint: "set model.vocab_size to at least the tokenizer's vocabulary size")
+        }
+
+        Embedding.forward(out: a.residual, tokens: tokens, count: N, weights: weights, param: layout.embedding, C: C)
+        for l in 0..<config.nLayers {
+            let blk = layout.blocks[l]
+            let x = a.residual + l * N * C
+            let ln1 = a.ln1 + l * N * C, qkv = a.qkv + l * N * 3 * C
+            let probs = a.probs + l * B * H * T * T, att = a.attOut + l * N * C
+            let mid = a.residualMid + l * N * C, ln2 = a.ln2 + l * N * C
+            let h13 = a.h13 + l * N * 2 * F, hact = a.hact + l * N * F
+            let out = a.residual + (l + 1) * N * C
+
+            RMSNorm.forward(out: ln1, rstd: a.ln1Rstd + l * N, input: x, weight: gain(blk.attnNorm), rows: N, C: C, eps: eps)
+            quantizeInput(ln1, rows: N, cols: C)
+            Linear.forward(out: qkv, input: ln1, rows: N, matrix: qkvMatrices[l], weights: weights, scratch: scratch)
+            rope.apply(qkv, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)
+            Attention.forward(out: att, probs: probs, qkv: qkv, B: B, T: T, C: C, H: H)
+            quantizeInput(att, rows: N, cols: C)
+            mid.update(from: x, count: N * C)
+            Linear.forward(out: mid, input: att, rows: N, matrix: oMatrices[l], weights: weights, scratch: scratch,
+                           accumulate: true)
+            RMSNorm.forward(out: ln2, rstd: a.ln2Rstd + l * N, input: mid, weight: gain(blk.mlpNorm), rows: N, C: C, eps: eps)
+            quantizeInput(ln2, rows: N, cols: C)
+            Linear.forward(out: h13, input: ln2, rows: N, matrix: upMatrices[l], weights: weights, scratch: scratch)
+            SwiGLU.forward(out: hact, h: h13, rows: N, F: F)
+            quantizeInput(hact, rows: N, cols: F)
+            out.update(from: mid, count: N * C)
+            Linear.forward(out: out, input: hact, rows: N, matrix: downMatrices[l], weights: weights, scratch: scratch,
+                           accumulate: true)
+            try inspect("forward block \(l) output", out, N * C)
+        }
+        let final = a.residual + config.nLayers * N * C
+        RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, input: final, weight: gain(layout.finalNorm), rows: N, C: C, eps: eps)
+        quantizeInput(a.lnf, rows: N, cols: C)
+        Linear.forward(out: a.logits, input: a.lnf, rows: N, matrix: headMatrix, weights: weights, scratch: scratch)
+        try inspect("logits", a.logits, N * V)
+        return CrossEntropy.forwardBackward(logits: a.logits, losses: a.losses, targets: targets, rows: N, V: V,
+                                            gradScale: gradScale)
+    }
+
+    // MARK: - Backward
+
+    /// The forward pass reversed. Requires a preceding forward with a non-zero gradScale.
+    func backward() throws {
+        let B = lastBatch, T = lastLength
+        let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads
+        let a = acts, g = gradients.pointer
+        func grad(_ p: Int) -> UnsafeMutablePointer<Float> { g + layout.specs[p].offset }
+
+        // logits = lnf · headᵀ;  final = RMSNorm(residual[L])
+        Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.logits, input: a.lnf, rows: N, matrix: headMatrix,
+                        weights: weights, scratch: scratch)
+        onGradientsReady?(layout.specs[layout.head].offset)
+        a.dResidual.initialize(repeating: 0, count: N * C)
+        let final = a.residual + config.nLayers * N * C
+        RMSNorm.backward(dInput: a.dResidual, dWeight: grad(layout.finalNorm), dOut: a.dNorm, input: final,
+                         weight: gain(layout.finalNorm), rstd: a.lnfRstd, rows: N, C: C, partials: a.normPartials)
+        onGradientsReady?(layout.specs[layout.finalNorm].offset)
+
+        for l in stride(from: config.nLayers - 1, through: 0, by: -1) {
+            let blk = layout.blocks[l]
+            let x = a.residual + l * N * C
+            let ln1 = a.ln1 + l * N * C, qkv = a.qkv + l * N * 3 * C
+            let probs = a.probs + l * B * H * T * T, att = a.attOut + l * N * C
+            let mid = a.residualMid + l * N * C, ln2 = a.ln2 + l * N * C
+            let h13 = a.h13 + l * N * 2 * F, hact = a.hact + l * N * F
+
+            // out = mid + hact · downᵀ: dResidual is d(out) and, through the skip, d(mid)
+            Linear.backward(dInput: a.dHact, gradients: g, dOut: a.dResidual, input: hact, rows: N,
+                            matrix: downMatrices[l], weights: weights, scratch: scratch)
+            SwiGLU.backward(dh: a.dH13, dOut: a.dHact, h: h13, rows: N, F: F)
+            Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dH13, input: ln2, rows: N,
+                            matrix: upMatrices[l], weights: weights, scratch: scratch)
+            RMSNorm.backward(dInput: a.dResidual, dWeight: grad(blk.mlpNorm), dOut: a.dNorm, input: mid,
+                             weight: gain(blk.mlpNorm), rstd: a.ln2Rstd + l * N, rows: N, C: C, partials: a.normPartials)
+            // mid = x + att · oᵀ: dResidual is now d(mid), and d(x) through the skip
+            Linear.backward(dInput: a.dAttOut, gradients: g, dOut: a.dResidual, input: att, rows: N,
+                            matrix: oMatrices[l], weights: weights, scratch: scratch)
+            Attention.backward(dqkv: a.dQKV, dOut: a.dAttOut, qkv: qkv, probs: probs, B: B, T: T, C: C, H: H,
+                               dScores: a.dScores)
+            rope.apply(a.dQKV, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: true)
+            Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dQKV, input: ln1, rows: N,
+                            matrix: qkvMatrices[l], weights: weights, scratch: scratch)
+            RMSNorm.backward(dInput: a.dResidual, dWeight: grad(blk.attnNorm), dOut: a.dNorm, input: x,
+                             weight: gain(blk.attnNorm), rstd: a.ln1Rstd + l * N, rows: N, C: C, partials: a.normPartials)
+            try inspect("backward block \(l) input gradient", a.dResidual, N * C)
+            onGradientsReady?(layout.specs[blk.attnNorm].offset)
+        }
+        Embedding.backward(dTable: grad(layout.embedding), dOut: a.dResidual, tokens: tokenCopy.pointer, count: N, C: C)
+        onGradientsReady?(0)
+    }
+
+    /// Sets every gradient to zero.
+    public func zeroGradients() { gradients.zero() }
+}

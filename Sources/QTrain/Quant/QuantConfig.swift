@@ -1,0 +1,103 @@
+/// How weights are stored and updated (`quant.mode`).
+public enum QuantMode: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// FP32 weights, plain AdamW.
+    case fp32
+    /// BitNet b1.58: FP32 latent weights, absmean ternary in the forward pass, straight-through.
+    case bitnet
+    /// Direct Quantized Training: packed codes only, AdamW proposal then stochastic rounding.
+    case dqt
+}
+
+/// Which tensors a quantising mode covers (`quant.scope`).
+public enum QuantScope: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// Every weight matrix (attention, MLP, embedding, LM head); RMSNorm gains stay FP32.
+    case matrices
+    /// Everything, gains included (as the authors' code does).
+    case all
+}
+
+/// How a DQT tensor's scale evolves (`quant.scale`).
+public enum ScaleRule: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// Absmean at initialisation, stored with the codes, never changed.
+    case fixed
+    /// The authors' rule: before each update, `scale = qp / max(W)` (signed maximum).
+    case rescale
+}
+
+/// Storage of BitNet's latent weights (`quant.latent_dtype`, bitnet only).
+public enum LatentType: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    case fp32, bf16
+}
+
+/// The `quant:` section.
+public struct QuantConfig: Codable, Equatable, Sendable {
+    public var mode: QuantMode = .fp32
+    /// Weight bits for dqt: 1.58 (ternary) or 2...8. Default 1.58.
+    public var bits: Double?
+    public var scope: QuantScope = .matrices
+    /// dqt only; default fixed.
+    public var scale: ScaleRule?
+    /// bitnet only; default fp32.
+    public var latentDtype: LatentType?
+    /// Bits of the per-token absmax quantisation of every quantised linear layer's input
+    /// (bitnet and dqt); 0 switches it off.
+    public var activationBits = 8
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case mode, bits, scope, scale, latentDtype = "latent_dtype", activationBits = "activation_bits"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let read = try ConfigReader<CodingKeys>(decoder)
+        mode = try read(.mode, mode)
+        bits = try read(.bits, bits)
+        scope = try read(.scope, scope)
+        scale = try read(.scale, scale)
+        latentDtype = try read(.latentDtype, latentDtype)
+        activationBits = try read(.activationBits, activationBits)
+    }
+
+    /// The grid of dqt weights.
+    public var grid: QuantGrid { (try? QuantGrid(bits: bits ?? 1.58)) ?? .ternary }
+    public var scaleRule: ScaleRule { scale ?? .fixed }
+    public var latentType: LatentType { latentDtype ?? .fp32 }
+
+    /// Whether tensors of `role` are quantised (ternarised in bitnet, coded in dqt).
+    public func quantizes(_ role: ParameterRole) -> Bool {
+        mode != .fp32 && (role.isMatrix || scope == .all)
+    }
+
+    /// A short label such as `dqt ternary` or `bitnet`.
+    public var label: String {
+        switch mode {
+        case .fp32: return "fp32"
+        case .bitnet: return latentType == .bf16 ? "bitnet (bf16 latent)" : "bitnet"
+        case .dqt: return "dqt \(grid)"
+        }
+    }
+
+    func validate(path: String = "quant") throws {
+        if let bits {
+            _ = try QuantGrid(bits: bits)
+            if mode != .dqt {
+                throw QTrainError.config(
+                    "config key 'quant.bits' applies only to quant.mode dqt (mode is \(mode.rawValue))",
+                    hint: "remove it or set quant.mode: dqt")
+            }
+        }
+        if scale != nil && mode != .dqt {
+            throw QTrainError.config(
+                "config key 'quant.scale' applies only to quant.mode dqt (mode is \(mode.rawValue))",
+                hint: "remove it or set quant.mode: dqt")
+        }
+        if latentDtype != nil && mode != .bitnet {
+            throw QTrainError.config(
+                "config key 'quant.latent_dtype' applies only to quant.mode bitnet (mode is \(mode.rawValue))",
+                hint: "dqt keeps no latent weights; remove the key")
+        }
+        try ConfigCheck(path: path).require(
+            activationBits == 0 || activationBits == 8, "activation_bits", activationBits, "8, or 0 to switch it off")
+    }
+}

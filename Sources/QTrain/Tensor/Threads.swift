@@ -1,0 +1,37 @@
+import CBLAS
+import Dispatch
+import Foundation
+
+/// The threads one rank computes with: OpenBLAS's pool and the pool of the elementwise kernels
+/// are sized together, so a rank never runs more threads than it was given.
+public enum Threads {
+    nonisolated(unsafe) private static var configured = 1
+
+    /// Threads per rank now in use.
+    public static var count: Int { configured }
+
+    /// Sets the thread count for BLAS and for ``parallelFor(_:minChunk:_:)``.
+    public static func configure(_ n: Int) {
+        configured = max(1, n)
+        openblas_set_num_threads(Int32(configured))
+    }
+
+    /// Cores this process may run on.
+    public static var availableCores: Int { ProcessInfo.processInfo.activeProcessorCount }
+
+    /// Runs `body` over `0..<n` split into contiguous chunks of at least `minChunk` items, on up
+    /// to ``count`` threads. Chunks never overlap; `body` must not depend on how `n` is split.
+    @inline(__always)
+    public static func parallelFor(_ n: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        if n <= 0 { return }
+        let parts = min(configured, max(1, n / max(minChunk, 1)))
+        if parts == 1 {
+            body(0..<n)
+            return
+        }
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let lo = n * p / parts, hi = n * (p + 1) / parts
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+}

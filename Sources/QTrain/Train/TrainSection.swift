@@ -1,0 +1,80 @@
+/// The `train:` section: batch shape, length, seed and where the run writes.
+public struct TrainSection: Codable, Equatable, Sendable {
+    /// Sequences per forward pass on each rank (B).
+    public var microBatch = 4
+    /// Forward/backward passes per optimizer step; the global batch is
+    /// micro_batch × grad_accum × world size sequences.
+    public var gradAccum = 1
+    /// Optimizer steps of the run.
+    public var steps = 100
+    /// Seed of initialisation, data sampling and stochastic rounding.
+    public var seed = 1337
+    /// Run directory: metrics.jsonl, config.yaml and checkpoints.
+    public var outDir = "runs/default"
+    /// Threads per rank for BLAS and kernels; 0 divides the node's cores by the ranks on it.
+    public var threads = 0
+    /// Validation every this many steps (and after the last); 0 only after the last.
+    public var evalEvery = 100
+    /// Validation sequences per evaluation (spread evenly over the validation split).
+    public var evalSequences = 64
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case microBatch = "micro_batch", gradAccum = "grad_accum", steps, seed, outDir = "out_dir"
+        case threads, evalEvery = "eval_every", evalSequences = "eval_sequences"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let read = try ConfigReader<CodingKeys>(decoder)
+        microBatch = try read(.microBatch, microBatch)
+        gradAccum = try read(.gradAccum, gradAccum)
+        steps = try read(.steps, steps)
+        seed = try read(.seed, seed)
+        outDir = try read(.outDir, outDir)
+        threads = try read(.threads, threads)
+        evalEvery = try read(.evalEvery, evalEvery)
+        evalSequences = try read(.evalSequences, evalSequences)
+    }
+
+    func validate(path: String = "train") throws {
+        let check = ConfigCheck(path: path)
+        try check.require(microBatch >= 1, "micro_batch", microBatch, "at least 1")
+        try check.require(gradAccum >= 1, "grad_accum", gradAccum, "at least 1")
+        try check.require(steps >= 0, "steps", steps, "0 or more")
+        try check.require(seed >= 0, "seed", seed, "0 or more")
+        try check.require(!outDir.isEmpty, "out_dir", "''", "a directory path")
+        try check.require(threads >= 0 && threads <= 1024, "threads", threads, "0 (automatic) to 1024")
+        try check.require(evalEvery >= 0, "eval_every", evalEvery, "0 or more")
+        try check.require(evalSequences >= 1, "eval_sequences", evalSequences, "at least 1")
+    }
+}
+
+/// When to show the live progress line (`log.progress`).
+public enum ProgressMode: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// A live line on a terminal, plain lines otherwise.
+    case auto
+    /// Plain lines always.
+    case lines
+}
+
+/// The `log:` section.
+public struct LogSection: Codable, Equatable, Sendable {
+    /// A progress line (and a metrics record) every this many steps.
+    public var every = 10
+    public var progress: ProgressMode = .auto
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case every, progress }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let read = try ConfigReader<CodingKeys>(decoder)
+        every = try read(.every, every)
+        progress = try read(.progress, progress)
+    }
+
+    func validate(path: String = "log") throws {
+        try ConfigCheck(path: path).require(every >= 1, "every", every, "at least 1")
+    }
+}

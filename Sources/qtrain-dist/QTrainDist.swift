@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import QTrain
+import QTrainMPI
+
+@main
+struct QTrainDist: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qtrain-dist",
+        abstract: "Train LLaMA-structured language models whose weights stay low-precision (Direct Quantized Training).",
+        subcommands: [TrainCommand.self, PrepareCommand.self, BenchCommand.self],
+        defaultSubcommand: TrainCommand.self)
+}
+
+/// `--config` and `--set`, shared by every command that reads a run configuration.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "YAML config file (configs/tiny.yaml, configs/small.yaml, configs/130m.yaml, …).")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set optim.lr=3e-4 (repeatable).", valueName: "section.key=value"))
+    var overrides: [String] = []
+
+    func load() throws -> RunConfig { try RunConfig.load(path: config, overrides: overrides) }
+}
+
+/// Runs `body`, turning a ``QTrainError`` into one `error:` line and its exit code.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as QTrainError {
+        FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))
+        throw ExitCode(error.exitCode)
+    }
+}

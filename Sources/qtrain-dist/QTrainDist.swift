@@ -5,6 +5,16 @@ import QTrainMPI
 
 @main
 struct QTrainDist: ParsableCommand {
+    static func main() {
+        BLASCore.ensureFastKernels(arguments: CommandLine.arguments)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "qtrain-dist",
         abstract: "Train LLaMA-structured language models whose weights stay low-precision (Direct Quantized Training).",

@@ -129,6 +129,13 @@ int64_t qk_dqt_update(uint8_t *packed, int bits, int qn, int qp, int64_t start, 
 /// Largest code of codes [start, start+count) (for the rescale policy).
 int qk_max_code(const uint8_t *packed, int bits, int qn, int64_t start, int64_t count);
 
+// MARK: - CPU
+
+/// Whether the CPU has AVX-512 F, BW, VL and DQ.
+int qk_cpu_has_avx512(void);
+/// Whether the CPU has AVX2 and FMA.
+int qk_cpu_has_avx2(void);
+
 #ifdef __cplusplus
 }
 #endif

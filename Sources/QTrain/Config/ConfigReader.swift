@@ -93,7 +93,12 @@ func editDistance(_ a: String, _ b: String) -> Int {
 
 /// The closest string to `word`, if any is reasonably close.
 func nearest(_ word: String, among candidates: [String]) -> String? {
-    let scored = candidates.map { ($0, editDistance(word.lowercased(), $0.lowercased())) }
+    let w = word.lowercased()
+    // A key cut short or run on ("warmup" for "warmup_steps") is the likeliest slip.
+    if w.count >= 3, let partial = candidates.first(where: { $0.lowercased().hasPrefix(w) || w.hasPrefix($0.lowercased()) }) {
+        return partial
+    }
+    let scored = candidates.map { ($0, editDistance(w, $0.lowercased())) }
     guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
     return best.1 <= max(2, word.count / 2) ? best.0 : nil
 }

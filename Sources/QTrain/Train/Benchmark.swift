@@ -85,7 +85,7 @@ public enum Benchmark {
         let tokens = AlignedBuffer<Int32>(count: B * T + 1, category: .activations, ledger: ledger)
         let stream = RandomStream(seed: 7, purpose: .dataSampling, tensor: 1, step: 0)
         for i in 0...(B * T) { tokens.pointer[i] = Int32(stream.word(i) % UInt32(V)) }
-        log("bench: \(config.quant.label), \(formatCount(model.layout.count)) parameters, B=\(B), T=\(T), \(threads) thread(s)")
+        log("bench: \(config.quant.label), \(formatCount(model.layout.count)) parameters, B=\(B), T=\(T), \(threads) thread(s), OpenBLAS \(BLASCore.name)")
 
         var phases = ["forward": 0.0, "backward": 0.0, "optimizer": 0.0]
         for s in 0..<(warmup + steps) {

@@ -64,7 +64,7 @@ public final class Trainer {
             + "(d \(config.model.dim), \(config.model.nLayers) layers, \(config.model.nHeads) heads, "
             + "ffn \(config.model.hiddenDim), vocab \(config.model.vocabSize), context \(T))")
         console.line("batch: \(world) rank\(world == 1 ? "" : "s") × \(B) sequences × \(config.train.gradAccum) accumulation"
-            + " = \(world * B * config.train.gradAccum) sequences of \(T) tokens per step; \(threads) thread\(threads == 1 ? "" : "s") per rank; \(comm.name)")
+            + " = \(world * B * config.train.gradAccum) sequences of \(T) tokens per step; \(threads) thread\(threads == 1 ? "" : "s") per rank (OpenBLAS \(BLASCore.name)); \(comm.name)")
         console.line("data: \(formatCount(trainData.tokenCount)) train tokens, \(formatCount(valData.tokenCount)) validation tokens in \(dataDir.path)")
         console.line(MemoryReport.table(ledger, parameters: model.layout.count, title: config.quant.label))
     }

@@ -1,0 +1,97 @@
+import XCTest
+@testable import QTrain
+
+final class ConfigTests: XCTestCase {
+    func write(_ yaml: String) -> String {
+        let dir = temporaryDirectory(self)
+        let url = dir.appendingPathComponent("c.yaml")
+        try! yaml.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    func error(_ yaml: String, overrides: [String] = []) -> QTrainError? {
+        do {
+            _ = try RunConfig.load(path: write(yaml), overrides: overrides)
+            return nil
+        } catch let e as QTrainError {
+            return e
+        } catch {
+            XCTFail("unexpected error type \(error)")
+            return nil
+        }
+    }
+
+    func testShippedConfigsLoad() throws {
+        for name in ["tiny", "small", "130m"] {
+            let c = try RunConfig.load(path: repositoryFile("configs/\(name).yaml"))
+            XCTAssertGreaterThan(c.model.dim, 0)
+        }
+        let c = try RunConfig.load(path: repositoryFile("configs/130m.yaml"))
+        XCTAssertEqual([c.model.dim, c.model.nLayers, c.model.nHeads, c.model.hiddenDim, c.model.seqLen, c.model.vocabSize],
+                       [768, 12, 12, 2048, 512, 32002])
+        XCTAssertEqual(c.optim.lr, 5e-4)
+        XCTAssertEqual(c.optim.eps, 1e-6)
+    }
+
+    func testDefaultsAreThePapers() {
+        let o = OptimConfig()
+        XCTAssertEqual([o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.gradClip], [5e-4, 0.9, 0.999, 1e-6, 0.01, 1.0])
+        XCTAssertEqual(o.warmupSteps, 2000)
+        XCTAssertEqual(o.schedule, .cosine)
+    }
+
+    func testUnknownKeyNamesKeyAndNearest() {
+        let e = error("optim:\n  lrr: 0.1\n")
+        XCTAssertEqual(e?.kind, .config)
+        XCTAssertTrue(e?.description.contains("'optim.lrr'") ?? false, e?.description ?? "")
+        XCTAssertTrue(e?.description.contains("did you mean 'optim.lr'") ?? false, e?.description ?? "")
+        let s = error("modle:\n  dim: 8\n")
+        XCTAssertTrue(s?.description.contains("'modle'") ?? false)
+        XCTAssertTrue(s?.description.contains("did you mean 'model'") ?? false, s?.description ?? "")
+    }
+
+    func testWrongTypeNamesKeyAndValue() {
+        let e = error("optim:\n  lr: fast\n")
+        XCTAssertEqual(e?.description, "config key 'optim.lr' expects a number, got 'fast'")
+        let m = error("quant:\n  mode: dqq\n")
+        XCTAssertTrue(m?.description.contains("quant.mode") ?? false, m?.description ?? "")
+        XCTAssertTrue(m?.description.contains("fp32, bitnet, dqt") ?? false, m?.description ?? "")
+    }
+
+    func testOutOfRangeValues() {
+        XCTAssertTrue(error("model:\n  dim: 32\n  n_heads: 5\n")?.description.contains("model.n_heads") ?? false)
+        XCTAssertTrue(error("optim:\n  lr: -1\n")?.description.contains("optim.lr") ?? false)
+        XCTAssertTrue(error("train:\n  micro_batch: 0\n")?.description.contains("train.micro_batch") ?? false)
+        XCTAssertTrue(error("optim:\n  beta2: 1.5\n")?.description.contains("optim.beta2") ?? false)
+    }
+
+    func testOverridesApplyAndAreChecked() throws {
+        let path = write("optim:\n  lr: 0.01\n")
+        let c = try RunConfig.load(path: path, overrides: ["optim.lr=3e-4", "model.dim=48", "quant.mode=dqt", "quant.bits=8"])
+        XCTAssertEqual(c.optim.lr, 3e-4)
+        XCTAssertEqual(c.model.dim, 48)
+        XCTAssertEqual(c.quant.grid, try QuantGrid(bits: 8))
+        XCTAssertThrowsError(try RunConfig.load(path: path, overrides: ["optim.lrr=1"])) {
+            XCTAssertTrue("\($0)".contains("did you mean 'optim.lr'"))
+        }
+        XCTAssertThrowsError(try RunConfig.load(path: path, overrides: ["lr=1"]))
+        XCTAssertThrowsError(try RunConfig.load(path: path, overrides: ["optim.lr"]))
+    }
+
+    func testMissingFileAndBadYAML() {
+        XCTAssertThrowsError(try RunConfig.load(path: "/nonexistent/x.yaml")) {
+            XCTAssertTrue("\($0)".contains("does not exist"))
+        }
+        XCTAssertTrue(error("model: [1, 2\n")?.description.contains("not valid YAML") ?? false)
+        XCTAssertTrue(error("- a\n- b\n")?.description.contains("mapping") ?? false)
+    }
+
+    func testYAMLRoundTrip() throws {
+        var c = RunConfig()
+        c.optim.lr = 1.25e-3
+        c.quant.mode = .dqt
+        c.quant.bits = 4
+        let path = write(c.yaml())
+        XCTAssertEqual(try RunConfig.load(path: path), c)
+    }
+}

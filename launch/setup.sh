@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what qtrain needs on a Debian/Ubuntu machine, when missing:
+# Open MPI and OpenBLAS (development files), pkg-config, Python with pip (for `prepare`).
+# Swift itself (6.0 or newer) must already be on PATH. Safe to run again: it only installs
+# what is absent. Set QTRAIN_SKIP_APT=1 to skip the package step.
+set -euo pipefail
+
+need=()
+command -v pkg-config >/dev/null || need+=(pkg-config)
+pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
+pkg-config --exists ompi-c 2>/dev/null || need+=(libopenmpi-dev)
+command -v mpirun >/dev/null || need+=(openmpi-bin)
+command -v python3 >/dev/null || need+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+
+if [ "${#need[@]}" -gt 0 ] && [ "${QTRAIN_SKIP_APT:-0}" != 1 ]; then
+    echo "setup: installing ${need[*]}"
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+command -v swift >/dev/null || { echo "setup: swift is not on PATH; install Swift 6 from swift.org" >&2; exit 1; }
+echo "setup: $(swift --version 2>/dev/null | head -1); OpenBLAS $(pkg-config --modversion openblas); Open MPI $(pkg-config --modversion ompi-c)"

@@ -15,6 +15,8 @@ static inline MPI_Request qt_mpi_request_null(void) { return MPI_REQUEST_NULL; }
 static inline MPI_Status *qt_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline MPI_Errhandler qt_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
 static inline int qt_mpi_success(void) { return MPI_SUCCESS; }
+static inline void *qt_mpi_in_place(void) { return MPI_IN_PLACE; }
+static inline MPI_Info qt_mpi_info_null(void) { return MPI_INFO_NULL; }
 static inline int qt_mpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 static inline int qt_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int qt_mpi_thread_serialized(void) { return MPI_THREAD_SERIALIZED; }

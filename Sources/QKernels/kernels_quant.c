@@ -185,3 +185,80 @@ int qk_max_code(const uint8_t *packed, int bits, int qn, int64_t start, int64_t 
     }
     return best;
 }
+
+// MARK: BF16 latent weights (BitNet with 2-byte master weights)
+
+QK_INLINE float qk_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+QK_INLINE uint16_t qk_f32_to_bf16(float f) {
+    // Round to nearest, ties to even (inputs are finite here).
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
+QK_CLONES
+void qk_bf16_to_f32_array(float *out, const uint16_t *in, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = qk_bf16_to_f32(in[i]);
+}
+
+QK_CLONES
+void qk_f32_to_bf16_array(uint16_t *out, const float *in, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = qk_f32_to_bf16(in[i]);
+}
+
+QK_CLONES
+void qk_ternarize_bf16(float *out, const uint16_t *w, int64_t n, float beta) {
+    const float inv = 1.0f / beta;
+    for (int64_t i = 0; i < n; i++) {
+        float q = rintf(qk_bf16_to_f32(w[i]) * inv);
+        q = q < -1.0f ? -1.0f : (q > 1.0f ? 1.0f : q);
+        out[i] = q * beta;
+    }
+}
+
+QK_INLINE float qk_sum_abs_bf16_block(const uint16_t *x, int64_t n) {
+#pragma clang fp reassociate(on)
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += fabsf(qk_bf16_to_f32(x[i]));
+    return s;
+}
+
+QK_CLONES
+double qk_abs_sum_bf16(const uint16_t *w, int64_t n) {
+    double total = 0.0;
+    for (int64_t i0 = 0; i0 < n; i0 += 4096) {
+        int64_t i1 = i0 + 4096 < n ? i0 + 4096 : n;
+        total += qk_sum_abs_bf16_block(w + i0, i1 - i0);
+    }
+    return total;
+}
+
+// MARK: Fingerprints
+
+/// A 64-bit hash of bytes, chaining from `seed`: each 8-byte word is mixed with a
+/// multiply-xorshift step. Not cryptographic; fast enough to run over every weight.
+uint64_t qk_fingerprint(const void *data, int64_t n, uint64_t seed) {
+    const uint8_t *p = (const uint8_t *)data;
+    uint64_t h = seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(n + 1));
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h ^= w * 0xBF58476D1CE4E5B9ull;
+        h = (h << 27 | h >> 37) * 0x94D049BB133111EBull;
+    }
+    uint64_t tail = 0;
+    for (int64_t j = 0; i + j < n; j++) tail |= (uint64_t)p[i + j] << (8 * j);
+    h ^= tail * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+    h *= 0xD6E8FEB86659FD93ull;
+    h ^= h >> 32;
+    return h;
+}

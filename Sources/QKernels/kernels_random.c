@@ -143,6 +143,37 @@ void qk_adamw(float *w, const float *g, float *m, float *v, int64_t n, const qk_
     }
 }
 
+QK_INLINE float qk_bf16_load(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+QK_INLINE uint16_t qk_bf16_store(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
+QK_CLONES
+void qk_adamw_bf16(uint16_t *w, const float *g, float *m, float *v, int64_t n, const qk_adamw_params *p) {
+    const float b1 = p->beta1, b2 = p->beta2, c1 = 1.0f - b1, c2 = 1.0f - b2;
+    const float ib1 = 1.0f / p->biasCorr1, ib2 = 1.0f / p->biasCorr2;
+    const float lr = p->lr, eps = p->eps, wd = p->weightDecay, gs = p->gradScale;
+    for (int64_t i = 0; i < n; i++) {
+        const float gi = g[i] * gs;
+        const float mi = b1 * m[i] + c1 * gi;
+        const float vi = b2 * v[i] + c2 * (gi * gi);
+        m[i] = mi;
+        v[i] = vi;
+        const float wi = qk_bf16_load(w[i]);
+        const float step = (mi * ib1) / (sqrtf(vi * ib2) + eps) + wd * wi;
+        w[i] = qk_bf16_store(wi - lr * step);
+    }
+}
+
 /// The arithmetic of one element of the DQT update; shared by the vector body and its tail
 /// so that both give identical bits.
 QK_INLINE int qk_dqt_element(int code, float gi, float *mi, float *vi, float u, float ratio,

@@ -4,7 +4,13 @@ import QTrain
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Time training steps: tokens/s, GFLOP/s, MFU against the measured SGEMM peak, phases, memory.")
+        commandName: "bench",
+        abstract: "Time training steps: tokens/s, GFLOP/s, MFU against the measured SGEMM peak, phases, memory.",
+        discussion: """
+            With --modes, each weight policy runs in its own process (so that each peak RSS is its \
+            own), one after another in this run, and a comparison table gives step-time ratios \
+            against the first mode. Modes: fp32, bitnet, bitnet-bf16, dqt (ternary), dqt:N (N-bit).
+            """)
 
     @OptionGroup var options: ConfigOptions
 
@@ -14,15 +20,86 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Untimed warm-up steps.")
     var warmup: Int = 1
 
+    @Option(help: "Compare weight policies, e.g. fp32,bitnet,dqt,dqt:8.")
+    var modes: String?
+
     @Flag(help: "Print one JSON object as the last line.")
     var json = false
 
+    func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more") }
+    }
+
     func run() throws {
         try reportingErrors {
+            if let modes { return try compare(modes.split(separator: ",").map(String.init)) }
             let config = try options.load()
             let result = try Benchmark.run(config: config, steps: steps, warmup: warmup, log: { print($0) })
             print(result.table)
             if json { print(result.jsonLine) }
+        }
+    }
+
+    /// `--set` overrides that select a mode.
+    static func overrides(forMode mode: String) throws -> [String] {
+        switch mode {
+        case "fp32": return ["quant.mode=fp32"]
+        case "bitnet": return ["quant.mode=bitnet"]
+        case "bitnet-bf16": return ["quant.mode=bitnet", "quant.latent_dtype=bf16"]
+        case "dqt": return ["quant.mode=dqt"]
+        default:
+            if mode.hasPrefix("dqt:") { return ["quant.mode=dqt", "quant.bits=\(mode.dropFirst(4))"] }
+            throw QTrainError(.config, "unknown bench mode '\(mode)'", hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N")
+        }
+    }
+
+    func compare(_ modes: [String]) throws {
+        var results: [[String: Any]] = []
+        for mode in modes {
+            var args = ["bench", "--steps", "\(steps)", "--warmup", "\(warmup)", "--json"]
+            if let c = options.config { args += ["--config", c] }
+            for o in options.overrides + (try Self.overrides(forMode: mode)) { args += ["--set", o] }
+            print("== \(mode)")
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+            p.arguments = args
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            var lastLine = ""
+            var buffer = Data()
+            while true {
+                let chunk = pipe.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                buffer.append(chunk)
+                while let nl = buffer.firstIndex(of: 0x0A) {
+                    let line = String(decoding: buffer[buffer.startIndex..<nl], as: UTF8.self)
+                    buffer.removeSubrange(buffer.startIndex...nl)
+                    if line.hasPrefix("{") { lastLine = line } else { print(line) }
+                }
+            }
+            p.waitUntilExit()
+            guard p.terminationStatus == 0,
+                  var obj = (try? JSONSerialization.jsonObject(with: Data(lastLine.utf8))) as? [String: Any]
+            else { throw QTrainError(.io, "bench of mode \(mode) failed (exit \(p.terminationStatus))") }
+            obj["mode"] = mode
+            results.append(obj)
+        }
+        let base = results[0]["step_s"] as? Double ?? 1
+        print("\nmode          step s   ×first  tokens/s    MFU   B/param  peak RSS")
+        for r in results {
+            let step = r["step_s"] as? Double ?? 0
+            let mem = r["memory"] as? [String: Any] ?? [:]
+            let line = ((r["mode"] as? String ?? "").padding(toLength: 12, withPad: " ", startingAt: 0))
+                + String(format: " %7.3f  %6.3f  %8.1f  %5.3f  %8.3f  ", step, step / base,
+                         r["tokens_per_s"] as? Double ?? 0, r["mfu"] as? Double ?? 0, mem["bytes_per_param"] as? Double ?? 0)
+                + formatBytes(mem["peak_rss_bytes"] as? Int ?? 0)
+            print(line)
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: ["modes": results], options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
         }
     }
 }

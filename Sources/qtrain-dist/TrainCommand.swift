@@ -1,21 +1,145 @@
 import ArgumentParser
 import Foundation
 import QTrain
+import QTrainMPI
+
+/// `--debug`, `--ranks` and the fault-injection aid.
+struct DistributedOptions: ParsableArguments {
+    @Flag(help: "Debug mode: one process, NaN/Inf checks after every layer, per-block gradient norms, replica checks every step.")
+    var debug = false
+
+    @Option(help: "With --debug: simulate this many data-parallel ranks as threads of one process.")
+    var ranks: Int?
+
+    @Option(help: ArgumentHelp("Test aid: RANK@STEP changes one weight of RANK after STEP, to exercise desync detection.",
+                               visibility: .hidden))
+    var injectDesync: String?
+
+    func validate() throws {
+        if ranks != nil && !debug { throw ValidationError("--ranks simulates ranks in debug mode; add --debug (or launch with mpirun)") }
+        if let ranks, ranks < 1 { throw ValidationError("--ranks must be at least 1") }
+        if let s = injectDesync, parsedInjection(s) == nil { throw ValidationError("--inject-desync expects RANK@STEP, e.g. 1@3") }
+    }
+
+    func parsedInjection(_ s: String) -> (rank: Int, step: Int)? {
+        let parts = s.split(separator: "@")
+        guard parts.count == 2, let r = Int(parts[0]), let t = Int(parts[1]), r >= 0, t >= 1 else { return nil }
+        return (r, t)
+    }
+
+    var trainerOptions: TrainerOptions {
+        TrainerOptions(debug: debug, injectDesync: injectDesync.flatMap(parsedInjection))
+    }
+}
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Train a model (the default command).")
+        commandName: "train", abstract: "Train a model (the default command); under mpirun, data-parallel over all ranks.")
 
     @OptionGroup var options: ConfigOptions
+    @OptionGroup var dist: DistributedOptions
 
     func run() throws {
-        try reportingErrors {
-            let config = try options.load()
-            let trainer = try Trainer(config: config)
-            let summary = try trainer.run()
-            if let v = summary.finalValLoss, let first = summary.firstValLoss {
-                print(String(format: "final val loss %.4f (from %.4f) after %d steps", v, first, summary.steps))
+        if MPILibrary.launchedAsRank {
+            try runUnderMPI()
+        } else if dist.debug, let n = dist.ranks, n > 1 {
+            try reportingErrors { try runInProcess(ranks: n) }
+        } else {
+            try reportingErrors {
+                let trainer = try Trainer(config: try loadConfig(), options: dist.trainerOptions)
+                printSummary(try trainer.run())
             }
         }
+    }
+
+    func loadConfig() throws -> RunConfig {
+        var config = try options.load()
+        if dist.debug { config.dist.checkEvery = 1 }
+        return config
+    }
+
+    func printSummary(_ s: TrainingSummary) {
+        if let v = s.finalValLoss, let first = s.firstValLoss {
+            print(String(format: "final val loss %.4f (from %.4f) after %d steps", v, first, s.steps))
+        } else if let v = s.finalValLoss {
+            print(String(format: "final val loss %.4f after %d steps", v, s.steps))
+        }
+    }
+
+    /// One rank of an mpirun job. An error on any rank ends the whole job with MPI_Abort, so
+    /// that no rank is left waiting in a collective.
+    func runUnderMPI() throws {
+        if dist.debug && dist.ranks != nil {
+            FileHandle.standardError.write(Data("error: --debug --ranks simulates ranks in one process; do not launch it with mpirun\n".utf8))
+            throw ExitCode(2)
+        }
+        var comm: MPICommunicator?
+        do {
+            comm = try MPICommunicator()
+            let trainer = try Trainer(config: try loadConfig(), communicator: comm!, options: dist.trainerOptions)
+            let summary = try trainer.run()
+            if comm!.rank == 0 { printSummary(summary) }
+        } catch let error as QTrainError {
+            let rank = comm.map { "rank \($0.rank): " } ?? ""
+            FileHandle.standardError.write(Data("error: \(rank)\(error.description)\n".utf8))
+            if let comm, comm.worldSize > 1 { comm.abort(code: error.exitCode) }
+            throw ExitCode(error.exitCode)
+        }
+    }
+
+    /// `--debug --ranks N`: N trainers on N threads sharing an in-process communicator.
+    func runInProcess(ranks n: Int) throws {
+        let config = try loadConfig()
+        let group = InProcessGroup(size: n)
+        let results = RankResults(count: n)
+        let options = dist.trainerOptions
+        // One real thread per rank: every rank must be running for a collective to complete.
+        let threads = (0..<n).map { r in
+            Thread {
+                do {
+                    let trainer = try Trainer(config: config, communicator: group.communicator(rank: r), options: options)
+                    results.set(r, .success(try trainer.run()))
+                } catch {
+                    group.abort("rank \(r): \(error)")
+                    results.set(r, .failure(error))
+                }
+            }
+        }
+        threads.forEach { $0.stackSize = 16 << 20; $0.start() }
+        results.waitForAll()
+        let outcomes = results.all
+        // Report the root cause: the first failure that is not another rank's echo.
+        let failures = outcomes.compactMap { r -> Error? in if case .failure(let e)? = r { return e } else { return nil } }
+        if let root = failures.first(where: { !"\($0)".contains("another in-process rank failed") }) ?? failures.first {
+            throw root
+        }
+        if case .success(let s)? = outcomes[0] { printSummary(s) }
+    }
+}
+
+/// The outcomes of in-process ranks, filled by their threads.
+final class RankResults: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var results: [Result<TrainingSummary, Error>?]
+
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+
+    func set(_ r: Int, _ value: Result<TrainingSummary, Error>) {
+        cond.lock()
+        results[r] = value
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    func waitForAll() {
+        cond.lock()
+        while results.contains(where: { $0 == nil }) { cond.wait() }
+        cond.unlock()
+    }
+
+    var all: [Result<TrainingSummary, Error>?] {
+        cond.lock()
+        defer { cond.unlock() }
+        return results
     }
 }

@@ -84,6 +84,19 @@ void qk_pack_i8(uint8_t *packed, const int8_t *codes, int bits, int qn, int64_t 
 void qk_dequant(float *out, const uint8_t *packed, int bits, int qn, int64_t start, int64_t count,
                 float invScale);
 
+/// BF16 ↔ FP32 (round to nearest even).
+void qk_bf16_to_f32_array(float *out, const uint16_t *in, int64_t n);
+void qk_f32_to_bf16_array(uint16_t *out, const float *in, int64_t n);
+
+/// qk_ternarize for BF16 latent weights.
+void qk_ternarize_bf16(float *out, const uint16_t *w, int64_t n, float beta);
+
+/// Sum of |w| of BF16 values, in double.
+double qk_abs_sum_bf16(const uint16_t *w, int64_t n);
+
+/// A 64-bit non-cryptographic hash of n bytes, chained from seed (replica fingerprints).
+uint64_t qk_fingerprint(const void *data, int64_t n, uint64_t seed);
+
 // MARK: - Random numbers and updates
 
 /// Philox4x32-10 (Salmon et al., SC'11): one block of four 32-bit outputs.
@@ -111,6 +124,9 @@ typedef struct {
 /// Dense AdamW on w[0..n).
 void qk_adamw(float *w, const float *g, float *m, float *v, int64_t n, const qk_adamw_params *p);
 
+/// Dense AdamW on BF16 weights: computed in FP32, stored rounded to nearest.
+void qk_adamw_bf16(uint16_t *w, const float *g, float *m, float *v, int64_t n, const qk_adamw_params *p);
+
 /// Stochastic rounding of x to an integer in [qn, qp] with uniform u: floor(x) + (u < frac(x)).
 static inline int qk_stochastic_round(float x, float u, int qn, int qp) {
     float c = x < (float)qn ? (float)qn : (x > (float)qp ? (float)qp : x);
@@ -128,6 +144,14 @@ int64_t qk_dqt_update(uint8_t *packed, int bits, int qn, int qp, int64_t start, 
 
 /// Largest code of codes [start, start+count) (for the rescale policy).
 int qk_max_code(const uint8_t *packed, int bits, int qn, int64_t start, int64_t count);
+
+// MARK: - Signals
+
+/// Installs handlers so that SIGTERM and SIGUSR1 set a flag instead of killing the process.
+void qk_install_stop_handlers(void);
+/// The signal number received since the last clear, or 0.
+int qk_stop_requested(void);
+void qk_clear_stop(void);
 
 // MARK: - CPU
 

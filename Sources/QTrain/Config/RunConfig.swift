@@ -11,8 +11,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var data = DataConfig()
     public var train = TrainSection()
     public var log = LogSection()
+    public var dist = DistConfig()
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case model, quant, optim, data, train, log }
+    enum CodingKeys: String, CodingKey, CaseIterable { case model, quant, optim, data, train, log, dist }
 
     public init() {}
 
@@ -24,6 +25,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         data = try read(.data, data)
         train = try read(.train, train)
         log = try read(.log, log)
+        dist = try read(.dist, dist)
     }
 
     /// Checks every section's ranges and the combinations between keys.
@@ -34,6 +36,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try data.validate()
         try train.validate()
         try log.validate()
+        try dist.validate()
     }
 
     /// Reads `path` (or the defaults when nil), applies `overrides` (`section.key=value`), validates.

@@ -37,6 +37,23 @@ public protocol Communicator: AnyObject {
     /// Copies `bytes` bytes from `root` to every rank.
     func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws
     func barrier() throws
+    /// Lets started non-blocking operations advance (MPI progresses them only inside calls).
+    func progress() throws
+}
+
+extension Communicator {
+    public func progress() throws {}
+
+    /// Byte offsets of the parts of an all-gather or reduce-scatter with per-rank `counts`.
+    public func displacements(_ counts: [Int]) -> [Int] {
+        var out: [Int] = []
+        var o = 0
+        for c in counts {
+            out.append(o)
+            o += c
+        }
+        return out
+    }
 }
 
 /// A finished operation.

@@ -33,7 +33,7 @@ public final class Model {
     private var lastLength = 0
 
     /// Called during backward with a layout offset once every gradient at or after it is final.
-    public var onGradientsReady: ((Int) -> Void)?
+    public var onGradientsReady: ((Int) throws -> Void)?
     /// Called after every layer of forward and backward in debug mode, with a label and a
     /// buffer to check (NaN/Inf checks).
     public var inspector: ((String, UnsafePointer<Float>, Int) throws -> Void)?
@@ -164,12 +164,12 @@ public final class Model {
         // logits = lnf · headᵀ;  final = RMSNorm(residual[L])
         Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.logits, input: a.lnf, rows: N, matrix: headMatrix,
                         weights: weights, scratch: scratch)
-        onGradientsReady?(layout.specs[layout.head].offset)
+        try onGradientsReady?(layout.specs[layout.head].offset)
         a.dResidual.initialize(repeating: 0, count: N * C)
         let final = a.residual + config.nLayers * N * C
         RMSNorm.backward(dInput: a.dResidual, dWeight: grad(layout.finalNorm), dOut: a.dNorm, input: final,
                          weight: gain(layout.finalNorm), rstd: a.lnfRstd, rows: N, C: C, partials: a.normPartials)
-        onGradientsReady?(layout.specs[layout.finalNorm].offset)
+        try onGradientsReady?(layout.specs[layout.finalNorm].offset)
 
         for l in stride(from: config.nLayers - 1, through: 0, by: -1) {
             let blk = layout.blocks[l]
@@ -198,10 +198,10 @@ public final class Model {
             RMSNorm.backward(dInput: a.dResidual, dWeight: grad(blk.attnNorm), dOut: a.dNorm, input: x,
                              weight: gain(blk.attnNorm), rstd: a.ln1Rstd + l * N, rows: N, C: C, partials: a.normPartials)
             try inspect("backward block \(l) input gradient", a.dResidual, N * C)
-            onGradientsReady?(layout.specs[blk.attnNorm].offset)
+            try onGradientsReady?(layout.specs[blk.attnNorm].offset)
         }
         Embedding.backward(dTable: grad(layout.embedding), dOut: a.dResidual, tokens: tokenCopy.pointer, count: N, C: C)
-        onGradientsReady?(0)
+        try onGradientsReady?(0)
     }
 
     /// Sets every gradient to zero.

@@ -18,8 +18,9 @@ public struct StackedMatrix: Sendable {
 /// The weights of one model replica under a weight policy (DESIGN.md, `quant.mode`).
 ///
 /// - fp32: every tensor in ``dense``.
-/// - bitnet: latent FP32 tensors in ``dense``; quantised roles are ternarised (absmean, per
-///   tensor) into scratch whenever a GEMM needs them.
+/// - bitnet: latent FP32 tensors in ``dense`` (or BF16 in ``latent16`` with
+///   `quant.latent_dtype: bf16`); quantised roles are ternarised (absmean, per tensor) into
+///   scratch whenever a GEMM needs them.
 /// - dqt: quantised roles as ``QuantizedTensor`` (codes + scale) only; the rest in ``dense``.
 public final class ModelWeights: @unchecked Sendable {
     public let layout: ParameterLayout
@@ -30,34 +31,49 @@ public final class ModelWeights: @unchecked Sendable {
     public let denseOffset: [Int?]
     /// Codes of each tensor stored quantised, or nil.
     public let quantized: [QuantizedTensor?]
+    /// BitNet latent tensors stored as BF16, packed one after another.
+    public let latent16: AlignedBuffer<UInt16>
+    /// Offset of each tensor in ``latent16``, or nil.
+    public let latent16Offset: [Int?]
     /// BitNet's per-tensor ternarisation scale β = mean|W| of the current latent weights.
     private(set) var bitnetBeta: [Float]
 
     public init(layout: ParameterLayout, quant: QuantConfig, ledger: MemoryLedger?) {
         self.layout = layout
         self.quant = quant
-        var offsets: [Int?] = []
+        var offsets: [Int?] = [], offsets16: [Int?] = []
         var quantized: [QuantizedTensor?] = []
-        var denseCount = 0
+        var denseCount = 0, count16 = 0
         for spec in layout.specs {
+            offsets.append(nil)
+            offsets16.append(nil)
+            quantized.append(nil)
             if quant.mode == .dqt && quant.quantizes(spec.role) {
-                offsets.append(nil)
-                quantized.append(QuantizedTensor(grid: quant.grid, count: spec.count, ledger: ledger))
+                quantized[spec.index] = QuantizedTensor(grid: quant.grid, count: spec.count, ledger: ledger)
+            } else if quant.mode == .bitnet && quant.latentType == .bf16 && quant.quantizes(spec.role) {
+                offsets16[spec.index] = count16
+                count16 += spec.count
             } else {
-                offsets.append(denseCount)
-                quantized.append(nil)
+                offsets[spec.index] = denseCount
                 denseCount += spec.count
             }
         }
         denseOffset = offsets
+        latent16Offset = offsets16
         self.quantized = quantized
         dense = AlignedBuffer(count: denseCount, category: .weights, ledger: ledger)
+        latent16 = AlignedBuffer(count: count16, category: .weights, ledger: ledger)
         bitnetBeta = [Float](repeating: 1, count: layout.specs.count)
     }
 
     /// Whether tensor `p` is ternarised on the fly (bitnet).
     @inline(__always) func ternarizes(_ p: Int) -> Bool {
         quant.mode == .bitnet && quant.quantizes(layout.specs[p].role)
+    }
+
+    /// Pointer to BF16 latent tensor `p`, which must be stored so.
+    @inline(__always) public func latent16Pointer(_ p: Int) -> UnsafeMutablePointer<UInt16> {
+        latent16.pointer + latent16Offset[p]!
     }
 
     /// Pointer to FP32 tensor `p`, which must be stored dense.
@@ -105,6 +121,18 @@ public final class ModelWeights: @unchecked Sendable {
                     }
                     qk_pack_i8(q.packed.pointer, codes, Int32(q.grid.bits), Int32(q.grid.qn), Int64(start), Int64(m))
                 }
+            } else if latent16Offset[spec.index] != nil {
+                let w = latent16Pointer(spec.index)
+                Threads.parallelFor((spec.count + chunk - 1) / chunk) { blocks in
+                    var tmp = [Float](repeating: 0, count: chunk)
+                    for b in blocks {
+                        let start = b * chunk, m = min(chunk, spec.count - start)
+                        tmp.withUnsafeMutableBufferPointer {
+                            stream.normals(into: $0.baseAddress!, start: start, count: m, std: std)
+                            qk_f32_to_bf16_array(w + start, $0.baseAddress!, Int64(m))
+                        }
+                    }
+                }
             } else {
                 let w = densePointer(spec.index)
                 if spec.role.isMatrix {
@@ -126,7 +154,10 @@ public final class ModelWeights: @unchecked Sendable {
     public func refreshDerivedState() {
         guard quant.mode == .bitnet else { return }
         for spec in layout.specs where ternarizes(spec.index) {
-            let mean = qk_abs_sum(densePointer(spec.index), Int64(spec.count)) / Double(spec.count)
+            let sum = latent16Offset[spec.index] != nil
+                ? qk_abs_sum_bf16(latent16Pointer(spec.index), Int64(spec.count))
+                : qk_abs_sum(densePointer(spec.index), Int64(spec.count))
+            let mean = sum / Double(spec.count)
             bitnetBeta[spec.index] = Float(max(mean, 1e-5))
         }
     }
@@ -188,6 +219,8 @@ public final class ModelWeights: @unchecked Sendable {
     public func writeValues(of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>) {
         if let q = quantized[p] {
             q.dequantize(into: out, from: start, count: n)
+        } else if latent16Offset[p] != nil {
+            qk_ternarize_bf16(out, latent16Pointer(p) + start, Int64(n), bitnetBeta[p])
         } else if ternarizes(p) {
             qk_ternarize(out, densePointer(p) + start, Int64(n), bitnetBeta[p])
         } else {

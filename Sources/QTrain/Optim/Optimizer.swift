@@ -67,6 +67,11 @@ public final class Optimizer {
         let t = Double(step)
         var stats = CodeChangeStats()
         for spec in layout.specs {
+            // Every rank moves every scale, including of tensors it owns no slice of (ZeRO-1).
+            let q = weights.quantized[spec.index]
+            let scaleOld = q?.scale ?? 1
+            let scaleNew = q.map { newScale($0, rule: weights.quant.scaleRule) } ?? 1
+            defer { q?.scale = scaleNew }
             let lo = max(spec.offset, range.lowerBound), hi = min(spec.offset + spec.count, range.upperBound)
             guard lo < hi else { continue }
             var p = qk_adamw_params(
@@ -77,11 +82,20 @@ public final class Optimizer {
             let local = lo - spec.offset, n = hi - lo
             let g = gradients + lo
             let mp = m.pointer + (lo - range.lowerBound), vp = v.pointer + (lo - range.lowerBound)
-            if let q = weights.quantized[spec.index] {
-                let changed = updateCodes(q, rule: weights.quant.scaleRule, spec: spec, elements: local..<(local + n), g: g, m: mp, v: vp,
-                                          params: &p, seed: seed)
+            if let q {
+                let changed = updateCodes(q, scaleOld: scaleOld, scaleNew: scaleNew, spec: spec, elements: local..<(local + n),
+                                          g: g, m: mp, v: vp, params: &p, seed: seed)
                 stats.changed[spec.role, default: 0] += changed
                 stats.total[spec.role, default: 0] += n
+            } else if weights.latent16Offset[spec.index] != nil {
+                let w = weights.latent16Pointer(spec.index) + local
+                let chunk = 1 << 16
+                Threads.parallelFor((n + chunk - 1) / chunk) { blocks in
+                    for b in blocks {
+                        let s = b * chunk
+                        qk_adamw_bf16(w + s, g + s, mp + s, vp + s, Int64(min(chunk, n - s)), &p)
+                    }
+                }
             } else {
                 let w = weights.densePointer(spec.index) + local
                 let chunk = 1 << 16
@@ -99,17 +113,11 @@ public final class Optimizer {
 
     /// The fused DQT pass over elements `elements` of tensor `q`; returns changed codes.
     private func updateCodes(
-        _ q: QuantizedTensor, rule: ScaleRule, spec: ParameterSpec, elements: Range<Int>, g: UnsafePointer<Float>,
+        _ q: QuantizedTensor, scaleOld: Float, scaleNew: Float, spec: ParameterSpec, elements: Range<Int>,
+        g: UnsafePointer<Float>,
         m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, params: inout qk_adamw_params, seed: UInt64
     ) -> Int {
         precondition(elements.lowerBound % 40 == 0, "DQT update slices must start at a multiple of 40")
-        let scaleOld = q.scale
-        var scaleNew = scaleOld
-        if rule == .rescale {
-            // The authors' rule: scale = qp / max(W) over the whole tensor, W = codes / scale.
-            let maxCode = q.maxCode()
-            if maxCode > 0 { scaleNew = scaleOld * Float(q.grid.qp) / Float(maxCode) }
-        }
         let stream = RandomStream(seed: seed, purpose: .stochasticRounding, tensor: spec.index, step: step)
         var key = [stream.key.0, stream.key.1]
         let chunk = 40_000
@@ -131,8 +139,15 @@ public final class Optimizer {
                 }
             }
         }
-        q.scale = scaleNew
         return changed.reduce(0, +)
+    }
+
+    /// The scale of this step: unchanged under `fixed`; under the authors' `rescale` rule,
+    /// qp / max(W) over the whole tensor with W = codes / scale (the same on every rank).
+    private func newScale(_ q: QuantizedTensor, rule: ScaleRule) -> Float {
+        guard rule == .rescale else { return q.scale }
+        let maxCode = q.maxCode()
+        return maxCode > 0 ? q.scale * Float(q.grid.qp) / Float(maxCode) : q.scale
     }
 
 }

@@ -43,8 +43,9 @@ public final class MemoryLedger: @unchecked Sendable {
 
 /// Zero-filled, 64-byte-aligned storage for `count` elements of a trivial type.
 ///
-/// Zero-filling touches every page, so the memory the ledger reports is memory the process
-/// really holds (resident), which keeps the table and the peak RSS comparable.
+/// Buffers of a megabyte or more are anonymous mappings: the kernel supplies zero pages as
+/// they are first touched, so a buffer costs resident memory only once it is used (every
+/// training buffer is used in the first step, so the ledger and peak RSS agree from then on).
 public final class AlignedBuffer<Element>: @unchecked Sendable {
     /// The first element.
     public let pointer: UnsafeMutablePointer<Element>
@@ -54,6 +55,8 @@ public final class AlignedBuffer<Element>: @unchecked Sendable {
     public let category: MemoryCategory
     private let ledger: MemoryLedger?
     private let byteCount: Int
+    private let mapped: Int
+    private static var mapThreshold: Int { 1 << 20 }
 
     /// Allocates and zero-fills; traps only if the system is out of memory.
     public init(count: Int, category: MemoryCategory, ledger: MemoryLedger?) {
@@ -63,18 +66,28 @@ public final class AlignedBuffer<Element>: @unchecked Sendable {
         self.ledger = ledger
         self.byteCount = count * MemoryLayout<Element>.stride
         var raw: UnsafeMutableRawPointer?
-        let alignedBytes = max((byteCount + 63) & ~63, 64)
-        guard posix_memalign(&raw, 64, alignedBytes) == 0, let raw else {
-            fatalError("out of memory allocating \(byteCount) bytes for \(category.rawValue)")
+        if byteCount >= Self.mapThreshold {
+            let p = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            guard let p, p != MAP_FAILED else {
+                fatalError("out of memory mapping \(byteCount) bytes for \(category.rawValue)")
+            }
+            raw = p
+            mapped = byteCount
+        } else {
+            let alignedBytes = max((byteCount + 63) & ~63, 64)
+            guard posix_memalign(&raw, 64, alignedBytes) == 0, raw != nil else {
+                fatalError("out of memory allocating \(byteCount) bytes for \(category.rawValue)")
+            }
+            memset(raw!, 0, alignedBytes)
+            mapped = 0
         }
-        memset(raw, 0, alignedBytes)
-        pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
+        pointer = raw!.bindMemory(to: Element.self, capacity: max(count, 1))
         ledger?.record(byteCount, in: category)
     }
 
     deinit {
         ledger?.record(-byteCount, in: category)
-        free(pointer)
+        if mapped > 0 { munmap(pointer, mapped) } else { free(pointer) }
     }
 
     /// The elements as a buffer pointer.

@@ -5,6 +5,9 @@ public struct TrainSection: Codable, Equatable, Sendable {
     /// Forward/backward passes per optimizer step; the global batch is
     /// micro_batch × grad_accum × world size sequences.
     public var gradAccum = 1
+    /// Sequences per optimizer step over all ranks; when set (> 0) it decides micro_batch as
+    /// global_batch ÷ (world size × grad_accum), which must divide evenly.
+    public var globalBatch = 0
     /// Optimizer steps of the run.
     public var steps = 100
     /// Seed of initialisation, data sampling and stochastic rounding.
@@ -19,7 +22,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
     public var evalSequences = 64
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case microBatch = "micro_batch", gradAccum = "grad_accum", steps, seed, outDir = "out_dir"
+        case microBatch = "micro_batch", gradAccum = "grad_accum", globalBatch = "global_batch", steps, seed, outDir = "out_dir"
         case threads, evalEvery = "eval_every", evalSequences = "eval_sequences"
     }
 
@@ -29,6 +32,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
         let read = try ConfigReader<CodingKeys>(decoder)
         microBatch = try read(.microBatch, microBatch)
         gradAccum = try read(.gradAccum, gradAccum)
+        globalBatch = try read(.globalBatch, globalBatch)
         steps = try read(.steps, steps)
         seed = try read(.seed, seed)
         outDir = try read(.outDir, outDir)
@@ -37,10 +41,27 @@ public struct TrainSection: Codable, Equatable, Sendable {
         evalSequences = try read(.evalSequences, evalSequences)
     }
 
+    /// Sequences per forward pass on each of `world` ranks, from global_batch when it is set.
+    public func microBatch(world: Int) throws -> Int {
+        guard globalBatch > 0 else { return microBatch }
+        guard globalBatch >= world * gradAccum else {
+            throw QTrainError(.config,
+                "train.global_batch = \(globalBatch) sequences cannot be shared by \(world) ranks × \(gradAccum) accumulation steps: more ranks than sequences",
+                hint: "raise train.global_batch to at least \(world * gradAccum) or launch fewer ranks")
+        }
+        guard globalBatch % (world * gradAccum) == 0 else {
+            throw QTrainError(.config,
+                "train.global_batch = \(globalBatch) is not divisible by world size \(world) × grad_accum \(gradAccum)",
+                hint: "use a multiple of \(world * gradAccum), or another rank count")
+        }
+        return globalBatch / (world * gradAccum)
+    }
+
     func validate(path: String = "train") throws {
         let check = ConfigCheck(path: path)
         try check.require(microBatch >= 1, "micro_batch", microBatch, "at least 1")
         try check.require(gradAccum >= 1, "grad_accum", gradAccum, "at least 1")
+        try check.require(globalBatch >= 0, "global_batch", globalBatch, "0 (micro_batch decides) or positive")
         try check.require(steps >= 0, "steps", steps, "0 or more")
         try check.require(seed >= 0, "seed", seed, "0 or more")
         try check.require(!outDir.isEmpty, "out_dir", "''", "a directory path")

@@ -1,0 +1,92 @@
+import Foundation
+import QKernels
+
+/// Replica fingerprints: every rank hashes all its weights (codes, scales, FP32 and BF16
+/// tensors); the ranks compare, and a mismatch names the step, the ranks and the first
+/// differing tensor (DESIGN.md, "Every rank holds the same …").
+public enum ReplicaCheck {
+    /// One fingerprint per parameter tensor.
+    public static func tensorFingerprints(_ w: ModelWeights) -> [UInt64] {
+        w.layout.specs.map { spec in
+            if let q = w.quantized[spec.index] {
+                var scale = q.scale.bitPattern
+                let h = qk_fingerprint(&scale, 4, UInt64(spec.index))
+                return qk_fingerprint(q.packed.pointer, Int64(q.packed.count), h)
+            }
+            if w.latent16Offset[spec.index] != nil {
+                return qk_fingerprint(w.latent16Pointer(spec.index), Int64(spec.count * 2), UInt64(spec.index))
+            }
+            return qk_fingerprint(w.densePointer(spec.index), Int64(spec.count * 4), UInt64(spec.index))
+        }
+    }
+
+    /// The fingerprint of a whole replica.
+    public static func fingerprint(_ w: ModelWeights) -> UInt64 {
+        var all = tensorFingerprints(w)
+        return qk_fingerprint(&all, Int64(all.count * 8), 0x5154_5241_494E)
+    }
+
+    /// What a failed comparison found.
+    public struct Mismatch: Error, CustomStringConvertible {
+        public let step: Int
+        public let ranks: [Int]
+        public let tensor: String
+        public var description: String {
+            "replicas differ at step \(step): rank\(ranks.count == 1 ? "" : "s") \(ranks.map(String.init).joined(separator: ", ")) "
+                + "disagree\(ranks.count == 1 ? "s" : "") with rank 0, first in \(tensor)"
+        }
+    }
+
+    /// Compares all ranks' weights; nil when identical.
+    public static func compare(_ w: ModelWeights, comm: Communicator, step: Int) throws -> Mismatch? {
+        let all = try comm.allGather(fingerprint(w))
+        if Set(all).count == 1 { return nil }
+        // Find the first differing tensor: gather every rank's per-tensor fingerprints.
+        let mine = tensorFingerprints(w), n = mine.count
+        var table = [UInt64](repeating: 0, count: n * comm.worldSize)
+        for i in 0..<n { table[comm.rank * n + i] = mine[i] }
+        try table.withUnsafeMutableBytes {
+            try comm.allGatherBytes($0.baseAddress!, counts: Array(repeating: n * 8, count: comm.worldSize))
+        }
+        let ranks = (1..<comm.worldSize).filter { all[$0] != all[0] }
+        var first = "(scales)"
+        outer: for i in 0..<n {
+            for r in 1..<comm.worldSize where table[r * n + i] != table[i] {
+                first = w.layout.specs[i].name
+                break outer
+            }
+        }
+        return Mismatch(step: step, ranks: ranks, tensor: first)
+    }
+
+    /// Copies rank 0's weights, and its optimizer state when replicated, to every rank.
+    public static func resynchronize(_ w: ModelWeights, optimizer: Optimizer?, comm: Communicator) throws {
+        try comm.broadcast(w.dense.pointer, bytes: w.dense.count * 4, root: 0)
+        try comm.broadcast(w.latent16.pointer, bytes: w.latent16.count * 2, root: 0)
+        for case let q? in w.quantized {
+            try comm.broadcast(q.packed.pointer, bytes: q.packed.count, root: 0)
+            var scale = q.scale
+            try comm.broadcast(&scale, bytes: 4, root: 0)
+            q.scale = scale
+        }
+        if let optimizer {
+            try comm.broadcast(optimizer.m.pointer, bytes: optimizer.m.count * 4, root: 0)
+            try comm.broadcast(optimizer.v.pointer, bytes: optimizer.v.count * 4, root: 0)
+        }
+        w.refreshDerivedState()
+    }
+
+    /// Test aid: changes one weight of this replica so that the next comparison fails.
+    public static func corrupt(_ w: ModelWeights) {
+        let spec = w.layout.specs[w.layout.blocks[0].q]
+        if let q = w.quantized[spec.index] {
+            let codes = q.codes()
+            let c0 = Int(codes[0])
+            q.setCodes { $0 == 0 ? Int8(c0 == q.grid.qp ? q.grid.qn : c0 + 1) : codes[$0] }
+        } else if w.latent16Offset[spec.index] != nil {
+            w.latent16Pointer(spec.index)[0] ^= 0x0100
+        } else {
+            w.densePointer(spec.index)[0] += 0.01
+        }
+    }
+}

@@ -1,0 +1,53 @@
+/// What a rank does when its weights differ from the others' (`dist.on_desync`).
+public enum DesyncAction: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// Stop the run, naming the step, the ranks and the first differing tensor.
+    case stop
+    /// Copy rank 0's weights (and optimizer state) to every rank, log it, go on.
+    case resync
+}
+
+/// How gradient all-reduces are overlapped with the backward pass (`dist.overlap`).
+public enum OverlapMode: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// Non-blocking collectives started as buckets fill, driven forward between layers.
+    case nonblocking
+    /// A communication thread runs each bucket's blocking all-reduce while backward goes on.
+    case thread
+    /// One all-reduce of everything after backward (the baseline the others are measured against).
+    case off
+}
+
+/// The `dist:` section: data parallelism.
+public struct DistConfig: Codable, Equatable, Sendable {
+    /// Compare a fingerprint of all weights across ranks every this many steps (and at every
+    /// checkpoint); 0 only at the end.
+    public var checkEvery = 100
+    public var onDesync: DesyncAction = .stop
+    /// ZeRO-1: reduce-scatter gradients, update a 1/world slice of the optimizer state, all-gather
+    /// the (packed) weights.
+    public var shardOptimizer = false
+    /// Gradient bucket size in megabytes.
+    public var bucketMB = 25.0
+    public var overlap: OverlapMode = .nonblocking
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case checkEvery = "check_every", onDesync = "on_desync", shardOptimizer = "shard_optimizer"
+        case bucketMB = "bucket_mb", overlap
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let read = try ConfigReader<CodingKeys>(decoder)
+        checkEvery = try read(.checkEvery, checkEvery)
+        onDesync = try read(.onDesync, onDesync)
+        shardOptimizer = try read(.shardOptimizer, shardOptimizer)
+        bucketMB = try read(.bucketMB, bucketMB)
+        overlap = try read(.overlap, overlap)
+    }
+
+    func validate(path: String = "dist") throws {
+        let check = ConfigCheck(path: path)
+        try check.require(checkEvery >= 0, "check_every", checkEvery, "0 or more")
+        try check.require(bucketMB > 0 && bucketMB <= 4096, "bucket_mb", bucketMB, "between 0 and 4096")
+    }
+}

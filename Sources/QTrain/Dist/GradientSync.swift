@@ -1,0 +1,139 @@
+import Foundation
+
+/// Sums gradients over ranks in buckets while the backward pass is still running.
+///
+/// The flat gradient buffer is cut into buckets from its end (backward finishes gradients
+/// from the end of the layout towards its start). The model reports, after each block, the
+/// offset from which every gradient is final; each bucket lying wholly above it is started at
+/// once. ``finish()`` starts what is left and waits; the time spent there is the time the step
+/// waited on communication.
+public final class GradientSynchronizer {
+    public let comm: Communicator
+    public let mode: OverlapMode
+    private let gradients: UnsafeMutablePointer<Float>
+    private let count: Int
+    /// Bucket ranges, last first.
+    let buckets: [Range<Int>]
+    private var next = 0
+    private var pending: [PendingCollective] = []
+    private let worker: CommunicationThread?
+    /// Seconds ``finish()`` waited in the last step.
+    public private(set) var lastWait = 0.0
+
+    public init(comm: Communicator, gradients: UnsafeMutablePointer<Float>, count: Int, bucketBytes: Int, mode: OverlapMode) {
+        self.comm = comm
+        self.gradients = gradients
+        self.count = count
+        self.mode = comm.worldSize > 1 ? mode : .off
+        let size = max(bucketBytes / 4, 1)
+        var b: [Range<Int>] = []
+        var hi = count
+        while hi > 0 {
+            let lo = max(0, hi - size)
+            b.append(lo..<hi)
+            hi = lo
+        }
+        buckets = b
+        worker = self.mode == .thread ? CommunicationThread() : nil
+    }
+
+    /// Call before the backward pass whose gradients are to be summed.
+    public func begin() {
+        next = 0
+        pending.removeAll()
+    }
+
+    /// Every gradient at `offset` or after is final: start the buckets that lie above it.
+    public func ready(from offset: Int) throws {
+        guard mode != .off else { return }
+        while next < buckets.count && buckets[next].lowerBound >= offset {
+            try start(buckets[next])
+            next += 1
+        }
+        if mode == .nonblocking { try comm.progress() }
+    }
+
+    private func start(_ r: Range<Int>) throws {
+        let p = gradients + r.lowerBound, n = r.count
+        switch mode {
+        case .nonblocking: pending.append(try comm.startAllReduceSum(p, count: n))
+        case .thread: pending.append(worker!.submit { [comm] in try comm.allReduceSum(p, count: n) })
+        case .off: break
+        }
+    }
+
+    /// Starts the remaining buckets and waits for all; afterwards every rank holds the sum.
+    public func finish() throws {
+        let t = Date()
+        if mode == .off {
+            try comm.allReduceSum(gradients, count: count)
+        } else {
+            while next < buckets.count {
+                try start(buckets[next])
+                next += 1
+            }
+            for p in pending { try p.wait() }
+            pending.removeAll()
+        }
+        lastWait = Date().timeIntervalSince(t)
+    }
+}
+
+/// One thread that runs submitted blocking collectives in order.
+final class CommunicationThread: @unchecked Sendable {
+    private let lock = NSCondition()
+    private var queue: [(job: () throws -> Void, done: Job)] = []
+    private var thread: Thread?
+
+    final class Job: PendingCollective, @unchecked Sendable {
+        private let cond = NSCondition()
+        private var finished = false
+        private var error: Error?
+
+        func complete(_ e: Error?) {
+            cond.lock()
+            finished = true
+            error = e
+            cond.broadcast()
+            cond.unlock()
+        }
+
+        func wait() throws {
+            cond.lock()
+            while !finished { cond.wait() }
+            cond.unlock()
+            if let error { throw error }
+        }
+    }
+
+    init() {
+        let t = Thread { [unowned self] in self.loop() }
+        t.name = "qtrain-comm"
+        thread = t
+        t.start()
+    }
+
+    func submit(_ job: @escaping () throws -> Void) -> Job {
+        let done = Job()
+        lock.lock()
+        queue.append((job, done))
+        lock.signal()
+        lock.unlock()
+        return done
+    }
+
+    private func loop() {
+        while true {
+            lock.lock()
+            while queue.isEmpty { lock.wait() }
+            let (job, done) = queue.removeFirst()
+            lock.unlock()
+            do {
+                try job()
+                done.complete(nil)
+            } catch {
+                done.complete(error)
+            }
+        }
+    }
+}

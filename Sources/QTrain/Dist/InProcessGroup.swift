@@ -1,0 +1,132 @@
+import Foundation
+
+/// N data-parallel replicas as threads of one process (`--debug --ranks N`): the collectives
+/// of ``Communicator`` over shared memory, so distributed logic can be debugged without MPI.
+///
+/// Sums are taken in rank order (r0 + r1 + …), so every rank gets identical bits, and with
+/// two ranks the same bits as MPI's two-rank all-reduce. If one rank fails, ``abort(_:)``
+/// wakes the others, whose next collective throws instead of waiting forever.
+public final class InProcessGroup: @unchecked Sendable {
+    public let size: Int
+    private let cond = NSCondition()
+    private var arrived = 0
+    private var generation = 0
+    private var failure: String?
+    private var slots: [UnsafeMutableRawPointer?]
+    private var values: [[Double]]
+
+    public init(size: Int) {
+        self.size = size
+        slots = Array(repeating: nil, count: size)
+        values = Array(repeating: [], count: size)
+    }
+
+    /// The communicator of `rank`.
+    public func communicator(rank: Int) -> Communicator { InProcessCommunicator(group: self, rank: rank) }
+
+    /// Marks the group failed: every rank waiting or arriving at a collective throws.
+    public func abort(_ reason: String) {
+        cond.lock()
+        if failure == nil { failure = reason }
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    func barrier() throws {
+        cond.lock()
+        defer { cond.unlock() }
+        if let failure { throw QTrainError(.distributed, "another in-process rank failed: \(failure)") }
+        let gen = generation
+        arrived += 1
+        if arrived == size {
+            arrived = 0
+            generation += 1
+            cond.broadcast()
+            return
+        }
+        while gen == generation && failure == nil { cond.wait() }
+        if gen == generation, let failure { throw QTrainError(.distributed, "another in-process rank failed: \(failure)") }
+    }
+
+    func publish(_ rank: Int, pointer: UnsafeMutableRawPointer?) throws {
+        slots[rank] = pointer
+        try barrier()
+    }
+
+    func slot(_ r: Int) -> UnsafeMutableRawPointer { slots[r]! }
+
+    func exchange(_ rank: Int, _ v: [Double]) throws -> [[Double]] {
+        values[rank] = v
+        try barrier()
+        let all = values
+        try barrier()
+        return all
+    }
+}
+
+final class InProcessCommunicator: Communicator {
+    let group: InProcessGroup
+    let rank: Int
+    var worldSize: Int { group.size }
+    var localRank: Int { rank }
+    var localSize: Int { group.size }
+    var name: String { "in-process ×\(group.size)" }
+
+    init(group: InProcessGroup, rank: Int) {
+        self.group = group
+        self.rank = rank
+    }
+
+    /// Rank r sums segment r over all ranks, in rank order, and writes it to every rank.
+    func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        try group.publish(rank, pointer: UnsafeMutableRawPointer(buffer))
+        let lo = count * rank / worldSize, hi = count * (rank + 1) / worldSize
+        let ptrs = (0..<worldSize).map { group.slot($0).assumingMemoryBound(to: Float.self) }
+        for i in lo..<hi {
+            var s = ptrs[0][i]
+            for r in 1..<worldSize { s += ptrs[r][i] }
+            for r in 0..<worldSize { ptrs[r][i] = s }
+        }
+        try group.barrier()
+    }
+
+    func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingCollective {
+        try allReduceSum(buffer, count: count)
+        return CompletedCollective()
+    }
+
+    func allReduceSum(_ values: inout [Double]) throws {
+        let all = try group.exchange(rank, values)
+        for i in 0..<values.count { values[i] = all.reduce(0) { $0 + $1[i] } }
+    }
+
+    func allReduceMax(_ values: inout [Double]) throws {
+        let all = try group.exchange(rank, values)
+        for i in 0..<values.count { values[i] = all.map { $0[i] }.max()! }
+    }
+
+    func reduceScatterSum(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) throws {
+        try allReduceSum(buffer, count: counts.reduce(0, +))
+    }
+
+    func allGatherBytes(_ buffer: UnsafeMutableRawPointer, counts: [Int]) throws {
+        try group.publish(rank, pointer: buffer)
+        let off = displacements(counts)[rank]
+        for r in 0..<worldSize where r != rank {
+            (group.slot(r) + off).copyMemory(from: buffer + off, byteCount: counts[rank])
+        }
+        try group.barrier()
+    }
+
+    func allGather(_ value: UInt64) throws -> [UInt64] {
+        try group.exchange(rank, [Double(bitPattern: value)]).map { $0[0].bitPattern }
+    }
+
+    func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws {
+        try group.publish(rank, pointer: buffer)
+        if rank != root { buffer.copyMemory(from: group.slot(root), byteCount: bytes) }
+        try group.barrier()
+    }
+
+    func barrier() throws { try group.barrier() }
+}

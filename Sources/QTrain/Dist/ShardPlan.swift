@@ -1,0 +1,55 @@
+/// ZeRO-1's split of the flat parameter layout among ranks: rank r owns `ranges[r]`, updates
+/// that slice of the weights with its slice of AdamW state, and all-gathers the rest.
+///
+/// Boundaries fall on multiples of 40 elements *within their tensor*, so every slice of every
+/// packed code buffer starts on a byte (40 codes are whole bytes in every format).
+public struct ShardPlan: Sendable, Equatable {
+    public let ranges: [Range<Int>]
+
+    public init(layout: ParameterLayout, world: Int) {
+        var bounds = [0]
+        for r in 1..<max(world, 1) {
+            let ideal = layout.count * r / world
+            // The tensor holding the ideal boundary; move the boundary down to a 40-multiple in it.
+            let spec = layout.specs.last { $0.offset <= ideal }!
+            let local = (ideal - spec.offset) / 40 * 40
+            bounds.append(max(bounds.last!, spec.offset + local))
+        }
+        bounds.append(layout.count)
+        ranges = (0..<max(world, 1)).map { bounds[$0]..<bounds[$0 + 1] }
+    }
+
+    /// Element counts per rank (for reduce-scatter).
+    public var counts: [Int] { ranges.map(\.count) }
+
+    /// Each rank's part of tensor `spec`, as element ranges local to the tensor.
+    public func parts(of spec: ParameterSpec) -> [Range<Int>] {
+        ranges.map { r in
+            let lo = min(max(r.lowerBound, spec.offset), spec.offset + spec.count)
+            let hi = min(max(r.upperBound, spec.offset), spec.offset + spec.count)
+            return (lo - spec.offset)..<(hi - spec.offset)
+        }
+    }
+
+    /// Gives every rank the weights the other ranks updated: one all-gather per tensor of its
+    /// storage (packed codes, BF16 or FP32 bytes).
+    public func allGather(_ w: ModelWeights, comm: Communicator) throws {
+        for spec in w.layout.specs {
+            let parts = self.parts(of: spec)
+            if let q = w.quantized[spec.index] {
+                let per40 = q.grid.packedBytes(40)
+                let counts = parts.map { p -> Int in
+                    guard !p.isEmpty else { return 0 }
+                    let end = p.upperBound == spec.count ? q.packed.count : p.upperBound / 40 * per40
+                    return end - p.lowerBound / 40 * per40
+                }
+                try comm.allGatherBytes(q.packed.pointer, counts: counts)
+            } else if w.latent16Offset[spec.index] != nil {
+                try comm.allGatherBytes(w.latent16Pointer(spec.index), counts: parts.map { $0.count * 2 })
+            } else {
+                try comm.allGatherBytes(w.densePointer(spec.index), counts: parts.map { $0.count * 4 })
+            }
+        }
+        w.refreshDerivedState()
+    }
+}

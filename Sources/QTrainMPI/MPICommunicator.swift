@@ -1,0 +1,160 @@
+import CMPI
+import Foundation
+import QTrain
+
+/// The ``Communicator`` over Open MPI's COMM_WORLD. Every MPI call's status is checked; a
+/// failure becomes a ``QTrainError`` of kind `distributed` carrying MPI's own error string.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let worldSize: Int
+    public let localRank: Int
+    public let localSize: Int
+    public let name: String
+    private let comm: MPI_Comm
+    private var outstanding: [MPIRequest] = []
+
+    /// Initialises MPI (with `MPI_THREAD_SERIALIZED`: a communication thread may make the calls
+    /// while the main thread computes, never both at once).
+    public init() throws {
+        var provided: Int32 = 0
+        var argc: Int32 = 0
+        let rc = MPI_Init_thread(&argc, nil, qt_mpi_thread_serialized(), &provided)
+        guard rc == qt_mpi_success() else {
+            throw QTrainError(.distributed, "MPI_Init_thread failed: \(MPICommunicator.describe(rc))",
+                              hint: "launch with mpirun (or srun with PMIx) and check the Open MPI installation")
+        }
+        guard provided >= qt_mpi_thread_serialized() else {
+            throw QTrainError(.distributed, "this MPI library provides thread level \(provided); qtrain needs MPI_THREAD_SERIALIZED",
+                              hint: "use an Open MPI built with thread support")
+        }
+        comm = qt_mpi_comm_world()
+        MPI_Comm_set_errhandler(comm, qt_mpi_errors_return())
+        var r: Int32 = 0, n: Int32 = 0
+        MPI_Comm_rank(comm, &r)
+        MPI_Comm_size(comm, &n)
+        rank = Int(r)
+        worldSize = Int(n)
+        var node = MPI_Comm(bitPattern: 0)
+        MPI_Comm_split_type(comm, Int32(MPI_COMM_TYPE_SHARED), r, qt_mpi_info_null(), &node)
+        var lr: Int32 = 0, ln: Int32 = 1
+        MPI_Comm_rank(node, &lr)
+        MPI_Comm_size(node, &ln)
+        MPI_Comm_free(&node)
+        localRank = Int(lr)
+        localSize = Int(ln)
+        name = MPILibrary.version()
+    }
+
+    deinit { MPI_Finalize() }
+
+    static func describe(_ code: Int32) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(qt_mpi_max_error_string()) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(code, &buffer, &length)
+        return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    func check(_ rc: Int32, _ what: String) throws {
+        guard rc == qt_mpi_success() else {
+            throw QTrainError(.distributed, "\(what) failed on rank \(rank): \(MPICommunicator.describe(rc))")
+        }
+    }
+
+    public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        var done = 0
+        while done < count {  // MPI counts are 32-bit
+            let n = min(count - done, Int(Int32.max))
+            try check(MPI_Allreduce(qt_mpi_in_place(), buffer + done, Int32(n), qt_mpi_float(), qt_mpi_sum(), comm), "MPI_Allreduce")
+            done += n
+        }
+    }
+
+    public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingCollective {
+        precondition(count <= Int(Int32.max), "bucket too large for one MPI call")
+        let request = MPIRequest(owner: self)
+        try check(MPI_Iallreduce(qt_mpi_in_place(), buffer, Int32(count), qt_mpi_float(), qt_mpi_sum(), comm, &request.handle),
+                  "MPI_Iallreduce")
+        outstanding.append(request)
+        return request
+    }
+
+    public func progress() throws {
+        outstanding.removeAll { $0.finished }
+        for r in outstanding { try r.test() }
+    }
+
+    public func allReduceSum(_ values: inout [Double]) throws {
+        let n = Int32(values.count)
+        try values.withUnsafeMutableBufferPointer {
+            try check(MPI_Allreduce(qt_mpi_in_place(), $0.baseAddress, n, qt_mpi_double(), qt_mpi_sum(), comm), "MPI_Allreduce")
+        }
+    }
+
+    public func allReduceMax(_ values: inout [Double]) throws {
+        let n = Int32(values.count)
+        try values.withUnsafeMutableBufferPointer {
+            try check(MPI_Allreduce(qt_mpi_in_place(), $0.baseAddress, n, qt_mpi_double(), qt_mpi_max(), comm), "MPI_Allreduce")
+        }
+    }
+
+    public func reduceScatterSum(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) throws {
+        // MPI puts an in-place result at the start of the buffer; receive separately and move it
+        // to this rank's offset instead.
+        let mine = counts[rank], offset = displacements(counts)[rank]
+        let recv = UnsafeMutablePointer<Float>.allocate(capacity: max(mine, 1))
+        defer { recv.deallocate() }
+        let c32 = counts.map { Int32($0) }
+        try check(MPI_Reduce_scatter(buffer, recv, c32, qt_mpi_float(), qt_mpi_sum(), comm), "MPI_Reduce_scatter")
+        (buffer + offset).update(from: recv, count: mine)
+    }
+
+    public func allGatherBytes(_ buffer: UnsafeMutableRawPointer, counts: [Int]) throws {
+        let c32 = counts.map { Int32($0) }, d32 = displacements(counts).map { Int32($0) }
+        try check(MPI_Allgatherv(qt_mpi_in_place(), 0, qt_mpi_byte(), buffer, c32, d32, qt_mpi_byte(), comm), "MPI_Allgatherv")
+    }
+
+    public func allGather(_ value: UInt64) throws -> [UInt64] {
+        var mine = value
+        var all = [UInt64](repeating: 0, count: worldSize)
+        try all.withUnsafeMutableBufferPointer { out in
+            try check(MPI_Allgather(&mine, 1, qt_mpi_uint64(), out.baseAddress, 1, qt_mpi_uint64(), comm), "MPI_Allgather")
+        }
+        return all
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws {
+        var done = 0
+        while done < bytes {
+            let n = min(bytes - done, Int(Int32.max))
+            try check(MPI_Bcast(buffer + done, Int32(n), qt_mpi_byte(), Int32(root), comm), "MPI_Bcast")
+            done += n
+        }
+    }
+
+    public func barrier() throws { try check(MPI_Barrier(comm), "MPI_Barrier") }
+
+    /// Ends the whole job at once (every rank), e.g. after an unrecoverable error on one rank.
+    public func abort(code: Int32) { MPI_Abort(comm, code) }
+}
+
+/// A non-blocking MPI operation.
+final class MPIRequest: PendingCollective {
+    var handle: MPI_Request? = qt_mpi_request_null()
+    private(set) var finished = false
+    private unowned let owner: MPICommunicator
+
+    init(owner: MPICommunicator) { self.owner = owner }
+
+    func test() throws {
+        guard !finished else { return }
+        var flag: Int32 = 0
+        try owner.check(MPI_Test(&handle, &flag, qt_mpi_status_ignore()), "MPI_Test")
+        finished = flag != 0
+    }
+
+    func wait() throws {
+        guard !finished else { return }
+        try owner.check(MPI_Wait(&handle, qt_mpi_status_ignore()), "MPI_Wait")
+        finished = true
+    }
+}

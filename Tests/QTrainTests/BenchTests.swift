@@ -1,0 +1,38 @@
+import XCTest
+@testable import QTrain
+
+final class BenchTests: XCTestCase {
+    func testBenchJSONHasTheDocumentedKeys() throws {
+        let r = try QTrainBinary.run(["bench", "--config", repositoryFile("configs/tiny.yaml"), "--steps", "2", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let last = try XCTUnwrap(r.stdout.split(separator: "\n").last)
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
+        for key in ["tokens_per_s", "gflops", "peak_gflops", "mfu", "step_s", "phases", "memory"] {
+            XCTAssertNotNil(obj[key], "bench --json lacks \(key)")
+        }
+        let phases = try XCTUnwrap(obj["phases"] as? [String: Double])
+        XCTAssertEqual(Set(phases.keys), ["forward", "backward", "optimizer"])
+        let memory = try XCTUnwrap(obj["memory"] as? [String: Any])
+        XCTAssertEqual(memory["bytes_per_param"] as? Double ?? 0, 16, accuracy: 1e-9)
+        XCTAssertGreaterThan(memory["peak_rss_bytes"] as? Int ?? 0, 0)
+        XCTAssertGreaterThan(obj["peak_gflops"] as? Double ?? 0, 1)
+    }
+
+    /// A short run of the 130M model at B=4, T=256, each mode in its own process: dqt ternary
+    /// peaks at ≤ 3.0 GB and below bitnet by at least 80% of the latent-minus-codes bytes.
+    func testPeakResidentMemoryAt130M() throws {
+        let r = try QTrainBinary.run(["bench", "--config", repositoryFile("configs/130m.yaml"), "--set", "model.seq_len=256",
+                                      "--modes", "dqt,bitnet", "--steps", "1", "--warmup", "0", "--json"], timeout: 600)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as? [String: Any])
+        let modes = try XCTUnwrap(obj["modes"] as? [[String: Any]])
+        func memory(_ i: Int) -> [String: Any] { modes[i]["memory"] as? [String: Any] ?? [:] }
+        let dqtPeak = memory(0)["peak_rss_bytes"] as? Int ?? .max, bitnetPeak = memory(1)["peak_rss_bytes"] as? Int ?? 0
+        let dqtWeights = (memory(0)["categories"] as? [String: Int])?["weights"] ?? 0
+        let bitnetWeights = (memory(1)["categories"] as? [String: Int])?["weights"] ?? 0
+        let saving = bitnetWeights - dqtWeights
+        XCTAssertGreaterThan(saving, 450_000_000)
+        XCTAssertLessThanOrEqual(dqtPeak, 3_000_000_000, "dqt ternary peak RSS \(dqtPeak)")
+        XCTAssertGreaterThanOrEqual(bitnetPeak - dqtPeak, saving * 8 / 10, "peaks \(dqtPeak) vs \(bitnetPeak), saving \(saving)")
+    }
+}

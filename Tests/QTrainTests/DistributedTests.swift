@@ -1,0 +1,184 @@
+import XCTest
+@testable import QTrain
+
+/// Real `mpirun` launches of the tiny config: replicas stay bit-identical, N ranks × B match one
+/// process × N·B, debug ranks match MPI ranks, ZeRO-1 matches replication, desyncs are caught
+/// and repaired, and failures end the job quickly.
+final class DistributedTests: XCTestCase {
+    static let mpiEnvironment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                                 "OMPI_MCA_rmaps_base_oversubscribe": "1"]
+    var dir: URL!
+    var data: URL!
+
+    override func setUpWithError() throws {
+        dir = temporaryDirectory(self)
+        data = try makeSyntheticData(in: dir)
+    }
+
+    func args(_ name: String, _ extra: [String]) -> [String] {
+        ["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)", "--set", "model.seq_len=16",
+         "--set", "train.steps=20", "--set", "train.eval_every=0", "--set", "log.every=1", "--set", "log.progress=lines",
+         "--set", "train.out_dir=\(dir.appendingPathComponent(name).path)"] + extra
+    }
+
+    @discardableResult
+    func mpirun(_ n: Int, _ name: String, _ extra: [String] = [], expectSuccess: Bool = true) throws -> CommandResult {
+        let r = try runProgram(URL(fileURLWithPath: "/usr/bin/mpirun"), ["-n", "\(n)", QTrainBinary.url.path] + args(name, extra),
+                               environment: Self.mpiEnvironment, timeout: 300)
+        if expectSuccess { XCTAssertEqual(r.status, 0, r.stdout + r.stderr) }
+        return r
+    }
+
+    @discardableResult
+    func single(_ name: String, _ extra: [String] = []) throws -> CommandResult {
+        let r = try QTrainBinary.run(args(name, extra), timeout: 300)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        return r
+    }
+
+    func losses(_ name: String) throws -> [Double] {
+        try String(contentsOf: dir.appendingPathComponent(name).appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double }
+    }
+
+    func fingerprints(_ r: CommandResult) -> [String] {
+        r.stdout.split(separator: "\n").filter { $0.hasPrefix("fingerprint ") }.map { String($0.dropFirst(12)) }
+    }
+
+    func assertMatch(_ a: String, _ b: String, tolerance: Double, file: StaticString = #filePath, line: UInt = #line) throws {
+        let x = try losses(a), y = try losses(b)
+        XCTAssertEqual(x.count, 20, file: file, line: line)
+        XCTAssertEqual(y.count, 20, file: file, line: line)
+        for (s, (p, q)) in zip(x, y).enumerated() {
+            XCTAssertLessThanOrEqual(abs(p - q) / abs(p), tolerance, "step \(s + 1): \(p) vs \(q)", file: file, line: line)
+        }
+    }
+
+    func testFP32RanksMatchOneProcessWithTheWholeBatch() throws {
+        try single("one", ["--set", "train.micro_batch=8"])
+        let r2 = try mpirun(2, "mpi2")
+        XCTAssertEqual(fingerprints(r2).count, 2)
+        XCTAssertEqual(Set(fingerprints(r2)).count, 1, "ranks differ: \(fingerprints(r2))")
+        try assertMatch("one", "mpi2", tolerance: 1e-4)
+        let r4 = try mpirun(4, "mpi4", ["--set", "train.micro_batch=2"])
+        XCTAssertEqual(Set(fingerprints(r4)).count, 1)
+        XCTAssertEqual(fingerprints(r4).count, 4)
+        try assertMatch("one", "mpi4", tolerance: 1e-4)
+        // The communication-thread overlap with small buckets (several per step) agrees too.
+        try mpirun(2, "thread", ["--set", "dist.overlap=thread", "--set", "dist.bucket_mb=0.05"])
+        try assertMatch("one", "thread", tolerance: 1e-4)
+    }
+
+    func testDQTRanksDebugRanksAndZeRO() throws {
+        let dqt = ["--set", "quant.mode=dqt"]
+        try single("one", dqt + ["--set", "train.micro_batch=8"])
+        let r2 = try mpirun(2, "mpi2", dqt)
+        XCTAssertEqual(Set(fingerprints(r2)).count, 1)
+        try assertMatch("one", "mpi2", tolerance: 0.01)
+        let d2 = try single("debug2", dqt + ["--debug", "--ranks", "2"])
+        XCTAssertEqual(Set(fingerprints(d2)).count, 1)
+        XCTAssertEqual(fingerprints(d2).count, 2)
+        try assertMatch("mpi2", "debug2", tolerance: 0.01)
+        let z = try mpirun(2, "zero", dqt + ["--set", "dist.shard_optimizer=true"])
+        XCTAssertEqual(Set(fingerprints(z)).count, 1)
+        XCTAssertTrue(z.stdout.contains("ZeRO-1"))
+        try assertMatch("mpi2", "zero", tolerance: 0.01)
+        let z4 = try mpirun(4, "zero4", dqt + ["--set", "dist.shard_optimizer=true", "--set", "train.micro_batch=2"])
+        XCTAssertEqual(Set(fingerprints(z4)).count, 1)
+        try assertMatch("one", "zero4", tolerance: 0.01)
+        // fp32 under ZeRO-1 matches the replicated run to the fp32 tolerance.
+        try mpirun(2, "fp32", [])
+        try mpirun(2, "fp32zero", ["--set", "dist.shard_optimizer=true"])
+        try assertMatch("fp32", "fp32zero", tolerance: 1e-4)
+    }
+
+    func testInjectedDesyncIsDetectedAndRepaired() throws {
+        let common = ["--set", "quant.mode=dqt", "--set", "dist.check_every=2", "--set", "train.steps=8", "--inject-desync", "1@3"]
+        let stop = try mpirun(2, "stop", common, expectSuccess: false)
+        XCTAssertEqual(stop.status, 5, stop.stderr)
+        XCTAssertTrue(stop.stderr.contains("replicas differ at step 4: rank 1 disagrees with rank 0, first in model.layers.0.self_attn.q_proj.weight"),
+                      stop.stderr)
+        let repaired = try mpirun(2, "resync", common + ["--set", "dist.on_desync=resync"])
+        XCTAssertTrue(repaired.stdout.contains("resynchronised: replicas differ at step 4"), repaired.stdout)
+        XCTAssertEqual(Set(fingerprints(repaired)).count, 1)
+        // Debug ranks check every step: caught right after the step it happened.
+        let debug = try QTrainBinary.run(args("debug", common + ["--debug", "--ranks", "2"]), timeout: 120)
+        XCTAssertEqual(debug.status, 5)
+        XCTAssertTrue(debug.stderr.contains("replicas differ at step 3"), debug.stderr)
+    }
+
+    func testEightRanksReportPerRankMemory() throws {
+        let r = try mpirun(8, "eight", ["--set", "train.steps=3", "--set", "train.micro_batch=1"])
+        XCTAssertEqual(fingerprints(r).count, 8)
+        XCTAssertEqual(Set(fingerprints(r)).count, 1)
+        for rank in 0..<8 { XCTAssertTrue(r.stdout.contains("rank \(rank): memory table"), r.stdout) }
+    }
+
+    func testBadBatchLayoutsAndLaunches() throws {
+        let notDivisible = try mpirun(4, "div", ["--set", "train.global_batch=6"], expectSuccess: false)
+        XCTAssertNotEqual(notDivisible.status, 0)
+        XCTAssertTrue(notDivisible.stderr.contains("train.global_batch = 6 is not divisible by world size 4"), notDivisible.stderr)
+        let tooMany = try mpirun(4, "many", ["--set", "train.global_batch=2"], expectSuccess: false)
+        XCTAssertTrue(tooMany.stderr.contains("more ranks than sequences"), tooMany.stderr)
+        let ranksNoDebug = try QTrainBinary.run(args("x", ["--ranks", "2"]))
+        XCTAssertNotEqual(ranksNoDebug.status, 0)
+        XCTAssertTrue(ranksNoDebug.stderr.contains("--debug"), ranksNoDebug.stderr)
+        let debugUnderMPI = try mpirun(2, "y", ["--debug", "--ranks", "2"], expectSuccess: false)
+        XCTAssertEqual(debugUnderMPI.status, 2)
+        XCTAssertTrue(debugUnderMPI.stderr.contains("do not launch it with mpirun"), debugUnderMPI.stderr)
+        // global_batch that does divide decides the micro-batch.
+        let ok = try mpirun(2, "ok", ["--set", "train.global_batch=8", "--set", "train.steps=2"])
+        XCTAssertTrue(ok.stdout.contains("2 ranks × 4 sequences"), ok.stdout)
+    }
+
+    func testKilledRankEndsTheJobQuickly() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+        p.arguments = ["-n", "2", QTrainBinary.url.path] + args("kill", ["--set", "train.steps=1000000", "--set", "log.every=100000"])
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in Self.mpiEnvironment { env[k] = v }
+        p.environment = env
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        // Wait until both ranks are training (the run directory has metrics), then kill one rank.
+        let metrics = dir.appendingPathComponent("kill/metrics.jsonl")
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: metrics.path) && Date() < deadline { usleep(100_000) }
+        usleep(500_000)
+        let pids = try runProgram(URL(fileURLWithPath: "/usr/bin/pgrep"), ["-f", "train.out_dir=\(dir.appendingPathComponent("kill").path)"])
+            .stdout.split(separator: "\n").compactMap { Int32($0) }.filter { $0 != p.processIdentifier }
+        XCTAssertGreaterThanOrEqual(pids.count, 2)
+        let killedAt = Date()
+        kill(pids.last!, SIGKILL)
+        while p.isRunning && Date().timeIntervalSince(killedAt) < 30 { usleep(50_000) }
+        XCTAssertFalse(p.isRunning, "the job was still running 30 s after a rank was killed")
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        XCTAssertLessThan(Date().timeIntervalSince(killedAt), 10)
+    }
+
+    func testSchedulerSignalStopsEveryRankCleanly() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+        p.arguments = ["-n", "2", QTrainBinary.url.path] + args("signal", ["--set", "train.steps=1000000", "--set", "log.every=100000"])
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in Self.mpiEnvironment { env[k] = v }
+        p.environment = env
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let metrics = dir.appendingPathComponent("signal/metrics.jsonl")
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: metrics.path) && Date() < deadline { usleep(100_000) }
+        usleep(500_000)
+        kill(p.processIdentifier, SIGUSR1)  // mpirun forwards SIGUSR1 to every rank
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("stopping after step"), text)
+        XCTAssertEqual(text.components(separatedBy: "\nfingerprint ").count - 1 + (text.hasPrefix("fingerprint ") ? 1 : 0), 2, text)
+    }
+}

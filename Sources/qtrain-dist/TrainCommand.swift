@@ -15,7 +15,11 @@ struct DistributedOptions: ParsableArguments {
                                visibility: .hidden))
     var injectDesync: String?
 
+    @Option(help: "Stop after this step (writing a checkpoint); the schedule still runs to train.steps, so a later run resumes it.")
+    var stopAt: Int?
+
     func validate() throws {
+        if let stopAt, stopAt < 1 { throw ValidationError("--stop-at must be at least 1") }
         if ranks != nil && !debug { throw ValidationError("--ranks simulates ranks in debug mode; add --debug (or launch with mpirun)") }
         if let ranks, ranks < 1 { throw ValidationError("--ranks must be at least 1") }
         if let s = injectDesync, parsedInjection(s) == nil { throw ValidationError("--inject-desync expects RANK@STEP, e.g. 1@3") }
@@ -28,7 +32,7 @@ struct DistributedOptions: ParsableArguments {
     }
 
     var trainerOptions: TrainerOptions {
-        TrainerOptions(debug: debug, injectDesync: injectDesync.flatMap(parsedInjection))
+        TrainerOptions(debug: debug, injectDesync: injectDesync.flatMap(parsedInjection), stopAt: stopAt)
     }
 }
 
@@ -39,6 +43,11 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var options: ConfigOptions
     @OptionGroup var dist: DistributedOptions
 
+    @Option(help: "Resume from this checkpoint directory (it must be valid). Without it, a run resumes from the newest valid checkpoint of train.out_dir when checkpoint.resume is true.")
+    var resume: String?
+
+    var resumeURL: URL? { resume.map { URL(fileURLWithPath: $0) } }
+
     func run() throws {
         if MPILibrary.launchedAsRank {
             try runUnderMPI()
@@ -47,6 +56,7 @@ struct TrainCommand: ParsableCommand {
         } else {
             try reportingErrors {
                 let trainer = try Trainer(config: try loadConfig(), options: dist.trainerOptions)
+                try trainer.resume(from: resumeURL)
                 printSummary(try trainer.run())
             }
         }
@@ -77,6 +87,7 @@ struct TrainCommand: ParsableCommand {
         do {
             comm = try MPICommunicator()
             let trainer = try Trainer(config: try loadConfig(), communicator: comm!, options: dist.trainerOptions)
+            try trainer.resume(from: resumeURL)
             let summary = try trainer.run()
             if comm!.rank == 0 { printSummary(summary) }
         } catch let error as QTrainError {
@@ -92,12 +103,13 @@ struct TrainCommand: ParsableCommand {
         let config = try loadConfig()
         let group = InProcessGroup(size: n)
         let results = RankResults(count: n)
-        let options = dist.trainerOptions
+        let options = dist.trainerOptions, resumeURL = self.resumeURL
         // One real thread per rank: every rank must be running for a collective to complete.
         let threads = (0..<n).map { r in
             Thread {
                 do {
                     let trainer = try Trainer(config: config, communicator: group.communicator(rank: r), options: options)
+                    try trainer.resume(from: resumeURL)
                     results.set(r, .success(try trainer.run()))
                 } catch {
                     group.abort("rank \(r): \(error)")

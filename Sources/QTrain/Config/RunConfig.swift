@@ -12,8 +12,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var train = TrainSection()
     public var log = LogSection()
     public var dist = DistConfig()
+    public var checkpoint = CheckpointConfig()
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case model, quant, optim, data, train, log, dist }
+    enum CodingKeys: String, CodingKey, CaseIterable { case model, quant, optim, data, train, log, dist, checkpoint }
 
     public init() {}
 
@@ -26,6 +27,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         train = try read(.train, train)
         log = try read(.log, log)
         dist = try read(.dist, dist)
+        checkpoint = try read(.checkpoint, checkpoint)
     }
 
     /// Checks every section's ranges and the combinations between keys.
@@ -37,6 +39,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try train.validate()
         try log.validate()
         try dist.validate()
+        try checkpoint.validate()
     }
 
     /// Reads `path` (or the defaults when nil), applies `overrides` (`section.key=value`), validates.
@@ -71,6 +74,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
         } catch {
             throw QTrainError.config("config \(path ?? "defaults") could not be read: \(error)")
         }
+        try config.validate()
+        return config
+    }
+
+    /// Parses a configuration from YAML text (e.g. the copy a checkpoint keeps).
+    public static func parse(yaml text: String) throws -> RunConfig {
+        guard let node = try Yams.compose(yaml: text) else { return RunConfig() }
+        let config = try YAMLDecoder().decode(RunConfig.self, from: node)
         try config.validate()
         return config
     }

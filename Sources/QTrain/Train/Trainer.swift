@@ -37,6 +37,8 @@ public final class Trainer {
     /// ZeRO-1's split of the optimizer state, when sharded.
     public let shards: ShardPlan?
     let sync: GradientSynchronizer
+    /// Writes and finds this run's checkpoints.
+    public let checkpointer: Checkpointer
     let sampler: BatchSampler
     let tokens: AlignedBuffer<Int32>
     let targets: AlignedBuffer<Int32>
@@ -78,6 +80,7 @@ public final class Trainer {
         evalWindows = evaluationWindows(valData, count: config.train.evalSequences)
         sync = GradientSynchronizer(comm: comm, gradients: model.gradients.pointer, count: model.layout.count,
                                     bucketBytes: Int(config.dist.bucketMB * 1_048_576), mode: config.dist.overlap)
+        checkpointer = Checkpointer(run: runDirectory, config: config.checkpoint, comm: comm)
         if options.debug { installDebugChecks() }
 
         let world = comm.worldSize
@@ -100,6 +103,36 @@ public final class Trainer {
     /// Tokens one optimizer step consumes over all ranks.
     public var tokensPerStep: Int {
         comm.worldSize * microBatch * config.train.gradAccum * config.model.seqLen
+    }
+
+    // MARK: - Resuming
+
+    /// Resumes from `explicit` (which must be a valid checkpoint) or, with `checkpoint.resume`,
+    /// from the run directory's newest valid checkpoint. Returns whether it resumed.
+    @discardableResult
+    public func resume(from explicit: URL? = nil) throws -> Bool {
+        let found: (URL, CheckpointState)?
+        if explicit != nil || config.checkpoint.resume {
+            found = try checkpointer.locate(explicit: explicit, log: console.line)
+        } else {
+            found = nil
+            if !Checkpointer.candidates(in: runDirectory).isEmpty {
+                throw QTrainError(.checkpoint, "run directory \(runDirectory.path) already holds checkpoints and checkpoint.resume is false",
+                                  hint: "resume (checkpoint.resume: true) or choose another train.out_dir")
+            }
+        }
+        guard let (dir, state) = found else { return false }
+        try checkpointer.restore(self, from: dir, state: state)
+        console.line("resumed from \(dir.path) at step \(step) (saved by \(state.worldSize) rank\(state.worldSize == 1 ? "" : "s"), \(formatCount(state.tokensSeen)) tokens seen)")
+        return true
+    }
+
+    /// Checks the replicas, then writes a checkpoint of the current step.
+    func saveCheckpoint() throws {
+        try checkReplicas(at: step)
+        let t = Date()
+        let dir = try checkpointer.save(self)
+        console.line(String(format: "checkpoint %@ written in %.1f s", dir.path, Date().timeIntervalSince(t)))
     }
 
     // MARK: - The loop
@@ -163,9 +196,15 @@ public final class Trainer {
                 console.progress(progressLine(result, rate: rate, val: evalDue ? lastVal : nil), permanent: evalDue || step == total)
                 if options.debug { try logBlockGradientNorms() }
             }
+            let stopHere = options.stopAt == step
+            if checkpointer.isDue(step: step) || step == total || signal != nil || stopHere { try saveCheckpoint() }
+            if stopHere && signal == nil {
+                console.line("stopping after step \(step) as asked (--stop-at); resume to continue")
+                break
+            }
             if let signal {
                 stopSignal = signal
-                console.line("stopping after step \(step) on signal \(signal) (all ranks agreed)")
+                console.line("stopping after step \(step) on signal \(signal) (all ranks agreed); resume from the checkpoint")
                 break
             }
         }

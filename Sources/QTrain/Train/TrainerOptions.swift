@@ -6,9 +6,13 @@ public struct TrainerOptions: Sendable {
     /// Test aid: after the update of step `step` (1-based), rank `rank` changes one of its
     /// weights, so that the next replica comparison must fail.
     public var injectDesync: (rank: Int, step: Int)?
+    /// Stop (with a checkpoint) once this step is done, as if the scheduler had asked: for
+    /// splitting a run across jobs. The schedule still runs to `train.steps`.
+    public var stopAt: Int?
 
-    public init(debug: Bool = false, injectDesync: (rank: Int, step: Int)? = nil) {
+    public init(debug: Bool = false, injectDesync: (rank: Int, step: Int)? = nil, stopAt: Int? = nil) {
         self.debug = debug
         self.injectDesync = injectDesync
+        self.stopAt = stopAt
     }
 }

@@ -1,0 +1,278 @@
+import Foundation
+
+/// `state.json` of a checkpoint: where the run was, and the SHA-256 of every file.
+public struct CheckpointState: Codable, Sendable {
+    public var format: Int
+    public var step: Int
+    public var optimizerStep: Int
+    public var tokensSeen: Int
+    /// The data loader's position: sampling is stateless, so the step is the cursor.
+    public var dataCursor: Int
+    public var seed: Int
+    public var worldSize: Int
+    public var shardOptimizer: Bool
+    public var fingerprint: String
+    public var files: [String: String]
+    /// The full configuration of the run, as YAML.
+    public var config: String
+    public var created: String
+
+    enum CodingKeys: String, CodingKey {
+        case format, step, optimizerStep = "optimizer_step", tokensSeen = "tokens_seen", dataCursor = "data_cursor"
+        case seed, worldSize = "world_size", shardOptimizer = "shard_optimizer", fingerprint, files, config, created
+    }
+}
+
+/// Writes and finds checkpoints: `RUN/step-NNNNNNN/` directories with `model.safetensors`,
+/// the optimizer state (one file, or one per rank under ZeRO-1) and `state.json`; a
+/// `RUN/latest` file names the newest. A checkpoint is written into a temporary directory,
+/// fsynced, renamed, and only then does `latest` move, so a crash or a full disk leaves the
+/// previous checkpoint as it was. Every method here is collective: all ranks call it.
+public final class Checkpointer {
+    public let run: URL
+    public let config: CheckpointConfig
+    let comm: Communicator
+
+    public init(run: URL, config: CheckpointConfig, comm: Communicator) {
+        self.run = run
+        self.config = config
+        self.comm = comm
+    }
+
+    public static func directoryName(step: Int) -> String { String(format: "step-%07d", step) }
+
+    /// Whether the cadence asks for a checkpoint after `step`.
+    public func isDue(step: Int) -> Bool { config.every > 0 && step % config.every == 0 }
+
+    // MARK: - Writing
+
+    /// Writes a checkpoint of `trainer` at its current step; returns its directory.
+    @discardableResult
+    public func save(_ trainer: Trainer) throws -> URL {
+        let step = trainer.step
+        let name = Self.directoryName(step: step)
+        let tmp = run.appendingPathComponent(".tmp-\(name)")
+        let final = run.appendingPathComponent(name)
+        try collectively("prepare \(tmp.path)") {
+            guard comm.rank == 0 else { return }
+            try? FileManager.default.removeItem(at: tmp)
+            try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        }
+        var files: [String: String] = [:]
+        var mine = ""
+        let sharded = trainer.shards != nil
+        let optimizerFile = sharded ? String(format: "optimizer-rank-%04d.safetensors", comm.rank) : "optimizer.safetensors"
+        do {
+            try collectively("write checkpoint files into \(tmp.path)") {
+                if comm.rank == 0 {
+                    files["model.safetensors"] = try CheckpointFormat.modelWriter(trainer.model.weights)
+                        .write(to: tmp.appendingPathComponent("model.safetensors"))
+                }
+                if sharded || comm.rank == 0 {
+                    mine = try CheckpointFormat.optimizerWriter(trainer.optimizer).write(to: tmp.appendingPathComponent(optimizerFile))
+                }
+            }
+            if sharded {
+                var table = [UInt8](repeating: 0, count: 64 * comm.worldSize)
+                for (i, b) in mine.utf8.enumerated() { table[64 * comm.rank + i] = b }
+                try table.withUnsafeMutableBytes { try comm.allGatherBytes($0.baseAddress!, counts: Array(repeating: 64, count: comm.worldSize)) }
+                for r in 0..<comm.worldSize {
+                    files[String(format: "optimizer-rank-%04d.safetensors", r)] = String(decoding: table[(64 * r)..<(64 * r + 64)], as: UTF8.self)
+                }
+            } else {
+                files[optimizerFile] = mine
+            }
+            let fingerprint = ReplicaCheck.fingerprint(trainer.model.weights)
+            try collectively("publish \(final.path)") {
+                guard comm.rank == 0 else { return }
+                let state = CheckpointState(
+                    format: CheckpointFormat.version, step: step, optimizerStep: trainer.optimizer.step,
+                    tokensSeen: step * trainer.tokensPerStep, dataCursor: step, seed: trainer.config.train.seed,
+                    worldSize: comm.worldSize, shardOptimizer: sharded, fingerprint: String(format: "%016llx", fingerprint),
+                    files: files, config: trainer.config.yaml(), created: ISO8601DateFormatter().string(from: Date()))
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try writeDurably(try encoder.encode(state), to: tmp.appendingPathComponent("state.json"))
+                try syncDirectory(tmp)
+                if FileManager.default.fileExists(atPath: final.path) { try FileManager.default.removeItem(at: final) }
+                try rename(tmp, to: final)
+                try writeDurably(Data((name + "\n").utf8), to: run.appendingPathComponent("latest.tmp"))
+                try rename(run.appendingPathComponent("latest.tmp"), to: run.appendingPathComponent("latest"))
+                try syncDirectory(run)
+                purge()
+            }
+        } catch {
+            if comm.rank == 0 { try? FileManager.default.removeItem(at: tmp) }
+            let previous = Self.candidates(in: run).first { $0.lastPathComponent != name }
+            throw QTrainError(.checkpoint, "the checkpoint of step \(step) could not be written: \(error)",
+                              hint: previous.map { "the previous checkpoint \($0.path) is intact; free disk space and resume" }
+                                  ?? "free disk space and start again")
+        }
+        return final
+    }
+
+    /// Runs `body` on every rank; if it failed on any rank, every rank throws.
+    private func collectively(_ what: String, _ body: () throws -> Void) throws {
+        var local: Error?
+        do { try body() } catch { local = error }
+        var flag = [local == nil ? 0.0 : Double(comm.rank + 1)]
+        try comm.allReduceMax(&flag)
+        if let local { throw local }
+        if flag[0] > 0 { throw QTrainError(.checkpoint, "rank \(Int(flag[0]) - 1) could not \(what)") }
+    }
+
+    /// Deletes all but the newest `keep` complete checkpoints, and leftovers of interrupted writes.
+    private func purge() {
+        let fm = FileManager.default
+        let names = (try? fm.contentsOfDirectory(atPath: run.path)) ?? []
+        for n in names where n.hasPrefix(".tmp-step-") { try? fm.removeItem(at: run.appendingPathComponent(n)) }
+        let steps = names.filter { $0.hasPrefix("step-") }.sorted(by: >)
+        for n in steps.dropFirst(config.keep) { try? fm.removeItem(at: run.appendingPathComponent(n)) }
+    }
+
+    // MARK: - Finding and verifying
+
+    /// Checkpoint directories of `run`, newest first: the one `latest` names, then every
+    /// `step-*` directory by step.
+    public static func candidates(in run: URL) -> [URL] {
+        let fm = FileManager.default
+        var out: [URL] = []
+        if let text = try? String(contentsOf: run.appendingPathComponent("latest"), encoding: .utf8) {
+            let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !name.isEmpty { out.append(run.appendingPathComponent(name)) }
+        }
+        let steps = ((try? fm.contentsOfDirectory(atPath: run.path)) ?? []).filter { $0.hasPrefix("step-") }.sorted(by: >)
+        for s in steps where !out.contains(where: { $0.lastPathComponent == s }) { out.append(run.appendingPathComponent(s)) }
+        return out
+    }
+
+    /// Reads `dir/state.json` and checks that every file it lists is present and matches its
+    /// SHA-256. Errors name the file.
+    public static func verify(_ dir: URL) throws -> CheckpointState {
+        let stateURL = dir.appendingPathComponent("state.json")
+        guard FileManager.default.fileExists(atPath: dir.path) else {
+            throw QTrainError(.checkpoint, "checkpoint \(dir.path) does not exist")
+        }
+        guard let data = try? Data(contentsOf: stateURL) else {
+            throw QTrainError(.checkpoint, "checkpoint \(dir.path) has no state.json (it was not completely written)")
+        }
+        let state: CheckpointState
+        do {
+            state = try JSONDecoder().decode(CheckpointState.self, from: data)
+        } catch {
+            throw QTrainError(.checkpoint, "\(stateURL.path) is not a valid checkpoint state: \(error)")
+        }
+        guard state.format == CheckpointFormat.version else {
+            throw QTrainError(.checkpoint, "\(dir.path) has checkpoint format \(state.format); this build reads \(CheckpointFormat.version)")
+        }
+        for (name, expected) in state.files.sorted(by: { $0.key < $1.key }) {
+            let url = dir.appendingPathComponent(name)
+            guard let actual = try? sha256(of: url) else {
+                throw QTrainError(.checkpoint, "\(url.path) is missing from the checkpoint")
+            }
+            guard actual == expected else {
+                throw QTrainError(.checkpoint, "\(url.path) does not match the SHA-256 in state.json (truncated or modified)")
+            }
+        }
+        return state
+    }
+
+    /// What to resume from: `explicit` when given (it must be valid); otherwise the newest valid
+    /// checkpoint of the run directory, saying so when a newer one had to be skipped.
+    public func locate(explicit: URL?, log: (String) -> Void) throws -> (URL, CheckpointState)? {
+        if let explicit { return (explicit, try Self.verify(explicit)) }
+        for dir in Self.candidates(in: run) {
+            do {
+                return (dir, try Self.verify(dir))
+            } catch let e as QTrainError {
+                log("warning: skipping checkpoint \(dir.lastPathComponent): \(e.message); trying an older one")
+            }
+        }
+        return nil
+    }
+
+    // MARK: - Restoring
+
+    /// Loads weights, optimizer state (re-sharded if the split differs) and the step.
+    public func restore(_ trainer: Trainer, from dir: URL, state: CheckpointState) throws {
+        let saved: RunConfig
+        do {
+            saved = try RunConfig.parse(yaml: state.config)
+        } catch {
+            throw QTrainError(.checkpoint, "the configuration stored in \(dir.path)/state.json cannot be read: \(error)")
+        }
+        if saved.model != trainer.config.model {
+            throw QTrainError(.checkpoint, "checkpoint \(dir.path) was trained with a different model section (\(describe(saved.model)) vs \(describe(trainer.config.model)))",
+                              hint: "resume with the checkpoint's configs, or use another train.out_dir to start afresh")
+        }
+        if saved.quant != trainer.config.quant {
+            throw QTrainError(.checkpoint, "checkpoint \(dir.path) was trained with quant mode \(saved.quant.label), this run has \(trainer.config.quant.label)",
+                              hint: "resume with the checkpoint's quant settings, or use another train.out_dir")
+        }
+        try CheckpointFormat.loadModel(trainer.model.weights, from: SafetensorsFile(url: dir.appendingPathComponent("model.safetensors")))
+        let optimizerFiles = state.files.keys.filter { $0.hasPrefix("optimizer") }.sorted()
+        try CheckpointFormat.loadOptimizer(trainer.optimizer, from: optimizerFiles.map { try SafetensorsFile(url: dir.appendingPathComponent($0)) })
+        let fp = String(format: "%016llx", ReplicaCheck.fingerprint(trainer.model.weights))
+        guard fp == state.fingerprint else {
+            throw QTrainError(.checkpoint, "the weights loaded from \(dir.path) have fingerprint \(fp), state.json says \(state.fingerprint)")
+        }
+        trainer.step = state.step
+    }
+
+    private func describe(_ m: ModelConfig) -> String {
+        "d \(m.dim), \(m.nLayers) layers, \(m.nHeads) heads, ffn \(m.hiddenDim), vocab \(m.vocabSize), context \(m.seqLen)"
+    }
+}
+
+// MARK: - Durable file operations
+
+/// Writes `data` to `url` and fsyncs it.
+func writeDurably(_ data: Data, to url: URL) throws {
+    let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw QTrainError(.io, "cannot create \(url.path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    try data.withUnsafeBytes { raw in
+        var done = 0
+        while done < raw.count {
+            let n = write(fd, raw.baseAddress! + done, raw.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw QTrainError(.io, "cannot write \(url.path): \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+    }
+    guard fsync(fd) == 0 else { throw QTrainError(.io, "cannot sync \(url.path): \(String(cString: strerror(errno)))") }
+}
+
+/// fsyncs a directory, so that renames and new entries in it survive a crash.
+func syncDirectory(_ url: URL) throws {
+    let fd = open(url.path, O_RDONLY | O_DIRECTORY)
+    guard fd >= 0 else { throw QTrainError(.io, "cannot open directory \(url.path)") }
+    defer { close(fd) }
+    _ = fsync(fd)
+}
+
+func rename(_ from: URL, to: URL) throws {
+    guard Foundation.rename(from.path, to.path) == 0 else {
+        throw QTrainError(.io, "cannot rename \(from.path) to \(to.path): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// SHA-256 of a file, read in 4 MB blocks.
+public func sha256(of url: URL) throws -> String {
+    let fd = open(url.path, O_RDONLY)
+    guard fd >= 0 else { throw QTrainError(.io, "cannot open \(url.path)") }
+    defer { close(fd) }
+    var hash = SHA256()
+    let size = 4 << 20
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+    defer { buffer.deallocate() }
+    while true {
+        let n = read(fd, buffer, size)
+        if n < 0 { if errno == EINTR { continue }; throw QTrainError(.io, "cannot read \(url.path)") }
+        if n == 0 { break }
+        hash.update(UnsafeRawBufferPointer(start: buffer, count: n))
+    }
+    return hash.finalize().hexString
+}

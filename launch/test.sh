@@ -2,9 +2,21 @@
 # Installs what is missing, then builds and runs the whole test suite in release mode
 # (numerical code is many times slower in debug builds). Extra arguments go to `swift test`,
 # e.g. ./launch/test.sh --filter GradientCheckTests
+#
+# Python test oracles (safetensors, tokenizers, numpy) go into a virtual environment under
+# .build/ so nothing is installed into the system's Python. Set QTRAIN_TEST_PYTHON to use
+# another interpreter (one with torch and transformers also runs the Hugging Face export check).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./launch/setup.sh
+if [ -z "${QTRAIN_TEST_PYTHON:-}" ]; then
+    venv=.build/test-python
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import safetensors, tokenizers, numpy" 2>/dev/null; then
+        python3 -m venv "$venv" 2>/dev/null || { command -v apt-get >/dev/null && ${SUDO:-} apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$venv"; }
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check safetensors tokenizers numpy
+    fi
+    export QTRAIN_TEST_PYTHON="$PWD/$venv/bin/python"
+fi
 swift build -c release -Xswiftc -enable-testing --build-tests
 swift test -c release -Xswiftc -enable-testing --skip-build --disable-swift-testing "$@"

@@ -15,6 +15,8 @@ void qk_install_stop_handlers(void) {
     sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    // A file-size limit must fail the write (EFBIG), not kill the process mid-checkpoint.
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 int qk_stop_requested(void) { return (int)qk_stop_signal; }

@@ -18,7 +18,7 @@ struct QTrainDist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qtrain-dist",
         abstract: "Train LLaMA-structured language models whose weights stay low-precision (Direct Quantized Training).",
-        subcommands: [TrainCommand.self, PrepareCommand.self, BenchCommand.self, ReportCommand.self],
+        subcommands: [TrainCommand.self, PrepareCommand.self, EvalCommand.self, GenerateCommand.self, ExportCommand.self, InspectCommand.self, BenchCommand.self, ReportCommand.self],
         defaultSubcommand: TrainCommand.self)
 }
 

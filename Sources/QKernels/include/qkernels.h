@@ -28,6 +28,9 @@ void qk_causal_softmax_rows(float *P, int64_t T, int64_t row0, int64_t row1, flo
 void qk_causal_softmax_bwd_rows(float *dP, const float *P, int64_t T, int64_t row0, int64_t row1,
                                 float scale);
 
+/// In-place softmax of scale * x over n entries.
+void qk_softmax(float *x, int64_t n, float scale);
+
 /// SwiGLU forward: out[r][f] = silu(h[r][f]) * h[r][F + f] for rows [0, rows).
 void qk_swiglu_fwd(float *out, const float *h, int64_t rows, int64_t F);
 

@@ -12,6 +12,11 @@ public protocol Tokenizer: Sendable {
     func decode(_ tokens: [Int32]) -> String
     /// Writes the tokenizer's file (`tokenizer.json`) into `directory`.
     func save(to directory: URL) throws
+    /// UTF-8 bytes of text that `token` stands for (0 for special tokens), for bits per byte.
+    func byteCount(of token: Int32) -> Int
+    /// Writes Hugging Face tokenizer files (`tokenizer.json`, `tokenizer_config.json`,
+    /// `special_tokens_map.json`) that the `tokenizers` library loads unchanged.
+    func saveForHuggingFace(to directory: URL) throws
 }
 
 extension Tokenizer {
@@ -47,6 +52,41 @@ public struct ByteTokenizer: Tokenizer {
         return out + String(decoding: bytes, as: UTF8.self)
     }
 
+    public func byteCount(of token: Int32) -> Int { token >= 0 && token < 256 ? 1 : 0 }
+
+    /// A byte-level BPE with no merges: the ByteLevel pre-tokenizer maps each byte to one
+    /// printable character (GPT-2's table) and the vocabulary gives that character the byte's
+    /// id, so Hugging Face `tokenizers` produces exactly our ids.
+    public func saveForHuggingFace(to directory: URL) throws {
+        var vocab: [String: Int] = [:]
+        for (b, ch) in byteLevelAlphabet().enumerated() { vocab[String(ch)] = b }
+        let special: [String: Any] = [
+            "id": 256, "content": "<|endoftext|>", "single_word": false, "lstrip": false, "rstrip": false,
+            "normalized": false, "special": true,
+        ]
+        let tokenizer: [String: Any] = [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": [special],
+            "normalizer": NSNull(),
+            "pre_tokenizer": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false],
+            "post_processor": NSNull(),
+            "decoder": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false],
+            "model": [
+                "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
+                "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                "vocab": vocab, "merges": [String](),
+            ] as [String: Any],
+        ]
+        let config: [String: Any] = [
+            "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": NSNull(), "eos_token": "<|endoftext|>",
+            "unk_token": NSNull(), "model_max_length": 1_000_000, "clean_up_tokenization_spaces": false,
+        ]
+        let specialMap: [String: Any] = ["eos_token": "<|endoftext|>"]
+        for (name, obj) in [("tokenizer.json", tokenizer), ("tokenizer_config.json", config), ("special_tokens_map.json", specialMap)] {
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: directory.appendingPathComponent(name), options: .atomic)
+        }
+    }
+
     public func save(to directory: URL) throws {
         let json = """
             {"qtrain_tokenizer": "bytes", "vocab_size": 257, "end_of_text": 256}
@@ -70,4 +110,20 @@ public enum TokenizerLoader {
         throw QTrainError.data("\(file.path) describes a tokenizer this version cannot load",
                                hint: "re-run `qtrain-dist prepare`")
     }
+}
+
+/// GPT-2's byte-to-character table: printable bytes map to themselves, the rest to
+/// characters from U+0100 on, so every byte is one visible character.
+func byteLevelAlphabet() -> [Character] {
+    var printable = Array(33...126) + Array(161...172) + Array(174...255)
+    var chars = printable
+    var n = 0
+    for b in 0..<256 where !printable.contains(b) {
+        printable.append(b)
+        chars.append(256 + n)
+        n += 1
+    }
+    var table = [Character](repeating: " ", count: 256)
+    for (b, c) in zip(printable, chars) { table[b] = Character(Unicode.Scalar(UInt32(c))!) }
+    return table
 }

@@ -85,6 +85,13 @@ public final class Model {
         try forward(tokens: tokens, targets: targets, batch: B, length: T, gradScale: 0)
     }
 
+    /// The logits (T × V, row-major) of one sequence of `T` tokens.
+    public func logits(tokens: [Int32]) throws -> [Float] {
+        let T = tokens.count, V = config.vocabSize
+        _ = try forward(tokens: tokens, targets: tokens, batch: 1, length: T, gradScale: 0)
+        return Array(UnsafeBufferPointer(start: acts.logits, count: T * V))
+    }
+
     /// Forward, loss and backward: gradients of `lossScale ·` mean loss are added to ``gradients``.
     /// Returns the mean loss.
     public func forwardBackward(

@@ -67,6 +67,16 @@ public final class Checkpointer {
                 if comm.rank == 0 {
                     files["model.safetensors"] = try CheckpointFormat.modelWriter(trainer.model.weights)
                         .write(to: tmp.appendingPathComponent("model.safetensors"))
+                    // The tokenizer travels with the weights, so eval, generate and export need no data directory.
+                    let tok = URL(fileURLWithPath: trainer.config.data.dir).appendingPathComponent("tokenizer.json")
+                    if let data = try? Data(contentsOf: tok) {
+                        try writeDurably(data, to: tmp.appendingPathComponent("tokenizer.json"))
+                        files["tokenizer.json"] = SHA256.hex(data)
+                    }
+                }
+                // Test aid: a pause between the files, so a test can kill the process mid-write.
+                if let delay = ProcessInfo.processInfo.environment["QTRAIN_TEST_CHECKPOINT_DELAY"].flatMap(Double.init) {
+                    Thread.sleep(forTimeInterval: delay)
                 }
                 if sharded || comm.rank == 0 {
                     mine = try CheckpointFormat.optimizerWriter(trainer.optimizer).write(to: tmp.appendingPathComponent(optimizerFile))

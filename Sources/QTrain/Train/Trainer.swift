@@ -209,6 +209,10 @@ public final class Trainer {
             }
         }
         let elapsed = Date().timeIntervalSince(started)
+        if step >= total && comm.rank == 0 {
+            // Batch scripts loop on requeue until this file appears.
+            try? "step \(step)\n".write(to: runDirectory.appendingPathComponent("DONE"), atomically: true, encoding: .utf8)
+        }
         let fingerprint = ReplicaCheck.fingerprint(model.weights)
         try reportMemoryPerRank()
         print(String(format: "fingerprint %016llx", fingerprint))
@@ -221,6 +225,7 @@ public final class Trainer {
 
     private func prepareRunDirectory() throws {
         if comm.rank == 0 {
+            if step < config.train.steps { try? FileManager.default.removeItem(at: runDirectory.appendingPathComponent("DONE")) }
             do {
                 try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
                 try config.yaml().write(to: runDirectory.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)

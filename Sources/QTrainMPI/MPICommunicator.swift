@@ -83,6 +83,29 @@ public final class MPICommunicator: Communicator {
         for r in outstanding { try r.test() }
     }
 
+    public func reduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {
+        var done = 0
+        while done < count {
+            let n = Int32(min(count - done, Int(Int32.max)))
+            let rc = rank == root
+                ? MPI_Reduce(qt_mpi_in_place(), buffer + done, n, qt_mpi_float(), qt_mpi_sum(), Int32(root), comm)
+                : MPI_Reduce(buffer + done, nil, n, qt_mpi_float(), qt_mpi_sum(), Int32(root), comm)
+            try check(rc, "MPI_Reduce")
+            done += Int(n)
+        }
+    }
+
+    public func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective {
+        precondition(count <= Int(Int32.max), "bucket too large for one MPI call")
+        let request = MPIRequest(owner: self)
+        let rc = rank == root
+            ? MPI_Ireduce(qt_mpi_in_place(), buffer, Int32(count), qt_mpi_float(), qt_mpi_sum(), Int32(root), comm, &request.handle)
+            : MPI_Ireduce(buffer, nil, Int32(count), qt_mpi_float(), qt_mpi_sum(), Int32(root), comm, &request.handle)
+        try check(rc, "MPI_Ireduce")
+        outstanding.append(request)
+        return request
+    }
+
     public func allReduceSum(_ values: inout [Double]) throws {
         let n = Int32(values.count)
         try values.withUnsafeMutableBufferPointer {
@@ -97,15 +120,11 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    /// A reduce to each part's owner in turn: measured here faster than MPI_Reduce_scatter
+    /// (which also puts an in-place result at the buffer's start, not at the rank's offset).
     public func reduceScatterSum(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) throws {
-        // MPI puts an in-place result at the start of the buffer; receive separately and move it
-        // to this rank's offset instead.
-        let mine = counts[rank], offset = displacements(counts)[rank]
-        let recv = UnsafeMutablePointer<Float>.allocate(capacity: max(mine, 1))
-        defer { recv.deallocate() }
-        let c32 = counts.map { Int32($0) }
-        try check(MPI_Reduce_scatter(buffer, recv, c32, qt_mpi_float(), qt_mpi_sum(), comm), "MPI_Reduce_scatter")
-        (buffer + offset).update(from: recv, count: mine)
+        let offsets = displacements(counts)
+        for r in 0..<worldSize where counts[r] > 0 { try reduceSum(buffer + offsets[r], count: counts[r], root: r) }
     }
 
     public func allGatherBytes(_ buffer: UnsafeMutableRawPointer, counts: [Int]) throws {

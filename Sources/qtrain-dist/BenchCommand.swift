@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QTrain
+import QTrainMPI
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,6 +27,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object as the last line.")
     var json = false
 
+    @Flag(help: "Also time each kind of operation (GEMMs, attention, norms, …) of the timed steps.")
+    var profile = false
+
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more") }
@@ -35,9 +39,14 @@ struct BenchCommand: ParsableCommand {
         try reportingErrors {
             if let modes { return try compare(modes.split(separator: ",").map(String.init)) }
             let config = try options.load()
-            let result = try Benchmark.run(config: config, steps: steps, warmup: warmup, log: { print($0) })
-            print(result.table)
-            if json { print(result.jsonLine) }
+            let comm: Communicator = MPILibrary.launchedAsRank ? try MPICommunicator() : SingleProcessCommunicator()
+            let speak = comm.rank == 0
+            let result = try Benchmark.run(config: config, steps: steps, warmup: warmup, comm: comm, profile: profile,
+                                           log: { if speak { print($0) } })
+            if speak {
+                print(result.table)
+                if json { print(result.jsonLine) }
+            }
         }
     }
 

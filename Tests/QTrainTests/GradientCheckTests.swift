@@ -31,24 +31,29 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testAttentionWithRoPE() {
-        var rng = TestRandom(2)
-        let B = 2, T = 7, C = 12, H = 3, N = B * T, theta = 10_000.0
-        let qkv = floatRounded(rng.values(N * 3 * C)), r = rng.values(N * C)
-        let rope = RoPE(T: T, headDim: C / H, theta: theta, ledger: nil)
-        let buf = aligned(qkv), out = aligned([Double](repeating: 0, count: N * C))
-        let probs = aligned([Double](repeating: 0, count: B * H * T * T))
-        rope.apply(buf.pointer, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)
-        Attention.forward(out: out.pointer, probs: probs.pointer, qkv: buf.pointer, B: B, T: T, C: C, H: H)
-        XCTAssertLessThan(relativeError(doubles(out.pointer, N * C), Ref.attention(qkv, B: B, T: T, C: C, H: H, theta: theta)), 1e-5)
-        let dqkv = aligned([Double](repeating: 0, count: N * 3 * C)), rb = aligned(r)
-        let dScores = aligned([Double](repeating: 0, count: T * T))
-        Attention.backward(dqkv: dqkv.pointer, dOut: rb.pointer, qkv: buf.pointer, probs: probs.pointer, B: B, T: T, C: C, H: H,
-                           dScores: dScores.pointer)
-        rope.apply(dqkv.pointer, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: true)
-        let fd = finiteDifferences(qkv, at: Array(0..<qkv.count)) { x in
-            zip(Ref.attention(x, B: B, T: T, C: C, H: H, theta: theta), r).reduce(0) { $0 + $1.0 * $1.1 }
+        // One block of queries, and several blocks with a partial last one.
+        for blockRows in [64, 3] {
+            var rng = TestRandom(2)
+            let B = 2, T = 7, C = 12, H = 3, N = B * T, theta = 10_000.0
+            let qkv = floatRounded(rng.values(N * 3 * C)), r = rng.values(N * C)
+            let rope = RoPE(T: T, headDim: C / H, theta: theta, ledger: nil)
+            let buf = aligned(qkv), out = aligned([Double](repeating: 0, count: N * C))
+            let probs = aligned([Double](repeating: 0, count: B * H * T * T))
+            rope.apply(buf.pointer, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)
+            Attention.forward(out: out.pointer, probs: probs.pointer, qkv: buf.pointer, B: B, T: T, C: C, H: H, blockRows: blockRows)
+            XCTAssertLessThan(relativeError(doubles(out.pointer, N * C), Ref.attention(qkv, B: B, T: T, C: C, H: H, theta: theta)), 1e-5)
+            // Scratch that holds garbage, as it does between layers.
+            let dqkv = aligned([Double](repeating: 7, count: N * 3 * C)), rb = aligned(r)
+            let slots = 2
+            let dScores = aligned([Double](repeating: 5, count: slots * T * T))
+            Attention.backward(dqkv: dqkv.pointer, dOut: rb.pointer, qkv: buf.pointer, probs: probs.pointer, B: B, T: T, C: C, H: H,
+                               dScores: dScores.pointer, slots: slots, blockRows: blockRows)
+            rope.apply(dqkv.pointer, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: true)
+            let fd = finiteDifferences(qkv, at: Array(0..<qkv.count)) { x in
+                zip(Ref.attention(x, B: B, T: T, C: C, H: H, theta: theta), r).reduce(0) { $0 + $1.0 * $1.1 }
+            }
+            XCTAssertLessThan(relativeError(doubles(dqkv.pointer, N * 3 * C), fd), 1e-4, "attention q/k/v gradient, blocks of \(blockRows)")
         }
-        XCTAssertLessThan(relativeError(doubles(dqkv.pointer, N * 3 * C), fd), 1e-4, "attention q/k/v gradient")
     }
 
     func testSwiGLU() {

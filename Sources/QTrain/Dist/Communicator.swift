@@ -23,6 +23,11 @@ public protocol Communicator: AnyObject {
     func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws
     /// Starts an in-place sum; the buffer must not be touched until the result is waited for.
     func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingCollective
+    /// Sums `count` floats over ranks into `root`'s buffer (in place); other ranks' buffers
+    /// are unchanged.
+    func reduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws
+    /// Starts ``reduceSum(_:count:root:)``.
+    func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective
     /// In-place sum of doubles (small: losses, norms, counters).
     func allReduceSum(_ values: inout [Double]) throws
     /// In-place maximum of doubles.
@@ -72,6 +77,10 @@ public final class SingleProcessCommunicator: Communicator {
     public var name: String { "single process" }
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {}
     public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingCollective {
+        CompletedCollective()
+    }
+    public func reduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {}
+    public func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective {
         CompletedCollective()
     }
     public func allReduceSum(_ values: inout [Double]) throws {}

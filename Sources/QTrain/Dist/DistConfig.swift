@@ -12,7 +12,8 @@ public enum OverlapMode: String, CaseIterable, Codable, Sendable, ConfigEnum {
     case nonblocking
     /// A communication thread runs each bucket's blocking all-reduce while backward goes on.
     case thread
-    /// One all-reduce of everything after backward (the baseline the others are measured against).
+    /// The same buckets, communicated one after another once backward is done (the baseline
+    /// the others are measured against).
     case off
 }
 

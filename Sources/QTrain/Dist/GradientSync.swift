@@ -7,6 +7,10 @@ import Foundation
 /// offset from which every gradient is final; each bucket lying wholly above it is started at
 /// once. ``finish()`` starts what is left and waits; the time spent there is the time the step
 /// waited on communication.
+///
+/// Replicated, each bucket is all-reduced. Under ZeRO-1 (`shards`) it is a reduce-scatter
+/// built from reduces: each part of the bucket goes to the rank that owns it, so every rank
+/// ends with the sum of its own slice only.
 public final class GradientSynchronizer {
     public let comm: Communicator
     public let mode: OverlapMode
@@ -17,14 +21,17 @@ public final class GradientSynchronizer {
     private var next = 0
     private var pending: [PendingCollective] = []
     private let worker: CommunicationThread?
+    private let shards: ShardPlan?
     /// Seconds ``finish()`` waited in the last step.
     public private(set) var lastWait = 0.0
 
-    public init(comm: Communicator, gradients: UnsafeMutablePointer<Float>, count: Int, bucketBytes: Int, mode: OverlapMode) {
+    public init(comm: Communicator, gradients: UnsafeMutablePointer<Float>, count: Int, bucketBytes: Int, mode: OverlapMode,
+                shards: ShardPlan? = nil) {
         self.comm = comm
+        self.shards = shards
         self.gradients = gradients
         self.count = count
-        self.mode = comm.worldSize > 1 ? mode : .off
+        self.mode = mode
         let size = max(bucketBytes / 4, 1)
         var b: [Range<Int>] = []
         var hi = count
@@ -34,7 +41,7 @@ public final class GradientSynchronizer {
             hi = lo
         }
         buckets = b
-        worker = self.mode == .thread ? CommunicationThread() : nil
+        worker = mode == .thread && comm.worldSize > 1 ? CommunicationThread() : nil
     }
 
     /// Call before the backward pass whose gradients are to be summed.
@@ -45,7 +52,7 @@ public final class GradientSynchronizer {
 
     /// Every gradient at `offset` or after is final: start the buckets that lie above it.
     public func ready(from offset: Int) throws {
-        guard mode != .off else { return }
+        guard mode != .off, comm.worldSize > 1 else { return }
         while next < buckets.count && buckets[next].lowerBound >= offset {
             try start(buckets[next])
             next += 1
@@ -54,27 +61,38 @@ public final class GradientSynchronizer {
     }
 
     private func start(_ r: Range<Int>) throws {
+        if let shards {
+            for (owner, slice) in shards.ranges.enumerated() {
+                let lo = max(r.lowerBound, slice.lowerBound), hi = min(r.upperBound, slice.upperBound)
+                if lo < hi { try start(lo..<hi, root: owner) }
+            }
+        } else {
+            try start(r, root: nil)
+        }
+    }
+
+    private func start(_ r: Range<Int>, root: Int?) throws {
         let p = gradients + r.lowerBound, n = r.count
-        switch mode {
-        case .nonblocking: pending.append(try comm.startAllReduceSum(p, count: n))
-        case .thread: pending.append(worker!.submit { [comm] in try comm.allReduceSum(p, count: n) })
-        case .off: break
+        switch (mode, root) {
+        case (.nonblocking, nil): pending.append(try comm.startAllReduceSum(p, count: n))
+        case (.nonblocking, let root?): pending.append(try comm.startReduceSum(p, count: n, root: root))
+        case (.thread, nil): pending.append(worker!.submit { [comm] in try comm.allReduceSum(p, count: n) })
+        case (.thread, let root?): pending.append(worker!.submit { [comm] in try comm.reduceSum(p, count: n, root: root) })
+        case (.off, nil): try comm.allReduceSum(p, count: n)
+        case (.off, let root?): try comm.reduceSum(p, count: n, root: root)
         }
     }
 
     /// Starts the remaining buckets and waits for all; afterwards every rank holds the sum.
     public func finish() throws {
         let t = Date()
-        if mode == .off {
-            try comm.allReduceSum(gradients, count: count)
-        } else {
-            while next < buckets.count {
-                try start(buckets[next])
-                next += 1
-            }
-            for p in pending { try p.wait() }
-            pending.removeAll()
+        guard comm.worldSize > 1 else { return }
+        while next < buckets.count {
+            try start(buckets[next])
+            next += 1
         }
+        for p in pending { try p.wait() }
+        pending.removeAll()
         lastWait = Date().timeIntervalSince(t)
     }
 }

@@ -95,6 +95,16 @@ final class InProcessCommunicator: Communicator {
         return CompletedCollective()
     }
 
+    /// The root's part of an all-reduce.
+    func reduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {
+        try allReduceSum(buffer, count: count)
+    }
+
+    func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective {
+        try reduceSum(buffer, count: count, root: root)
+        return CompletedCollective()
+    }
+
     func allReduceSum(_ values: inout [Double]) throws {
         let all = try group.exchange(rank, values)
         for i in 0..<values.count { values[i] = all.reduce(0) { $0 + $1[i] } }

@@ -30,7 +30,8 @@ final class Activations {
     let dAttOut: UnsafeMutablePointer<Float>  // (N, C)
     let dH13: UnsafeMutablePointer<Float>  // (N, 2F)
     let dHact: UnsafeMutablePointer<Float>  // (N, F)
-    let dScores: UnsafeMutablePointer<Float>  // (T, T)
+    let dScores: UnsafeMutablePointer<Float>  // (scoreSlots, T, T): one per attention thread
+    let scoreSlots: Int
     let normPartials: UnsafeMutablePointer<Float>  // (chunks, C)
 
     init(config: ModelConfig, B: Int, T: Int, ledger: MemoryLedger?) {
@@ -42,13 +43,14 @@ final class Activations {
         L = config.nLayers
         V = config.vocabSize
         let N = B * T
+        scoreSlots = max(Threads.count, Threads.availableCores)
         let sizes: [(String, Int)] = [
             ("residual", (L + 1) * N * C), ("ln1", L * N * C), ("ln1Rstd", L * N), ("qkv", L * N * 3 * C),
             ("probs", L * B * H * T * T), ("attOut", L * N * C), ("residualMid", L * N * C), ("ln2", L * N * C),
             ("ln2Rstd", L * N), ("h13", L * N * 2 * F), ("hact", L * N * F), ("lnf", N * C), ("lnfRstd", N),
             ("logits", N * V), ("losses", N),
             ("dResidual", N * C), ("dNorm", N * C), ("dQKV", N * 3 * C), ("dAttOut", N * C),
-            ("dH13", N * 2 * F), ("dHact", N * F), ("dScores", T * T),
+            ("dH13", N * 2 * F), ("dHact", N * F), ("dScores", scoreSlots * T * T),
             ("normPartials", RMSNorm.partialCount(rows: N) * C),
         ]
         var total = 0

@@ -5,9 +5,11 @@ enum Embedding {
         out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>, count n: Int,
         weights: ModelWeights, param: Int, C: Int
     ) {
-        Threads.parallelFor(n, minChunk: 64) { range in
-            for t in range {
-                weights.writeValues(of: param, from: Int(tokens[t]) * C, count: C, into: out + t * C)
+        OpProfile.shared.time("embedding forward") {
+            Threads.parallelFor(n, minChunk: 64) { range in
+                for t in range {
+                    weights.writeValues(of: param, from: Int(tokens[t]) * C, count: C, into: out + t * C)
+                }
             }
         }
     }
@@ -17,9 +19,11 @@ enum Embedding {
         dTable: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
         count n: Int, C: Int
     ) {
-        for t in 0..<n {
-            let row = dTable + Int(tokens[t]) * C, d = dOut + t * C
-            for c in 0..<C { row[c] += d[c] }
+        OpProfile.shared.time("embedding backward") {
+            for t in 0..<n {
+                let row = dTable + Int(tokens[t]) * C, d = dOut + t * C
+                for c in 0..<C { row[c] += d[c] }
+            }
         }
     }
 }

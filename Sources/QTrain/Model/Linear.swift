@@ -10,11 +10,13 @@ enum Linear {
         out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows M: Int,
         matrix: StackedMatrix, weights: ModelWeights, scratch: Scratch, accumulate: Bool = false
     ) {
-        let N = matrix.rows, K = matrix.cols
-        weights.forEachRowBlock(matrix, scratch: scratch.weights.pointer, scratchCount: scratch.weights.count) {
-            r0, n, w in
-            Gemm.multiply(transB: true, m: M, n: n, k: K, a: input, lda: K, b: w, ldb: K,
-                          beta: accumulate ? 1 : 0, c: out + r0, ldc: N)
+        OpProfile.shared.time("linear forward") {
+            let N = matrix.rows, K = matrix.cols
+            weights.forEachRowBlock(matrix, scratch: scratch.weights.pointer, scratchCount: scratch.weights.count) {
+                r0, n, w in
+                Gemm.multiply(transB: true, m: M, n: n, k: K, a: input, lda: K, b: w, ldb: K,
+                              beta: accumulate ? 1 : 0, c: out + r0, ldc: N)
+            }
         }
     }
 
@@ -25,16 +27,18 @@ enum Linear {
         dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, rows M: Int,
         matrix: StackedMatrix, weights: ModelWeights, scratch: Scratch, accumulate: Bool = false
     ) {
-        let N = matrix.rows, K = matrix.cols
-        let dW = gradients + weights.layout.specs[matrix.params[0]].offset
-        Gemm.multiply(transA: true, m: N, n: K, k: M, a: dOut, lda: N, b: input, ldb: K,
-                      beta: 1, c: dW, ldc: K)
-        var first = true
-        weights.forEachRowBlock(matrix, scratch: scratch.weights.pointer, scratchCount: scratch.weights.count) {
-            r0, n, w in
-            Gemm.multiply(m: M, n: K, k: n, a: dOut + r0, lda: N, b: w, ldb: K,
-                          beta: (first && !accumulate) ? 0 : 1, c: dInput, ldc: K)
-            first = false
+        OpProfile.shared.time("linear backward") {
+            let N = matrix.rows, K = matrix.cols
+            let dW = gradients + weights.layout.specs[matrix.params[0]].offset
+            Gemm.multiply(transA: true, m: N, n: K, k: M, a: dOut, lda: N, b: input, ldb: K,
+                          beta: 1, c: dW, ldc: K)
+            var first = true
+            weights.forEachRowBlock(matrix, scratch: scratch.weights.pointer, scratchCount: scratch.weights.count) {
+                r0, n, w in
+                Gemm.multiply(m: M, n: K, k: n, a: dOut + r0, lda: N, b: w, ldb: K,
+                              beta: (first && !accumulate) ? 0 : 1, c: dInput, ldc: K)
+                first = false
+            }
         }
     }
 }

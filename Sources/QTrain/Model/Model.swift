@@ -198,7 +198,7 @@ public final class Model {
             Linear.backward(dInput: a.dAttOut, gradients: g, dOut: a.dResidual, input: att, rows: N,
                             matrix: oMatrices[l], weights: weights, scratch: scratch)
             Attention.backward(dqkv: a.dQKV, dOut: a.dAttOut, qkv: qkv, probs: probs, B: B, T: T, C: C, H: H,
-                               dScores: a.dScores)
+                               dScores: a.dScores, slots: a.scoreSlots)
             rope.apply(a.dQKV, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: true)
             Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dQKV, input: ln1, rows: N,
                             matrix: qkvMatrices[l], weights: weights, scratch: scratch)

@@ -11,9 +11,11 @@ enum RMSNorm {
         out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
         input: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, C: Int, eps: Float
     ) {
-        Threads.parallelFor(rows, minChunk: 32) { r in
-            qk_rmsnorm_fwd(out + r.lowerBound * C, rstd + r.lowerBound, input + r.lowerBound * C,
-                           weight, Int64(r.count), Int64(C), eps)
+        OpProfile.shared.time("rmsnorm forward") {
+            Threads.parallelFor(rows, minChunk: 32) { r in
+                qk_rmsnorm_fwd(out + r.lowerBound * C, rstd + r.lowerBound, input + r.lowerBound * C,
+                               weight, Int64(r.count), Int64(C), eps)
+            }
         }
     }
 
@@ -26,16 +28,18 @@ enum RMSNorm {
         dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         rstd: UnsafePointer<Float>, rows: Int, C: Int, partials: UnsafeMutablePointer<Float>
     ) {
-        let chunks = partialCount(rows: rows)
-        Threads.parallelFor(chunks) { range in
-            for k in range {
-                let r0 = k * chunkRows, n = min(chunkRows, rows - r0)
-                let dw = partials + k * C
-                dw.initialize(repeating: 0, count: C)
-                qk_rmsnorm_bwd(dInput + r0 * C, dw, dOut + r0 * C, input + r0 * C, weight, rstd + r0,
-                               Int64(n), Int64(C))
+        OpProfile.shared.time("rmsnorm backward") {
+            let chunks = partialCount(rows: rows)
+            Threads.parallelFor(chunks) { range in
+                for k in range {
+                    let r0 = k * chunkRows, n = min(chunkRows, rows - r0)
+                    let dw = partials + k * C
+                    dw.initialize(repeating: 0, count: C)
+                    qk_rmsnorm_bwd(dInput + r0 * C, dw, dOut + r0 * C, input + r0 * C, weight, rstd + r0,
+                                   Int64(n), Int64(C))
+                }
             }
+            for k in 0..<chunks { qk_add(dWeight, partials + k * C, Int64(C)) }
         }
-        for k in 0..<chunks { qk_add(dWeight, partials + k * C, Int64(C)) }
     }
 }

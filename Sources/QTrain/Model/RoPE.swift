@@ -28,9 +28,11 @@ struct RoPE {
     /// position `offset + r mod seqLen`. `inverse` applies the transpose (backward).
     func apply(_ x: UnsafeMutablePointer<Float>, ld: Int, rows: Int, seqLen: Int, offset: Int = 0,
                heads: Int, inverse: Bool) {
-        Threads.parallelFor(rows, minChunk: 16) { r in
-            qk_rope_rows(x, Int64(ld), Int64(r.lowerBound), Int64(r.upperBound), Int64(seqLen),
-                         Int64(offset), Int64(heads), Int64(headDim), cosTable.pointer, sinTable.pointer, inverse ? 1 : 0)
+        OpProfile.shared.time("rope") {
+            Threads.parallelFor(rows, minChunk: 16) { r in
+                qk_rope_rows(x, Int64(ld), Int64(r.lowerBound), Int64(r.upperBound), Int64(seqLen),
+                             Int64(offset), Int64(heads), Int64(headDim), cosTable.pointer, sinTable.pointer, inverse ? 1 : 0)
+            }
         }
     }
 }

@@ -5,8 +5,10 @@ import QKernels
 /// backward pass uses the straight-through estimator, so no state is kept.
 public enum ActivationQuantizer {
     public static func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        Threads.parallelFor(rows, minChunk: 16) { r in
-            qk_act_quant_rows(x + r.lowerBound * cols, Int64(r.count), Int64(cols), Int64(cols))
+        OpProfile.shared.time("activation quant") {
+            Threads.parallelFor(rows, minChunk: 16) { r in
+                qk_act_quant_rows(x + r.lowerBound * cols, Int64(r.count), Int64(cols), Int64(cols))
+            }
         }
     }
 }

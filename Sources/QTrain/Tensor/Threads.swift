@@ -23,15 +23,31 @@ public enum Threads {
     /// to ``count`` threads. Chunks never overlap; `body` must not depend on how `n` is split.
     @inline(__always)
     public static func parallelFor(_ n: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        parallelChunks(n, minChunk: minChunk) { _, range in body(range) }
+    }
+
+    /// As ``parallelFor(_:minChunk:_:)``, also passing the chunk's index (below ``count``), for
+    /// per-thread scratch.
+    @inline(__always)
+    public static func parallelChunks(_ n: Int, minChunk: Int = 1, maxParts: Int = .max, _ body: (Int, Range<Int>) -> Void) {
         if n <= 0 { return }
-        let parts = min(configured, max(1, n / max(minChunk, 1)))
+        let parts = min(configured, maxParts, max(1, n / max(minChunk, 1)))
         if parts == 1 {
-            body(0..<n)
+            body(0, 0..<n)
             return
         }
         DispatchQueue.concurrentPerform(iterations: parts) { p in
             let lo = n * p / parts, hi = n * (p + 1) / parts
-            if lo < hi { body(lo..<hi) }
+            if lo < hi { body(p, lo..<hi) }
         }
+    }
+
+    /// Runs `body` with OpenBLAS on one thread, for code that calls GEMMs from several of its
+    /// own threads at once (OpenBLAS's advice for multi-threaded callers).
+    public static func withSingleThreadedBLAS(_ body: () -> Void) {
+        guard configured > 1 else { return body() }
+        openblas_set_num_threads(1)
+        body()
+        openblas_set_num_threads(Int32(configured))
     }
 }

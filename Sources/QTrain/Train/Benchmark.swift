@@ -20,19 +20,40 @@ public enum Benchmark {
         public var bytesPerParameter: Double
         public var peakRSS: Int
         public var threads: Int
+        /// Ranks, and the most any rank's memory table or RSS held.
+        public var world = 1
+        public var peakRSSMaxRank = 0
+        public var bytesPerParameterMaxRank = 0.0
+        public var overlap = "off"
+        public var sharded = false
+        /// Seconds per step by kind of operation, when profiled.
+        public var operations: [(String, Double)] = []
 
         public var tokensPerSecond: Double { Double(tokensPerStep) / stepSeconds }
         public var gflops: Double { flopsPerToken * tokensPerSecond / 1e9 }
         public var mfu: Double { gflops / peakGFLOPS }
 
+        /// Share of step time spent waiting for gradient communication.
+        public var communicationShare: Double { (phases["communication"] ?? 0) / stepSeconds }
+
         public var table: String {
-            var s = "\(label): \(formatCount(parameters)) parameters, \(tokensPerStep) tokens/step, \(threads) thread(s)\n"
+            var s = "\(label): \(formatCount(parameters)) parameters, \(tokensPerStep) tokens/step, \(world) rank(s) × \(threads) thread(s)"
+            if world > 1 { s += ", overlap \(overlap)\(sharded ? ", ZeRO-1" : "")" }
+            s += "\n"
             s += String(format: "  step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak %.1f GFLOP/s | MFU %.3f\n",
                         stepSeconds, tokensPerSecond, gflops, peakGFLOPS, mfu)
-            s += "  phases: " + ["forward", "backward", "optimizer"].map {
+            s += "  phases: " + ["forward", "backward", "communication", "optimizer"].filter { phases[$0] != nil }.map {
                 String(format: "%@ %.3f s (%.0f%%)", $0, phases[$0] ?? 0, 100 * (phases[$0] ?? 0) / stepSeconds)
             }.joined(separator: ", ") + "\n"
-            s += String(format: "  memory: %.3f B/param without activations; peak RSS %@", bytesPerParameter, formatBytes(peakRSS))
+            s += String(format: "  memory per rank: %.3f B/param without activations; peak RSS %@", bytesPerParameterMaxRank,
+                        formatBytes(peakRSSMaxRank))
+            if world > 1 { s += String(format: "\n  waiting on communication: %.1f%% of the step", 100 * communicationShare) }
+            if !operations.isEmpty {
+                s += "\n  operations (seconds per step):"
+                for (name, t) in operations.sorted(by: { $0.1 > $1.1 }) {
+                    s += String(format: "\n    %@ %7.3f s  %5.1f%%", name.padding(toLength: 22, withPad: " ", startingAt: 0), t, 100 * t / stepSeconds)
+                }
+            }
             return s
         }
 
@@ -41,8 +62,9 @@ public enum Benchmark {
                 "label": label, "parameters": parameters, "tokens_per_step": tokensPerStep, "threads": threads,
                 "tokens_per_s": tokensPerSecond, "gflops": gflops, "peak_gflops": peakGFLOPS, "mfu": mfu,
                 "step_s": stepSeconds, "phases": phases, "flops_per_token": flopsPerToken,
+                "world": world, "overlap": overlap, "shard_optimizer": sharded, "comm_wait_share": communicationShare,
                 "memory": [
-                    "bytes_per_param": bytesPerParameter, "peak_rss_bytes": peakRSS,
+                    "bytes_per_param": bytesPerParameterMaxRank, "peak_rss_bytes": peakRSSMaxRank,
                     "categories": memory,
                 ] as [String: Any],
             ]
@@ -56,10 +78,9 @@ public enum Benchmark {
 
     /// Measures the best SGEMM rate over a few large square products, in GFLOP/s.
     public static func sgemmPeak(size n: Int = 2048, repeats: Int = 4) -> Double {
-        let ledger = MemoryLedger()
-        let a = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: ledger)
-        let b = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: ledger)
-        let c = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: ledger)
+        let a = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: nil)
+        let b = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: nil)
+        let c = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: nil)
         for i in 0..<(n * n) {
             a.pointer[i] = Float(i % 7) * 0.01
             b.pointer[i] = Float(i % 5) * 0.01
@@ -73,53 +94,96 @@ public enum Benchmark {
         return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
     }
 
-    /// Benchmarks `config` (its model, quantisation, micro-batch and threads).
-    public static func run(config: RunConfig, steps: Int, warmup: Int, log: (String) -> Void) throws -> Result {
-        let threads = config.train.threads > 0 ? config.train.threads : Threads.availableCores
+    /// Benchmarks `config` (its model, quantisation, micro-batch, threads and dist section) on
+    /// `comm`'s ranks: forward, backward, gradient communication (overlapped as configured, or
+    /// ZeRO-1's reduce-scatter and all-gather), optimizer.
+    public static func run(config: RunConfig, steps: Int, warmup: Int, comm: Communicator = SingleProcessCommunicator(),
+                           profile: Bool = false, log: (String) -> Void) throws -> Result {
+        let threads = config.train.threads > 0 ? config.train.threads : max(1, Threads.availableCores / max(comm.localSize, 1))
         Threads.configure(threads)
-        let B = config.train.microBatch, T = config.model.seqLen, V = config.model.vocabSize
+        let B = try config.train.microBatch(world: comm.worldSize), T = config.model.seqLen, V = config.model.vocabSize
         let ledger = MemoryLedger()
         let model = Model(config: config.model, quant: config.quant, batch: B, ledger: ledger)
         model.weights.initialize(seed: UInt64(config.train.seed), std: Float(config.model.initStd))
-        let optimizer = Optimizer(config: config.optim, layout: model.layout, ledger: ledger)
+        let shards = config.dist.shardOptimizer && comm.worldSize > 1 ? ShardPlan(layout: model.layout, world: comm.worldSize) : nil
+        let optimizer = Optimizer(config: config.optim, layout: model.layout, range: shards?.ranges[comm.rank], ledger: ledger)
+        let sync = GradientSynchronizer(comm: comm, gradients: model.gradients.pointer, count: model.layout.count,
+                                        bucketBytes: Int(config.dist.bucketMB * 1_048_576), mode: config.dist.overlap, shards: shards)
         let tokens = AlignedBuffer<Int32>(count: B * T + 1, category: .activations, ledger: ledger)
-        let stream = RandomStream(seed: 7, purpose: .dataSampling, tensor: 1, step: 0)
+        let stream = RandomStream(seed: 7, purpose: .dataSampling, tensor: comm.rank + 1, step: 0)
         for i in 0...(B * T) { tokens.pointer[i] = Int32(stream.word(i) % UInt32(V)) }
-        log("bench: \(config.quant.label), \(formatCount(model.layout.count)) parameters, B=\(B), T=\(T), \(threads) thread(s), OpenBLAS \(BLASCore.name)")
+        log("bench: \(config.quant.label), \(formatCount(model.layout.count)) parameters, B=\(B), T=\(T), \(comm.worldSize) rank(s) × \(threads) thread(s), OpenBLAS \(BLASCore.name)")
 
+        // The peak is measured right after every timed step and the median kept, so that it sees
+        // the machine as the steps saw it (on a shared machine the rate drifts by ±15%).
+        var peaks: [Double] = []
         var phases = ["forward": 0.0, "backward": 0.0, "optimizer": 0.0]
+        if comm.worldSize > 1 { phases["communication"] = 0 }
         for s in 0..<(warmup + steps) {
+            if s == warmup {
+                OpProfile.shared.reset()
+                OpProfile.shared.enabled = profile
+            }
+            try comm.barrier()
             model.zeroGradients()
             let t0 = Date()
             let loss = try model.forward(tokens: tokens.pointer, targets: tokens.pointer + 1, batch: B, length: T,
                                          gradScale: 1 / Float(B * T))
             let t1 = Date()
+            sync.begin()
+            model.onGradientsReady = { offset in try sync.ready(from: offset) }
             try model.backward()
+            model.onGradientsReady = nil
             let t2 = Date()
-            let norm = GradientClipping.norm(model.gradients.pointer, count: model.layout.count)
-            let clip = GradientClipping.factor(norm: norm, maxNorm: config.optim.gradClip)
-            optimizer.update(weights: model.weights, gradients: model.gradients.pointer, gradScale: clip,
-                             lr: config.optim.lr, seed: UInt64(config.train.seed))
+            var g = model.gradients.pointer, n = model.layout.count
+            try sync.finish()
+            if let shards {
+                let mine = shards.ranges[comm.rank]
+                g += mine.lowerBound
+                n = mine.count
+            }
             let t3 = Date()
+            var sq = [pow(GradientClipping.norm(g, count: n), 2)]
+            if shards != nil { try comm.allReduceSum(&sq) }
+            let norm = sq[0].squareRoot() / Double(comm.worldSize)
+            let clip = GradientClipping.factor(norm: norm, maxNorm: config.optim.gradClip)
+            optimizer.update(weights: model.weights, gradients: model.gradients.pointer, gradScale: clip / Float(comm.worldSize),
+                             lr: config.optim.lr, seed: UInt64(config.train.seed))
+            let t4 = Date()
+            if let shards { try shards.allGather(model.weights, comm: comm) }
+            let t5 = Date()
             if s >= warmup {
                 phases["forward"]! += t1.timeIntervalSince(t0)
                 phases["backward"]! += t2.timeIntervalSince(t1)
-                phases["optimizer"]! += t3.timeIntervalSince(t2)
+                phases["optimizer"]! += t4.timeIntervalSince(t3)
+                if comm.worldSize > 1 { phases["communication"]! += t3.timeIntervalSince(t2) + t5.timeIntervalSince(t4) }
             }
+            if s >= warmup { peaks.append(sgemmPeak(repeats: 3)) }
             log(String(format: "  step %d%@: %.3f s, loss %.4f", s + 1, s < warmup ? " (warm-up)" : "",
-                       t3.timeIntervalSince(t0), loss))
+                       t5.timeIntervalSince(t0), loss))
         }
+        OpProfile.shared.enabled = false
         for k in phases.keys { phases[k]! /= Double(max(steps, 1)) }
+        // Rank 0's timings stand for the step; the slowest rank's memory for the job.
+        var mem = [MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count), Double(MemoryReport.peakResidentBytes())]
+        try comm.allReduceMax(&mem)
         let stepSeconds = phases.values.reduce(0, +)
-        let peak = sgemmPeak()
+        let peak = peaks.sorted()[peaks.count / 2]
         let L = config.model.nLayers, C = config.model.dim
         let flops = 6 * Double(model.layout.matmulParameterCount) + 12 * Double(L * T * C)
         var memory: [String: Int] = [:]
         for c in MemoryCategory.allCases { memory[c.rawValue] = ledger.bytes(c) }
-        return Result(
-            label: config.quant.label, parameters: model.layout.count, tokensPerStep: B * T,
-            stepSeconds: stepSeconds, phases: phases, flopsPerToken: flops, peakGFLOPS: peak, memory: memory,
-            bytesPerParameter: MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count),
+        var result = Result(
+            label: config.quant.label, parameters: model.layout.count, tokensPerStep: comm.worldSize * B * T,
+            stepSeconds: stepSeconds, phases: phases, flopsPerToken: flops, peakGFLOPS: peak * Double(comm.worldSize),
+            memory: memory, bytesPerParameter: MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count),
             peakRSS: MemoryReport.peakResidentBytes(), threads: threads)
+        result.world = comm.worldSize
+        result.peakRSSMaxRank = Int(mem[1])
+        result.bytesPerParameterMaxRank = mem[0]
+        result.overlap = sync.mode.rawValue
+        result.sharded = shards != nil
+        if profile { result.operations = OpProfile.shared.report(steps: steps) }
+        return result
     }
 }

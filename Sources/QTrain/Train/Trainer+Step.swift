@@ -11,8 +11,8 @@ extension Trainer {
     }
 
     /// Forward/backward over `grad_accum` micro-batches (the last one's gradient buckets are
-    /// all-reduced while backward runs), then clipping and the update; with ZeRO-1 a
-    /// reduce-scatter, a sliced update and an all-gather of the weights instead.
+    /// all-reduced while backward runs — reduce-scattered under ZeRO-1), then clipping and the
+    /// update (of this rank's slice, followed by an all-gather of the weights, under ZeRO-1).
     public func trainStep(_ step: Int) throws -> StepResult {
         let B = microBatch, T = config.model.seqLen, accum = config.train.gradAccum
         model.zeroGradients()
@@ -20,8 +20,7 @@ extension Trainer {
         for micro in 0..<accum {
             sampler.fill(tokens: tokens.pointer, targets: targets.pointer, from: trainData, step: step, micro: micro,
                          rank: comm.rank, world: comm.worldSize, batch: B)
-            let last = micro == accum - 1 && shards == nil
-            if last {
+            if micro == accum - 1 {
                 sync.begin()
                 model.onGradientsReady = { [sync] offset in try sync.ready(from: offset) }
             }
@@ -30,11 +29,7 @@ extension Trainer {
                                               lossScale: 1 / Float(accum))
         }
         let n = model.layout.count, g = model.gradients.pointer
-        if let shards {
-            try comm.reduceScatterSum(g, counts: shards.counts)
-        } else {
-            try sync.finish()
-        }
+        try sync.finish()
         var losses = [loss / Double(accum)]
         try comm.allReduceSum(&losses)
         let meanLoss = losses[0] / Double(comm.worldSize)

@@ -79,7 +79,7 @@ public final class Trainer {
         targets = AlignedBuffer(count: B * T, category: .activations, ledger: ledger)
         evalWindows = evaluationWindows(valData, count: config.train.evalSequences)
         sync = GradientSynchronizer(comm: comm, gradients: model.gradients.pointer, count: model.layout.count,
-                                    bucketBytes: Int(config.dist.bucketMB * 1_048_576), mode: config.dist.overlap)
+                                    bucketBytes: Int(config.dist.bucketMB * 1_048_576), mode: config.dist.overlap, shards: shards)
         checkpointer = Checkpointer(run: runDirectory, config: config.checkpoint, comm: comm)
         if options.debug { installDebugChecks() }
 

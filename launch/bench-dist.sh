@@ -3,7 +3,9 @@
 #   -n 1 (all cores) and -n 2 (half each), with gradient overlap nonblocking / thread / off,
 #   and ZeRO-1; prints step time, tokens/s, the share of the step spent waiting on
 #   communication, and memory per rank.
-#   ./launch/bench-dist.sh configs/130m.yaml --set model.seq_len=256 --set train.global_batch=4
+#   ./launch/bench-dist.sh configs/130m.yaml --set model.seq_len=256 --set train.global_batch=4 \
+#       --set train.grad_accum=1 --set quant.mode=dqt
+#   STEPS=10 ./launch/bench-dist.sh configs/small.yaml --set train.global_batch=8 --set dist.bucket_mb=2
 # Knobs: STEPS (default 3), WARMUP (1). Extra arguments go to every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -24,6 +24,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Compare weight policies, e.g. fp32,bitnet,dqt,dqt:8.")
     var modes: String?
 
+    @Flag(help: "With --modes: run all modes in this process, their steps in turn, for step-time ratios that share the machine's conditions (memory is then not per mode).")
+    var interleave = false
+
     @Flag(help: "Print one JSON object as the last line.")
     var json = false
 
@@ -37,7 +40,10 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            if let modes { return try compare(modes.split(separator: ",").map(String.init)) }
+            if let modes {
+                let list = modes.split(separator: ",").map(String.init)
+                return interleave ? try compareInterleaved(list) : try compare(list)
+            }
             let config = try options.load()
             let comm: Communicator = MPILibrary.launchedAsRank ? try MPICommunicator() : SingleProcessCommunicator()
             let speak = comm.rank == 0
@@ -60,6 +66,27 @@ struct BenchCommand: ParsableCommand {
         default:
             if mode.hasPrefix("dqt:") { return ["quant.mode=dqt", "quant.bits=\(mode.dropFirst(4))"] }
             throw QTrainError(.config, "unknown bench mode '\(mode)'", hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N")
+        }
+    }
+
+    func compareInterleaved(_ modes: [String]) throws {
+        let configs = try modes.map { try RunConfig.load(path: options.config, overrides: options.overrides + (try Self.overrides(forMode: $0))) }
+        let results = try Benchmark.interleaved(configs: configs, steps: steps, warmup: warmup, log: { print($0) })
+        let base = results[0].stepSeconds
+        print("\nmode          step s   ×first  tokens/s    MFU   (interleaved; peak \(String(format: "%.1f", results[0].peakGFLOPS)) GFLOP/s)")
+        for (mode, r) in zip(modes, results) {
+            print(mode.padding(toLength: 12, withPad: " ", startingAt: 0)
+                + String(format: " %7.3f  %6.3f  %8.1f  %5.3f", r.stepSeconds, r.stepSeconds / base, r.tokensPerSecond, r.mfu))
+        }
+        if json {
+            var objs: [[String: Any]] = []
+            for (mode, r) in zip(modes, results) {
+                var o = r.json
+                o["mode"] = mode
+                objs.append(o)
+            }
+            let data = try JSONSerialization.data(withJSONObject: ["modes": objs, "interleaved": true], options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
         }
     }
 

@@ -31,6 +31,22 @@ final class TrainerTests: XCTestCase {
         }
         XCTAssertEqual(last3["step"] as? Int, 30)
         XCTAssertTrue(FileManager.default.fileExists(atPath: trainer.runDirectory.appendingPathComponent("config.yaml").path))
+        // A finished run says so (batch scripts stop requeueing on it).
+        XCTAssertTrue(FileManager.default.fileExists(atPath: trainer.runDirectory.appendingPathComponent("DONE").path))
+
+        // The loss curves draw from metrics.jsonl.
+        let series = try Report.Series(runDirectory: trainer.runDirectory)
+        XCTAssertEqual(series.valLoss.first?.0, 0)
+        XCTAssertEqual(series.valLoss.last?.0, 30)
+        XCTAssertEqual(series.loss.map(\.0), [10, 15, 20, 30])  // log.every 10, and the evaluation at 15
+        let svg = Report.svg([series], title: "t")
+        XCTAssertTrue(svg.hasPrefix("<svg") && svg.contains("run (fp32)") && svg.contains("<path"), svg)
+        XCTAssertTrue(Report.html([series], title: "t").contains(String(format: "%.4f", last)))
+        let out = dir.appendingPathComponent("curves.svg")
+        let r = try QTrainBinary.run(["report", trainer.runDirectory.path, "--out", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(try String(contentsOf: out, encoding: .utf8).contains("</svg>"))
+        XCTAssertNotEqual(try QTrainBinary.run(["report", dir.appendingPathComponent("none").path]).status, 0)
     }
 
     /// Same seed, same data: the same losses bit for bit; another seed differs.

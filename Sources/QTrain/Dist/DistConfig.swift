@@ -8,6 +8,9 @@ public enum DesyncAction: String, CaseIterable, Codable, Sendable, ConfigEnum {
 
 /// How gradient all-reduces are overlapped with the backward pass (`dist.overlap`).
 public enum OverlapMode: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// `nonblocking` for replicated training, `off` under ZeRO-1, whose per-bucket reduces ran
+    /// fastest blocking here (Open MPI's non-blocking reduce is slow; see README).
+    case auto
     /// Non-blocking collectives started as buckets fill, driven forward between layers.
     case nonblocking
     /// A communication thread runs each bucket's blocking all-reduce while backward goes on.
@@ -28,7 +31,7 @@ public struct DistConfig: Codable, Equatable, Sendable {
     public var shardOptimizer = false
     /// Gradient bucket size in megabytes.
     public var bucketMB = 25.0
-    public var overlap: OverlapMode = .nonblocking
+    public var overlap: OverlapMode = .auto
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case checkEvery = "check_every", onDesync = "on_desync", shardOptimizer = "shard_optimizer"

@@ -29,6 +29,7 @@ public final class GradientSynchronizer {
                 shards: ShardPlan? = nil) {
         self.comm = comm
         self.shards = shards
+        let mode = mode == .auto ? (shards == nil ? OverlapMode.nonblocking : .off) : mode
         self.gradients = gradients
         self.count = count
         self.mode = mode
@@ -78,8 +79,8 @@ public final class GradientSynchronizer {
         case (.nonblocking, let root?): pending.append(try comm.startReduceSum(p, count: n, root: root))
         case (.thread, nil): pending.append(worker!.submit { [comm] in try comm.allReduceSum(p, count: n) })
         case (.thread, let root?): pending.append(worker!.submit { [comm] in try comm.reduceSum(p, count: n, root: root) })
-        case (.off, nil): try comm.allReduceSum(p, count: n)
-        case (.off, let root?): try comm.reduceSum(p, count: n, root: root)
+        case (.off, nil), (.auto, nil): try comm.allReduceSum(p, count: n)
+        case (.off, let root?), (.auto, let root?): try comm.reduceSum(p, count: n, root: root)
         }
     }
 

@@ -99,91 +99,142 @@ public enum Benchmark {
     /// ZeRO-1's reduce-scatter and all-gather), optimizer.
     public static func run(config: RunConfig, steps: Int, warmup: Int, comm: Communicator = SingleProcessCommunicator(),
                            profile: Bool = false, log: (String) -> Void) throws -> Result {
-        let threads = config.train.threads > 0 ? config.train.threads : max(1, Threads.availableCores / max(comm.localSize, 1))
-        Threads.configure(threads)
-        let B = try config.train.microBatch(world: comm.worldSize), T = config.model.seqLen, V = config.model.vocabSize
-        let ledger = MemoryLedger()
-        let model = Model(config: config.model, quant: config.quant, batch: B, ledger: ledger)
-        model.weights.initialize(seed: UInt64(config.train.seed), std: Float(config.model.initStd))
-        let shards = config.dist.shardOptimizer && comm.worldSize > 1 ? ShardPlan(layout: model.layout, world: comm.worldSize) : nil
-        let optimizer = Optimizer(config: config.optim, layout: model.layout, range: shards?.ranges[comm.rank], ledger: ledger)
-        let sync = GradientSynchronizer(comm: comm, gradients: model.gradients.pointer, count: model.layout.count,
-                                        bucketBytes: Int(config.dist.bucketMB * 1_048_576), mode: config.dist.overlap, shards: shards)
-        let tokens = AlignedBuffer<Int32>(count: B * T + 1, category: .activations, ledger: ledger)
-        let stream = RandomStream(seed: 7, purpose: .dataSampling, tensor: comm.rank + 1, step: 0)
-        for i in 0...(B * T) { tokens.pointer[i] = Int32(stream.word(i) % UInt32(V)) }
-        log("bench: \(config.quant.label), \(formatCount(model.layout.count)) parameters, B=\(B), T=\(T), \(comm.worldSize) rank(s) × \(threads) thread(s), OpenBLAS \(BLASCore.name)")
-
+        let session = try BenchSession(config: config, comm: comm)
+        log("bench: \(config.quant.label), \(formatCount(session.model.layout.count)) parameters, B=\(session.batch), "
+            + "T=\(config.model.seqLen), \(comm.worldSize) rank(s) × \(Threads.count) thread(s), OpenBLAS \(BLASCore.name)")
         // The peak is measured right after every timed step and the median kept, so that it sees
         // the machine as the steps saw it (on a shared machine the rate drifts by ±15%).
         var peaks: [Double] = []
-        var phases = ["forward": 0.0, "backward": 0.0, "optimizer": 0.0]
-        if comm.worldSize > 1 { phases["communication"] = 0 }
+        var phases: [String: Double] = [:]
         for s in 0..<(warmup + steps) {
             if s == warmup {
                 OpProfile.shared.reset()
                 OpProfile.shared.enabled = profile
             }
-            try comm.barrier()
-            model.zeroGradients()
-            let t0 = Date()
-            let loss = try model.forward(tokens: tokens.pointer, targets: tokens.pointer + 1, batch: B, length: T,
-                                         gradScale: 1 / Float(B * T))
-            let t1 = Date()
-            sync.begin()
-            model.onGradientsReady = { offset in try sync.ready(from: offset) }
-            try model.backward()
-            model.onGradientsReady = nil
-            let t2 = Date()
-            var g = model.gradients.pointer, n = model.layout.count
-            try sync.finish()
-            if let shards {
-                let mine = shards.ranges[comm.rank]
-                g += mine.lowerBound
-                n = mine.count
-            }
-            let t3 = Date()
-            var sq = [pow(GradientClipping.norm(g, count: n), 2)]
-            if shards != nil { try comm.allReduceSum(&sq) }
-            let norm = sq[0].squareRoot() / Double(comm.worldSize)
-            let clip = GradientClipping.factor(norm: norm, maxNorm: config.optim.gradClip)
-            optimizer.update(weights: model.weights, gradients: model.gradients.pointer, gradScale: clip / Float(comm.worldSize),
-                             lr: config.optim.lr, seed: UInt64(config.train.seed))
-            let t4 = Date()
-            if let shards { try shards.allGather(model.weights, comm: comm) }
-            let t5 = Date()
+            let (times, loss) = try session.step()
             if s >= warmup {
-                phases["forward"]! += t1.timeIntervalSince(t0)
-                phases["backward"]! += t2.timeIntervalSince(t1)
-                phases["optimizer"]! += t4.timeIntervalSince(t3)
-                if comm.worldSize > 1 { phases["communication"]! += t3.timeIntervalSince(t2) + t5.timeIntervalSince(t4) }
+                for (k, v) in times { phases[k, default: 0] += v }
+                peaks.append(sgemmPeak(repeats: 3))
             }
-            if s >= warmup { peaks.append(sgemmPeak(repeats: 3)) }
             log(String(format: "  step %d%@: %.3f s, loss %.4f", s + 1, s < warmup ? " (warm-up)" : "",
-                       t5.timeIntervalSince(t0), loss))
+                       times.values.reduce(0, +), loss))
         }
         OpProfile.shared.enabled = false
         for k in phases.keys { phases[k]! /= Double(max(steps, 1)) }
+        var result = try session.result(phases: phases, peak: peaks.sorted()[peaks.count / 2])
+        if profile { result.operations = OpProfile.shared.report(steps: steps) }
+        return result
+    }
+
+    /// Several configurations in one process, their steps taken in turn (A, B, C, A, B, C, …),
+    /// so that every configuration meets the same machine conditions: the fair way to compare
+    /// step times on a shared machine. Memory figures are not per configuration here.
+    public static func interleaved(configs: [RunConfig], steps: Int, warmup: Int, log: (String) -> Void) throws -> [Result] {
+        let sessions = try configs.map { try BenchSession(config: $0, comm: SingleProcessCommunicator()) }
+        var phases = [[String: Double]](repeating: [:], count: configs.count)
+        var peaks: [Double] = []
+        for s in 0..<(warmup + steps) {
+            for (i, session) in sessions.enumerated() {
+                let (times, _) = try session.step()
+                if s >= warmup { for (k, v) in times { phases[i][k, default: 0] += v } }
+                log(String(format: "  round %d%@, %@: %.3f s", s + 1, s < warmup ? " (warm-up)" : "", configs[i].quant.label,
+                           times.values.reduce(0, +)))
+            }
+            if s >= warmup { peaks.append(sgemmPeak(repeats: 3)) }
+        }
+        let peak = peaks.sorted()[peaks.count / 2]
+        return try sessions.enumerated().map { i, session in
+            try session.result(phases: phases[i].mapValues { $0 / Double(max(steps, 1)) }, peak: peak)
+        }
+    }
+}
+
+/// One configuration set up for timing: its model, optimizer, synthetic tokens and gradient
+/// synchroniser, and one training step split into phases.
+final class BenchSession {
+    let config: RunConfig
+    let comm: Communicator
+    let ledger = MemoryLedger()
+    let model: Model
+    let optimizer: Optimizer
+    let shards: ShardPlan?
+    let sync: GradientSynchronizer
+    let tokens: AlignedBuffer<Int32>
+    let batch: Int
+
+    init(config: RunConfig, comm: Communicator) throws {
+        self.config = config
+        self.comm = comm
+        Threads.configure(config.train.threads > 0 ? config.train.threads : max(1, Threads.availableCores / max(comm.localSize, 1)))
+        batch = try config.train.microBatch(world: comm.worldSize)
+        let T = config.model.seqLen, V = config.model.vocabSize
+        model = Model(config: config.model, quant: config.quant, batch: batch, ledger: ledger)
+        model.weights.initialize(seed: UInt64(config.train.seed), std: Float(config.model.initStd))
+        shards = config.dist.shardOptimizer && comm.worldSize > 1 ? ShardPlan(layout: model.layout, world: comm.worldSize) : nil
+        optimizer = Optimizer(config: config.optim, layout: model.layout, range: shards?.ranges[comm.rank], ledger: ledger)
+        sync = GradientSynchronizer(comm: comm, gradients: model.gradients.pointer, count: model.layout.count,
+                                    bucketBytes: Int(config.dist.bucketMB * 1_048_576), mode: config.dist.overlap, shards: shards)
+        tokens = AlignedBuffer(count: batch * T + 1, category: .activations, ledger: ledger)
+        let stream = RandomStream(seed: 7, purpose: .dataSampling, tensor: comm.rank + 1, step: 0)
+        for i in 0...(batch * T) { tokens.pointer[i] = Int32(stream.word(i) % UInt32(V)) }
+    }
+
+    /// One training step on the synthetic tokens; seconds per phase and the loss.
+    func step() throws -> ([String: Double], Double) {
+        let B = batch, T = config.model.seqLen
+        try comm.barrier()
+        model.zeroGradients()
+        let t0 = Date()
+        let loss = try model.forward(tokens: tokens.pointer, targets: tokens.pointer + 1, batch: B, length: T,
+                                     gradScale: 1 / Float(B * T))
+        let t1 = Date()
+        sync.begin()
+        model.onGradientsReady = { [sync] offset in try sync.ready(from: offset) }
+        try model.backward()
+        model.onGradientsReady = nil
+        let t2 = Date()
+        var g = model.gradients.pointer, n = model.layout.count
+        try sync.finish()
+        if let shards {
+            let mine = shards.ranges[comm.rank]
+            g += mine.lowerBound
+            n = mine.count
+        }
+        let t3 = Date()
+        var sq = [pow(GradientClipping.norm(g, count: n), 2)]
+        if shards != nil { try comm.allReduceSum(&sq) }
+        let norm = sq[0].squareRoot() / Double(comm.worldSize)
+        let clip = GradientClipping.factor(norm: norm, maxNorm: config.optim.gradClip)
+        optimizer.update(weights: model.weights, gradients: model.gradients.pointer, gradScale: clip / Float(comm.worldSize),
+                         lr: config.optim.lr, seed: UInt64(config.train.seed))
+        let t4 = Date()
+        if let shards { try shards.allGather(model.weights, comm: comm) }
+        let t5 = Date()
+        var phases = ["forward": t1.timeIntervalSince(t0), "backward": t2.timeIntervalSince(t1), "optimizer": t4.timeIntervalSince(t3)]
+        if comm.worldSize > 1 { phases["communication"] = t3.timeIntervalSince(t2) + t5.timeIntervalSince(t4) }
+        return (phases, loss)
+    }
+
+    /// The result of the timed steps (`phases` already per step); memory is gathered over ranks.
+    func result(phases: [String: Double], peak: Double) throws -> Benchmark.Result {
         // Rank 0's timings stand for the step; the slowest rank's memory for the job.
         var mem = [MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count), Double(MemoryReport.peakResidentBytes())]
         try comm.allReduceMax(&mem)
-        let stepSeconds = phases.values.reduce(0, +)
-        let peak = peaks.sorted()[peaks.count / 2]
-        let L = config.model.nLayers, C = config.model.dim
+        let T = config.model.seqLen, L = config.model.nLayers, C = config.model.dim
         let flops = 6 * Double(model.layout.matmulParameterCount) + 12 * Double(L * T * C)
         var memory: [String: Int] = [:]
         for c in MemoryCategory.allCases { memory[c.rawValue] = ledger.bytes(c) }
-        var result = Result(
-            label: config.quant.label, parameters: model.layout.count, tokensPerStep: comm.worldSize * B * T,
-            stepSeconds: stepSeconds, phases: phases, flopsPerToken: flops, peakGFLOPS: peak * Double(comm.worldSize),
-            memory: memory, bytesPerParameter: MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count),
-            peakRSS: MemoryReport.peakResidentBytes(), threads: threads)
+        var result = Benchmark.Result(
+            label: config.quant.label, parameters: model.layout.count, tokensPerStep: comm.worldSize * batch * T,
+            stepSeconds: phases.values.reduce(0, +), phases: phases, flopsPerToken: flops,
+            peakGFLOPS: peak * Double(comm.worldSize), memory: memory,
+            bytesPerParameter: MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count),
+            peakRSS: MemoryReport.peakResidentBytes(), threads: Threads.count)
         result.world = comm.worldSize
         result.peakRSSMaxRank = Int(mem[1])
         result.bytesPerParameterMaxRank = mem[0]
         result.overlap = sync.mode.rawValue
         result.sharded = shards != nil
-        if profile { result.operations = OpProfile.shared.report(steps: steps) }
         return result
     }
 }

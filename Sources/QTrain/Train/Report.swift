@@ -42,8 +42,8 @@ public enum Report {
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
     /// An SVG chart: validation loss (solid, with points) and training loss (faint) per run.
-    public static func svg(_ runs: [Series], title: String, width: Int = 760, height: Int = 440) -> String {
-        let left = 60.0, right = 200.0, top = 40.0, bottom = 50.0
+    public static func svg(_ runs: [Series], title: String, width: Int = 840, height: Int = 460) -> String {
+        let left = 60.0, right = 260.0, top = 40.0, bottom = 64.0
         let w = Double(width) - left - right, h = Double(height) - top - bottom
         let all = runs.flatMap { $0.loss + $0.valLoss }
         let maxStep = Double(max(all.map(\.0).max() ?? 1, 1))
@@ -67,7 +67,7 @@ public enum Report {
             let s = Int(maxStep * Double(i) / 5)
             out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n", x(s), top + h + 18, s)
         }
-        out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">step</text>\n", left + w / 2, top + h + 38)
+        out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">step</text>\n", left + w / 2, top + h + 34)
         out += String(format: "<text x=\"16\" y=\"%.1f\" transform=\"rotate(-90 16 %.1f)\" text-anchor=\"middle\">loss (nats/token)</text>\n",
                       top + h / 2, top + h / 2)
         for (i, run) in runs.enumerated() {

@@ -18,7 +18,12 @@ start() {
     [ -f /etc/munge/munge.key ] || mungekey -c
     chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge
     chmod 400 /etc/munge/munge.key
-    pgrep -x munged >/dev/null || su -s /bin/sh munge -c /usr/sbin/munged
+    # A munged left from an earlier installation may have lost its socket: test, don't trust pgrep.
+    if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+        pkill -x munged 2>/dev/null || true
+        sleep 0.5
+        su -s /bin/sh munge -c /usr/sbin/munged </dev/null >/dev/null 2>&1
+    fi
     local host cpus mem
     host=$(hostname)
     cpus=$(nproc)
@@ -45,8 +50,9 @@ KillWait=30
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
-    pgrep -x slurmctld >/dev/null || /usr/sbin/slurmctld
-    pgrep -x slurmd >/dev/null || /usr/sbin/slurmd
+    # Detached from the caller's terminal and pipes, so that nothing waits on the daemons' output.
+    pgrep -x slurmctld >/dev/null || setsid /usr/sbin/slurmctld </dev/null >/dev/null 2>&1
+    pgrep -x slurmd >/dev/null || setsid /usr/sbin/slurmd </dev/null >/dev/null 2>&1
     for _ in $(seq 1 30); do
         if sinfo -h -o %t 2>/dev/null | grep -q idle; then
             echo "slurm-local: node $host is idle ($cpus CPUs); state in $state"
@@ -63,9 +69,15 @@ stop() {
     for f in "$state/slurmd.pid" "$state/slurmctld.pid"; do
         [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
     done
-    sleep 1
     pkill -x slurmd 2>/dev/null || true
     pkill -x slurmctld 2>/dev/null || true
+    # Wait for them to go, so that a start right after does not mistake them for running daemons.
+    for _ in $(seq 1 50); do
+        pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || break
+        sleep 0.2
+    done
+    pkill -9 -x slurmd 2>/dev/null || true
+    pkill -9 -x slurmctld 2>/dev/null || true
     echo "slurm-local: stopped"
 }
 

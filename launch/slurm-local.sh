@@ -11,8 +11,9 @@ conf=/etc/slurm/slurm.conf
 start() {
     [ "$(id -u)" -eq 0 ] || { echo "slurm-local: run as root" >&2; exit 1; }
     if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
+        # All output away from the caller: daemons that packages start inherit these descriptors.
+        apt-get update -qq </dev/null >/dev/null 2>&1
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge </dev/null >/dev/null 2>&1
     fi
     mkdir -p "$state"/{spool,ctld} /etc/slurm /run/munge /var/lib/munge /var/log/munge
     [ -f /etc/munge/munge.key ] || mungekey -c

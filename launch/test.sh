@@ -13,7 +13,12 @@ cd "$(dirname "$0")/.."
 if [ -z "${QTRAIN_TEST_PYTHON:-}" ]; then
     venv=.build/test-python
     if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import safetensors, tokenizers, numpy" 2>/dev/null; then
-        python3 -m venv "$venv" 2>/dev/null || { command -v apt-get >/dev/null && ${SUDO:-} apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$venv"; }
+        if ! python3 -m venv "$venv" 2>/dev/null; then
+            sudo=""
+            [ "$(id -u)" -ne 0 ] && sudo="sudo"
+            $sudo apt-get install -y -qq python3-venv >/dev/null
+            python3 -m venv "$venv"
+        fi
         "$venv/bin/python" -m pip install -q --disable-pip-version-check safetensors tokenizers numpy
     fi
     export QTRAIN_TEST_PYTHON="$PWD/$venv/bin/python"

@@ -188,21 +188,6 @@ int qk_max_code(const uint8_t *packed, int bits, int qn, int64_t start, int64_t 
 
 // MARK: BF16 latent weights (BitNet with 2-byte master weights)
 
-QK_INLINE float qk_bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-QK_INLINE uint16_t qk_f32_to_bf16(float f) {
-    // Round to nearest, ties to even (inputs are finite here).
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    bits += 0x7FFFu + ((bits >> 16) & 1u);
-    return (uint16_t)(bits >> 16);
-}
-
 QK_CLONES
 void qk_bf16_to_f32_array(float *out, const uint16_t *in, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = qk_bf16_to_f32(in[i]);

@@ -127,67 +127,57 @@ void qk_philox_normal(float *out, int64_t start, int64_t n, const uint32_t key[2
     }
 }
 
+/// AdamW's constants of one step, derived once per call.
+typedef struct {
+    float b1, b2, c1, c2, ib1, ib2, eps, wd, gs;
+} qk_adam_consts;
+
+QK_INLINE qk_adam_consts qk_adam_prepare(const qk_adamw_params *p) {
+    qk_adam_consts k = {p->beta1, p->beta2, 1.0f - p->beta1, 1.0f - p->beta2, 1.0f / p->biasCorr1,
+                        1.0f / p->biasCorr2, p->eps, p->weightDecay, p->gradScale};
+    return k;
+}
+
+/// The moments' update of one element (m, v in place) and AdamW's direction m̂ / (√v̂ + ε).
+/// Shared by the dense, BF16 and DQT updates so that all three take the same step.
+QK_INLINE float qk_adam_direction(float g, float *m, float *v, const qk_adam_consts *k) {
+    const float gi = g * k->gs;
+    const float mi = k->b1 * *m + k->c1 * gi;
+    const float vi = k->b2 * *v + k->c2 * (gi * gi);
+    *m = mi;
+    *v = vi;
+    return (mi * k->ib1) / (sqrtf(vi * k->ib2) + k->eps);
+}
+
 QK_CLONES
 void qk_adamw(float *w, const float *g, float *m, float *v, int64_t n, const qk_adamw_params *p) {
-    const float b1 = p->beta1, b2 = p->beta2, c1 = 1.0f - b1, c2 = 1.0f - b2;
-    const float ib1 = 1.0f / p->biasCorr1, ib2 = 1.0f / p->biasCorr2;
-    const float lr = p->lr, eps = p->eps, wd = p->weightDecay, gs = p->gradScale;
+    const qk_adam_consts k = qk_adam_prepare(p);
+    const float lr = p->lr;
     for (int64_t i = 0; i < n; i++) {
-        const float gi = g[i] * gs;
-        const float mi = b1 * m[i] + c1 * gi;
-        const float vi = b2 * v[i] + c2 * (gi * gi);
-        m[i] = mi;
-        v[i] = vi;
-        const float step = (mi * ib1) / (sqrtf(vi * ib2) + eps) + wd * w[i];
-        w[i] = w[i] - lr * step;
+        const float d = qk_adam_direction(g[i], &m[i], &v[i], &k);
+        w[i] = w[i] - lr * (d + k.wd * w[i]);
     }
-}
-
-QK_INLINE float qk_bf16_load(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-QK_INLINE uint16_t qk_bf16_store(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    bits += 0x7FFFu + ((bits >> 16) & 1u);
-    return (uint16_t)(bits >> 16);
 }
 
 QK_CLONES
 void qk_adamw_bf16(uint16_t *w, const float *g, float *m, float *v, int64_t n, const qk_adamw_params *p) {
-    const float b1 = p->beta1, b2 = p->beta2, c1 = 1.0f - b1, c2 = 1.0f - b2;
-    const float ib1 = 1.0f / p->biasCorr1, ib2 = 1.0f / p->biasCorr2;
-    const float lr = p->lr, eps = p->eps, wd = p->weightDecay, gs = p->gradScale;
+    const qk_adam_consts k = qk_adam_prepare(p);
+    const float lr = p->lr;
     for (int64_t i = 0; i < n; i++) {
-        const float gi = g[i] * gs;
-        const float mi = b1 * m[i] + c1 * gi;
-        const float vi = b2 * v[i] + c2 * (gi * gi);
-        m[i] = mi;
-        v[i] = vi;
-        const float wi = qk_bf16_load(w[i]);
-        const float step = (mi * ib1) / (sqrtf(vi * ib2) + eps) + wd * wi;
-        w[i] = qk_bf16_store(wi - lr * step);
+        const float d = qk_adam_direction(g[i], &m[i], &v[i], &k);
+        const float wi = qk_bf16_to_f32(w[i]);
+        w[i] = qk_f32_to_bf16(wi - lr * (d + k.wd * wi));
     }
 }
 
-/// The arithmetic of one element of the DQT update; shared by the vector body and its tail
-/// so that both give identical bits.
-QK_INLINE int qk_dqt_element(int code, float gi, float *mi, float *vi, float u, float ratio,
-                                 float invOld, float lrScaled, float b1, float c1, float b2,
-                                 float c2, float ib1, float ib2, float eps, float wd, int qn, int qp) {
-    const float m = b1 * *mi + c1 * gi;
-    const float v = b2 * *vi + c2 * (gi * gi);
-    *mi = m;
-    *vi = v;
+/// One element of the DQT update: AdamW's proposal taken on the old grid, written so that an
+/// unchanged scale keeps the code term exact, then stochastic rounding onto the new grid:
+/// x = (w - lr (adam + wd w)) * scaleNew.
+QK_INLINE int qk_dqt_element(int code, float g, float *m, float *v, float u, float ratio, float invOld, float lrScaled,
+                             const qk_adam_consts *k, int qn, int qp) {
+    const float adam = qk_adam_direction(g, m, v, k);
     const float w = (float)code * invOld;
-    const float adam = (m * ib1) / (sqrtf(v * ib2) + eps);
-    // On the new grid: x = (w - lr (adam + wd w)) * scaleNew, written so that an unchanged
-    // scale keeps the code term exact.
-    const float x = (float)code * ratio - lrScaled * (adam + wd * w);
+    const float x = (float)code * ratio - lrScaled * (adam + k->wd * w);
     return qk_stochastic_round(x, u, qn, qp);
 }
 
@@ -198,9 +188,7 @@ int64_t qk_dqt_update(uint8_t *packed, int bits, int qn, int qp, int64_t start, 
     enum { CHUNK = 4000 };
     int8_t codes[CHUNK];
     float u[CHUNK];
-    const float b1 = p->beta1, b2 = p->beta2, cb1 = 1.0f - b1, cb2 = 1.0f - b2;
-    const float ib1 = 1.0f / p->biasCorr1, ib2 = 1.0f / p->biasCorr2;
-    const float eps = p->eps, wd = p->weightDecay, gs = p->gradScale;
+    const qk_adam_consts k = qk_adam_prepare(p);
     const float ratio = scaleNew / scaleOld, invOld = 1.0f / scaleOld;
     const float lrScaled = p->lr * scaleNew;
     int64_t changed = 0;
@@ -211,8 +199,7 @@ int64_t qk_dqt_update(uint8_t *packed, int bits, int qn, int qp, int64_t start, 
         int64_t ch = 0;
         for (int64_t j = 0; j < n; j++) {
             const int old = codes[j];
-            const int c = qk_dqt_element(old, g[i0 + j] * gs, &m[i0 + j], &v[i0 + j], u[j], ratio,
-                                         invOld, lrScaled, b1, cb1, b2, cb2, ib1, ib2, eps, wd, qn, qp);
+            const int c = qk_dqt_element(old, g[i0 + j], &m[i0 + j], &v[i0 + j], u[j], ratio, invOld, lrScaled, &k, qn, qp);
             ch += c != old;
             codes[j] = (int8_t)c;
         }

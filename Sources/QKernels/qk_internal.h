@@ -30,4 +30,19 @@ QK_INLINE float qk_expf(float x) {
 
 QK_INLINE float qk_sigmoid(float x) { return 1.0f / (1.0f + qk_expf(-x)); }
 
+// BF16 is the top half of an FP32; stores round to nearest, ties to even (inputs are finite).
+QK_INLINE float qk_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+QK_INLINE uint16_t qk_f32_to_bf16(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
 #endif

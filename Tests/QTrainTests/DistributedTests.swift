@@ -131,21 +131,27 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue(ok.stdout.contains("2 ranks × 4 sequences"), ok.stdout)
     }
 
-    func testKilledRankEndsTheJobQuickly() throws {
+    /// Starts a long two-rank run in the background and returns once it is training (its
+    /// metrics file exists).
+    func startLongRun(_ name: String, output: Any = FileHandle.nullDevice) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
-        p.arguments = ["-n", "2", QTrainBinary.url.path] + args("kill", ["--set", "train.steps=1000000", "--set", "log.every=100000"])
+        p.arguments = ["-n", "2", QTrainBinary.url.path] + args(name, ["--set", "train.steps=1000000", "--set", "log.every=100000"])
         var env = ProcessInfo.processInfo.environment
         for (k, v) in Self.mpiEnvironment { env[k] = v }
         p.environment = env
-        p.standardOutput = FileHandle.nullDevice
+        p.standardOutput = output
         p.standardError = FileHandle.nullDevice
         try p.run()
-        // Wait until both ranks are training (the run directory has metrics), then kill one rank.
-        let metrics = dir.appendingPathComponent("kill/metrics.jsonl")
+        let metrics = dir.appendingPathComponent("\(name)/metrics.jsonl")
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: metrics.path) && Date() < deadline { usleep(100_000) }
         usleep(500_000)
+        return p
+    }
+
+    func testKilledRankEndsTheJobQuickly() throws {
+        let p = try startLongRun("kill")
         let pids = try runProgram(URL(fileURLWithPath: "/usr/bin/pgrep"), ["-f", "train.out_dir=\(dir.appendingPathComponent("kill").path)"])
             .stdout.split(separator: "\n").compactMap { Int32($0) }.filter { $0 != p.processIdentifier }
         XCTAssertGreaterThanOrEqual(pids.count, 2)
@@ -160,20 +166,8 @@ final class DistributedTests: XCTestCase {
     }
 
     func testSchedulerSignalStopsEveryRankCleanly() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
-        p.arguments = ["-n", "2", QTrainBinary.url.path] + args("signal", ["--set", "train.steps=1000000", "--set", "log.every=100000"])
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in Self.mpiEnvironment { env[k] = v }
-        p.environment = env
         let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let metrics = dir.appendingPathComponent("signal/metrics.jsonl")
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: metrics.path) && Date() < deadline { usleep(100_000) }
-        usleep(500_000)
+        let p = try startLongRun("signal", output: out)
         kill(p.processIdentifier, SIGUSR1)  // mpirun forwards SIGUSR1 to every rank
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()

@@ -89,22 +89,10 @@ public final class Optimizer {
                 stats.total[spec.role, default: 0] += n
             } else if weights.latent16Offset[spec.index] != nil {
                 let w = weights.latent16Pointer(spec.index) + local
-                let chunk = 1 << 16
-                Threads.parallelFor((n + chunk - 1) / chunk) { blocks in
-                    for b in blocks {
-                        let s = b * chunk
-                        qk_adamw_bf16(w + s, g + s, mp + s, vp + s, Int64(min(chunk, n - s)), &p)
-                    }
-                }
+                Self.inChunks(n) { s, len in qk_adamw_bf16(w + s, g + s, mp + s, vp + s, Int64(len), &p) }
             } else {
                 let w = weights.densePointer(spec.index) + local
-                let chunk = 1 << 16
-                Threads.parallelFor((n + chunk - 1) / chunk) { blocks in
-                    for b in blocks {
-                        let s = b * chunk
-                        qk_adamw(w + s, g + s, mp + s, vp + s, Int64(min(chunk, n - s)), &p)
-                    }
-                }
+                Self.inChunks(n) { s, len in qk_adamw(w + s, g + s, mp + s, vp + s, Int64(len), &p) }
             }
         }
         weights.refreshDerivedState()
@@ -140,6 +128,13 @@ public final class Optimizer {
             }
         }
         return changed.reduce(0, +)
+    }
+
+    /// Runs `body(start, count)` over `0..<n` in chunks of `chunk` elements, on all threads.
+    static func inChunks(_ n: Int, chunk: Int = 1 << 16, _ body: (Int, Int) -> Void) {
+        Threads.parallelFor((n + chunk - 1) / chunk) { blocks in
+            for b in blocks { body(b * chunk, min(chunk, n - b * chunk)) }
+        }
     }
 
     /// The scale of this step: unchanged under `fixed`; under the authors' `rescale` rule,

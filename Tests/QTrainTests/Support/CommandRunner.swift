@@ -56,14 +56,20 @@ func runProgram(_ program: URL, _ arguments: [String], in directory: URL? = nil,
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
     }
     p.waitUntilExit()
-    group.wait()
+    // A daemon the program started may hold its output open; do not wait for it for ever.
+    _ = group.wait(timeout: .now() + 10)
     return CommandResult(status: p.terminationStatus, stdout: String(decoding: outData.data, as: UTF8.self),
                          stderr: String(decoding: errData.data, as: UTF8.self))
 }
 
-/// Output collected by a reader thread; read only after the group has been waited for.
+/// Output collected by a reader thread.
 private final class DataBox: @unchecked Sendable {
-    var data = Data()
+    private let lock = NSLock()
+    private var value = Data()
+    var data: Data {
+        get { lock.lock(); defer { lock.unlock() }; return value }
+        set { lock.lock(); value = newValue; lock.unlock() }
+    }
 }
 
 /// A fresh temporary directory, removed when the test ends.

@@ -29,47 +29,54 @@ enum QTrainBinary {
 }
 
 /// Runs a program and waits for it; kills it after `timeout` seconds.
+///
+/// Output goes to temporary files rather than pipes, and the child is reaped here with
+/// `waitpid`, so a daemon the program leaves behind (holding its output open) or a missed
+/// SIGCHLD can never hang a test.
 func runProgram(_ program: URL, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
                 timeout: TimeInterval = 300) throws -> CommandResult {
-    let p = Process()
-    p.executableURL = program
-    p.arguments = arguments
-    if let directory { p.currentDirectoryURL = directory }
+    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qtrain-run-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: tmp) }
+    let outPath = tmp.appendingPathComponent("out").path, errPath = tmp.appendingPathComponent("err").path
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
-    p.environment = env
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    let outData = DataBox(), errData = DataBox()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async { outData.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter()
-    DispatchQueue.global().async { errData.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    try p.run()
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    // A working directory goes through the shell (posix_spawn's chdir action is a GNU extension).
+    var command = [program.path] + arguments
+    if let directory { command = ["/bin/sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", directory.path] + command }
+    let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
+    guard rc == 0 else { throw NSError(domain: "runProgram", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "cannot run \(program.path)"]) }
+    var status: Int32 = 0
     let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(20_000) }
-    if p.isRunning {
-        p.terminate()
-        usleep(200_000)
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+    var done = false
+    while !done {
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid { done = true; break }
+        if Date() > deadline {
+            kill(pid, SIGTERM)
+            usleep(500_000)
+            kill(pid, SIGKILL)
+            waitpid(pid, &status, 0)
+            done = true
+            break
+        }
+        usleep(20_000)
     }
-    p.waitUntilExit()
-    // A daemon the program started may hold its output open; do not wait for it for ever.
-    _ = group.wait(timeout: .now() + 10)
-    return CommandResult(status: p.terminationStatus, stdout: String(decoding: outData.data, as: UTF8.self),
-                         stderr: String(decoding: errData.data, as: UTF8.self))
-}
-
-/// Output collected by a reader thread.
-private final class DataBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = Data()
-    var data: Data {
-        get { lock.lock(); defer { lock.unlock() }; return value }
-        set { lock.lock(); value = newValue; lock.unlock() }
-    }
+    // Exit status as a shell reports it: the code, or 128 + the signal.
+    let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+    let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+    return CommandResult(status: code, stdout: out, stderr: err)
 }
 
 /// A fresh temporary directory, removed when the test ends.

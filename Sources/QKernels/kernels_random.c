@@ -110,6 +110,25 @@ void qk_philox_uniform(float *out, int64_t start, int64_t n, const uint32_t key[
     }
 }
 
+QK_CLONES
+void qk_f32_to_bf16_stochastic(uint16_t *out, const float *in, int64_t start, int64_t n,
+                               const uint32_t key[2], uint32_t c2, uint32_t c3) {
+    enum { CHUNK = 1024 };
+    float u[CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+        const int64_t len = n - i0 < CHUNK ? n - i0 : CHUNK;
+        qk_philox_uniform(u, start + i0, len, key, c2, c3);
+        for (int64_t j = 0; j < len; j++) {
+            const float x = in[i0 + j];
+            uint32_t bits;
+            __builtin_memcpy(&bits, &x, 4);
+            // u holds 24 random bits as k * 2^-24; its top 16 are floor(u * 2^16).
+            const uint32_t r = (uint32_t)(u[j] * 65536.0f);
+            out[i0 + j] = x != x ? (uint16_t)((bits >> 16) | 0x40) : (uint16_t)((bits + r) >> 16);
+        }
+    }
+}
+
 void qk_philox_normal(float *out, int64_t start, int64_t n, const uint32_t key[2], uint32_t c2,
                       uint32_t c3, float std) {
     // Box-Muller on the block's four words: (r0, r1) give lanes 0 and 1, (r2, r3) lanes 2 and 3.

@@ -10,7 +10,8 @@ struct BenchCommand: ParsableCommand {
         discussion: """
             With --modes, each weight policy runs in its own process (so that each peak RSS is its \
             own), one after another in this run, and a comparison table gives step-time ratios \
-            against the first mode. Modes: fp32, bitnet, bitnet-bf16, dqt (ternary), dqt:N (N-bit).
+            against the first mode. Modes: fp32, bitnet, bitnet-bf16, dqt (ternary), dqt:N (N-bit); \
+            a suffix +bf16-state stores AdamW's moments in BF16 (e.g. dqt+bf16-state).
             """)
 
     @OptionGroup var options: ConfigOptions
@@ -58,6 +59,8 @@ struct BenchCommand: ParsableCommand {
 
     /// `--set` overrides that select a mode.
     static func overrides(forMode mode: String) throws -> [String] {
+        let suffix = "+bf16-state"
+        if mode.hasSuffix(suffix) { return try overrides(forMode: String(mode.dropLast(suffix.count))) + ["optim.state_dtype=bf16"] }
         switch mode {
         case "fp32": return ["quant.mode=fp32"]
         case "bitnet": return ["quant.mode=bitnet"]
@@ -65,7 +68,7 @@ struct BenchCommand: ParsableCommand {
         case "dqt": return ["quant.mode=dqt"]
         default:
             if mode.hasPrefix("dqt:") { return ["quant.mode=dqt", "quant.bits=\(mode.dropFirst(4))"] }
-            throw QTrainError(.config, "unknown bench mode '\(mode)'", hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N")
+            throw QTrainError(.config, "unknown bench mode '\(mode)'", hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N, optionally followed by +bf16-state")
         }
     }
 

@@ -68,6 +68,25 @@ final class CheckpointTests: XCTestCase {
         try assertIdentical("b-straight", "b-split")
     }
 
+    /// BF16 moments (stochastically rounded) resume bitwise too, and an FP32-state checkpoint
+    /// resumes into a BF16-state run by conversion, which the log says.
+    func testBF16OptimizerStateResumesBitwiseAndConverts() throws {
+        let bf16 = ["--set", "optim.state_dtype=bf16"]
+        try train("straight", bf16)
+        try train("split", bf16 + ["--stop-at", "8"])
+        try train("split", bf16)
+        try assertIdentical("straight", "split")
+        let saved = try SafetensorsFile(url: runURL("straight").appendingPathComponent(Checkpointer.directoryName(step: 16))
+            .appendingPathComponent("optimizer.safetensors"))
+        XCTAssertEqual(try saved.entry("m").dtype, .bf16)
+        XCTAssertEqual(try saved.entry("v").dtype, .bf16)
+        try train("switch", ["--stop-at", "8"])
+        let r = try train("switch", bf16)
+        XCTAssertTrue(r.stdout.contains("optimizer state converted from fp32 to bf16"), r.stdout)
+        let (converted, native) = (try lastLoss("switch"), try lastLoss("straight"))
+        XCTAssertLessThan(abs(converted - native), 0.01 * native)
+    }
+
     func testBitwiseResumeTwoRanksAndWorldSizeChanges() throws {
         try mpirun(2, "straight")
         try mpirun(2, "split", ["--stop-at", "8"])
@@ -101,8 +120,8 @@ final class CheckpointTests: XCTestCase {
         let layout = ParameterLayout(c)
         let full = Optimizer(config: OptimConfig(), layout: layout, ledger: nil)
         for i in 0..<layout.count {
-            full.m.pointer[i] = Float(i)
-            full.v.pointer[i] = Float(2 * i)
+            full.m[i] = Float(i)
+            full.v[i] = Float(2 * i)
         }
         full.step = 7
         let saved = ShardPlan(layout: layout, world: 3)
@@ -110,8 +129,10 @@ final class CheckpointTests: XCTestCase {
         for (r, range) in saved.ranges.enumerated() {
             let part = Optimizer(config: OptimConfig(), layout: layout, range: range, ledger: nil)
             part.step = 7
-            part.m.pointer.update(from: full.m.pointer + range.lowerBound, count: range.count)
-            part.v.pointer.update(from: full.v.pointer + range.lowerBound, count: range.count)
+            for i in range {
+                part.m[i - range.lowerBound] = full.m[i]
+                part.v[i - range.lowerBound] = full.v[i]
+            }
             let url = dir.appendingPathComponent("opt-\(r).safetensors")
             try CheckpointFormat.optimizerWriter(part).write(to: url)
             files.append(try SafetensorsFile(url: url))
@@ -121,8 +142,8 @@ final class CheckpointTests: XCTestCase {
                 let o = Optimizer(config: OptimConfig(), layout: layout, range: range, ledger: nil)
                 try CheckpointFormat.loadOptimizer(o, from: files)
                 XCTAssertEqual(o.step, 7)
-                XCTAssertEqual(Array(UnsafeBufferPointer(start: o.m.pointer, count: o.m.count)), (range).map { Float($0) })
-                XCTAssertEqual(Array(UnsafeBufferPointer(start: o.v.pointer, count: o.v.count)), (range).map { Float(2 * $0) })
+                XCTAssertEqual(o.m.values, range.map { Float($0) })
+                XCTAssertEqual(o.v.values, range.map { Float(2 * $0) })
             }
         }
         // A missing file is reported, not silently zero-filled.
@@ -257,6 +278,7 @@ final class CheckpointTests: XCTestCase {
             throw XCTSkip("no Python with safetensors and numpy (launch/test.sh provides one)")
         }
         try train("py", ["--set", "train.steps=4"])
+        try train("py16", ["--set", "train.steps=4", "--set", "optim.state_dtype=bf16"])
         let ckpt = runURL("py").appendingPathComponent("step-0000004")
         let script = """
             import sys, numpy as np
@@ -270,13 +292,17 @@ final class CheckpointTests: XCTestCase {
             print(q.dtype, q.shape, meta["model.layers.0.self_attn.q_proj.weight.bits"], meta["model.layers.0.self_attn.q_proj.weight.shape"])
             print(m["model.norm.weight"].dtype, m["model.norm.weight"].shape, float(m["model.norm.weight"][0]))
             print(o["m"].shape[0], float(np.abs(o["v"]).sum()) > 0)
+            # NumPy has no bfloat16, so BF16 moments are checked through the header here.
+            with safe_open(sys.argv[2] + "/optimizer.safetensors", "np") as f:
+                print(f.get_slice("v").get_dtype(), f.get_slice("v").get_shape(), f.metadata()["range_end"])
             """
-        let r = try TestPython.run(script, [ckpt.path])
+        let r = try TestPython.run(script, [ckpt.path, runURL("py16").appendingPathComponent("step-0000004").path])
         XCTAssertEqual(r.status, 0, r.stderr)
         let lines = r.stdout.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines[0], "uint8 (205,) 1.58 32,32")  // 1024 ternary codes, five per byte
         XCTAssertTrue(lines[1].hasPrefix("float32 (32,)"), lines[1])
         let file = try SafetensorsFile(url: ckpt.appendingPathComponent("optimizer.safetensors"))
         XCTAssertEqual(lines[2], "\(try file.entry("m").count) True")
+        XCTAssertEqual(lines[3], "BF16 [\(try file.entry("m").count)] \(try file.entry("m").count)")
     }
 }

@@ -38,6 +38,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual([o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.gradClip], [5e-4, 0.9, 0.999, 1e-6, 0.01, 1.0])
         XCTAssertEqual(o.warmupSteps, 2000)
         XCTAssertEqual(o.schedule, .cosine)
+        XCTAssertEqual(o.stateDtype, .fp32)
     }
 
     func testUnknownKeyNamesKeyAndNearest() {
@@ -56,6 +57,9 @@ final class ConfigTests: XCTestCase {
         let m = error("quant:\n  mode: dqq\n")
         XCTAssertTrue(m?.description.contains("quant.mode") ?? false, m?.description ?? "")
         XCTAssertTrue(m?.description.contains("fp32, bitnet, dqt") ?? false, m?.description ?? "")
+        let s = error("optim:\n  state_dtype: int8\n")
+        XCTAssertTrue(s?.description.contains("optim.state_dtype") ?? false, s?.description ?? "")
+        XCTAssertTrue(s?.description.contains("fp32, bf16") ?? false, s?.description ?? "")
     }
 
     func testOutOfRangeValues() {

@@ -90,6 +90,14 @@ final class DistributedTests: XCTestCase {
         try mpirun(2, "fp32", [])
         try mpirun(2, "fp32zero", ["--set", "dist.shard_optimizer=true"])
         try assertMatch("fp32", "fp32zero", tolerance: 1e-4)
+        // BF16 optimizer state: replicas agree with and without ZeRO-1, and the curve stays
+        // within the dqt tolerance of the FP32-state run.
+        let bf16 = dqt + ["--set", "optim.state_dtype=bf16"]
+        XCTAssertEqual(Set(fingerprints(try mpirun(2, "bf16", bf16))).count, 1)
+        let zb = try mpirun(2, "bf16zero", bf16 + ["--set", "dist.shard_optimizer=true"])
+        XCTAssertEqual(Set(fingerprints(zb)).count, 1)
+        try assertMatch("bf16", "bf16zero", tolerance: 0.01)
+        try assertMatch("mpi2", "bf16", tolerance: 0.01)
     }
 
     func testInjectedDesyncIsDetectedAndRepaired() throws {

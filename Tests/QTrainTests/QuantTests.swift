@@ -112,7 +112,7 @@ final class QuantTests: XCTestCase {
 
     /// The same (seed, tensor, step) gives bit-identical codes and moments with 1 and 2 threads.
     func testUpdateIsIndependentOfThreadCount() throws {
-        func run(threads: Int) throws -> ([Int8], [Float]) {
+        func run(threads: Int, state: StateType) throws -> ([Int8], [Float]) {
             Threads.configure(threads)
             var c = ModelConfig()
             (c.vocabSize, c.dim, c.nLayers, c.nHeads, c.ffnDim, c.seqLen) = (300, 64, 1, 2, 128, 8)
@@ -120,7 +120,9 @@ final class QuantTests: XCTestCase {
             quant.mode = .dqt
             let model = Model(config: c, quant: quant, batch: 1, ledger: nil)
             model.weights.initialize(seed: 3, std: 0.02)
-            let opt = Optimizer(config: OptimConfig(), layout: model.layout, ledger: nil)
+            var optim = OptimConfig()
+            optim.stateDtype = state
+            let opt = Optimizer(config: optim, layout: model.layout, ledger: nil)
             var rng = TestRandom(23)
             for i in 0..<model.layout.count { model.gradients.pointer[i] = Float(rng.values(1, scale: 1)[0]) }
             for s in 0..<3 {
@@ -128,11 +130,13 @@ final class QuantTests: XCTestCase {
                 _ = s
             }
             let codes = model.layout.specs.compactMap { model.weights.quantized[$0.index]?.codes() }.flatMap { $0 }
-            return (codes, Array(UnsafeBufferPointer(start: opt.m.pointer, count: opt.m.count)))
+            return (codes, opt.m.values + opt.v.values)
         }
-        let one = try run(threads: 1), two = try run(threads: 2)
-        XCTAssertEqual(one.0, two.0)
-        XCTAssertEqual(one.1, two.1)
+        for state in StateType.allCases {
+            let one = try run(threads: 1, state: state), two = try run(threads: 2, state: state)
+            XCTAssertEqual(one.0, two.0, state.rawValue)
+            XCTAssertEqual(one.1, two.1, state.rawValue)
+        }
         Threads.configure(2)
     }
 

@@ -114,6 +114,12 @@ void qk_philox_normal(float *out, int64_t start, int64_t n, const uint32_t key[2
 void qk_philox_uniform(float *out, int64_t start, int64_t n, const uint32_t key[2], uint32_t c2,
                        uint32_t c3);
 
+/// Stochastic rounding of in[0..n) to BF16: element i is stream element start+i, and rounds
+/// up with probability (its low 16 bits) / 2^16, using the top 16 bits of the uniform of
+/// qk_philox_uniform, so E[out] = in and the result does not depend on chunking. NaN stays NaN.
+void qk_f32_to_bf16_stochastic(uint16_t *out, const float *in, int64_t start, int64_t n,
+                               const uint32_t key[2], uint32_t c2, uint32_t c3);
+
 /// AdamW hyper-parameters of one step.
 typedef struct {
     float lr;         ///< learning rate of this step

@@ -30,6 +30,12 @@ public struct RunConfig: Codable, Equatable, Sendable {
         checkpoint = try read(.checkpoint, checkpoint)
     }
 
+    /// The weight policy, plus the optimizer state's storage when it is not the paper's FP32:
+    /// "dqt ternary", "dqt ternary, bf16 optimizer state".
+    public var policyLabel: String {
+        optim.stateDtype == .fp32 ? quant.label : "\(quant.label), \(optim.stateDtype.rawValue) optimizer state"
+    }
+
     /// Checks every section's ranges and the combinations between keys.
     public func validate() throws {
         try model.validate()

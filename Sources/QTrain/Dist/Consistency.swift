@@ -70,8 +70,8 @@ public enum ReplicaCheck {
             q.scale = scale
         }
         if let optimizer {
-            try comm.broadcast(optimizer.m.pointer, bytes: optimizer.m.count * 4, root: 0)
-            try comm.broadcast(optimizer.v.pointer, bytes: optimizer.v.count * 4, root: 0)
+            try comm.broadcast(optimizer.m.rawPointer, bytes: optimizer.m.byteCount, root: 0)
+            try comm.broadcast(optimizer.v.rawPointer, bytes: optimizer.v.byteCount, root: 0)
         }
         w.refreshDerivedState()
     }

@@ -6,6 +6,17 @@ public enum ScheduleKind: String, CaseIterable, Codable, Sendable, ConfigEnum {
     case constant
 }
 
+/// Storage of AdamW's moments m and v (`optim.state_dtype`).
+public enum StateType: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// Four bytes per moment, as the paper.
+    case fp32
+    /// Two bytes per moment, rounded stochastically from the FP32 update (8 → 4 B/param).
+    case bf16
+
+    /// Bytes per stored value.
+    public var size: Int { self == .fp32 ? 4 : 2 }
+}
+
 /// The `optim:` section. Defaults are the paper's settings for its 130M model.
 public struct OptimConfig: Codable, Equatable, Sendable {
     /// Peak learning rate.
@@ -22,10 +33,12 @@ public struct OptimConfig: Codable, Equatable, Sendable {
     public var schedule: ScheduleKind = .cosine
     /// Final learning rate as a fraction of `lr` (cosine).
     public var minLRRatio = 0.0
+    /// Storage of the moments; the update itself always computes in FP32.
+    public var stateDtype: StateType = .fp32
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case lr, beta1, beta2, eps, weightDecay = "weight_decay", gradClip = "grad_clip"
-        case warmupSteps = "warmup_steps", schedule, minLRRatio = "min_lr_ratio"
+        case warmupSteps = "warmup_steps", schedule, minLRRatio = "min_lr_ratio", stateDtype = "state_dtype"
     }
 
     public init() {}
@@ -41,6 +54,7 @@ public struct OptimConfig: Codable, Equatable, Sendable {
         warmupSteps = try read(.warmupSteps, warmupSteps)
         schedule = try read(.schedule, schedule)
         minLRRatio = try read(.minLRRatio, minLRRatio)
+        stateDtype = try read(.stateDtype, stateDtype)
     }
 
     func validate(path: String = "optim") throws {

@@ -28,27 +28,37 @@ public struct CodeChangeStats: Sendable {
 /// AdamW over the flat parameter layout, with the DQT update for tensors stored as codes.
 ///
 /// Holds the moments m and v for the elements `range` of the layout (all of them, or one
-/// rank's slice under ZeRO-1). Dense tensors take the plain AdamW step; DQT tensors take the
-/// fused pass of PAPER.md: AdamW proposal, then stochastic rounding onto the grid with
-/// Philox keyed by (seed, tensor) and counted by (step, element).
+/// rank's slice under ZeRO-1), in FP32 or BF16 (`optim.state_dtype`). Dense tensors take the
+/// plain AdamW step; DQT tensors take the fused pass of PAPER.md: AdamW proposal, then
+/// stochastic rounding onto the grid with Philox keyed by (seed, tensor) and counted by
+/// (step, element).
 public final class Optimizer {
     public let config: OptimConfig
     public let layout: ParameterLayout
     /// The elements of the layout this optimizer owns.
     public let range: Range<Int>
     /// First moment, one per owned element.
-    public let m: AlignedBuffer<Float>
+    public let m: MomentBuffer
     /// Second moment.
-    public let v: AlignedBuffer<Float>
+    public let v: MomentBuffer
     /// Updates applied so far.
     public var step = 0
+    /// FP32 working copies of m and v, one pair per thread (BF16 state only).
+    private let scratch: AlignedBuffer<Float>?
+    private let scratchSlots: Int
+
+    /// Elements per unit of work: a multiple of 40 so that DQT chunks start on a packing group.
+    static let chunk = 40_960
 
     public init(config: OptimConfig, layout: ParameterLayout, range: Range<Int>? = nil, ledger: MemoryLedger?) {
         self.config = config
         self.layout = layout
         self.range = range ?? 0..<layout.count
-        m = AlignedBuffer(count: self.range.count, category: .optimizer, ledger: ledger)
-        v = AlignedBuffer(count: self.range.count, category: .optimizer, ledger: ledger)
+        m = MomentBuffer(dtype: config.stateDtype, count: self.range.count, purpose: .firstMoment, ledger: ledger)
+        v = MomentBuffer(dtype: config.stateDtype, count: self.range.count, purpose: .secondMoment, ledger: ledger)
+        scratchSlots = max(Threads.count, Threads.availableCores)
+        scratch = config.stateDtype == .fp32 ? nil
+            : AlignedBuffer(count: 2 * Self.chunk * scratchSlots, category: .scratch, ledger: ledger)
     }
 
     /// Applies one update to the owned elements of `weights`.
@@ -74,66 +84,72 @@ public final class Optimizer {
             defer { q?.scale = scaleNew }
             let lo = max(spec.offset, range.lowerBound), hi = min(spec.offset + spec.count, range.upperBound)
             guard lo < hi else { continue }
-            var p = qk_adamw_params(
+            let p = qk_adamw_params(
                 lr: Float(lr), beta1: Float(config.beta1), beta2: Float(config.beta2), eps: Float(config.eps),
                 weightDecay: spec.role.isMatrix ? Float(config.weightDecay) : 0,
                 biasCorr1: Float(1 - pow(config.beta1, t)), biasCorr2: Float(1 - pow(config.beta2, t)),
                 gradScale: gradScale)
-            let local = lo - spec.offset, n = hi - lo
-            let g = gradients + lo
-            let mp = m.pointer + (lo - range.lowerBound), vp = v.pointer + (lo - range.lowerBound)
+            let local = lo - spec.offset
+            let kernel: Kernel
             if let q {
-                let changed = updateCodes(q, scaleOld: scaleOld, scaleNew: scaleNew, spec: spec, elements: local..<(local + n),
-                                          g: g, m: mp, v: vp, params: &p, seed: seed)
-                stats.changed[spec.role, default: 0] += changed
-                stats.total[spec.role, default: 0] += n
+                kernel = codesKernel(q, scaleOld: scaleOld, scaleNew: scaleNew, spec: spec, seed: seed)
             } else if weights.latent16Offset[spec.index] != nil {
-                let w = weights.latent16Pointer(spec.index) + local
-                Self.inChunks(n) { s, len in qk_adamw_bf16(w + s, g + s, mp + s, vp + s, Int64(len), &p) }
+                let w = weights.latent16Pointer(spec.index)
+                kernel = { e, n, g, m, v, p in qk_adamw_bf16(w + e, g, m, v, Int64(n), &p); return 0 }
             } else {
-                let w = weights.densePointer(spec.index) + local
-                Self.inChunks(n) { s, len in qk_adamw(w + s, g + s, mp + s, vp + s, Int64(len), &p) }
+                let w = weights.densePointer(spec.index)
+                kernel = { e, n, g, m, v, p in qk_adamw(w + e, g, m, v, Int64(n), &p); return 0 }
+            }
+            let changed = run(kernel, elements: local..<(local + hi - lo), of: spec, gradients: gradients + lo,
+                              stateOffset: lo - range.lowerBound, params: p, seed: seed)
+            if q != nil {
+                stats.changed[spec.role, default: 0] += changed
+                stats.total[spec.role, default: 0] += hi - lo
             }
         }
         weights.refreshDerivedState()
         return stats
     }
 
-    /// The fused DQT pass over elements `elements` of tensor `q`; returns changed codes.
-    private func updateCodes(
-        _ q: QuantizedTensor, scaleOld: Float, scaleNew: Float, spec: ParameterSpec, elements: Range<Int>,
-        g: UnsafePointer<Float>,
-        m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, params: inout qk_adamw_params, seed: UInt64
-    ) -> Int {
-        precondition(elements.lowerBound % 40 == 0, "DQT update slices must start at a multiple of 40")
-        let stream = RandomStream(seed: seed, purpose: .stochasticRounding, tensor: spec.index, step: step)
-        var key = [stream.key.0, stream.key.1]
-        let chunk = 40_000
-        let n = elements.count
+    /// One tensor's update of `count` elements from element `start` of the tensor, with
+    /// gradients and moments pointing at that element; returns changed codes.
+    private typealias Kernel = (_ start: Int, _ count: Int, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+                                _ v: UnsafeMutablePointer<Float>, _ params: inout qk_adamw_params) -> Int
+
+    /// Runs `kernel` over `elements` of tensor `spec` in chunks on all threads, widening and
+    /// storing BF16 moments around each chunk; returns the kernel's summed count.
+    private func run(_ kernel: Kernel, elements: Range<Int>, of spec: ParameterSpec, gradients g: UnsafePointer<Float>,
+                     stateOffset: Int, params: qk_adamw_params, seed: UInt64) -> Int {
+        let n = elements.count, chunk = Self.chunk
         let blocks = (n + chunk - 1) / chunk
-        var changed = [Int](repeating: 0, count: blocks)
-        let (qn, qp, bits) = (Int32(q.grid.qn), Int32(q.grid.qp), Int32(q.grid.bits))
-        let p = params
-        changed.withUnsafeMutableBufferPointer { counts in
-            key.withUnsafeMutableBufferPointer { k in
-                Threads.parallelFor(blocks) { range in
-                    var pp = p
-                    for b in range {
-                        let s = b * chunk, len = min(chunk, n - s)
-                        counts[b] = Int(qk_dqt_update(
-                            q.packed.pointer, bits, qn, qp, Int64(elements.lowerBound + s), Int64(len),
-                            g + s, m + s, v + s, scaleOld, scaleNew, &pp, k.baseAddress!, stream.c2, stream.c3))
-                    }
+        var counts = [Int](repeating: 0, count: blocks)
+        counts.withUnsafeMutableBufferPointer { counts in
+            Threads.parallelChunks(blocks, maxParts: scratchSlots) { slot, range in
+                var p = params
+                let sm = scratch.map { $0.pointer + 2 * chunk * slot }
+                for b in range {
+                    let s = b * chunk, len = min(chunk, n - s)
+                    let o = stateOffset + s, e = elements.lowerBound + s
+                    let mp = m.floats(at: o, count: len, scratch: sm)
+                    let vp = v.floats(at: o, count: len, scratch: sm.map { $0 + chunk })
+                    counts[b] = kernel(e, len, g + s, mp, vp, &p)
+                    m.store(mp, at: o, count: len, seed: seed, tensor: spec.index, step: step, element: e)
+                    v.store(vp, at: o, count: len, seed: seed, tensor: spec.index, step: step, element: e)
                 }
             }
         }
-        return changed.reduce(0, +)
+        return counts.reduce(0, +)
     }
 
-    /// Runs `body(start, count)` over `0..<n` in chunks of `chunk` elements, on all threads.
-    static func inChunks(_ n: Int, chunk: Int = 1 << 16, _ body: (Int, Int) -> Void) {
-        Threads.parallelFor((n + chunk - 1) / chunk) { blocks in
-            for b in blocks { body(b * chunk, min(chunk, n - b * chunk)) }
+    /// The fused DQT pass for tensor `q`: AdamW proposal, then stochastic rounding.
+    private func codesKernel(_ q: QuantizedTensor, scaleOld: Float, scaleNew: Float, spec: ParameterSpec, seed: UInt64) -> Kernel {
+        let stream = RandomStream(seed: seed, purpose: .stochasticRounding, tensor: spec.index, step: step)
+        let key = [stream.key.0, stream.key.1]
+        let (qn, qp, bits) = (Int32(q.grid.qn), Int32(q.grid.qp), Int32(q.grid.bits))
+        return { e, n, g, m, v, p in
+            precondition(e % 40 == 0, "DQT update slices must start at a multiple of 40")
+            return Int(qk_dqt_update(q.packed.pointer, bits, qn, qp, Int64(e), Int64(n), g, m, v, scaleOld, scaleNew,
+                                     &p, key, stream.c2, stream.c3))
         }
     }
 
@@ -144,5 +160,4 @@ public final class Optimizer {
         let maxCode = q.maxCode()
         return maxCode > 0 ? q.scale * Float(q.grid.qp) / Float(maxCode) : q.scale
     }
-
 }

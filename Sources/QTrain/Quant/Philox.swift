@@ -23,6 +23,10 @@ public enum RandomPurpose: UInt32, Sendable {
     case stochasticRounding = 2
     case dataSampling = 3
     case generation = 4
+    /// Rounding of AdamW's first moment to BF16 (`optim.state_dtype: bf16`).
+    case firstMoment = 5
+    /// Rounding of AdamW's second moment to BF16.
+    case secondMoment = 6
 }
 
 /// A stream of random numbers: counter words 2 and 3 are (`c2`, purpose << 24 | tensor), the

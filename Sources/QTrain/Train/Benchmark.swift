@@ -100,7 +100,7 @@ public enum Benchmark {
     public static func run(config: RunConfig, steps: Int, warmup: Int, comm: Communicator = SingleProcessCommunicator(),
                            profile: Bool = false, log: (String) -> Void) throws -> Result {
         let session = try BenchSession(config: config, comm: comm)
-        log("bench: \(config.quant.label), \(formatCount(session.model.layout.count)) parameters, B=\(session.batch), "
+        log("bench: \(config.policyLabel), \(formatCount(session.model.layout.count)) parameters, B=\(session.batch), "
             + "T=\(config.model.seqLen), \(comm.worldSize) rank(s) × \(Threads.count) thread(s), OpenBLAS \(BLASCore.name)")
         // The peak is measured right after every timed step and the median kept, so that it sees
         // the machine as the steps saw it (on a shared machine the rate drifts by ±15%).
@@ -137,7 +137,7 @@ public enum Benchmark {
             for (i, session) in sessions.enumerated() {
                 let (times, _) = try session.step()
                 if s >= warmup { for (k, v) in times { phases[i][k, default: 0] += v } }
-                log(String(format: "  round %d%@, %@: %.3f s", s + 1, s < warmup ? " (warm-up)" : "", configs[i].quant.label,
+                log(String(format: "  round %d%@, %@: %.3f s", s + 1, s < warmup ? " (warm-up)" : "", configs[i].policyLabel,
                            times.values.reduce(0, +)))
             }
             if s >= warmup { peaks.append(sgemmPeak(repeats: 3)) }
@@ -225,7 +225,7 @@ final class BenchSession {
         var memory: [String: Int] = [:]
         for c in MemoryCategory.allCases { memory[c.rawValue] = ledger.bytes(c) }
         var result = Benchmark.Result(
-            label: config.quant.label, parameters: model.layout.count, tokensPerStep: comm.worldSize * batch * T,
+            label: config.policyLabel, parameters: model.layout.count, tokensPerStep: comm.worldSize * batch * T,
             stepSeconds: phases.values.reduce(0, +), phases: phases, flopsPerToken: flops,
             peakGFLOPS: peak * Double(comm.worldSize), memory: memory,
             bytesPerParameter: MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count),

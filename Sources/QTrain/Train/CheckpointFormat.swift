@@ -71,13 +71,16 @@ public enum CheckpointFormat {
         out.metadata["range_start"] = "\(o.range.lowerBound)"
         out.metadata["range_end"] = "\(o.range.upperBound)"
         out.metadata["step"] = "\(o.step)"
-        out.tensors.append(.init(name: "m", dtype: .f32, shape: [o.m.count], pointer: o.m.pointer))
-        out.tensors.append(.init(name: "v", dtype: .f32, shape: [o.v.count], pointer: o.v.pointer))
+        for (name, moment) in [("m", o.m), ("v", o.v)] {
+            out.tensors.append(.init(name: name, dtype: moment.dtype == .fp32 ? .f32 : .bf16, shape: [moment.count],
+                                     pointer: moment.rawPointer))
+        }
         return out
     }
 
     /// Fills `o`'s range from whichever files cover it (their ranges may split the layout
-    /// differently: another world size, or a switch to or from ZeRO-1).
+    /// differently: another world size, or a switch to or from ZeRO-1; the moments may be
+    /// stored as F32 or BF16, converted to `optim.state_dtype`).
     public static func loadOptimizer(_ o: Optimizer, from files: [SafetensorsFile]) throws {
         var covered = 0
         for f in files {
@@ -87,14 +90,15 @@ public enum CheckpointFormat {
             o.step = step
             let a = max(lo, o.range.lowerBound), b = min(hi, o.range.upperBound)
             guard a < b else { continue }
-            for (name, buffer) in [("m", o.m), ("v", o.v)] {
+            for (name, moment) in [("m", o.m), ("v", o.v)] {
                 let e = try f.entry(name)
-                guard e.dtype == .f32, e.count == hi - lo else {
-                    throw QTrainError(.checkpoint, "\(name) in \(f.url.path) has \(e.count) values for range \(lo)..<\(hi)")
+                let stored: StateType? = e.dtype == .f32 ? .fp32 : e.dtype == .bf16 ? .bf16 : nil
+                guard let stored, e.count == hi - lo else {
+                    throw QTrainError(.checkpoint, "\(name) in \(f.url.path) holds \(e.count) \(e.dtype.rawValue) values for range \(lo)..<\(hi)",
+                                      hint: "the file is damaged; use an older checkpoint")
                 }
                 try f.withBytes(name) { raw in
-                    let src = raw.bindMemory(to: Float.self).baseAddress! + (a - lo)
-                    (buffer.pointer + (a - o.range.lowerBound)).update(from: src, count: b - a)
+                    moment.assign(from: raw.baseAddress! + (a - lo) * stored.size, as: stored, count: b - a, at: a - o.range.lowerBound)
                 }
             }
             covered += b - a

@@ -203,8 +203,10 @@ public final class Checkpointer {
 
     // MARK: - Restoring
 
-    /// Loads weights, optimizer state (re-sharded if the split differs) and the step.
-    public func restore(_ trainer: Trainer, from dir: URL, state: CheckpointState) throws {
+    /// Loads weights, optimizer state (re-sharded if the split differs, converted if its
+    /// storage type differs) and the step; returns the configuration the checkpoint was saved with.
+    @discardableResult
+    public func restore(_ trainer: Trainer, from dir: URL, state: CheckpointState) throws -> RunConfig {
         let saved: RunConfig
         do {
             saved = try RunConfig.parse(yaml: state.config)
@@ -227,6 +229,7 @@ public final class Checkpointer {
             throw QTrainError(.checkpoint, "the weights loaded from \(dir.path) have fingerprint \(fp), state.json says \(state.fingerprint)")
         }
         trainer.step = state.step
+        return saved
     }
 
     private func describe(_ m: ModelConfig) -> String {

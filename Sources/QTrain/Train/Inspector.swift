@@ -27,7 +27,7 @@ public enum Inspector {
         var lines = ["checkpoint \(ckpt.directory.path) (all \(s.files.count) files match their SHA-256)"]
         lines.append("  step \(s.step), \(formatCount(s.tokensSeen)) tokens seen, written by \(s.worldSize) rank(s)\(s.shardOptimizer ? " with ZeRO-1" : ""), \(s.created)")
         lines.append("  model: d \(c.model.dim), \(c.model.nLayers) layers, \(c.model.nHeads) heads, ffn \(c.model.hiddenDim), vocab \(c.model.vocabSize), context \(c.model.seqLen)")
-        lines.append("  weights: \(c.quant.label); tokenizer: \(ckpt.tokenizer.identity); fingerprint \(s.fingerprint)")
+        lines.append("  weights: \(c.policyLabel); tokenizer: \(ckpt.tokenizer.identity); fingerprint \(s.fingerprint)")
         for (name, _) in s.files.sorted(by: { $0.key < $1.key }) {
             let size = (try? FileManager.default.attributesOfItem(atPath: ckpt.directory.appendingPathComponent(name).path)[.size] as? Int) ?? 0
             lines.append("  \(name.padding(toLength: 32, withPad: " ", startingAt: 0)) \(formatBytes(size))")

@@ -27,7 +27,7 @@ public enum Report {
             }
             var label = directory.lastPathComponent
             if let cfg = try? RunConfig.load(path: directory.appendingPathComponent("config.yaml").path) {
-                label += " (\(cfg.quant.label))"
+                label += " (\(cfg.policyLabel))"
             }
             self.init(name: label, loss: loss, valLoss: val)
         }

@@ -84,7 +84,7 @@ public final class Trainer {
         if options.debug { installDebugChecks() }
 
         let world = comm.worldSize
-        console.line("qtrain: \(config.quant.label), \(formatCount(model.layout.count)) parameters "
+        console.line("qtrain: \(config.policyLabel), \(formatCount(model.layout.count)) parameters "
             + "(d \(config.model.dim), \(config.model.nLayers) layers, \(config.model.nHeads) heads, "
             + "ffn \(config.model.hiddenDim), vocab \(config.model.vocabSize), context \(T))")
         console.line("batch: \(world) rank\(world == 1 ? "" : "s") × \(B) sequences × \(config.train.gradAccum) accumulation"
@@ -97,7 +97,7 @@ public final class Trainer {
                 + (shards != nil ? ", ZeRO-1 optimizer sharding" : "") + ", replica check every \(config.dist.checkEvery) steps")
         }
         console.line("data: \(formatCount(trainData.tokenCount)) train tokens, \(formatCount(valData.tokenCount)) validation tokens in \(dataDir.path)")
-        console.line(MemoryReport.table(ledger, parameters: model.layout.count, title: config.quant.label))
+        console.line(MemoryReport.table(ledger, parameters: model.layout.count, title: config.policyLabel))
     }
 
     /// Tokens one optimizer step consumes over all ranks.
@@ -122,7 +122,10 @@ public final class Trainer {
             }
         }
         guard let (dir, state) = found else { return false }
-        try checkpointer.restore(self, from: dir, state: state)
+        let saved = try checkpointer.restore(self, from: dir, state: state)
+        if saved.optim.stateDtype != config.optim.stateDtype {
+            console.line("optimizer state converted from \(saved.optim.stateDtype.rawValue) to \(config.optim.stateDtype.rawValue)")
+        }
         console.line("resumed from \(dir.path) at step \(step) (saved by \(state.worldSize) rank\(state.worldSize == 1 ? "" : "s"), \(formatCount(state.tokensSeen)) tokens seen)")
         return true
     }

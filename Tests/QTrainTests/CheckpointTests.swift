@@ -194,21 +194,15 @@ final class CheckpointTests: XCTestCase {
     }
 
     func testKillDuringCheckpointWriteLeavesPreviousIntact() throws {
-        let p = Process()
-        p.executableURL = QTrainBinary.url
-        p.arguments = args("kill", ["--set", "train.steps=1000", "--set", "checkpoint.every=5"])
-        var env = ProcessInfo.processInfo.environment
-        env["QTRAIN_TEST_CHECKPOINT_DELAY"] = "2"
-        p.environment = env
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        let p = try SpawnedProgram(QTrainBinary.url, args("kill", ["--set", "train.steps=1000", "--set", "checkpoint.every=5"]),
+                                   environment: ["QTRAIN_TEST_CHECKPOINT_DELAY": "2"])
         let tmp = runURL("kill").appendingPathComponent(".tmp-step-0000010")
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: tmp.appendingPathComponent("model.safetensors").path) && Date() < deadline {
             usleep(20_000)
         }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        p.send(SIGKILL)
+        _ = p.wait(timeout: 30)
         XCTAssertTrue(FileManager.default.fileExists(atPath: tmp.path), "the kill should land mid-write")
         XCTAssertEqual(try String(contentsOf: runURL("kill").appendingPathComponent("latest"), encoding: .utf8), "step-0000005\n")
         XCTAssertNoThrow(try Checkpointer.verify(runURL("kill").appendingPathComponent("step-0000005")))
@@ -245,20 +239,15 @@ final class CheckpointTests: XCTestCase {
     /// 0; resumed, it continues bitwise as a run that was never interrupted.
     func testSIGTERMCheckpointsAndResumes() throws {
         let long = ["--set", "train.steps=100000", "--set", "log.every=100000"]
-        let p = Process()
-        p.executableURL = QTrainBinary.url
-        p.arguments = args("term", long)
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
+        let p = try SpawnedProgram(QTrainBinary.url, args("term", long))
         let metrics = runURL("term").appendingPathComponent("metrics.jsonl")
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: metrics.path) && Date() < deadline { usleep(5_000) }
         usleep(300_000)
-        kill(p.processIdentifier, SIGTERM)
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, text)
+        p.send(SIGTERM)
+        let r = p.wait(timeout: 120)
+        let text = r.stdout
+        XCTAssertEqual(r.status, 0, text + r.stderr)
         XCTAssertTrue(text.contains("on signal 15"), text)
         let line = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix("stopping after step") })
         let stopped = try XCTUnwrap(Int(line.split(separator: " ")[3]))

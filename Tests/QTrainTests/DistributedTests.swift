@@ -141,16 +141,10 @@ final class DistributedTests: XCTestCase {
 
     /// Starts a long two-rank run in the background and returns once it is training (its
     /// metrics file exists).
-    func startLongRun(_ name: String, output: Any = FileHandle.nullDevice) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
-        p.arguments = ["-n", "2", QTrainBinary.url.path] + args(name, ["--set", "train.steps=1000000", "--set", "log.every=100000"])
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in Self.mpiEnvironment { env[k] = v }
-        p.environment = env
-        p.standardOutput = output
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+    func startLongRun(_ name: String) throws -> SpawnedProgram {
+        let p = try SpawnedProgram(URL(fileURLWithPath: "/usr/bin/mpirun"),
+                                   ["-n", "2", QTrainBinary.url.path] + args(name, ["--set", "train.steps=1000000", "--set", "log.every=100000"]),
+                                   environment: Self.mpiEnvironment)
         let metrics = dir.appendingPathComponent("\(name)/metrics.jsonl")
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: metrics.path) && Date() < deadline { usleep(100_000) }
@@ -161,25 +155,23 @@ final class DistributedTests: XCTestCase {
     func testKilledRankEndsTheJobQuickly() throws {
         let p = try startLongRun("kill")
         let pids = try runProgram(URL(fileURLWithPath: "/usr/bin/pgrep"), ["-f", "train.out_dir=\(dir.appendingPathComponent("kill").path)"])
-            .stdout.split(separator: "\n").compactMap { Int32($0) }.filter { $0 != p.processIdentifier }
+            .stdout.split(separator: "\n").compactMap { Int32($0) }.filter { $0 != p.pid }
         XCTAssertGreaterThanOrEqual(pids.count, 2)
         let killedAt = Date()
         kill(pids.last!, SIGKILL)
         while p.isRunning && Date().timeIntervalSince(killedAt) < 30 { usleep(50_000) }
         XCTAssertFalse(p.isRunning, "the job was still running 30 s after a rank was killed")
-        if p.isRunning { p.terminate() }
-        p.waitUntilExit()
-        XCTAssertNotEqual(p.terminationStatus, 0)
+        let r = p.wait(timeout: 10)
+        XCTAssertNotEqual(r.status, 0)
         XCTAssertLessThan(Date().timeIntervalSince(killedAt), 10)
     }
 
     func testSchedulerSignalStopsEveryRankCleanly() throws {
-        let out = Pipe()
-        let p = try startLongRun("signal", output: out)
-        kill(p.processIdentifier, SIGUSR1)  // mpirun forwards SIGUSR1 to every rank
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, text)
+        let p = try startLongRun("signal")
+        p.send(SIGUSR1)  // mpirun forwards SIGUSR1 to every rank
+        let r = p.wait(timeout: 120)
+        let text = r.stdout
+        XCTAssertEqual(r.status, 0, text + r.stderr)
         XCTAssertTrue(text.contains("stopping after step"), text)
         XCTAssertEqual(text.components(separatedBy: "\nfingerprint ").count - 1 + (text.hasPrefix("fingerprint ") ? 1 : 0), 2, text)
     }

@@ -29,54 +29,91 @@ enum QTrainBinary {
 }
 
 /// Runs a program and waits for it; kills it after `timeout` seconds.
+func runProgram(_ program: URL, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
+                timeout: TimeInterval = 300) throws -> CommandResult {
+    try SpawnedProgram(program, arguments, in: directory, environment: environment).wait(timeout: timeout)
+}
+
+/// A program started in the background with `posix_spawn`.
 ///
 /// Output goes to temporary files rather than pipes, and the child is reaped here with
 /// `waitpid`, so a daemon the program leaves behind (holding its output open) or a missed
 /// SIGCHLD can never hang a test.
-func runProgram(_ program: URL, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
-                timeout: TimeInterval = 300) throws -> CommandResult {
-    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("qtrain-run-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: tmp) }
-    let outPath = tmp.appendingPathComponent("out").path, errPath = tmp.appendingPathComponent("err").path
-    var env = ProcessInfo.processInfo.environment
-    for (k, v) in environment { env[k] = v }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    // A working directory goes through the shell (posix_spawn's chdir action is a GNU extension).
-    var command = [program.path] + arguments
-    if let directory { command = ["/bin/sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", directory.path] + command }
-    let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
-    let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { (argv + envp).forEach { free($0) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
-    guard rc == 0 else { throw NSError(domain: "runProgram", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "cannot run \(program.path)"]) }
-    var status: Int32 = 0
-    let deadline = Date().addingTimeInterval(timeout)
-    var done = false
-    while !done {
-        let r = waitpid(pid, &status, WNOHANG)
-        if r == pid { done = true; break }
-        if Date() > deadline {
-            kill(pid, SIGTERM)
-            usleep(500_000)
-            kill(pid, SIGKILL)
-            waitpid(pid, &status, 0)
-            done = true
-            break
+final class SpawnedProgram {
+    /// The child's process id.
+    let pid: pid_t
+    private let files: URL
+    private var status: Int32?
+
+    init(_ program: URL, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) throws {
+        files = FileManager.default.temporaryDirectory.appendingPathComponent("qtrain-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: files, withIntermediateDirectories: true)
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, files.appendingPathComponent("out").path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, files.appendingPathComponent("err").path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        // A working directory goes through the shell (posix_spawn's chdir action is a GNU extension).
+        var command = [program.path] + arguments
+        if let directory { command = ["/bin/sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", directory.path] + command }
+        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
+        guard rc == 0 else {
+            try? FileManager.default.removeItem(at: files)
+            throw NSError(domain: "runProgram", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "cannot run \(program.path)"])
         }
-        usleep(20_000)
+        self.pid = pid
     }
-    // Exit status as a shell reports it: the code, or 128 + the signal.
-    let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    let out = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-    let err = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-    return CommandResult(status: code, stdout: out, stderr: err)
+
+    deinit {
+        if isRunning {
+            kill(pid, SIGKILL)
+            _ = reap(blocking: true)
+        }
+        try? FileManager.default.removeItem(at: files)
+    }
+
+    /// Whether the program is still running (reaping it once it has ended).
+    var isRunning: Bool { status == nil && !reap(blocking: false) }
+
+    /// Sends `signal` to the program.
+    func send(_ signal: Int32) { kill(pid, signal) }
+
+    /// Waits for the program to end (at most `timeout` seconds, then SIGTERM and SIGKILL)
+    /// and returns its exit status as a shell reports it (the code, or 128 + the signal) and output.
+    func wait(timeout: TimeInterval) -> CommandResult {
+        let deadline = Date().addingTimeInterval(timeout)
+        while isRunning {
+            if Date() > deadline {
+                send(SIGTERM)
+                usleep(500_000)
+                send(SIGKILL)
+                _ = reap(blocking: true)
+                break
+            }
+            usleep(20_000)
+        }
+        let s = status ?? 0
+        let code: Int32 = (s & 0x7f) == 0 ? (s >> 8) & 0xff : 128 + (s & 0x7f)
+        let out = (try? String(contentsOf: files.appendingPathComponent("out"), encoding: .utf8)) ?? ""
+        let err = (try? String(contentsOf: files.appendingPathComponent("err"), encoding: .utf8)) ?? ""
+        return CommandResult(status: code, stdout: out, stderr: err)
+    }
+
+    /// Collects the exit status if the program has ended; returns whether it has.
+    private func reap(blocking: Bool) -> Bool {
+        if status != nil { return true }
+        var s: Int32 = 0
+        guard waitpid(pid, &s, blocking ? 0 : WNOHANG) == pid else { return false }
+        status = s
+        return true
+    }
 }
 
 /// A fresh temporary directory, removed when the test ends.

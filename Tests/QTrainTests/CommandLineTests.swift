@@ -55,4 +55,38 @@ final class CommandLineTests: XCTestCase {
         let path = try config(dir, "data:\n  dir: \(data.path)\nmodel:\n  vocab_size: 100\n")
         try expectFailure(["--config", path], in: dir, status: 2, mentions: ["model.vocab_size", "257"])
     }
+
+    /// `prepare --tokenizer bpe:N` learns a BPE from the training split; training, eval
+    /// (bits per byte over the BPE's bytes) and generation all run on it.
+    func testPrepareWithALearnedBPE() throws {
+        let dir = temporaryDirectory(self)
+        let corpus = dir.appendingPathComponent("corpus")
+        try FileManager.default.createDirectory(at: corpus, withIntermediateDirectories: true)
+        for i in 0..<8 {
+            var text = ""
+            for j in 0..<(80 + 7 * i) { text += "the \(["cat", "dog", "bird"][j % 3]) sat on mat \(j % 10); it's fine. " }
+            try text.write(to: corpus.appendingPathComponent("doc\(i).txt"), atomically: true, encoding: .utf8)
+        }
+        try expectFailure(["prepare", "--corpus", corpus.path, "--out", "d", "--tokenizer", "bpe:lots"], in: dir, status: 2,
+                          mentions: ["bpe:lots", "bpe:4096"])
+        let prep = try QTrainBinary.run(["prepare", "--corpus", corpus.path, "--out", "bpe", "--tokenizer", "bpe:300", "--val-every", "4"],
+                                        in: dir)
+        XCTAssertEqual(prep.status, 0, prep.stderr)
+        // This small corpus runs out of pairs before 300 tokens, which the log says.
+        XCTAssertTrue(prep.stdout.contains("trained a byte-level BPE of 293 tokens"), prep.stdout)
+        XCTAssertTrue(prep.stdout.contains("fewer than 300"), prep.stdout)
+        let run = ["--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=bpe", "--set", "model.vocab_size=300",
+                   "--set", "model.seq_len=16", "--set", "train.steps=30", "--set", "train.out_dir=run", "--set", "log.progress=lines"]
+        let train = try QTrainBinary.run(run, in: dir)
+        XCTAssertEqual(train.status, 0, train.stderr)
+        let eval = try QTrainBinary.run(["eval", "run"], in: dir)
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        XCTAssertTrue(eval.stdout.contains("bits per byte"), eval.stdout)
+        let gen = try QTrainBinary.run(["generate", "run", "--prompt", "the cat", "--max-tokens", "12", "--seed", "3"], in: dir)
+        XCTAssertEqual(gen.status, 0, gen.stderr)
+        XCTAssertTrue(gen.stdout.hasPrefix("the cat"), gen.stdout)
+        XCTAssertGreaterThan(gen.stdout.count, "the cat".count + 10, gen.stdout)
+        let inspect = try QTrainBinary.run(["inspect", "bpe"], in: dir)
+        XCTAssertTrue(inspect.stdout.contains("byte-level-bpe:293"), inspect.stdout)
+    }
 }

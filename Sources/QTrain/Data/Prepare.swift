@@ -27,6 +27,9 @@ public enum DataPreparer {
     /// Tokens per shard file.
     public static let shardTokens = 50_000_000
 
+    /// Whether document `index` (in name order) belongs to the validation split.
+    public static func isValidation(_ index: Int, valEvery: Int) -> Bool { index % valEvery == valEvery / 2 }
+
     public static func prepare(
         documents: [Document], source: String, tokenizer: any Tokenizer, valEvery: Int, to out: URL,
         log: (String) -> Void
@@ -45,7 +48,7 @@ public enum DataPreparer {
         var trainNames: [String] = [], valNames: [String] = []
         for (i, doc) in documents.enumerated() {
             let ids = tokenizer.encode(doc.text) + [tokenizer.endOfText]
-            if i % valEvery == valEvery / 2 {
+            if isValidation(i, valEvery: valEvery) {
                 val += ids
                 valNames.append(doc.name)
             } else {

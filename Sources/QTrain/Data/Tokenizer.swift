@@ -76,15 +76,7 @@ public struct ByteTokenizer: Tokenizer {
                 "vocab": vocab, "merges": [String](),
             ] as [String: Any],
         ]
-        let config: [String: Any] = [
-            "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": NSNull(), "eos_token": "<|endoftext|>",
-            "unk_token": NSNull(), "model_max_length": 1_000_000, "clean_up_tokenization_spaces": false,
-        ]
-        let specialMap: [String: Any] = ["eos_token": "<|endoftext|>"]
-        for (name, obj) in [("tokenizer.json", tokenizer), ("tokenizer_config.json", config), ("special_tokens_map.json", specialMap)] {
-            let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: directory.appendingPathComponent(name), options: .atomic)
-        }
+        try writeHuggingFaceTokenizer(tokenizer, endOfText: "<|endoftext|>", to: directory)
     }
 
     public func save(to directory: URL) throws {
@@ -96,10 +88,12 @@ public struct ByteTokenizer: Tokenizer {
     }
 }
 
-/// Loads the tokenizer a data directory was prepared with.
+/// Loads the tokenizer a data directory (or checkpoint) was prepared with.
 public enum TokenizerLoader {
-    public static func load(from directory: URL) throws -> any Tokenizer {
-        let file = directory.appendingPathComponent("tokenizer.json")
+    /// Reads `directory/tokenizer.json`: qtrain's byte tokenizer, or a Hugging Face byte-level
+    /// BPE (what `prepare --tokenizer bpe:N|gpt2` writes, or one made elsewhere).
+    public static func load(from directory: URL, file name: String = "tokenizer.json") throws -> any Tokenizer {
+        let file = directory.appendingPathComponent(name)
         guard let data = try? Data(contentsOf: file) else {
             throw QTrainError.data("no tokenizer at \(file.path)", hint: "run `qtrain-dist prepare` to create the data directory")
         }
@@ -107,6 +101,7 @@ public enum TokenizerLoader {
             throw QTrainError.data("\(file.path) is not valid JSON", hint: "re-run `qtrain-dist prepare`")
         }
         if obj["qtrain_tokenizer"] as? String == "bytes" { return ByteTokenizer() }
+        if obj["model"] != nil { return try BPETokenizer(huggingFaceJSON: obj, source: file.path) }
         throw QTrainError.data("\(file.path) describes a tokenizer this version cannot load",
                                hint: "re-run `qtrain-dist prepare`")
     }

@@ -3,7 +3,7 @@
 # (numerical code is many times slower in debug builds). Extra arguments go to `swift test`,
 # e.g. ./launch/test.sh --filter GradientCheckTests
 #
-# Python test oracles (safetensors, tokenizers, numpy) go into a virtual environment under
+# Python test oracles (safetensors, tokenizers, numpy, sentencepiece) go into a virtual environment under
 # .build/ so nothing is installed into the system's Python. Set QTRAIN_TEST_PYTHON to use
 # another interpreter (one with torch and transformers also runs the Hugging Face export check).
 set -euo pipefail
@@ -12,14 +12,14 @@ cd "$(dirname "$0")/.."
 ./launch/setup.sh
 if [ -z "${QTRAIN_TEST_PYTHON:-}" ]; then
     venv=.build/test-python
-    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import safetensors, tokenizers, numpy" 2>/dev/null; then
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import safetensors, tokenizers, numpy, sentencepiece" 2>/dev/null; then
         if ! python3 -m venv "$venv" 2>/dev/null; then
             sudo=""
             [ "$(id -u)" -ne 0 ] && sudo="sudo"
             $sudo apt-get install -y -qq python3-venv >/dev/null
             python3 -m venv "$venv"
         fi
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check safetensors tokenizers numpy
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check safetensors tokenizers numpy sentencepiece
     fi
     export QTRAIN_TEST_PYTHON="$PWD/$venv/bin/python"
 fi

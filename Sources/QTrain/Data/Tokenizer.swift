@@ -14,8 +14,8 @@ public protocol Tokenizer: Sendable {
     func save(to directory: URL) throws
     /// UTF-8 bytes of text that `token` stands for (0 for special tokens), for bits per byte.
     func byteCount(of token: Int32) -> Int
-    /// Writes Hugging Face tokenizer files (`tokenizer.json`, `tokenizer_config.json`,
-    /// `special_tokens_map.json`) that the `tokenizers` library loads unchanged.
+    /// Writes the files Hugging Face loads the tokenizer from (`tokenizer.json` for BPE,
+    /// `tokenizer.model` for SentencePiece; `tokenizer_config.json`, `special_tokens_map.json`).
     func saveForHuggingFace(to directory: URL) throws
 }
 
@@ -90,8 +90,9 @@ public struct ByteTokenizer: Tokenizer {
 
 /// Loads the tokenizer a data directory (or checkpoint) was prepared with.
 public enum TokenizerLoader {
-    /// Reads `directory/tokenizer.json`: qtrain's byte tokenizer, or a Hugging Face byte-level
-    /// BPE (what `prepare --tokenizer bpe:N|gpt2` writes, or one made elsewhere).
+    /// Reads `directory/tokenizer.json`: qtrain's byte tokenizer, a SentencePiece model wrapped
+    /// by qtrain, or a Hugging Face byte-level BPE (what `prepare --tokenizer bpe:N|gpt2`
+    /// writes, or one made elsewhere).
     public static func load(from directory: URL, file name: String = "tokenizer.json") throws -> any Tokenizer {
         let file = directory.appendingPathComponent(name)
         guard let data = try? Data(contentsOf: file) else {
@@ -101,6 +102,7 @@ public enum TokenizerLoader {
             throw QTrainError.data("\(file.path) is not valid JSON", hint: "re-run `qtrain-dist prepare`")
         }
         if obj["qtrain_tokenizer"] as? String == "bytes" { return ByteTokenizer() }
+        if obj["qtrain_tokenizer"] as? String == "sentencepiece" { return try SentencePieceTokenizer(tokenizerJSON: obj) }
         if obj["model"] != nil { return try BPETokenizer(huggingFaceJSON: obj, source: file.path) }
         throw QTrainError.data("\(file.path) describes a tokenizer this version cannot load",
                                hint: "re-run `qtrain-dist prepare`")

@@ -48,17 +48,26 @@ public final class InProcessGroup: @unchecked Sendable {
         if gen == generation, let failure { throw QTrainError(.distributed, "another in-process rank failed: \(failure)") }
     }
 
+    /// Runs `body` holding the lock. Every access to `slots` and `values` goes through it:
+    /// two ranks writing their own elements of one Swift array at the same time race on the
+    /// array itself (a copy-on-write of a buffer another rank still holds a copy of).
+    private func locked<T>(_ body: () -> T) -> T {
+        cond.lock()
+        defer { cond.unlock() }
+        return body()
+    }
+
     func publish(_ rank: Int, pointer: UnsafeMutableRawPointer?) throws {
-        slots[rank] = pointer
+        locked { slots[rank] = pointer }
         try barrier()
     }
 
-    func slot(_ r: Int) -> UnsafeMutableRawPointer { slots[r]! }
+    func slot(_ r: Int) -> UnsafeMutableRawPointer { locked { slots[r]! } }
 
     func exchange(_ rank: Int, _ v: [Double]) throws -> [[Double]] {
-        values[rank] = v
+        locked { values[rank] = v }
         try barrier()
-        let all = values
+        let all = locked { values }
         try barrier()
         return all
     }

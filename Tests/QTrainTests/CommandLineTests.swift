@@ -88,5 +88,10 @@ final class CommandLineTests: XCTestCase {
         XCTAssertGreaterThan(gen.stdout.count, "the cat".count + 10, gen.stdout)
         let inspect = try QTrainBinary.run(["inspect", "bpe"], in: dir)
         XCTAssertTrue(inspect.stdout.contains("byte-level-bpe:293"), inspect.stdout)
+        // The Hugging Face export carries the same tokenizer.
+        let export = try QTrainBinary.run(["export", "run", "--format", "hf", "--out", "hf"], in: dir)
+        XCTAssertEqual(export.status, 0, export.stderr)
+        XCTAssertEqual(try TokenizerLoader.load(from: dir.appendingPathComponent("hf")).identity,
+                       try TokenizerLoader.load(from: dir.appendingPathComponent("bpe")).identity)
     }
 }

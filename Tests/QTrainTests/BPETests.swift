@@ -38,6 +38,15 @@ final class BPETests: XCTestCase {
             XCTAssertEqual(gpt2.decode(ids), text)
             XCTAssertEqual(ids.reduce(0) { $0 + gpt2.byteCount(of: $1) }, text.utf8.count)
         }
+        // Long pieces take the heap path: the same merges as rescanning, on random letters.
+        var rng = TestRandom(9)
+        for _ in 0..<100 {
+            let bytes = (0..<(49 + Int(rng.next() * 400))).map { _ in UInt8(97 + Int(rng.next() * 26)) }
+            var scanned = bytes.map { gpt2.byteTokens[Int($0)] }, heaped = scanned
+            gpt2.mergeByScanning(&scanned)
+            gpt2.mergeWithHeap(&heaped)
+            XCTAssertEqual(heaped, scanned)
+        }
         // Saved as Hugging Face JSON and read back: the same tokenizer.
         let dir = temporaryDirectory(self)
         try gpt2.save(to: dir)
@@ -88,6 +97,44 @@ final class BPETests: XCTestCase {
         let ids = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [Int])
         XCTAssertEqual(ids.map(Int32.init), bpe.encode(String(sample)))
         XCTAssertEqual(String(lines[1]), "1023")
+    }
+
+    /// The trainer against a plain transcription of BPE training (recount every pair after
+    /// every merge), on real text plus one long piece without spaces.
+    func testTrainerMatchesAPlainReference() throws {
+        let docs = try CorpusFetcher.documents(of: .sotu, cache: Self.cache, log: { _ in }).prefix(6).map(\.text)
+        var rng = TestRandom(4)
+        let long = String((0..<3000).map { _ in Character(Unicode.Scalar(UInt8(97 + Int(rng.next() * 4)))) })
+        let corpus = docs + [long]
+        let bpe = try BPETrainer.train(on: corpus, vocabSize: 700)
+
+        var counts: [[UInt8]: Int] = [:]
+        for d in corpus { GPT2PreTokenizer.forEachPiece(in: d) { counts[Array($0), default: 0] += 1 } }
+        var words = counts.map { ($0.key.map(Int32.init), $0.value) }
+        var tokens = byteLevelAlphabet().map { String($0) }
+        var merges: [(Int32, Int32)] = []
+        while tokens.count < 699 {
+            var pairs: [UInt64: Int] = [:]
+            for (w, c) in words where w.count > 1 {
+                for i in 0..<(w.count - 1) { pairs[UInt64(UInt32(w[i])) << 32 | UInt64(UInt32(w[i + 1])), default: 0] += c }
+            }
+            guard let best = pairs.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }), best.value >= 2 else { break }
+            let (a, b) = (Int32(best.key >> 32), Int32(truncatingIfNeeded: best.key))
+            let text = tokens[Int(a)] + tokens[Int(b)]
+            let id = Int32(tokens.firstIndex(of: text) ?? tokens.count)
+            if id == tokens.count { tokens.append(text) }
+            merges.append((a, b))
+            words = words.map { w, c in
+                var out: [Int32] = []
+                var i = 0
+                while i < w.count {
+                    if i + 1 < w.count && w[i] == a && w[i + 1] == b { out.append(id); i += 2 } else { out.append(w[i]); i += 1 }
+                }
+                return (out, c)
+            }
+        }
+        XCTAssertEqual(bpe.tokens, tokens + ["<|endoftext|>"])
+        XCTAssertEqual(bpe.merges.map { [$0.0, $0.1] }, merges.map { [$0.0, $0.1] })
     }
 
     func testBadTokenizerChoicesAndFiles() throws {

@@ -17,7 +17,7 @@ public struct BPETokenizer: Tokenizer {
     /// (left << 32 | right) → rank and the id of the merged token.
     private let mergeTable: [UInt64: (rank: Int32, id: Int32)]
     /// The token of each single byte.
-    private let byteTokens: [Int32]
+    let byteTokens: [Int32]
     /// The bytes each token stands for (empty for specials).
     private let tokenBytes: [[UInt8]]
 
@@ -96,8 +96,14 @@ public struct BPETokenizer: Tokenizer {
     }
 
     /// Applies merges to one piece: the lowest-ranked adjacent pair first, all its
-    /// occurrences left to right, until no adjacent pair has a merge.
-    private func merge(_ w: inout [Int32]) {
+    /// occurrences left to right, until no adjacent pair has a merge. Short pieces (almost all)
+    /// are rescanned after each merge; long ones go through a heap, so that a piece of a
+    /// million letters without a space costs n log n rather than n².
+    func merge(_ w: inout [Int32]) {
+        if w.count > 48 { mergeWithHeap(&w) } else { mergeByScanning(&w) }
+    }
+
+    func mergeByScanning(_ w: inout [Int32]) {
         while w.count > 1 {
             var best = Int32.max, left: Int32 = 0, right: Int32 = 0, merged: Int32 = 0
             for i in 0..<(w.count - 1) {
@@ -119,6 +125,38 @@ public struct BPETokenizer: Tokenizer {
             }
             w.removeLast(w.count - write)
         }
+    }
+
+    /// The same merges over a linked list of symbols, with a min-heap of (rank, position)
+    /// candidates; a candidate whose symbols have changed since it was pushed is skipped.
+    /// Equal ranks pop leftmost first, as the scan merges them.
+    func mergeWithHeap(_ w: inout [Int32]) {
+        let n = w.count
+        var next = (0..<n).map { $0 + 1 }, prev = (0..<n).map { $0 - 1 }
+        var alive = [Bool](repeating: true, count: n)
+        // Lowest rank first; equal ranks leftmost first.
+        var heap = BinaryHeap<(rank: Int32, pos: Int)> { $0.rank != $1.rank ? $0.rank < $1.rank : $0.pos < $1.pos }
+        func rank(_ i: Int, _ j: Int) -> (rank: Int32, id: Int32)? {
+            mergeTable[UInt64(UInt32(w[i])) << 32 | UInt64(UInt32(w[j]))]
+        }
+        for i in 0..<(n - 1) { if let m = rank(i, i + 1) { heap.push((m.rank, i)) } }
+        while let (r, i) = heap.pop() {
+            let j = next[i]
+            guard alive[i], j < n, let m = rank(i, j), m.rank == r else { continue }
+            w[i] = m.id
+            alive[j] = false
+            next[i] = next[j]
+            if next[j] < n { prev[next[j]] = i }
+            if prev[i] >= 0, let left = rank(prev[i], i) { heap.push((left.rank, prev[i])) }
+            if next[i] < n, let right = rank(i, next[i]) { heap.push((right.rank, i)) }
+        }
+        var out: [Int32] = []
+        var i = 0
+        while i < n {
+            out.append(w[i])
+            i = next[i]
+        }
+        w = out
     }
 
     public func decode(_ ids: [Int32]) -> String {

@@ -48,7 +48,8 @@ private struct PairState {
     var weight: [Int]
     var pairCount: [UInt64: Int] = [:]
     var occurs: [UInt64: [Int32]] = [:]
-    var heap: [(count: Int, pair: UInt64)] = []
+    /// Most frequent first; equal counts: the smaller pair key first.
+    var heap = BinaryHeap<(count: Int, pair: UInt64)> { $0.count != $1.count ? $0.count > $1.count : $0.pair < $1.pair }
     var seen: [Int]
     var round = 0
 
@@ -63,7 +64,7 @@ private struct PairState {
                 occurs[p, default: []].append(Int32(w))
             }
         }
-        for (p, c) in pairCount { push(c, p) }
+        for (p, c) in pairCount { heap.push((c, p)) }
     }
 
     static func key(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(a)) << 32 | UInt64(UInt32(b)) }
@@ -72,7 +73,7 @@ private struct PairState {
     mutating func mostFrequent() -> (UInt64, Int)? {
         while let top = heap.first {
             if pairCount[top.pair] == top.count { return (top.pair, top.count) }
-            pop()
+            heap.pop()
         }
         return nil
     }
@@ -89,71 +90,43 @@ private struct PairState {
             seen[w] = stamp
             let old = words[w]
             guard old.count > 1 else { continue }
+            let c = weight[w]
+            // Only the pairs around each merge site change, so a long piece costs its
+            // occurrences, not its length, in pair updates.
+            func change(_ x: Int32, _ y: Int32, _ delta: Int) {
+                let p = Self.key(x, y)
+                pairCount[p, default: 0] += delta
+                touched.insert(p)
+                if delta > 0 { occurs[p, default: []].append(w32) }
+            }
             var new: [Int32] = []
             new.reserveCapacity(old.count)
             var i = 0
-            var found = false
             while i < old.count {
                 if i + 1 < old.count && old[i] == a && old[i + 1] == b {
+                    if let before = new.last {
+                        change(before, a, -c)
+                        change(before, id, c)
+                    }
+                    if i + 2 < old.count {
+                        change(b, old[i + 2], -c)
+                        change(id, old[i + 2], c)
+                    }
                     new.append(id)
                     i += 2
-                    found = true
                 } else {
                     new.append(old[i])
                     i += 1
                 }
             }
-            guard found else { continue }
-            let c = weight[w]
-            for j in 0..<(old.count - 1) {
-                let p = Self.key(old[j], old[j + 1])
-                pairCount[p, default: 0] -= c
-                touched.insert(p)
-            }
-            for j in 0..<max(new.count - 1, 0) {
-                let p = Self.key(new[j], new[j + 1])
-                pairCount[p, default: 0] += c
-                touched.insert(p)
-                if new[j] == id || new[j + 1] == id { occurs[p, default: []].append(w32) }
-            }
-            words[w] = new
+            if new.count < old.count { words[w] = new }
         }
         occurs[pair] = nil
         touched.remove(pair)
         pairCount[pair] = nil
         for p in touched {
             let c = pairCount[p] ?? 0
-            if c > 0 { push(c, p) } else { pairCount[p] = nil }
-        }
-    }
-
-    private static func above(_ x: (count: Int, pair: UInt64), _ y: (count: Int, pair: UInt64)) -> Bool {
-        x.count != y.count ? x.count > y.count : x.pair < y.pair
-    }
-
-    private mutating func push(_ count: Int, _ pair: UInt64) {
-        heap.append((count, pair))
-        var i = heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard Self.above(heap[i], heap[parent]) else { break }
-            heap.swapAt(i, parent)
-            i = parent
-        }
-    }
-
-    private mutating func pop() {
-        heap.swapAt(0, heap.count - 1)
-        heap.removeLast()
-        var i = 0
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var best = i
-            if l < heap.count && Self.above(heap[l], heap[best]) { best = l }
-            if r < heap.count && Self.above(heap[r], heap[best]) { best = r }
-            if best == i { return }
-            heap.swapAt(i, best)
-            i = best
+            if c > 0 { heap.push((c, p)) } else { pairCount[p] = nil }
         }
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The Python interpreter of the test oracles (launch/test.sh sets QTRAIN_TEST_PYTHON to a
-/// virtual environment with safetensors, tokenizers and numpy), or nil.
+/// virtual environment with safetensors, tokenizers, numpy and sentencepiece), or nil.
 enum TestPython {
     static var path: String? {
         let p = ProcessInfo.processInfo.environment["QTRAIN_TEST_PYTHON"] ?? "/usr/bin/python3"

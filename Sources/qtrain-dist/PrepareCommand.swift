@@ -30,12 +30,10 @@ struct PrepareCommand: ParsableCommand {
         try reportingErrors {
             let source = CorpusSource(corpus)
             let choice = try TokenizerChoice(tokenizer)
-            guard valEvery >= 2 else { throw QTrainError(.config, "--val-every must be at least 2") }
             let docs = try CorpusFetcher.documents(
                 of: source, cache: URL(fileURLWithPath: cache), archive: archive.map { URL(fileURLWithPath: $0) },
                 log: { print($0) })
-            let training = docs.enumerated().filter { !DataPreparer.isValidation($0.offset, valEvery: valEvery) }.map(\.element)
-            let tok = try choice.make(training: training, cache: URL(fileURLWithPath: cache), log: { print($0) })
+            let tok = try choice.make(training: try DataPreparer.split(docs, valEvery: valEvery).train, cache: URL(fileURLWithPath: cache), log: { print($0) })
             _ = try DataPreparer.prepare(
                 documents: docs, source: corpus, tokenizer: tok, valEvery: valEvery,
                 to: URL(fileURLWithPath: out), log: { print($0) })

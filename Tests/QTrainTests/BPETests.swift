@@ -59,8 +59,8 @@ final class BPETests: XCTestCase {
     /// same on every run, and Hugging Face `tokenizers` reads its file and gives the same ids.
     func testTrainedBPEOnTheRealCorpus() throws {
         let docs = try CorpusFetcher.documents(of: .sotu, cache: Self.cache, log: { _ in })
-        let train = docs.enumerated().filter { !DataPreparer.isValidation($0.offset, valEvery: 20) }.map(\.element.text)
-        let val = docs.enumerated().filter { DataPreparer.isValidation($0.offset, valEvery: 20) }.map(\.element.text)
+        let (trainDocs, valDocs) = try DataPreparer.split(docs, valEvery: 20)
+        let train = trainDocs.map(\.text), val = valDocs.map(\.text)
         let bpe = try BPETrainer.train(on: train, vocabSize: 1024)
         XCTAssertEqual(bpe.vocabSize, 1024)
         XCTAssertEqual(bpe.endOfText, 1023)

@@ -271,12 +271,6 @@ extension BPETokenizer {
     }
 }
 
-/// Writes `obj` as sorted, indented JSON, atomically.
-func writeJSON(_ obj: Any, to url: URL) throws {
-    let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
-    try data.write(to: url, options: .atomic)
-}
-
 /// Writes `tokenizer.json`, `tokenizer_config.json` and `special_tokens_map.json` for
 /// Hugging Face (`PreTrainedTokenizerFast`, end-of-text as the end-of-sequence token).
 func writeHuggingFaceTokenizer(_ tokenizer: [String: Any], endOfText: String, to directory: URL) throws {

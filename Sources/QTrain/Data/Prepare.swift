@@ -27,35 +27,34 @@ public enum DataPreparer {
     /// Tokens per shard file.
     public static let shardTokens = 50_000_000
 
-    /// Whether document `index` (in name order) belongs to the validation split.
-    public static func isValidation(_ index: Int, valEvery: Int) -> Bool { index % valEvery == valEvery / 2 }
+    /// The training and validation documents, each in name order: every `valEvery`-th
+    /// document (offset valEvery/2) is validation.
+    public static func split(_ documents: [Document], valEvery: Int) throws -> (train: [Document], validation: [Document]) {
+        guard documents.count >= 2 else {
+            throw QTrainError.data("a corpus needs at least two documents to split into train and validation (got \(documents.count))")
+        }
+        guard valEvery >= 2 else { throw QTrainError.config("--val-every must be at least 2") }
+        var train: [Document] = [], validation: [Document] = []
+        for (i, doc) in documents.enumerated() {
+            if i % valEvery == valEvery / 2 { validation.append(doc) } else { train.append(doc) }
+        }
+        return (train, validation)
+    }
 
     public static func prepare(
         documents: [Document], source: String, tokenizer: any Tokenizer, valEvery: Int, to out: URL,
         log: (String) -> Void
     ) throws -> PreparedData {
-        guard documents.count >= 2 else {
-            throw QTrainError.data("a corpus needs at least two documents to split into train and validation (got \(documents.count))")
-        }
-        guard valEvery >= 2 else { throw QTrainError.config("--val-every must be at least 2") }
+        let (trainDocs, valDocs) = try split(documents, valEvery: valEvery)
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         // Remove shards of an earlier run so that stale files are never mixed in.
         for name in (try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? []
         where (name.hasPrefix("train_") || name.hasPrefix("val_")) && name.hasSuffix(".bin") {
             try FileManager.default.removeItem(at: out.appendingPathComponent(name))
         }
-        var train: [Int32] = [], val: [Int32] = []
-        var trainNames: [String] = [], valNames: [String] = []
-        for (i, doc) in documents.enumerated() {
-            let ids = tokenizer.encode(doc.text) + [tokenizer.endOfText]
-            if isValidation(i, valEvery: valEvery) {
-                val += ids
-                valNames.append(doc.name)
-            } else {
-                train += ids
-                trainNames.append(doc.name)
-            }
-        }
+        func tokens(_ docs: [Document]) -> [Int32] { docs.flatMap { tokenizer.encode($0.text) + [tokenizer.endOfText] } }
+        let train = tokens(trainDocs), val = tokens(valDocs)
+        let trainNames = trainDocs.map(\.name), valNames = valDocs.map(\.name)
         let hash = tokenizer.identityHash
         for (split, tokens) in [("train", train), ("val", val)] {
             var k = 0

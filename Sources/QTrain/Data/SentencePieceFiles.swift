@@ -9,8 +9,7 @@ extension SentencePieceTokenizer {
             "qtrain_tokenizer": "sentencepiece", "vocab_size": vocabSize, "end_of_text": Int(endOfText),
             "model_base64": Data(modelBytes).base64EncodedString(),
         ]
-        let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
-        try data.write(to: directory.appendingPathComponent("tokenizer.json"), options: .atomic)
+        try writeJSON(obj, to: directory.appendingPathComponent("tokenizer.json"))
     }
 
     /// Reads what ``save(to:)`` wrote (the parsed `tokenizer.json`).
@@ -46,8 +45,7 @@ extension SentencePieceTokenizer {
             "model_max_length": 1_000_000, "clean_up_tokenization_spaces": false,
         ]) { a, _ in a }
         for (name, obj) in [("tokenizer_config.json", config), ("special_tokens_map.json", special)] {
-            let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
-            try data.write(to: directory.appendingPathComponent(name), options: .atomic)
+            try writeJSON(obj, to: directory.appendingPathComponent(name))
         }
     }
 

@@ -53,7 +53,7 @@ public enum HuggingFaceExport {
             "note": "dequantised weights; the trained model also int8-quantised linear inputs, which a plain LLaMA does not",
         ]
         for (name, obj) in [("config.json", config), ("generation_config.json", generation), ("qtrain_export.json", provenance)] {
-            try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]).write(to: dir.appendingPathComponent(name))
+            try writeJSON(obj, to: dir.appendingPathComponent(name))
         }
         try ckpt.tokenizer.saveForHuggingFace(to: dir)
     }

@@ -40,6 +40,9 @@ for _ in $(seq 1 240); do
     sleep 0.5
 done
 for _ in $(seq 1 240); do [ -f "$out/DONE" ] && break; sleep 1; done
+# The training writes DONE before the batch script logs that it finished: wait for the job
+# itself to end before reading its log.
+for _ in $(seq 1 120); do [ -z "$(squeue -h -j "$jid" 2>/dev/null)" ] && break; sleep 0.5; done
 fail=0
 for expect in "received USR1" "stopping after step" "requeueing job $jid" "start 1" "resumed from $out" "finished (step 8000)"; do
     if ! grep -aq -- "$expect" "$log"; then

@@ -156,6 +156,28 @@ void qk_act_quant_rows(float *x, int64_t rows, int64_t C, int64_t ld) {
 }
 
 QK_CLONES
+void qk_act_quant_rows_codes(float *x, int8_t *codes, float *scales, int64_t rows, int64_t C, int64_t ld) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * ld;
+        int8_t *cr = codes + r * C;
+        const float amax = qk_absmax(xr, C);
+        if (amax == 0.0f) {
+            for (int64_t c = 0; c < C; c++) cr[c] = 0;
+            scales[r] = 0.0f;
+            continue;
+        }
+        const float s = 127.0f / amax, inv = amax / 127.0f;
+        for (int64_t c = 0; c < C; c++) {
+            float q = rintf(xr[c] * s);
+            q = q < -128.0f ? -128.0f : (q > 127.0f ? 127.0f : q);
+            cr[c] = (int8_t)q;
+            xr[c] = q * inv;
+        }
+        scales[r] = inv;
+    }
+}
+
+QK_CLONES
 void qk_ternarize(float *out, const float *w, int64_t n, float beta) {
     const float inv = 1.0f / beta;
     for (int64_t i = 0; i < n; i++) {

@@ -122,11 +122,6 @@ public final class MPICommunicator: Communicator {
 
     /// A reduce to each part's owner in turn: measured here faster than MPI_Reduce_scatter
     /// (which also puts an in-place result at the buffer's start, not at the rank's offset).
-    public func reduceScatterSum(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) throws {
-        let offsets = displacements(counts)
-        for r in 0..<worldSize where counts[r] > 0 { try reduceSum(buffer + offsets[r], count: counts[r], root: r) }
-    }
-
     public func allGatherBytes(_ buffer: UnsafeMutableRawPointer, counts: [Int]) throws {
         let c32 = counts.map { Int32($0) }, d32 = displacements(counts).map { Int32($0) }
         try check(MPI_Allgatherv(qt_mpi_in_place(), 0, qt_mpi_byte(), buffer, c32, d32, qt_mpi_byte(), comm), "MPI_Allgatherv")

@@ -9,7 +9,9 @@ public enum MPILibrary {
         var buffer = [CChar](repeating: 0, count: Int(MPI_MAX_LIBRARY_VERSION_STRING))
         var length: Int32 = 0
         MPI_Get_library_version(&buffer, &length)
-        let text = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // Open MPI counts the terminating NUL in `length`; stop at the first NUL so that logs stay text.
+        let bytes = buffer.prefix(Int(length)).prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        let text = String(decoding: bytes, as: UTF8.self)
         return text.split(separator: "\n").first.map(String.init) ?? text
     }
 

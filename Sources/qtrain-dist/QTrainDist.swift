@@ -22,6 +22,13 @@ struct QTrainDist: ParsableCommand {
         defaultSubcommand: TrainCommand.self)
 }
 
+extension WeightChoice: ExpressibleByArgument {}
+
+/// On or off, for options that switch something.
+enum Switch: String, ExpressibleByArgument, CaseIterable {
+    case on, off
+}
+
 /// `--config` and `--set`, shared by every command that reads a run configuration.
 struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "YAML config file (configs/tiny.yaml, configs/small.yaml, configs/130m.yaml, …).")

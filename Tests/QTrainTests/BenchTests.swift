@@ -21,7 +21,7 @@ final class BenchTests: XCTestCase {
     /// A short run of the 130M model at B=4, T=256, each mode in its own process: dqt ternary
     /// peaks at ≤ 3.0 GB and below bitnet by at least 80% of the latent-minus-codes bytes.
     func testPeakResidentMemoryAt130M() throws {
-        let r = try QTrainBinary.run(["bench", "--config", repositoryFile("configs/130m.yaml"), "--set", "model.seq_len=256",
+        let r = try QTrainBinary.run(["bench", "--config", repositoryFile("configs/130m.yaml"), "--set", "model.seq_len=256", "--set", "train.grad_accum=1",
                                       "--modes", "dqt,bitnet", "--steps", "1", "--warmup", "0", "--json"], timeout: 600)
         XCTAssertEqual(r.status, 0, r.stderr)
         let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as? [String: Any])

@@ -93,7 +93,7 @@ final class OptimizerStateTests: XCTestCase {
         XCTAssertEqual(ledger.bytes(.optimizer), 4 * whole.layout.count)
         let fp32 = optimizer(reference, .fp32)
 
-        let codes = { (m: Model) in m.layout.specs.compactMap { m.weights.quantized[$0.index]?.codes() }.flatMap { $0 } }
+        let codes = { (m: Model) in m.layout.specs.compactMap { m.weights.codes($0.index)?.codes() }.flatMap { $0 } }
         full.update(weights: whole.weights, gradients: whole.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
         fp32.update(weights: reference.weights, gradients: reference.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
         XCTAssertEqual(codes(whole), codes(reference))

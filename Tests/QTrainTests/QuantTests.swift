@@ -129,7 +129,7 @@ final class QuantTests: XCTestCase {
                 opt.update(weights: model.weights, gradients: model.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
                 _ = s
             }
-            let codes = model.layout.specs.compactMap { model.weights.quantized[$0.index]?.codes() }.flatMap { $0 }
+            let codes = model.layout.specs.compactMap { model.weights.codes($0.index)?.codes() }.flatMap { $0 }
             return (codes, opt.m.values + opt.v.values)
         }
         for state in StateType.allCases {
@@ -161,12 +161,12 @@ final class QuantTests: XCTestCase {
             quant.bits = grid.configValue
             let model = Model(config: c, quant: quant, batch: 1, ledger: nil)
             model.weights.initialize(seed: 1, std: 0.02)
-            let emb = model.weights.quantized[model.layout.embedding]!
+            let emb = model.weights.codes(model.layout.embedding)!
             // mean|W0| of normal(0, 0.02) is 0.02·√(2/π); the scale is qp over it.
             XCTAssertEqual(Double(emb.scale), Double(grid.qp) / (0.02 * (2 / Double.pi).squareRoot()), accuracy: Double(emb.scale) * 0.02)
             let codes = emb.codes()
             XCTAssertTrue(codes.allSatisfy { Int($0) >= grid.qn && Int($0) <= grid.qp })
-            XCTAssertNil(model.weights.quantized[model.layout.finalNorm], "gains stay FP32 under scope matrices")
+            XCTAssertNil(model.weights.codes(model.layout.finalNorm), "gains stay FP32 under scope matrices")
             XCTAssertEqual(model.weights.densePointer(model.layout.finalNorm)[0], 1)
         }
     }

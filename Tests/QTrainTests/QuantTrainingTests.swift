@@ -44,12 +44,13 @@ final class QuantTrainingTests: XCTestCase {
         let xq = q8(x)
         XCTAssertLessThan(relativeError(doubles(xb.pointer, M * K), xq), 1e-6)
         let out = aligned([Double](repeating: 0, count: M * N))
-        Linear.forward(out: out.pointer, input: xb.pointer, rows: M, matrix: matrix, weights: model.weights, scratch: model.scratch)
+        Linear.forward(out: out.pointer, input: LinearInput(values: xb.pointer), rows: M, weights: model.linearWeights(matrix),
+                       backend: model.backend)
         XCTAssertLessThan(relativeError(doubles(out.pointer, M * N), Ref.linear(xq, wd[...], M: M, K: K, N: N)), 1e-6)
         model.zeroGradients()
         let dx = aligned([Double](repeating: 0, count: M * K)), rb = aligned(r)
         Linear.backward(dInput: dx.pointer, gradients: model.gradients.pointer, dOut: rb.pointer, input: xb.pointer, rows: M,
-                        matrix: matrix, weights: model.weights, scratch: model.scratch)
+                        weights: model.linearWeights(matrix), backend: model.backend)
         func dot(_ y: [Double]) -> Double { zip(y, r).reduce(0) { $0 + $1.0 * $1.1 } }
         // dW: the quantised input does not depend on W, so this is the true gradient.
         let fdW = finiteDifferences(wd, at: Array(0..<wd.count)) { dot(Ref.linear(xq, $0[...], M: M, K: K, N: N)) }
@@ -107,10 +108,10 @@ final class QuantTrainingTests: XCTestCase {
     func testTernaryTrainingStaysOnTheGrid() throws {
         let dir = temporaryDirectory(self)
         let trainer = try makeTrainer(dir, quant(.dqt, bits: 1.58), steps: 40)
-        let before = trainer.model.layout.specs.compactMap { trainer.model.weights.quantized[$0.index]?.codes() }
+        let before = trainer.model.layout.specs.compactMap { trainer.model.weights.codes($0.index)?.codes() }
         let summary = try trainer.run()
         XCTAssertLessThan(summary.finalValLoss!, summary.firstValLoss! - 0.5)
-        let after = trainer.model.layout.specs.compactMap { trainer.model.weights.quantized[$0.index]?.codes() }
+        let after = trainer.model.layout.specs.compactMap { trainer.model.weights.codes($0.index)?.codes() }
         XCTAssertEqual(after.count, trainer.model.layout.specs.filter { $0.role.isMatrix }.count)
         XCTAssertTrue(after.allSatisfy { $0.allSatisfy { $0 >= -1 && $0 <= 1 } })
         XCTAssertNotEqual(before, after)
@@ -129,10 +130,10 @@ final class QuantTrainingTests: XCTestCase {
         let dir = temporaryDirectory(self)
         let trainer = try makeTrainer(dir, q, steps: 3)
         let w = trainer.model.weights, p = trainer.model.layout.blocks[0].o
-        let t = w.quantized[p]!
+        let t = w.codes(p)!
         t.setCodes { Int8($0 % 5 - 2) }  // largest code 2 < qp = 7
         let s0 = t.scale
-        _ = try trainer.trainStep(0)
+        _ = try trainer.trainStep()
         XCTAssertEqual(t.scale, s0 * 7 / 2, accuracy: s0 * 1e-5)
         XCTAssertTrue(t.codes().allSatisfy { $0 >= -8 && $0 <= 7 })
 

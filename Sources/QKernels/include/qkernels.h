@@ -66,6 +66,10 @@ void qk_scale(float *y, float a, int64_t n);
 /// Per-row int8 absmax fake-quantisation in place: x = clamp(rint(x * 127/amax), -128, 127) * amax/127.
 void qk_act_quant_rows(float *x, int64_t rows, int64_t C, int64_t ld);
 
+/// qk_act_quant_rows that also keeps what it computed: codes (rows x C, dense) and per-row
+/// scales with x == codes * scales exactly (a row of zeros gets scale 0).
+void qk_act_quant_rows_codes(float *x, int8_t *codes, float *scales, int64_t rows, int64_t C, int64_t ld);
+
 /// BitNet b1.58 absmean ternarisation: out = clamp(rint(w / beta), -1, 1) * beta.
 void qk_ternarize(float *out, const float *w, int64_t n, float beta);
 

@@ -32,9 +32,6 @@ public protocol Communicator: AnyObject {
     func allReduceSum(_ values: inout [Double]) throws
     /// In-place maximum of doubles.
     func allReduceMax(_ values: inout [Double]) throws
-    /// Sums `buffer` over ranks and leaves rank r's part `counts[r]` (at offset Σ counts[<r])
-    /// in place; other parts are undefined afterwards.
-    func reduceScatterSum(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) throws
     /// Gathers rank r's `counts[r]` bytes (at offset Σ counts[<r]) to every rank, in place.
     func allGatherBytes(_ buffer: UnsafeMutableRawPointer, counts: [Int]) throws
     /// Each rank's value, on every rank.
@@ -85,7 +82,6 @@ public final class SingleProcessCommunicator: Communicator {
     }
     public func allReduceSum(_ values: inout [Double]) throws {}
     public func allReduceMax(_ values: inout [Double]) throws {}
-    public func reduceScatterSum(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) throws {}
     public func allGatherBytes(_ buffer: UnsafeMutableRawPointer, counts: [Int]) throws {}
     public func allGather(_ value: UInt64) throws -> [UInt64] { [value] }
     public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws {}

@@ -7,17 +7,7 @@ import QKernels
 public enum ReplicaCheck {
     /// One fingerprint per parameter tensor.
     public static func tensorFingerprints(_ w: ModelWeights) -> [UInt64] {
-        w.layout.specs.map { spec in
-            if let q = w.quantized[spec.index] {
-                var scale = q.scale.bitPattern
-                let h = qk_fingerprint(&scale, 4, UInt64(spec.index))
-                return qk_fingerprint(q.packed.pointer, Int64(q.packed.count), h)
-            }
-            if w.latent16Offset[spec.index] != nil {
-                return qk_fingerprint(w.latent16Pointer(spec.index), Int64(spec.count * 2), UInt64(spec.index))
-            }
-            return qk_fingerprint(w.densePointer(spec.index), Int64(spec.count * 4), UInt64(spec.index))
-        }
+        w.layout.specs.map { w.storage[$0.index].fingerprint(seed: UInt64($0.index)) }
     }
 
     /// The fingerprint of a whole replica.
@@ -61,13 +51,11 @@ public enum ReplicaCheck {
 
     /// Copies rank 0's weights, and its optimizer state when replicated, to every rank.
     public static func resynchronize(_ w: ModelWeights, optimizer: Optimizer?, comm: Communicator) throws {
-        try comm.broadcast(w.dense.pointer, bytes: w.dense.count * 4, root: 0)
-        try comm.broadcast(w.latent16.pointer, bytes: w.latent16.count * 2, root: 0)
-        for case let q? in w.quantized {
-            try comm.broadcast(q.packed.pointer, bytes: q.packed.count, root: 0)
-            var scale = q.scale
-            try comm.broadcast(&scale, bytes: 4, root: 0)
-            q.scale = scale
+        for s in w.storage {
+            try comm.broadcast(s.payload.baseAddress!, bytes: s.payload.count, root: 0)
+            try s.withSideState { side in
+                if !side.isEmpty { try comm.broadcast(side.baseAddress!, bytes: side.count, root: 0) }
+            }
         }
         if let optimizer {
             try comm.broadcast(optimizer.m.rawPointer, bytes: optimizer.m.byteCount, root: 0)
@@ -78,15 +66,6 @@ public enum ReplicaCheck {
 
     /// Test aid: changes one weight of this replica so that the next comparison fails.
     public static func corrupt(_ w: ModelWeights) {
-        let spec = w.layout.specs[w.layout.blocks[0].q]
-        if let q = w.quantized[spec.index] {
-            let codes = q.codes()
-            let c0 = Int(codes[0])
-            q.setCodes { $0 == 0 ? Int8(c0 == q.grid.qp ? q.grid.qn : c0 + 1) : codes[$0] }
-        } else if w.latent16Offset[spec.index] != nil {
-            w.latent16Pointer(spec.index)[0] ^= 0x0100
-        } else {
-            w.densePointer(spec.index)[0] += 0.01
-        }
+        w.storage[w.layout.blocks[0].q].perturb()
     }
 }

@@ -124,10 +124,6 @@ final class InProcessCommunicator: Communicator {
         for i in 0..<values.count { values[i] = all.map { $0[i] }.max()! }
     }
 
-    func reduceScatterSum(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) throws {
-        try allReduceSum(buffer, count: counts.reduce(0, +))
-    }
-
     func allGatherBytes(_ buffer: UnsafeMutableRawPointer, counts: [Int]) throws {
         try group.publish(rank, pointer: buffer)
         let off = displacements(counts)[rank]

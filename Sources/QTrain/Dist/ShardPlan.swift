@@ -31,24 +31,12 @@ public struct ShardPlan: Sendable, Equatable {
         }
     }
 
-    /// Gives every rank the weights the other ranks updated: one all-gather per tensor of its
-    /// storage (packed codes, BF16 or FP32 bytes).
+    /// Gives every rank the weights the other ranks updated: one all-gather per tensor of the
+    /// bytes its storage keeps (packed codes, BF16 or FP32 values).
     public func allGather(_ w: ModelWeights, comm: Communicator) throws {
         for spec in w.layout.specs {
-            let parts = self.parts(of: spec)
-            if let q = w.quantized[spec.index] {
-                let per40 = q.grid.packedBytes(40)
-                let counts = parts.map { p -> Int in
-                    guard !p.isEmpty else { return 0 }
-                    let end = p.upperBound == spec.count ? q.packed.count : p.upperBound / 40 * per40
-                    return end - p.lowerBound / 40 * per40
-                }
-                try comm.allGatherBytes(q.packed.pointer, counts: counts)
-            } else if w.latent16Offset[spec.index] != nil {
-                try comm.allGatherBytes(w.latent16Pointer(spec.index), counts: parts.map { $0.count * 2 })
-            } else {
-                try comm.allGatherBytes(w.densePointer(spec.index), counts: parts.map { $0.count * 4 })
-            }
+            let s = w.storage[spec.index]
+            try comm.allGatherBytes(s.payload.baseAddress!, counts: s.payloadByteCounts(of: parts(of: spec)))
         }
         w.refreshDerivedState()
     }

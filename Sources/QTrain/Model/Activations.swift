@@ -34,7 +34,12 @@ final class Activations {
     let scoreSlots: Int
     let normPartials: UnsafeMutablePointer<Float>  // (chunks, C)
 
-    init(config: ModelConfig, B: Int, T: Int, ledger: MemoryLedger?) {
+    // The int8 codes and per-row scales of the linear input just quantised, for a backend
+    // that multiplies in integers (nil unless it asked); reused by every layer.
+    let inputCodes: UnsafeMutablePointer<Int8>?  // (N, max(C, F))
+    let inputScales: UnsafeMutablePointer<Float>?  // (N)
+
+    init(config: ModelConfig, B: Int, T: Int, keepsInputCodes: Bool = false, ledger: MemoryLedger?) {
         self.B = B
         self.T = T
         C = config.dim
@@ -52,6 +57,7 @@ final class Activations {
             ("dResidual", N * C), ("dNorm", N * C), ("dQKV", N * 3 * C), ("dAttOut", N * C),
             ("dH13", N * 2 * F), ("dHact", N * F), ("dScores", scoreSlots * T * T),
             ("normPartials", RMSNorm.partialCount(rows: N) * C),
+            ("inputCodes", keepsInputCodes ? (N * max(C, F) + 3) / 4 : 0), ("inputScales", keepsInputCodes ? N : 0),
         ]
         var total = 0
         var offsets: [String: Int] = [:]
@@ -68,6 +74,8 @@ final class Activations {
         lnfRstd = view("lnfRstd"); logits = view("logits"); losses = view("losses")
         dResidual = view("dResidual"); dNorm = view("dNorm"); dQKV = view("dQKV"); dAttOut = view("dAttOut")
         dH13 = view("dH13"); dHact = view("dHact"); dScores = view("dScores"); normPartials = view("normPartials")
+        inputCodes = keepsInputCodes ? UnsafeMutableRawPointer(view("inputCodes")).bindMemory(to: Int8.self, capacity: N * max(C, F)) : nil
+        inputScales = keepsInputCodes ? view("inputScales") : nil
         self.offsets = offsets
     }
 
@@ -81,13 +89,15 @@ final class Scratch {
     let weights: AlignedBuffer<Float>
     let gain: AlignedBuffer<Float>
 
-    init(config: ModelConfig, quant: QuantConfig, ledger: MemoryLedger?) {
+    init(config: ModelConfig, weights w: ModelWeights, ledger: MemoryLedger?) {
         let C = config.dim, F = config.hiddenDim
         // The largest block matrix (gate|up: 2F × C), and the head/embedding in blocks of
         // at most that many floats, are what one GEMM needs at a time.
         let largest = max(2 * F * C, 3 * C * C, C * F)
-        let count = quant.mode == .fp32 ? 0 : largest
-        weights = AlignedBuffer(count: count, category: .scratch, ledger: ledger)
-        gain = AlignedBuffer(count: quant.mode == .dqt && quant.scope == .all ? C : 0, category: .scratch, ledger: ledger)
+        let specs = w.layout.specs
+        let matricesInPlace = specs.allSatisfy { !$0.role.isMatrix || w.valuesInPlace($0.index) != nil }
+        let gainsInPlace = specs.allSatisfy { $0.role.isMatrix || w.valuesInPlace($0.index) != nil }
+        weights = AlignedBuffer(count: matricesInPlace ? 0 : largest, category: .scratch, ledger: ledger)
+        gain = AlignedBuffer(count: gainsInPlace ? 0 : C, category: .scratch, ledger: ledger)
     }
 }

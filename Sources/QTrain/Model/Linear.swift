@@ -1,22 +1,16 @@
-import QKernels
-
-/// A bias-free linear layer y = x · Wᵀ over a stacked weight matrix (N × K).
+/// A bias-free linear layer y = x · Wᵀ over a stacked weight matrix (N × K), computed by the
+/// run's ``MatmulBackend``.
 ///
 /// In bitnet and dqt the input has already been quantised per token in place by the caller
 /// (``ActivationQuantizer``); the straight-through estimator passes dx unchanged.
 enum Linear {
     /// out (M, N) = input (M, K) · Wᵀ, or out += … when `accumulate` (a residual add).
     static func forward(
-        out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows M: Int,
-        matrix: StackedMatrix, weights: ModelWeights, scratch: Scratch, accumulate: Bool = false
+        out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
+        backend: MatmulBackend, accumulate: Bool = false
     ) {
         OpProfile.shared.time("linear forward") {
-            let N = matrix.rows, K = matrix.cols
-            weights.forEachRowBlock(matrix, scratch: scratch.weights.pointer, scratchCount: scratch.weights.count) {
-                r0, n, w in
-                Gemm.multiply(transB: true, m: M, n: n, k: K, a: input, lda: K, b: w, ldb: K,
-                              beta: accumulate ? 1 : 0, c: out + r0, ldc: N)
-            }
+            backend.forward(out: out, input: input, rows: M, weights: weights, accumulate: accumulate)
         }
     }
 
@@ -24,21 +18,13 @@ enum Linear {
     /// the layout); dInput (M, K) = dOut · W, or += when `accumulate`.
     static func backward(
         dInput: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>,
-        dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, rows M: Int,
-        matrix: StackedMatrix, weights: ModelWeights, scratch: Scratch, accumulate: Bool = false
+        dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, rows M: Int, weights: LinearWeights,
+        backend: MatmulBackend, accumulate: Bool = false
     ) {
         OpProfile.shared.time("linear backward") {
-            let N = matrix.rows, K = matrix.cols
-            let dW = gradients + weights.layout.specs[matrix.params[0]].offset
-            Gemm.multiply(transA: true, m: N, n: K, k: M, a: dOut, lda: N, b: input, ldb: K,
-                          beta: 1, c: dW, ldc: K)
-            var first = true
-            weights.forEachRowBlock(matrix, scratch: scratch.weights.pointer, scratchCount: scratch.weights.count) {
-                r0, n, w in
-                Gemm.multiply(m: M, n: K, k: n, a: dOut + r0, lda: N, b: w, ldb: K,
-                              beta: (first && !accumulate) ? 0 : 1, c: dInput, ldc: K)
-                first = false
-            }
+            let dW = gradients + weights.weights.layout.specs[weights.matrix.params[0]].offset
+            backend.backward(dInput: dInput, dWeight: dW, dOut: dOut, input: LinearInput(values: input), rows: M,
+                             weights: weights, accumulate: accumulate)
         }
     }
 }

@@ -20,14 +20,17 @@ public final class Model {
     /// (on by default in bitnet and dqt; `eval` can switch it off).
     public var quantizesActivations: Bool
 
+    /// Computes every linear layer (`quant.compute`).
+    public let backend: MatmulBackend
+
     let acts: Activations
     let scratch: Scratch
     let rope: RoPE
-    private let qkvMatrices: [StackedMatrix]
-    private let oMatrices: [StackedMatrix]
-    private let upMatrices: [StackedMatrix]
-    private let downMatrices: [StackedMatrix]
-    private let headMatrix: StackedMatrix
+    private let qkvMatrices: [LinearWeights]
+    private let oMatrices: [LinearWeights]
+    private let upMatrices: [LinearWeights]
+    private let downMatrices: [LinearWeights]
+    private let headMatrix: LinearWeights
     private let tokenCopy: AlignedBuffer<Int32>
     private var lastBatch = 0
     private var lastLength = 0
@@ -38,38 +41,60 @@ public final class Model {
     /// buffer to check (NaN/Inf checks).
     public var inspector: ((String, UnsafePointer<Float>, Int) throws -> Void)?
 
-    /// - Parameters: batch: the most sequences per forward pass; ledger: receives every allocation.
-    public init(config: ModelConfig, quant: QuantConfig, batch: Int, ledger: MemoryLedger?) {
+    /// - Parameters: batch: the most sequences per forward pass; ledger: receives every
+    ///   allocation; backend: the matmul backend, by default the one `quant.compute` names.
+    public init(config: ModelConfig, quant: QuantConfig, batch: Int, ledger: MemoryLedger?, backend: MatmulBackend? = nil) {
         self.config = config
         layout = ParameterLayout(config)
-        weights = ModelWeights(layout: layout, quant: quant, ledger: ledger)
+        let weights = ModelWeights(layout: layout, quant: quant, ledger: ledger)
+        self.weights = weights
+        let backend = backend ?? quant.compute.makeBackend()
+        self.backend = backend
         gradients = AlignedBuffer(count: layout.count, category: .gradients, ledger: ledger)
         maxBatch = batch
-        acts = Activations(config: config, B: batch, T: config.seqLen, ledger: ledger)
-        scratch = Scratch(config: config, quant: quant, ledger: ledger)
+        let quantizesInputs = quant.mode != .fp32 && quant.activationBits > 0
+        acts = Activations(config: config, B: batch, T: config.seqLen,
+                           keepsInputCodes: quantizesInputs && backend.wantsActivationCodes, ledger: ledger)
+        let scratch = Scratch(config: config, weights: weights, ledger: ledger)
+        self.scratch = scratch
         rope = RoPE(T: config.seqLen, headDim: config.headDim, theta: config.ropeTheta, ledger: ledger)
         tokenCopy = AlignedBuffer(count: batch * config.seqLen, category: .activations, ledger: ledger)
-        quantizesActivations = quant.mode != .fp32 && quant.activationBits > 0
+        quantizesActivations = quantizesInputs
         let l = layout
-        qkvMatrices = l.blocks.map { StackedMatrix([$0.q, $0.k, $0.v], layout: l) }
-        oMatrices = l.blocks.map { StackedMatrix([$0.o], layout: l) }
-        upMatrices = l.blocks.map { StackedMatrix([$0.gate, $0.up], layout: l) }
-        downMatrices = l.blocks.map { StackedMatrix([$0.down], layout: l) }
-        headMatrix = StackedMatrix([l.head], layout: l)
-    }
-
-    /// FP32 gain vector `p` for a norm layer (dequantised into scratch when `quant.scope: all`).
-    private func gain(_ p: Int) -> UnsafePointer<Float> {
-        if weights.quantized[p] != nil {
-            weights.writeValues(of: p, from: 0, count: config.dim, into: scratch.gain.pointer)
-            return UnsafePointer(scratch.gain.pointer)
+        func linear(_ params: [Int]) -> LinearWeights {
+            LinearWeights(matrix: StackedMatrix(params, layout: l), weights: weights,
+                          scratch: scratch.weights.pointer, scratchCount: scratch.weights.count)
         }
-        return UnsafePointer(weights.densePointer(p))
+        qkvMatrices = l.blocks.map { linear([$0.q, $0.k, $0.v]) }
+        oMatrices = l.blocks.map { linear([$0.o]) }
+        upMatrices = l.blocks.map { linear([$0.gate, $0.up]) }
+        downMatrices = l.blocks.map { linear([$0.down]) }
+        headMatrix = linear([l.head])
     }
 
-    private func quantizeInput(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        guard quantizesActivations else { return }
+    /// `matrix` as a linear layer's weights, with this model's scratch for materialised rows.
+    func linearWeights(_ matrix: StackedMatrix) -> LinearWeights {
+        LinearWeights(matrix: matrix, weights: weights, scratch: scratch.weights.pointer, scratchCount: scratch.weights.count)
+    }
+
+    /// FP32 gain vector `p` for a norm layer (its forward values written into scratch when the
+    /// policy does not use it as stored, as under `quant.scope: all`).
+    private func gain(_ p: Int) -> UnsafePointer<Float> {
+        if let g = weights.valuesInPlace(p) { return g }
+        weights.writeValues(of: p, from: 0, count: config.dim, into: scratch.gain.pointer)
+        return UnsafePointer(scratch.gain.pointer)
+    }
+
+    /// Quantises a linear layer's input in place (bitnet, dqt) and hands it on with its codes
+    /// when the backend asked for them.
+    private func quantizeInput(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) -> LinearInput {
+        guard quantizesActivations else { return LinearInput(values: x) }
+        if let codes = acts.inputCodes, let scales = acts.inputScales {
+            ActivationQuantizer.apply(x, rows: rows, cols: cols, codes: codes, scales: scales)
+            return LinearInput(values: x, codes: codes, rowScales: scales)
+        }
         ActivationQuantizer.apply(x, rows: rows, cols: cols)
+        return LinearInput(values: x)
     }
 
     private func inspect(_ label: String, _ x: UnsafePointer<Float>, _ n: Int) throws {
@@ -132,28 +157,26 @@ public final class Model {
             let out = a.residual + (l + 1) * N * C
 
             RMSNorm.forward(out: ln1, rstd: a.ln1Rstd + l * N, input: x, weight: gain(blk.attnNorm), rows: N, C: C, eps: eps)
-            quantizeInput(ln1, rows: N, cols: C)
-            Linear.forward(out: qkv, input: ln1, rows: N, matrix: qkvMatrices[l], weights: weights, scratch: scratch)
+            let qkvInput = quantizeInput(ln1, rows: N, cols: C)
+            Linear.forward(out: qkv, input: qkvInput, rows: N, weights: qkvMatrices[l], backend: backend)
             rope.apply(qkv, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)
             Attention.forward(out: att, probs: probs, qkv: qkv, B: B, T: T, C: C, H: H)
-            quantizeInput(att, rows: N, cols: C)
+            let oInput = quantizeInput(att, rows: N, cols: C)
             mid.update(from: x, count: N * C)
-            Linear.forward(out: mid, input: att, rows: N, matrix: oMatrices[l], weights: weights, scratch: scratch,
-                           accumulate: true)
+            Linear.forward(out: mid, input: oInput, rows: N, weights: oMatrices[l], backend: backend, accumulate: true)
             RMSNorm.forward(out: ln2, rstd: a.ln2Rstd + l * N, input: mid, weight: gain(blk.mlpNorm), rows: N, C: C, eps: eps)
-            quantizeInput(ln2, rows: N, cols: C)
-            Linear.forward(out: h13, input: ln2, rows: N, matrix: upMatrices[l], weights: weights, scratch: scratch)
+            let upInput = quantizeInput(ln2, rows: N, cols: C)
+            Linear.forward(out: h13, input: upInput, rows: N, weights: upMatrices[l], backend: backend)
             SwiGLU.forward(out: hact, h: h13, rows: N, F: F)
-            quantizeInput(hact, rows: N, cols: F)
+            let downInput = quantizeInput(hact, rows: N, cols: F)
             out.update(from: mid, count: N * C)
-            Linear.forward(out: out, input: hact, rows: N, matrix: downMatrices[l], weights: weights, scratch: scratch,
-                           accumulate: true)
+            Linear.forward(out: out, input: downInput, rows: N, weights: downMatrices[l], backend: backend, accumulate: true)
             try inspect("forward block \(l) output", out, N * C)
         }
         let final = a.residual + config.nLayers * N * C
         RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, input: final, weight: gain(layout.finalNorm), rows: N, C: C, eps: eps)
-        quantizeInput(a.lnf, rows: N, cols: C)
-        Linear.forward(out: a.logits, input: a.lnf, rows: N, matrix: headMatrix, weights: weights, scratch: scratch)
+        let headInput = quantizeInput(a.lnf, rows: N, cols: C)
+        Linear.forward(out: a.logits, input: headInput, rows: N, weights: headMatrix, backend: backend)
         try inspect("logits", a.logits, N * V)
         return CrossEntropy.forwardBackward(logits: a.logits, losses: a.losses, targets: targets, rows: N, V: V,
                                             gradScale: gradScale)
@@ -169,8 +192,7 @@ public final class Model {
         func grad(_ p: Int) -> UnsafeMutablePointer<Float> { g + layout.specs[p].offset }
 
         // logits = lnf · headᵀ;  final = RMSNorm(residual[L])
-        Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.logits, input: a.lnf, rows: N, matrix: headMatrix,
-                        weights: weights, scratch: scratch)
+        Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.logits, input: a.lnf, rows: N, weights: headMatrix, backend: backend)
         try onGradientsReady?(layout.specs[layout.head].offset)
         a.dResidual.initialize(repeating: 0, count: N * C)
         let final = a.residual + config.nLayers * N * C
@@ -188,20 +210,20 @@ public final class Model {
 
             // out = mid + hact · downᵀ: dResidual is d(out) and, through the skip, d(mid)
             Linear.backward(dInput: a.dHact, gradients: g, dOut: a.dResidual, input: hact, rows: N,
-                            matrix: downMatrices[l], weights: weights, scratch: scratch)
+                            weights: downMatrices[l], backend: backend)
             SwiGLU.backward(dh: a.dH13, dOut: a.dHact, h: h13, rows: N, F: F)
             Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dH13, input: ln2, rows: N,
-                            matrix: upMatrices[l], weights: weights, scratch: scratch)
+                            weights: upMatrices[l], backend: backend)
             RMSNorm.backward(dInput: a.dResidual, dWeight: grad(blk.mlpNorm), dOut: a.dNorm, input: mid,
                              weight: gain(blk.mlpNorm), rstd: a.ln2Rstd + l * N, rows: N, C: C, partials: a.normPartials)
             // mid = x + att · oᵀ: dResidual is now d(mid), and d(x) through the skip
             Linear.backward(dInput: a.dAttOut, gradients: g, dOut: a.dResidual, input: att, rows: N,
-                            matrix: oMatrices[l], weights: weights, scratch: scratch)
+                            weights: oMatrices[l], backend: backend)
             Attention.backward(dqkv: a.dQKV, dOut: a.dAttOut, qkv: qkv, probs: probs, B: B, T: T, C: C, H: H,
                                dScores: a.dScores, slots: a.scoreSlots)
             rope.apply(a.dQKV, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: true)
             Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dQKV, input: ln1, rows: N,
-                            matrix: qkvMatrices[l], weights: weights, scratch: scratch)
+                            weights: qkvMatrices[l], backend: backend)
             RMSNorm.backward(dInput: a.dResidual, dWeight: grad(blk.attnNorm), dOut: a.dNorm, input: x,
                              weight: gain(blk.attnNorm), rstd: a.ln1Rstd + l * N, rows: N, C: C, partials: a.normPartials)
             try inspect("backward block \(l) input gradient", a.dResidual, N * C)

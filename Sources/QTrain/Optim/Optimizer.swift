@@ -28,10 +28,10 @@ public struct CodeChangeStats: Sendable {
 /// AdamW over the flat parameter layout, with the DQT update for tensors stored as codes.
 ///
 /// Holds the moments m and v for the elements `range` of the layout (all of them, or one
-/// rank's slice under ZeRO-1), in FP32 or BF16 (`optim.state_dtype`). Dense tensors take the
-/// plain AdamW step; DQT tensors take the fused pass of PAPER.md: AdamW proposal, then
-/// stochastic rounding onto the grid with Philox keyed by (seed, tensor) and counted by
-/// (step, element).
+/// rank's slice under ZeRO-1), in FP32 or BF16 (`optim.state_dtype`). Each tensor's storage
+/// supplies its update kernel: the plain AdamW step for FP32 and BF16 values, the fused pass
+/// of PAPER.md for codes (AdamW proposal, then stochastic rounding onto the grid with Philox
+/// keyed by (seed, tensor) and counted by (step, element)).
 public final class Optimizer {
     public let config: OptimConfig
     public let layout: ParameterLayout
@@ -76,12 +76,8 @@ public final class Optimizer {
         step += 1
         let t = Double(step)
         var stats = CodeChangeStats()
+        weights.policy.prepareUpdate(weights)
         for spec in layout.specs {
-            // Every rank moves every scale, including of tensors it owns no slice of (ZeRO-1).
-            let q = weights.quantized[spec.index]
-            let scaleOld = q?.scale ?? 1
-            let scaleNew = q.map { newScale($0, rule: weights.quant.scaleRule) } ?? 1
-            defer { q?.scale = scaleNew }
             let lo = max(spec.offset, range.lowerBound), hi = min(spec.offset + spec.count, range.upperBound)
             guard lo < hi else { continue }
             let p = qk_adamw_params(
@@ -90,19 +86,11 @@ public final class Optimizer {
                 biasCorr1: Float(1 - pow(config.beta1, t)), biasCorr2: Float(1 - pow(config.beta2, t)),
                 gradScale: gradScale)
             let local = lo - spec.offset
-            let kernel: Kernel
-            if let q {
-                kernel = codesKernel(q, scaleOld: scaleOld, scaleNew: scaleNew, spec: spec, seed: seed)
-            } else if weights.latent16Offset[spec.index] != nil {
-                let w = weights.latent16Pointer(spec.index)
-                kernel = { e, n, g, m, v, p in qk_adamw_bf16(w + e, g, m, v, Int64(n), &p); return 0 }
-            } else {
-                let w = weights.densePointer(spec.index)
-                kernel = { e, n, g, m, v, p in qk_adamw(w + e, g, m, v, Int64(n), &p); return 0 }
-            }
+            let storage = weights.storage[spec.index]
+            let kernel = storage.updateKernel(UpdateStep(seed: seed, tensor: spec.index, step: step))
             let changed = run(kernel, elements: local..<(local + hi - lo), of: spec, gradients: gradients + lo,
                               stateOffset: lo - range.lowerBound, params: p, seed: seed)
-            if q != nil {
+            if storage.isQuantized {
                 stats.changed[spec.role, default: 0] += changed
                 stats.total[spec.role, default: 0] += hi - lo
             }
@@ -111,14 +99,9 @@ public final class Optimizer {
         return stats
     }
 
-    /// One tensor's update of `count` elements from element `start` of the tensor, with
-    /// gradients and moments pointing at that element; returns changed codes.
-    private typealias Kernel = (_ start: Int, _ count: Int, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-                                _ v: UnsafeMutablePointer<Float>, _ params: inout qk_adamw_params) -> Int
-
     /// Runs `kernel` over `elements` of tensor `spec` in chunks on all threads, widening and
     /// storing BF16 moments around each chunk; returns the kernel's summed count.
-    private func run(_ kernel: Kernel, elements: Range<Int>, of spec: ParameterSpec, gradients g: UnsafePointer<Float>,
+    private func run(_ kernel: UpdateKernel, elements: Range<Int>, of spec: ParameterSpec, gradients g: UnsafePointer<Float>,
                      stateOffset: Int, params: qk_adamw_params, seed: UInt64) -> Int {
         let n = elements.count, chunk = Self.chunk
         let blocks = (n + chunk - 1) / chunk
@@ -139,25 +122,5 @@ public final class Optimizer {
             }
         }
         return counts.reduce(0, +)
-    }
-
-    /// The fused DQT pass for tensor `q`: AdamW proposal, then stochastic rounding.
-    private func codesKernel(_ q: QuantizedTensor, scaleOld: Float, scaleNew: Float, spec: ParameterSpec, seed: UInt64) -> Kernel {
-        let stream = RandomStream(seed: seed, purpose: .stochasticRounding, tensor: spec.index, step: step)
-        let key = [stream.key.0, stream.key.1]
-        let (qn, qp, bits) = (Int32(q.grid.qn), Int32(q.grid.qp), Int32(q.grid.bits))
-        return { e, n, g, m, v, p in
-            precondition(e % 40 == 0, "DQT update slices must start at a multiple of 40")
-            return Int(qk_dqt_update(q.packed.pointer, bits, qn, qp, Int64(e), Int64(n), g, m, v, scaleOld, scaleNew,
-                                     &p, key, stream.c2, stream.c3))
-        }
-    }
-
-    /// The scale of this step: unchanged under `fixed`; under the authors' `rescale` rule,
-    /// qp / max(W) over the whole tensor with W = codes / scale (the same on every rank).
-    private func newScale(_ q: QuantizedTensor, rule: ScaleRule) -> Float {
-        guard rule == .rescale else { return q.scale }
-        let maxCode = q.maxCode()
-        return maxCode > 0 ? q.scale * Float(q.grid.qp) / Float(maxCode) : q.scale
     }
 }

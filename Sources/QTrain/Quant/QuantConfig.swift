@@ -29,6 +29,14 @@ public enum LatentType: String, CaseIterable, Codable, Sendable, ConfigEnum {
     case fp32, bf16
 }
 
+/// Which matmul backend computes the linear layers (`quant.compute`, DESIGN.md "Compute paths").
+public enum ComputePath: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// FP32 GEMMs on OpenBLAS (quantised weights dequantised block by block): the default.
+    case fp32
+    /// The textbook triple loop with Float64 sums: the correctness reference, far slower.
+    case reference
+}
+
 /// The `quant:` section.
 public struct QuantConfig: Codable, Equatable, Sendable {
     public var mode: QuantMode = .fp32
@@ -42,9 +50,11 @@ public struct QuantConfig: Codable, Equatable, Sendable {
     /// Bits of the per-token absmax quantisation of every quantised linear layer's input
     /// (bitnet and dqt); 0 switches it off.
     public var activationBits = 8
+    /// The matmul backend; it changes how fast, not what is trained (checkpoints do not depend on it).
+    public var compute: ComputePath = .fp32
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case mode, bits, scope, scale, latentDtype = "latent_dtype", activationBits = "activation_bits"
+        case mode, bits, scope, scale, latentDtype = "latent_dtype", activationBits = "activation_bits", compute
     }
 
     public init() {}
@@ -57,10 +67,15 @@ public struct QuantConfig: Codable, Equatable, Sendable {
         scale = try read(.scale, scale)
         latentDtype = try read(.latentDtype, latentDtype)
         activationBits = try read(.activationBits, activationBits)
+        compute = try read(.compute, compute)
     }
 
-    /// The grid of dqt weights.
-    public var grid: QuantGrid { (try? QuantGrid(bits: bits ?? 1.58)) ?? .ternary }
+    /// The grid of dqt weights (ternary unless `bits` says otherwise). Reading it with bits that
+    /// ``validate(path:)`` would reject is a programming error, not a silent ternary run.
+    public var grid: QuantGrid {
+        guard let bits else { return .ternary }
+        do { return try QuantGrid(bits: bits) } catch { fatalError("quant.bits = \(bits) was used without validation: \(error)") }
+    }
     public var scaleRule: ScaleRule { scale ?? .fixed }
     public var latentType: LatentType { latentDtype ?? .fp32 }
 

@@ -34,5 +34,11 @@ public struct QuantGrid: Equatable, Hashable, Sendable, Codable, CustomStringCon
     /// `quant.bits` as written in a config.
     public var configValue: Double { bits == 0 ? 1.58 : Double(bits) }
 
+    /// `quant.bits` as checkpoints record it: `1.58` for ternary, else the bit width.
+    public var bitsLabel: String { bits == 0 ? "1.58" : "\(bits)" }
+
+    /// The packing of the codes, as checkpoints record it.
+    public var packingName: String { bits == 0 ? "ternary-base3-5-per-byte" : "lsb-bitstream" }
+
     public var description: String { bits == 0 ? "ternary" : "\(bits)-bit" }
 }

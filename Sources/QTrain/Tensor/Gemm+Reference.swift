@@ -1,6 +1,6 @@
 /// The textbook triple loop with the same contract as ``Gemm/multiply(transA:transB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)-(_,_,_,_,_,Float,_,_,_,_,_,_,_)``.
 /// Kept beside the OpenBLAS path as its test reference; accumulates in Double.
-public enum ReferenceGemm {
+public enum ReferenceGemm: GemmKernel {
     public static func multiply(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,

@@ -18,8 +18,9 @@ public struct TrainingSummary: Sendable {
 }
 
 /// The training loop of one rank (nanoGPT's train.py as a type): set up from a ``RunConfig``,
-/// then ``run()`` loops { ``trainStep(_:)``, evaluate when due, check replicas when due, log }
-/// until the last step or a scheduler's signal.
+/// then ``run()`` composes the components — ``TrainStep`` runs each step; ``ReplicaMonitor``,
+/// ``Validator``, ``MetricsLog`` and ``Checkpointer`` each decide when they are due — until
+/// the last step or a scheduler's signal.
 public final class Trainer {
     public let config: RunConfig
     public let options: TrainerOptions
@@ -27,25 +28,29 @@ public final class Trainer {
     public let ledger = MemoryLedger()
     public let model: Model
     public let optimizer: Optimizer
-    public let schedule: LearningRateSchedule
     public let trainData: TokenDataset
-    public let valData: TokenDataset
     public let console: Console
     public let runDirectory: URL
-    /// Sequences per forward pass on this rank.
-    public let microBatch: Int
-    /// ZeRO-1's split of the optimizer state, when sharded.
-    public let shards: ShardPlan?
-    let sync: GradientSynchronizer
+    /// Runs one optimizer step (the same code `bench` times).
+    public let stepper: TrainStep
+    public let validator: Validator
+    public let replicas: ReplicaMonitor
+    public let metrics: MetricsLog
     /// Writes and finds this run's checkpoints.
     public let checkpointer: Checkpointer
-    let sampler: BatchSampler
-    let tokens: AlignedBuffer<Int32>
-    let targets: AlignedBuffer<Int32>
-    let evalWindows: [Int]
-    private var metrics: MetricsWriter?
+    /// What a checkpoint holds besides ``progress``.
+    let checkpointed: [CheckpointComponent]
+    /// Steps done and tokens seen: the next step to run is `progress.step`.
+    public private(set) var progress = TrainProgress(step: 0, tokensSeen: 0)
+
     /// The next step to run.
-    public internal(set) var step = 0
+    public var step: Int { progress.step }
+    /// Sequences per forward pass on this rank.
+    public var microBatch: Int { stepper.microBatch }
+    /// ZeRO-1's split of the optimizer state, when sharded.
+    public var shards: ShardPlan? { stepper.shards }
+    /// Tokens one optimizer step consumes over all ranks.
+    public var tokensPerStep: Int { stepper.tokensPerStep }
 
     /// Builds every component; prints the set-up and the memory table on rank 0.
     public init(config: RunConfig, communicator: Communicator = SingleProcessCommunicator(),
@@ -53,17 +58,17 @@ public final class Trainer {
         self.config = config
         self.options = options
         comm = communicator
-        console = Console(enabled: communicator.rank == 0, mode: config.log.progress)
+        let console = Console(enabled: communicator.rank == 0, mode: config.log.progress)
+        self.console = console
         runDirectory = URL(fileURLWithPath: config.train.outDir)
         let cores = Threads.availableCores, perNode = max(comm.localSize, 1)
         let threads = config.train.threads > 0 ? config.train.threads : max(1, cores / perNode)
         Threads.configure(threads)
-        microBatch = try config.train.microBatch(world: comm.worldSize)
+        let B = try config.train.microBatch(world: comm.worldSize), T = config.model.seqLen
 
-        let T = config.model.seqLen, B = microBatch
         let dataDir = URL(fileURLWithPath: config.data.dir)
         trainData = try TokenDataset(directory: dataDir, split: "train", seqLen: T)
-        valData = try TokenDataset(directory: dataDir, split: "val", seqLen: T)
+        let valData = try TokenDataset(directory: dataDir, split: "val", seqLen: T)
         guard trainData.vocabSize <= config.model.vocabSize else {
             throw QTrainError.config(
                 "the data in \(dataDir.path) has a vocabulary of \(trainData.vocabSize), larger than model.vocab_size = \(config.model.vocabSize)",
@@ -71,16 +76,21 @@ public final class Trainer {
         }
         model = Model(config: config.model, quant: config.quant, batch: B, ledger: ledger)
         model.weights.initialize(seed: UInt64(config.train.seed), std: Float(config.model.initStd))
-        shards = config.dist.shardOptimizer && comm.worldSize > 1 ? ShardPlan(layout: model.layout, world: comm.worldSize) : nil
+        let shards = config.dist.shardOptimizer && comm.worldSize > 1 ? ShardPlan(layout: model.layout, world: comm.worldSize) : nil
         optimizer = Optimizer(config: config.optim, layout: model.layout, range: shards?.ranges[comm.rank], ledger: ledger)
-        schedule = LearningRateSchedule(config.optim, totalSteps: config.train.steps)
-        sampler = BatchSampler(seed: UInt64(config.train.seed))
-        tokens = AlignedBuffer(count: B * T, category: .activations, ledger: ledger)
-        targets = AlignedBuffer(count: B * T, category: .activations, ledger: ledger)
-        evalWindows = evaluationWindows(valData, count: config.train.evalSequences)
-        sync = GradientSynchronizer(comm: comm, gradients: model.gradients.pointer, count: model.layout.count,
-                                    bucketBytes: Int(config.dist.bucketMB * 1_048_576), mode: config.dist.overlap, shards: shards)
+        let batches = DatasetBatches(trainData, sampler: BatchSampler(seed: UInt64(config.train.seed)), rank: comm.rank,
+                                     world: comm.worldSize)
+        stepper = TrainStep(config: config, model: model, optimizer: optimizer, shards: shards, comm: comm, batches: batches,
+                            microBatch: B, ledger: ledger)
+        validator = Validator(data: valData, sequences: config.train.evalSequences, every: config.train.evalEvery,
+                              lastStep: config.train.steps, model: model, comm: comm, batch: B, ledger: ledger)
+        replicas = ReplicaMonitor(weights: model.weights, replicatedOptimizer: shards == nil ? optimizer : nil, comm: comm,
+                                  config: config.dist, debug: options.debug, lastStep: config.train.steps, log: console.line)
+        metrics = MetricsLog(console: console, every: config.log.every, lastStep: config.train.steps,
+                             tokensPerStep: stepper.tokensPerStep, world: comm.worldSize)
         checkpointer = Checkpointer(run: runDirectory, config: config.checkpoint, comm: comm)
+        checkpointed = [WeightsCheckpoint(model.weights), TokenizerCheckpoint(dataDirectory: dataDir),
+                        OptimizerCheckpoint(optimizer, sharded: shards != nil)]
         if options.debug { installDebugChecks() }
 
         let world = comm.worldSize
@@ -89,20 +99,16 @@ public final class Trainer {
             + "ffn \(config.model.hiddenDim), vocab \(config.model.vocabSize), context \(T))")
         console.line("batch: \(world) rank\(world == 1 ? "" : "s") × \(B) sequences × \(config.train.gradAccum) accumulation"
             + " = \(world * B * config.train.gradAccum) sequences of \(T) tokens per step; \(threads) thread\(threads == 1 ? "" : "s") per rank (OpenBLAS \(BLASCore.name)); \(comm.name)")
+        if config.quant.compute != .fp32 { console.line("compute: \(model.backend.name)") }
         if perNode * threads > cores {
             console.line("warning: \(perNode) ranks × \(threads) threads on \(cores) cores: the node is oversubscribed")
         }
         if world > 1 {
-            console.line("data parallel: gradient buckets of \(config.dist.bucketMB) MB, overlap \(sync.mode.rawValue)"
+            console.line("data parallel: gradient buckets of \(config.dist.bucketMB) MB, overlap \(stepper.sync.mode.rawValue)"
                 + (shards != nil ? ", ZeRO-1 optimizer sharding" : "") + ", replica check every \(config.dist.checkEvery) steps")
         }
         console.line("data: \(formatCount(trainData.tokenCount)) train tokens, \(formatCount(valData.tokenCount)) validation tokens in \(dataDir.path)")
         console.line(MemoryReport.table(ledger, parameters: model.layout.count, title: config.policyLabel))
-    }
-
-    /// Tokens one optimizer step consumes over all ranks.
-    public var tokensPerStep: Int {
-        comm.worldSize * microBatch * config.train.gradAccum * config.model.seqLen
     }
 
     // MARK: - Resuming
@@ -122,7 +128,8 @@ public final class Trainer {
             }
         }
         guard let (dir, state) = found else { return false }
-        let saved = try checkpointer.restore(self, from: dir, state: state)
+        let (saved, progress) = try checkpointer.restore(checkpointed, from: dir, state: state, config: config)
+        self.progress = progress
         if saved.optim.stateDtype != config.optim.stateDtype {
             console.line("optimizer state converted from \(saved.optim.stateDtype.rawValue) to \(config.optim.stateDtype.rawValue)")
         }
@@ -132,98 +139,93 @@ public final class Trainer {
 
     /// Checks the replicas, then writes a checkpoint of the current step.
     func saveCheckpoint() throws {
-        try checkReplicas(at: step)
+        try replicas.check(at: step)
         let t = Date()
-        let dir = try checkpointer.save(self)
+        let dir = try checkpointer.save(progress, components: checkpointed, config: config, optimizerStep: optimizer.step,
+                                        fingerprint: ReplicaCheck.fingerprint(model.weights))
         console.line(String(format: "checkpoint %@ written in %.1f s", dir.path, Date().timeIntervalSince(t)))
     }
 
     // MARK: - The loop
 
-    /// Trains from ``step`` to `train.steps`, evaluating, checking replicas and logging as
-    /// configured; stops early, at a step boundary agreed by all ranks, on SIGTERM or SIGUSR1.
+    /// Runs step ``step`` and counts it done.
+    @discardableResult
+    public func trainStep() throws -> TrainStep.Result {
+        let result = try stepper.run(step)
+        progress.step += 1
+        progress.tokensSeen += tokensPerStep
+        return result
+    }
+
+    /// Trains from ``step`` to `train.steps`; stops early, at a step boundary agreed by all
+    /// ranks, on SIGTERM or SIGUSR1 (or after `--stop-at`), always with a checkpoint.
     public func run() throws -> TrainingSummary {
         qk_install_stop_handlers()
         try prepareRunDirectory()
         let total = config.train.steps
-        var firstVal: Double?, lastVal: Double?, lastLoss = Double.nan, stopSignal: Int32?
         if step == 0 {
-            try checkReplicas(at: 0)
-            firstVal = try evaluate()
-            console.line(String(format: "step %d | val loss %.4f", 0, firstVal!))
-            metrics?.write(["step": 0, "val_loss": firstVal!])
+            try replicas.check(at: 0)
+            metrics.initial(validationLoss: try validator.run(after: 0))
         }
+        metrics.startClock()
         let started = Date()
-        var window = (start: Date(), tokens: 0, waits: 0.0, seconds: 0.0), rate = 0.0, commShare = 0.0
-        while step < total {
+        var lastLoss = Double.nan, stop: StopReason?
+        while step < total && stop == nil {
             let t0 = Date()
-            let result = try trainStep(step)
-            step += 1
+            let result = try trainStep()
             lastLoss = result.loss
-            window.tokens += tokensPerStep
-            window.waits += sync.lastWait
-            window.seconds += Date().timeIntervalSince(t0)
-            if let inject = options.injectDesync, inject.step == step, inject.rank == comm.rank {
-                ReplicaCheck.corrupt(model.weights)
+            let seconds = Date().timeIntervalSince(t0)
+            injectDesyncIfAsked()
+            if replicas.isDue(step: step) { try replicas.check(at: step) }
+            stop = try agreedStopSignal().map(StopReason.signal) ?? (options.stopAt == step ? .asked : nil)
+            let val = validator.isDue(step: step) ? try validator.run(after: step) : nil
+            if metrics.record(step: step, result, seconds: seconds, validationLoss: val, stopping: stop?.isSignal ?? false),
+               options.debug {
+                try logBlockGradientNorms()
             }
-            if options.debug || (config.dist.checkEvery > 0 && step % config.dist.checkEvery == 0) || step == total {
-                try checkReplicas(at: step)
-            }
-            let signal = try agreedStopSignal()
-            let logDue = step % config.log.every == 0 || step == total || signal != nil
-            let evalDue = (config.train.evalEvery > 0 && step % config.train.evalEvery == 0) || step == total
-            var record: [String: Any] = [
-                "step": step, "loss": result.loss, "lr": result.lr, "grad_norm": result.gradNorm,
-                "elapsed_s": Date().timeIntervalSince(started), "step_s": Date().timeIntervalSince(t0),
-            ]
-            if logDue || evalDue {
-                let now = Date()
-                rate = Double(window.tokens) / max(now.timeIntervalSince(window.start), 1e-9)
-                commShare = window.waits / max(window.seconds, 1e-9)
-                window = (now, 0, 0, 0)
-                record["tokens_per_s"] = rate
-                if comm.worldSize > 1 { record["comm_wait_share"] = commShare }
-            }
-            if let f = result.codeChanges.fraction {
-                record["code_change"] = f
-                record["code_change_by_role"] = Dictionary(
-                    uniqueKeysWithValues: result.codeChanges.fractionByRole.map { ($0.key.rawValue, $0.value) })
-            }
-            if evalDue {
-                lastVal = try evaluate()
-                record["val_loss"] = lastVal!
-            }
-            if logDue || evalDue {
-                record["rss_bytes"] = MemoryReport.residentBytes()
-                metrics?.write(record)
-                console.progress(progressLine(result, rate: rate, val: evalDue ? lastVal : nil), permanent: evalDue || step == total)
-                if options.debug { try logBlockGradientNorms() }
-            }
-            let stopHere = options.stopAt == step
-            if checkpointer.isDue(step: step) || step == total || signal != nil || stopHere { try saveCheckpoint() }
-            if stopHere && signal == nil {
-                console.line("stopping after step \(step) as asked (--stop-at); resume to continue")
-                break
-            }
-            if let signal {
-                stopSignal = signal
-                console.line("stopping after step \(step) on signal \(signal) (all ranks agreed); resume from the checkpoint")
-                break
+            if checkpointer.shouldSave(step: step, lastStep: total, stopping: stop != nil) { try saveCheckpoint() }
+        }
+        if let stop { console.line(stop.message(step: step)) }
+        return try finish(started: started, lastLoss: lastLoss, stop: stop)
+    }
+
+    /// Why a run stopped before its last step.
+    enum StopReason {
+        case signal(Int32)
+        case asked
+
+        var isSignal: Bool { if case .signal = self { return true } else { return false } }
+
+        func message(step: Int) -> String {
+            switch self {
+            case .signal(let s): return "stopping after step \(step) on signal \(s) (all ranks agreed); resume from the checkpoint"
+            case .asked: return "stopping after step \(step) as asked (--stop-at); resume to continue"
             }
         }
+    }
+
+    private func finish(started: Date, lastLoss: Double, stop: StopReason?) throws -> TrainingSummary {
         let elapsed = Date().timeIntervalSince(started)
-        if step >= total && comm.rank == 0 {
+        if step >= config.train.steps && comm.rank == 0 {
             // Batch scripts loop on requeue until this file appears.
             try? "step \(step)\n".write(to: runDirectory.appendingPathComponent("DONE"), atomically: true, encoding: .utf8)
         }
         let fingerprint = ReplicaCheck.fingerprint(model.weights)
         try reportMemoryPerRank()
         print(String(format: "fingerprint %016llx", fingerprint))
+        var signal: Int32?
+        if case .signal(let s) = stop { signal = s }
         return TrainingSummary(
-            steps: step, finalLoss: lastLoss, finalValLoss: lastVal, firstValLoss: firstVal,
+            steps: step, finalLoss: lastLoss, finalValLoss: validator.state.lastLoss, firstValLoss: validator.state.firstLoss,
             tokensPerSecond: elapsed > 0 ? Double(tokensPerStep * max(step, 1)) / elapsed : 0,
             peakResidentBytes: MemoryReport.peakResidentBytes(), fingerprint: fingerprint,
-            stoppedBySignal: stopSignal, communicationShare: commShare)
+            stoppedBySignal: signal, communicationShare: metrics.state.communicationShare)
+    }
+
+    private func injectDesyncIfAsked() {
+        if let inject = options.injectDesync, inject.step == step, inject.rank == comm.rank {
+            ReplicaCheck.corrupt(model.weights)
+        }
     }
 
     private func prepareRunDirectory() throws {
@@ -237,19 +239,11 @@ public final class Trainer {
                                   hint: "set train.out_dir to a writable directory")
             }
         }
-        metrics = try MetricsWriter(url: runDirectory.appendingPathComponent("metrics.jsonl"), append: step > 0,
-                                    enabled: comm.rank == 0)
+        try metrics.open(runDirectory.appendingPathComponent("metrics.jsonl"), append: step > 0, enabled: comm.rank == 0)
     }
 
-    private func progressLine(_ r: StepResult, rate: Double, val: Double?) -> String {
-        let total = config.train.steps
-        let eta = Double(total - step) * Double(tokensPerStep) / max(rate, 1e-9)
-        var text = String(format: "step %d/%d | loss %.4f | lr %.2e | grad %.3f | %@ tok/s | ETA %@",
-                          step, total, r.loss, r.lr, r.gradNorm, formatCount(Int(rate)), formatDuration(eta))
-        if let f = r.codeChanges.fraction { text += String(format: " | changed %.4f%%", 100 * f) }
-        if let val { text += String(format: " | val loss %.4f", val) }
-        return text
-    }
+    /// Mean validation loss now (collective).
+    public func evaluate() throws -> Double { try validator.run(after: step) }
 
     /// Any rank's pending SIGTERM/SIGUSR1, agreed by all ranks at this step boundary.
     private func agreedStopSignal() throws -> Int32? {
@@ -267,5 +261,23 @@ public final class Trainer {
         for r in 0..<comm.worldSize {
             console.line("rank \(r): memory table \(formatBytes(Int(table[2 * r]))), peak RSS \(formatBytes(Int(table[2 * r + 1])))")
         }
+    }
+}
+
+/// Training batches sampled from a token dataset (stateless: the step is the cursor).
+final class DatasetBatches: BatchSource {
+    let data: TokenDataset
+    let sampler: BatchSampler
+    let rank: Int, world: Int
+
+    init(_ data: TokenDataset, sampler: BatchSampler, rank: Int, world: Int) {
+        self.data = data
+        self.sampler = sampler
+        self.rank = rank
+        self.world = world
+    }
+
+    func fill(tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, step: Int, micro: Int, batch: Int) {
+        sampler.fill(tokens: tokens, targets: targets, from: data, step: step, micro: micro, rank: rank, world: world, batch: batch)
     }
 }

@@ -26,6 +26,8 @@ public enum Benchmark {
         public var bytesPerParameterMaxRank = 0.0
         public var overlap = "off"
         public var sharded = false
+        /// Micro-batches per step (`train.grad_accum`).
+        public var gradAccum = 1
         /// Seconds per step by kind of operation, when profiled.
         public var operations: [(String, Double)] = []
 
@@ -37,7 +39,8 @@ public enum Benchmark {
         public var communicationShare: Double { (phases["communication"] ?? 0) / stepSeconds }
 
         public var table: String {
-            var s = "\(label): \(formatCount(parameters)) parameters, \(tokensPerStep) tokens/step, \(world) rank(s) × \(threads) thread(s)"
+            var s = "\(label): \(formatCount(parameters)) parameters, \(tokensPerStep) tokens/step"
+                + (gradAccum > 1 ? " (\(gradAccum) micro-batches)" : "") + ", \(world) rank(s) × \(threads) thread(s)"
             if world > 1 { s += ", overlap \(overlap)\(sharded ? ", ZeRO-1" : "")" }
             s += "\n"
             s += String(format: "  step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak %.1f GFLOP/s | MFU %.3f\n",
@@ -61,7 +64,7 @@ public enum Benchmark {
             [
                 "label": label, "parameters": parameters, "tokens_per_step": tokensPerStep, "threads": threads,
                 "tokens_per_s": tokensPerSecond, "gflops": gflops, "peak_gflops": peakGFLOPS, "mfu": mfu,
-                "step_s": stepSeconds, "phases": phases, "flops_per_token": flopsPerToken,
+                "step_s": stepSeconds, "phases": phases, "flops_per_token": flopsPerToken, "grad_accum": gradAccum,
                 "world": world, "overlap": overlap, "shard_optimizer": sharded, "comm_wait_share": communicationShare,
                 "memory": [
                     "bytes_per_param": bytesPerParameterMaxRank, "peak_rss_bytes": peakRSSMaxRank,
@@ -149,70 +152,40 @@ public enum Benchmark {
     }
 }
 
-/// One configuration set up for timing: its model, optimizer, synthetic tokens and gradient
-/// synchroniser, and one training step split into phases.
+/// One configuration set up for timing: its model and optimizer, synthetic tokens, and the
+/// ``TrainStep`` that training runs (accumulation, gradient sync, ZeRO-1, clipping, update).
 final class BenchSession {
     let config: RunConfig
     let comm: Communicator
     let ledger = MemoryLedger()
     let model: Model
-    let optimizer: Optimizer
-    let shards: ShardPlan?
-    let sync: GradientSynchronizer
-    let tokens: AlignedBuffer<Int32>
-    let batch: Int
+    let stepper: TrainStep
+    private var steps = 0
 
-    init(config: RunConfig, comm: Communicator) throws {
+    var batch: Int { stepper.microBatch }
+
+    /// - Parameter batches: where the tokens come from; by default the same random tokens every step.
+    init(config: RunConfig, comm: Communicator, batches: BatchSource? = nil) throws {
         self.config = config
         self.comm = comm
         Threads.configure(config.train.threads > 0 ? config.train.threads : max(1, Threads.availableCores / max(comm.localSize, 1)))
-        batch = try config.train.microBatch(world: comm.worldSize)
-        let T = config.model.seqLen, V = config.model.vocabSize
+        let batch = try config.train.microBatch(world: comm.worldSize)
         model = Model(config: config.model, quant: config.quant, batch: batch, ledger: ledger)
         model.weights.initialize(seed: UInt64(config.train.seed), std: Float(config.model.initStd))
-        shards = config.dist.shardOptimizer && comm.worldSize > 1 ? ShardPlan(layout: model.layout, world: comm.worldSize) : nil
-        optimizer = Optimizer(config: config.optim, layout: model.layout, range: shards?.ranges[comm.rank], ledger: ledger)
-        sync = GradientSynchronizer(comm: comm, gradients: model.gradients.pointer, count: model.layout.count,
-                                    bucketBytes: Int(config.dist.bucketMB * 1_048_576), mode: config.dist.overlap, shards: shards)
-        tokens = AlignedBuffer(count: batch * T + 1, category: .activations, ledger: ledger)
-        let stream = RandomStream(seed: 7, purpose: .dataSampling, tensor: comm.rank + 1, step: 0)
-        for i in 0...(batch * T) { tokens.pointer[i] = Int32(stream.word(i) % UInt32(V)) }
+        let shards = config.dist.shardOptimizer && comm.worldSize > 1 ? ShardPlan(layout: model.layout, world: comm.worldSize) : nil
+        let optimizer = Optimizer(config: config.optim, layout: model.layout, range: shards?.ranges[comm.rank], ledger: ledger)
+        let tokens = batches ?? SyntheticBatches(count: batch * config.model.seqLen, vocabulary: config.model.vocabSize,
+                                                 rank: comm.rank, ledger: ledger)
+        stepper = TrainStep(config: config, model: model, optimizer: optimizer, shards: shards, comm: comm, batches: tokens,
+                            microBatch: batch, ledger: ledger)
     }
 
-    /// One training step on the synthetic tokens; seconds per phase and the loss.
+    /// One training step on the synthetic tokens, the ranks lined up first; seconds per phase and the loss.
     func step() throws -> ([String: Double], Double) {
-        let B = batch, T = config.model.seqLen
         try comm.barrier()
-        model.zeroGradients()
-        let t0 = Date()
-        let loss = try model.forward(tokens: tokens.pointer, targets: tokens.pointer + 1, batch: B, length: T,
-                                     gradScale: 1 / Float(B * T))
-        let t1 = Date()
-        sync.begin()
-        model.onGradientsReady = { [sync] offset in try sync.ready(from: offset) }
-        try model.backward()
-        model.onGradientsReady = nil
-        let t2 = Date()
-        var g = model.gradients.pointer, n = model.layout.count
-        try sync.finish()
-        if let shards {
-            let mine = shards.ranges[comm.rank]
-            g += mine.lowerBound
-            n = mine.count
-        }
-        let t3 = Date()
-        var sq = [pow(GradientClipping.norm(g, count: n), 2)]
-        if shards != nil { try comm.allReduceSum(&sq) }
-        let norm = sq[0].squareRoot() / Double(comm.worldSize)
-        let clip = GradientClipping.factor(norm: norm, maxNorm: config.optim.gradClip)
-        optimizer.update(weights: model.weights, gradients: model.gradients.pointer, gradScale: clip / Float(comm.worldSize),
-                         lr: config.optim.lr, seed: UInt64(config.train.seed))
-        let t4 = Date()
-        if let shards { try shards.allGather(model.weights, comm: comm) }
-        let t5 = Date()
-        var phases = ["forward": t1.timeIntervalSince(t0), "backward": t2.timeIntervalSince(t1), "optimizer": t4.timeIntervalSince(t3)]
-        if comm.worldSize > 1 { phases["communication"] = t3.timeIntervalSince(t2) + t5.timeIntervalSince(t4) }
-        return (phases, loss)
+        let r = try stepper.run(steps)
+        steps += 1
+        return (r.phases, r.loss)
     }
 
     /// The result of the timed steps (`phases` already per step); memory is gathered over ranks.
@@ -225,7 +198,7 @@ final class BenchSession {
         var memory: [String: Int] = [:]
         for c in MemoryCategory.allCases { memory[c.rawValue] = ledger.bytes(c) }
         var result = Benchmark.Result(
-            label: config.policyLabel, parameters: model.layout.count, tokensPerStep: comm.worldSize * batch * T,
+            label: config.policyLabel, parameters: model.layout.count, tokensPerStep: stepper.tokensPerStep,
             stepSeconds: phases.values.reduce(0, +), phases: phases, flopsPerToken: flops,
             peakGFLOPS: peak * Double(comm.worldSize), memory: memory,
             bytesPerParameter: MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count),
@@ -233,8 +206,27 @@ final class BenchSession {
         result.world = comm.worldSize
         result.peakRSSMaxRank = Int(mem[1])
         result.bytesPerParameterMaxRank = mem[0]
-        result.overlap = sync.mode.rawValue
-        result.sharded = shards != nil
+        result.overlap = stepper.sync.mode.rawValue
+        result.sharded = stepper.shards != nil
+        result.gradAccum = stepper.gradAccum
         return result
+    }
+}
+
+/// The same random tokens every step (per rank), targets shifted by one: timing needs no data.
+final class SyntheticBatches: BatchSource {
+    let tokens: AlignedBuffer<Int32>
+    let count: Int
+
+    init(count: Int, vocabulary V: Int, rank: Int, ledger: MemoryLedger?) {
+        self.count = count
+        tokens = AlignedBuffer(count: count + 1, category: .activations, ledger: ledger)
+        let stream = RandomStream(seed: 7, purpose: .dataSampling, tensor: rank + 1, step: 0)
+        for i in 0...count { tokens.pointer[i] = Int32(stream.word(i) % UInt32(V)) }
+    }
+
+    func fill(tokens t: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, step: Int, micro: Int, batch: Int) {
+        t.update(from: tokens.pointer, count: count)
+        targets.update(from: tokens.pointer + 1, count: count)
     }
 }

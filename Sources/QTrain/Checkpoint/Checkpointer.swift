@@ -46,10 +46,18 @@ public final class Checkpointer {
 
     // MARK: - Writing
 
-    /// Writes a checkpoint of `trainer` at its current step; returns its directory.
+    /// Whether a checkpoint is due after `step`: on the cadence, after the last step, and
+    /// whenever the run stops early (so a stop never loses progress).
+    public func shouldSave(step: Int, lastStep: Int, stopping: Bool) -> Bool {
+        isDue(step: step) || step == lastStep || stopping
+    }
+
+    /// Writes a checkpoint of `progress` holding every component's files, with the run's
+    /// `config` and the weights' `fingerprint` in `state.json`; returns its directory.
     @discardableResult
-    public func save(_ trainer: Trainer) throws -> URL {
-        let step = trainer.step
+    public func save(_ progress: TrainProgress, components: [CheckpointComponent], config: RunConfig,
+                     optimizerStep: Int, fingerprint: UInt64) throws -> URL {
+        let step = progress.step
         let name = Self.directoryName(step: step)
         let tmp = run.appendingPathComponent(".tmp-\(name)")
         let final = run.appendingPathComponent(name)
@@ -58,48 +66,27 @@ public final class Checkpointer {
             try? FileManager.default.removeItem(at: tmp)
             try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         }
-        var files: [String: String] = [:]
-        var mine = ""
-        let sharded = trainer.shards != nil
-        let optimizerFile = sharded ? String(format: "optimizer-rank-%04d.safetensors", comm.rank) : "optimizer.safetensors"
+        var mine: [String: String] = [:]
         do {
             try collectively("write checkpoint files into \(tmp.path)") {
-                if comm.rank == 0 {
-                    files["model.safetensors"] = try CheckpointFormat.modelWriter(trainer.model.weights)
-                        .write(to: tmp.appendingPathComponent("model.safetensors"))
-                    // The tokenizer travels with the weights, so eval, generate and export need no data directory.
-                    let tok = URL(fileURLWithPath: trainer.config.data.dir).appendingPathComponent("tokenizer.json")
-                    if let data = try? Data(contentsOf: tok) {
-                        try writeDurably(data, to: tmp.appendingPathComponent("tokenizer.json"))
-                        files["tokenizer.json"] = SHA256.hex(data)
+                for (i, component) in components.enumerated() {
+                    mine.merge(try component.save(into: tmp, rank: comm.rank)) { a, _ in a }
+                    // Test aid: a pause between the files, so a test can kill the process mid-write.
+                    if i < components.count - 1,
+                       let delay = ProcessInfo.processInfo.environment["QTRAIN_TEST_CHECKPOINT_DELAY"].flatMap(Double.init) {
+                        Thread.sleep(forTimeInterval: delay)
                     }
                 }
-                // Test aid: a pause between the files, so a test can kill the process mid-write.
-                if let delay = ProcessInfo.processInfo.environment["QTRAIN_TEST_CHECKPOINT_DELAY"].flatMap(Double.init) {
-                    Thread.sleep(forTimeInterval: delay)
-                }
-                if sharded || comm.rank == 0 {
-                    mine = try CheckpointFormat.optimizerWriter(trainer.optimizer).write(to: tmp.appendingPathComponent(optimizerFile))
-                }
             }
-            if sharded {
-                var table = [UInt8](repeating: 0, count: 64 * comm.worldSize)
-                for (i, b) in mine.utf8.enumerated() { table[64 * comm.rank + i] = b }
-                try table.withUnsafeMutableBytes { try comm.allGatherBytes($0.baseAddress!, counts: Array(repeating: 64, count: comm.worldSize)) }
-                for r in 0..<comm.worldSize {
-                    files[String(format: "optimizer-rank-%04d.safetensors", r)] = String(decoding: table[(64 * r)..<(64 * r + 64)], as: UTF8.self)
-                }
-            } else {
-                files[optimizerFile] = mine
-            }
-            let fingerprint = ReplicaCheck.fingerprint(trainer.model.weights)
+            let files = try gatherFileTable(mine)
             try collectively("publish \(final.path)") {
                 guard comm.rank == 0 else { return }
                 let state = CheckpointState(
-                    format: CheckpointFormat.version, step: step, optimizerStep: trainer.optimizer.step,
-                    tokensSeen: step * trainer.tokensPerStep, dataCursor: step, seed: trainer.config.train.seed,
-                    worldSize: comm.worldSize, shardOptimizer: sharded, fingerprint: String(format: "%016llx", fingerprint),
-                    files: files, config: trainer.config.yaml(), created: ISO8601DateFormatter().string(from: Date()))
+                    format: CheckpointFormat.version, step: step, optimizerStep: optimizerStep,
+                    tokensSeen: progress.tokensSeen, dataCursor: step, seed: config.train.seed,
+                    worldSize: comm.worldSize, shardOptimizer: config.dist.shardOptimizer && comm.worldSize > 1,
+                    fingerprint: String(format: "%016llx", fingerprint),
+                    files: files, config: config.yaml(), created: ISO8601DateFormatter().string(from: Date()))
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 try writeDurably(try encoder.encode(state), to: tmp.appendingPathComponent("state.json"))
@@ -119,6 +106,25 @@ public final class Checkpointer {
                                   ?? "free disk space and start again")
         }
         return final
+    }
+
+    /// Every rank's written files (name → SHA-256), on every rank.
+    private func gatherFileTable(_ mine: [String: String]) throws -> [String: String] {
+        guard comm.worldSize > 1 else { return mine }
+        let encoded = Array(try JSONEncoder().encode(mine))
+        let lengths = try comm.allGather(UInt64(encoded.count)).map { Int($0) }
+        var table = [UInt8](repeating: 0, count: lengths.reduce(0, +))
+        let offset = lengths[..<comm.rank].reduce(0, +)
+        table.replaceSubrange(offset..<(offset + encoded.count), with: encoded)
+        try table.withUnsafeMutableBytes { try comm.allGatherBytes($0.baseAddress!, counts: lengths) }
+        var all: [String: String] = [:]
+        var start = 0
+        for n in lengths {
+            let part = try JSONDecoder().decode([String: String].self, from: Data(table[start..<(start + n)]))
+            all.merge(part) { a, _ in a }
+            start += n
+        }
+        return all
     }
 
     /// Runs `body` on every rank; if it failed on any rank, every rank throws.
@@ -203,33 +209,31 @@ public final class Checkpointer {
 
     // MARK: - Restoring
 
-    /// Loads weights, optimizer state (re-sharded if the split differs, converted if its
-    /// storage type differs) and the step; returns the configuration the checkpoint was saved with.
+    /// Checks that the checkpoint in `dir` was trained with `config`'s model and quant
+    /// sections, then restores every component from it (the optimizer re-sharded if the
+    /// split differs and converted if its storage type differs). Returns the configuration the
+    /// checkpoint was saved with and the progress it records.
     @discardableResult
-    public func restore(_ trainer: Trainer, from dir: URL, state: CheckpointState) throws -> RunConfig {
+    public func restore(_ components: [CheckpointComponent], from dir: URL, state: CheckpointState,
+                        config: RunConfig) throws -> (config: RunConfig, progress: TrainProgress) {
         let saved: RunConfig
         do {
             saved = try RunConfig.parse(yaml: state.config)
         } catch {
             throw QTrainError(.checkpoint, "the configuration stored in \(dir.path)/state.json cannot be read: \(error)")
         }
-        if saved.model != trainer.config.model {
-            throw QTrainError(.checkpoint, "checkpoint \(dir.path) was trained with a different model section (\(describe(saved.model)) vs \(describe(trainer.config.model)))",
+        if saved.model != config.model {
+            throw QTrainError(.checkpoint, "checkpoint \(dir.path) was trained with a different model section (\(describe(saved.model)) vs \(describe(config.model)))",
                               hint: "resume with the checkpoint's configs, or use another train.out_dir to start afresh")
         }
-        if saved.quant != trainer.config.quant {
-            throw QTrainError(.checkpoint, "checkpoint \(dir.path) was trained with quant mode \(saved.quant.label), this run has \(trainer.config.quant.label)",
+        var savedQuant = saved.quant
+        savedQuant.compute = config.quant.compute  // how it was computed does not change what was trained
+        if savedQuant != config.quant {
+            throw QTrainError(.checkpoint, "checkpoint \(dir.path) was trained with quant mode \(saved.quant.label), this run has \(config.quant.label)",
                               hint: "resume with the checkpoint's quant settings, or use another train.out_dir")
         }
-        try CheckpointFormat.loadModel(trainer.model.weights, from: SafetensorsFile(url: dir.appendingPathComponent("model.safetensors")))
-        let optimizerFiles = state.files.keys.filter { $0.hasPrefix("optimizer") }.sorted()
-        try CheckpointFormat.loadOptimizer(trainer.optimizer, from: optimizerFiles.map { try SafetensorsFile(url: dir.appendingPathComponent($0)) })
-        let fp = String(format: "%016llx", ReplicaCheck.fingerprint(trainer.model.weights))
-        guard fp == state.fingerprint else {
-            throw QTrainError(.checkpoint, "the weights loaded from \(dir.path) have fingerprint \(fp), state.json says \(state.fingerprint)")
-        }
-        trainer.step = state.step
-        return saved
+        for component in components { try component.restore(from: dir, state: state) }
+        return (saved, TrainProgress(step: state.step, tokensSeen: state.tokensSeen))
     }
 
     private func describe(_ m: ModelConfig) -> String {

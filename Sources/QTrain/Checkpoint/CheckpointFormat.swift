@@ -7,62 +7,18 @@ import Foundation
 public enum CheckpointFormat {
     public static let version = 1
 
-    /// The packing name written to the metadata.
-    static func packing(_ grid: QuantGrid) -> String { grid.bits == 0 ? "ternary-base3-5-per-byte" : "lsb-bitstream" }
-
     public static func modelWriter(_ w: ModelWeights) -> SafetensorsWriter {
         var out = SafetensorsWriter()
         out.metadata["qtrain.format"] = "\(version)"
         out.metadata["qtrain.quant_mode"] = w.quant.mode.rawValue
-        for spec in w.layout.specs {
-            if let q = w.quantized[spec.index] {
-                out.tensors.append(.init(name: spec.name, dtype: .u8, shape: [q.packed.count], pointer: q.packed.pointer))
-                out.tensors.append(.init(name: spec.name + ".scale", dtype: .f32, shape: [1], values: [q.scale]))
-                out.metadata[spec.name + ".shape"] = spec.shape.map(String.init).joined(separator: ",")
-                out.metadata[spec.name + ".bits"] = q.grid.bits == 0 ? "1.58" : "\(q.grid.bits)"
-                out.metadata[spec.name + ".packing"] = packing(q.grid)
-            } else if w.latent16Offset[spec.index] != nil {
-                out.tensors.append(.init(name: spec.name, dtype: .bf16, shape: spec.shape, pointer: w.latent16Pointer(spec.index)))
-            } else {
-                out.tensors.append(.init(name: spec.name, dtype: .f32, shape: spec.shape, pointer: w.densePointer(spec.index)))
-            }
-        }
+        for spec in w.layout.specs { w.storage[spec.index].write(spec, to: &out) }
         return out
     }
 
     /// Reads every parameter of `w` from `file`, checking that each is stored the way `w` stores it.
     public static func loadModel(_ w: ModelWeights, from file: SafetensorsFile) throws {
-        let path = file.url.path
-        for spec in w.layout.specs {
-            let e = try file.entry(spec.name)
-            if let q = w.quantized[spec.index] {
-                let bits = q.grid.bits == 0 ? "1.58" : "\(q.grid.bits)"
-                guard e.dtype == .u8, e.count == q.packed.count, file.metadata[spec.name + ".bits"] == bits,
-                      file.metadata[spec.name + ".packing"] == packing(q.grid)
-                else {
-                    throw QTrainError(.checkpoint, "\(spec.name) in \(path) is not stored as \(q.grid) codes like this run's (\(e.dtype.rawValue), bits \(file.metadata[spec.name + ".bits"] ?? "none"))",
-                                      hint: "resume with the quant settings the checkpoint was trained with")
-                }
-                try file.withBytes(spec.name) { q.packed.pointer.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: q.packed.count) }
-                q.scale = try file.floats(spec.name + ".scale")[0]
-            } else if w.latent16Offset[spec.index] != nil {
-                guard e.dtype == .bf16, e.shape == spec.shape else { throw mismatch(spec, e, path) }
-                try file.withBytes(spec.name) { raw in
-                    UnsafeMutableRawPointer(w.latent16Pointer(spec.index)).copyMemory(from: raw.baseAddress!, byteCount: spec.count * 2)
-                }
-            } else {
-                guard e.dtype == .f32, e.shape == spec.shape else { throw mismatch(spec, e, path) }
-                try file.withBytes(spec.name) { raw in
-                    UnsafeMutableRawPointer(w.densePointer(spec.index)).copyMemory(from: raw.baseAddress!, byteCount: spec.count * 4)
-                }
-            }
-        }
+        for spec in w.layout.specs { try w.storage[spec.index].read(spec, from: file) }
         w.refreshDerivedState()
-    }
-
-    static func mismatch(_ spec: ParameterSpec, _ e: SafetensorsFile.Entry, _ path: String) -> QTrainError {
-        QTrainError(.checkpoint, "\(spec.name) in \(path) is \(e.dtype.rawValue) \(e.shape), this run expects \(spec.shape)",
-                    hint: "resume with the model and quant settings the checkpoint was trained with")
     }
 
     public static func optimizerWriter(_ o: Optimizer) -> SafetensorsWriter {

@@ -72,7 +72,7 @@ public enum Ternarizer {
         for spec in src.layout.specs {
             var values = [Float](repeating: 0, count: spec.count)
             values.withUnsafeMutableBufferPointer { src.writeValues(of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!) }
-            if let q = dst.quantized[spec.index] {
+            if let q = dst.codes(spec.index) {
                 let beta = max(values.reduce(0.0) { $0 + Double(abs($1)) } / Double(spec.count), 1e-12)
                 q.scale = Float(1 / beta)
                 let scale = q.scale

@@ -1,0 +1,82 @@
+/// The GEMMs of every linear layer go through a backend (DESIGN.md, "Compute paths"):
+/// `quant.compute` picks one per run. A backend receives each operand in every form it may
+/// want — FP32 rows, the tensors as stored (codes with their scale), and for a quantised
+/// input the int8 activation codes with their per-row scales — and computes in whatever
+/// arithmetic it implements. Every backend is tested against ``ReferenceGemm``.
+public protocol MatmulBackend: AnyObject {
+    /// A short name for logs, e.g. `fp32 (OpenBLAS)`.
+    var name: String { get }
+    /// Whether the backend reads ``LinearInput/codes``; when false the activation quantiser
+    /// does not keep them.
+    var wantsActivationCodes: Bool { get }
+
+    /// out (M, N) = input (M, K) · Wᵀ, or out += … when `accumulate` (a residual add).
+    func forward(out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
+                 accumulate: Bool)
+
+    /// dWeight (N, K) += dOutᵀ · input; dInput (M, K) = dOut · W, or += when `accumulate`.
+    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
+                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool)
+}
+
+/// The input of a linear layer: its FP32 values (already fake-quantised when the layer
+/// quantises its input) and, when the backend asked for them, the int8 codes they came from.
+public struct LinearInput {
+    /// (M, K) FP32 values, row-major.
+    public let values: UnsafePointer<Float>
+    /// (M, K) int8 codes with `values[r·K + c] == Float(codes[r·K + c]) · rowScales[r]` exactly.
+    public let codes: UnsafePointer<Int8>?
+    /// (M) the value of one code step in each row.
+    public let rowScales: UnsafePointer<Float>?
+
+    public init(values: UnsafePointer<Float>, codes: UnsafePointer<Int8>? = nil, rowScales: UnsafePointer<Float>? = nil) {
+        self.values = values
+        self.codes = codes
+        self.rowScales = rowScales
+    }
+}
+
+/// The weight matrix (N × K) of a linear layer: parameter tensors stacked along rows, as the
+/// forward pass uses them (FP32 row blocks) and as they are stored (one storage per part).
+public struct LinearWeights {
+    public let matrix: StackedMatrix
+    public let weights: ModelWeights
+    let scratch: UnsafeMutablePointer<Float>
+    let scratchCount: Int
+
+    /// N.
+    public var rows: Int { matrix.rows }
+    /// K.
+    public var cols: Int { matrix.cols }
+
+    /// Each stacked tensor's rows of the matrix and its storage (codes and scale under DQT).
+    public var parts: [(rows: Range<Int>, storage: TensorStorage)] {
+        var r0 = 0
+        return matrix.params.map { p in
+            let n = weights.layout.specs[p].rows
+            defer { r0 += n }
+            return (r0..<(r0 + n), weights.storage[p])
+        }
+    }
+
+    /// Whether the forward pass multiplies with the stored values unchanged (so codes / scale
+    /// are exactly the weights; false under BitNet, whose forward ternarises latent weights).
+    public var usesStoredValues: Bool { matrix.params.allSatisfy { weights.policy.usesStoredValues($0) } }
+
+    /// Calls `body(rowStart, rowCount, rows)` over FP32 row blocks of the forward weights: in
+    /// place when they are stored so, else materialised into scratch a block at a time.
+    public func forEachRowBlock(_ body: (_ rowStart: Int, _ rowCount: Int, _ rows: UnsafePointer<Float>) -> Void) {
+        weights.forEachRowBlock(matrix, scratch: scratch, scratchCount: scratchCount, body)
+    }
+}
+
+/// The `quant.compute` choices this build has.
+extension ComputePath {
+    /// The backend that runs this path.
+    public func makeBackend() -> MatmulBackend {
+        switch self {
+        case .fp32: return FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)")
+        case .reference: return FP32Matmul<ReferenceGemm>(name: "reference (triple loop, Float64 sums)")
+        }
+    }
+}

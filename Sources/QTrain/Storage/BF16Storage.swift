@@ -1,0 +1,60 @@
+import QKernels
+
+/// BF16 values, viewed in the weights' BF16 arena (BitNet with `quant.latent_dtype: bf16`).
+/// Updates compute in FP32 and store back rounded to nearest.
+public final class BF16Storage: TensorStorage {
+    /// The first value's bits.
+    public let pointer: UnsafeMutablePointer<UInt16>
+    public let count: Int
+    public var isQuantized: Bool { false }
+
+    init(pointer: UnsafeMutablePointer<UInt16>, count: Int) {
+        self.pointer = pointer
+        self.count = count
+    }
+
+    public func readValues(from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>) {
+        qk_bf16_to_f32_array(out, pointer + start, Int64(n))
+    }
+
+    public func absSum() -> Double { qk_abs_sum_bf16(pointer, Int64(count)) }
+
+    public func initializeNormal(_ stream: RandomStream, std: Float) {
+        let chunk = 1 << 16
+        Threads.parallelFor((count + chunk - 1) / chunk) { blocks in
+            var tmp = [Float](repeating: 0, count: chunk)
+            for b in blocks {
+                let start = b * chunk, m = min(chunk, self.count - start)
+                tmp.withUnsafeMutableBufferPointer {
+                    stream.normals(into: $0.baseAddress!, start: start, count: m, std: std)
+                    qk_f32_to_bf16_array(self.pointer + start, $0.baseAddress!, Int64(m))
+                }
+            }
+        }
+    }
+
+    public func initializeOnes() { pointer.update(repeating: 0x3F80, count: count) }
+
+    public func updateKernel(_ step: UpdateStep) -> UpdateKernel {
+        let w = pointer
+        return { e, n, g, m, v, p in qk_adamw_bf16(w + e, g, m, v, Int64(n), &p); return 0 }
+    }
+
+    public var payload: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: pointer, count: count * 2) }
+    public func payloadBytes(of elements: Range<Int>) -> Range<Int> { (elements.lowerBound * 2)..<(elements.upperBound * 2) }
+    public func withSideState<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeMutableRawBufferPointer(start: nil, count: 0))
+    }
+
+    public func write(_ spec: ParameterSpec, to file: inout SafetensorsWriter) {
+        file.tensors.append(.init(name: spec.name, dtype: .bf16, shape: spec.shape, pointer: pointer))
+    }
+
+    public func read(_ spec: ParameterSpec, from file: SafetensorsFile) throws {
+        let e = try file.entry(spec.name)
+        guard e.dtype == .bf16, e.shape == spec.shape else { throw storageMismatch(spec, e, in: file, expected: "BF16 \(spec.shape)") }
+        try file.withBytes(spec.name) { payload.copyMemory(from: $0) }
+    }
+
+    public func perturb() { pointer[0] ^= 0x0100 }
+}

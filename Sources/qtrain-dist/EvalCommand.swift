@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import QTrain
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval", abstract: "Loss, perplexity and bits per byte of a checkpoint on validation data or a text.")
+
+    @Argument(help: "A run directory (its newest valid checkpoint) or a checkpoint directory.")
+    var checkpoint: String
+
+    @Option(help: "A prepared data directory (validation split), a .bin shard or a text file. Default: the run's data.dir.")
+    var data: String?
+
+    @Option(help: "stored, or ternary: re-quantise every quantised matrix to ternary (absmean) at load.")
+    var weights: WeightChoice = .stored
+
+    @Option(help: "on (as trained) or off: no int8 quantisation of linear-layer inputs, as a plain LLaMA computes.")
+    var activationQuant: Switch = .on
+
+    @Option(help: "Evaluate at most this many windows (spread evenly). Default: all.")
+    var sequences: Int?
+
+    @Option(help: "Windows per forward pass.")
+    var batch: Int = 8
+
+    @Option(help: "Also write the tokens and logits of the first window to this safetensors file (for comparisons with other implementations).")
+    var logitsOut: String?
+
+    func run() throws {
+        try reportingErrors {
+            let ckpt = try LoadedCheckpoint(path: URL(fileURLWithPath: checkpoint), log: { print($0) })
+            Threads.configure(ckpt.config.train.threads > 0 ? ckpt.config.train.threads : Threads.availableCores)
+            let model = try ckpt.model(batch: batch, weights: weights)
+            if activationQuant == .off { model.quantizesActivations = false }
+            let source = URL(fileURLWithPath: data ?? ckpt.config.data.dir)
+            let tokens = try Evaluation.tokens(from: source, tokenizer: ckpt.tokenizer)
+            let r = try Evaluation.run(model: model, tokens: tokens, tokenizer: ckpt.tokenizer, maxSequences: sequences)
+            print("checkpoint \(ckpt.directory.path) (step \(ckpt.state.step), \(ckpt.config.quant.label), weights \(weights.rawValue), activation quantisation \(model.quantizesActivations ? "on" : "off"))")
+            print("data \(source.path): \(r.sequences) windows of \(ckpt.config.model.seqLen) tokens")
+            print(String(format: "loss %.4f | perplexity %.3f | bits per byte %.4f | tokens %d", r.loss, r.perplexity, r.bitsPerByte, r.tokens))
+            if let logitsOut {
+                let T = ckpt.config.model.seqLen, V = ckpt.config.model.vocabSize
+                let window = Array(tokens.prefix(T))
+                let logits = try model.logits(tokens: window)
+                var file = SafetensorsWriter()
+                file.tensors.append(.init(name: "tokens", dtype: .i32, shape: [window.count], values: window))
+                file.tensors.append(.init(name: "logits", dtype: .f32, shape: [window.count, V], values: logits))
+                try file.write(to: URL(fileURLWithPath: logitsOut))
+                print("wrote the logits of \(window.count) tokens to \(logitsOut)")
+            }
+        }
+    }
+}

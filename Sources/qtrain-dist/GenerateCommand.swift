@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import QTrain
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate", abstract: "Sample text from a checkpoint, streaming tokens as they are produced (key/value cache).")
+
+    @Argument(help: "A run directory or a checkpoint directory.")
+    var checkpoint: String
+
+    @Option(help: "Text to continue.")
+    var prompt: String = ""
+
+    @Option(help: "Tokens to generate.")
+    var maxTokens: Int = 200
+
+    @Option(help: "Softmax temperature; 0 is greedy.")
+    var temperature: Double = 0.8
+
+    @Option(help: "Sample among the k most likely tokens (0: all).")
+    var topK: Int = 50
+
+    @Option(help: "Then among the smallest set with this much probability.")
+    var topP: Double = 0.95
+
+    @Option(help: "Random seed of the sampler.")
+    var seed: Int = 1
+
+    @Option(help: "stored, or ternary: re-quantise every quantised matrix to ternary at load.")
+    var weights: WeightChoice = .stored
+
+    @Flag(help: "Print tokens per second at the end (to standard error).")
+    var timing = false
+
+    func validate() throws {
+        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be 0 or more") }
+        guard temperature >= 0 else { throw ValidationError("--temperature must be 0 or more") }
+        guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let ckpt = try LoadedCheckpoint(path: URL(fileURLWithPath: checkpoint))
+            Threads.configure(ckpt.config.train.threads > 0 ? ckpt.config.train.threads : Threads.availableCores)
+            let model = try ckpt.model(batch: 1, weights: weights)
+            let gen = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations)
+            var sampler = TokenSampler(temperature: temperature, topK: topK, topP: topP, seed: UInt64(seed))
+            FileHandle.standardOutput.write(Data(prompt.utf8))
+            let start = Date()
+            let produced = TextGeneration(generator: gen, tokenizer: ckpt.tokenizer)
+                .run(prompt: prompt, maxTokens: maxTokens, sampler: &sampler) { FileHandle.standardOutput.write(Data($0)) }
+            print("")
+            if timing {
+                let s = Date().timeIntervalSince(start)
+                FileHandle.standardError.write(Data(String(format: "%d tokens in %.2f s: %.1f tokens/s\n", produced, s, Double(produced) / max(s, 1e-9)).utf8))
+            }
+        }
+    }
+}

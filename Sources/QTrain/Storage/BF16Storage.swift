@@ -2,7 +2,7 @@ import QKernels
 
 /// BF16 values, viewed in the weights' BF16 arena (BitNet with `quant.latent_dtype: bf16`).
 /// Updates compute in FP32 and store back rounded to nearest.
-public final class BF16Storage: TensorStorage {
+public final class BF16Storage: ElementStorage {
     /// The first value's bits.
     public let pointer: UnsafeMutablePointer<UInt16>
     public let count: Int
@@ -40,21 +40,9 @@ public final class BF16Storage: TensorStorage {
         return { e, n, g, m, v, p in qk_adamw_bf16(w + e, g, m, v, Int64(n), &p); return 0 }
     }
 
-    public var payload: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: pointer, count: count * 2) }
-    public func payloadBytes(of elements: Range<Int>) -> Range<Int> { (elements.lowerBound * 2)..<(elements.upperBound * 2) }
-    public func withSideState<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
-        try body(UnsafeMutableRawBufferPointer(start: nil, count: 0))
-    }
-
-    public func write(_ spec: ParameterSpec, to file: inout SafetensorsWriter) {
-        file.tensors.append(.init(name: spec.name, dtype: .bf16, shape: spec.shape, pointer: pointer))
-    }
-
-    public func read(_ spec: ParameterSpec, from file: SafetensorsFile) throws {
-        let e = try file.entry(spec.name)
-        guard e.dtype == .bf16, e.shape == spec.shape else { throw storageMismatch(spec, e, in: file, expected: "BF16 \(spec.shape)") }
-        try file.withBytes(spec.name) { payload.copyMemory(from: $0) }
-    }
+    var base: UnsafeMutableRawPointer { UnsafeMutableRawPointer(pointer) }
+    static var elementSize: Int { 2 }
+    static var dtype: SafetensorsDType { .bf16 }
 
     public func perturb() { pointer[0] ^= 0x0100 }
 }

@@ -89,6 +89,39 @@ extension TensorStorage {
     }
 }
 
+/// Storage of one value per element, `elementSize` bytes each, stored as `dtype` in
+/// checkpoints: what FP32 and BF16 tensors share (bytes, slices, serialisation).
+protocol ElementStorage: TensorStorage {
+    var base: UnsafeMutableRawPointer { get }
+    static var elementSize: Int { get }
+    static var dtype: SafetensorsDType { get }
+}
+
+extension ElementStorage {
+    public var payload: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: count * Self.elementSize) }
+
+    public func payloadBytes(of elements: Range<Int>) -> Range<Int> {
+        (elements.lowerBound * Self.elementSize)..<(elements.upperBound * Self.elementSize)
+    }
+
+    /// Values alone: nothing beside the payload.
+    public func withSideState<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeMutableRawBufferPointer(start: nil, count: 0))
+    }
+
+    public func write(_ spec: ParameterSpec, to file: inout SafetensorsWriter) {
+        file.tensors.append(.init(name: spec.name, dtype: Self.dtype, shape: spec.shape, pointer: base))
+    }
+
+    public func read(_ spec: ParameterSpec, from file: SafetensorsFile) throws {
+        let e = try file.entry(spec.name)
+        guard e.dtype == Self.dtype, e.shape == spec.shape else {
+            throw storageMismatch(spec, e, in: file, expected: "\(Self.dtype.rawValue) \(spec.shape)")
+        }
+        try file.withBytes(spec.name) { payload.copyMemory(from: $0) }
+    }
+}
+
 /// The mismatch error of a checkpoint tensor that is not stored as this run stores it.
 func storageMismatch(_ spec: ParameterSpec, _ e: SafetensorsFile.Entry, in file: SafetensorsFile, expected: String) -> QTrainError {
     QTrainError(.checkpoint, "\(spec.name) in \(file.url.path) is \(e.dtype.rawValue) \(e.shape), this run expects \(expected)",

@@ -269,3 +269,36 @@ uint64_t qk_fingerprint(const void *data, int64_t n, uint64_t seed) {
     h ^= h >> 32;
     return h;
 }
+
+QK_CLONES
+void qk_rescale_i32(float *out, int64_t ldo, const int32_t *c, int64_t ldc, int64_t rows, int64_t cols,
+                    const float *rowScales, float colScale, int accumulate) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float s = rowScales[r] * colScale;
+        float *o = out + r * ldo;
+        const int32_t *cr = c + r * ldc;
+        if (accumulate) {
+            for (int64_t j = 0; j < cols; j++) o[j] += (float)cr[j] * s;
+        } else {
+            for (int64_t j = 0; j < cols; j++) o[j] = (float)cr[j] * s;
+        }
+    }
+}
+
+QK_CLONES
+void qk_ternary_codes(int8_t *out, const float *w, int64_t n, float beta) {
+    const float inv = 1.0f / beta;
+    for (int64_t i = 0; i < n; i++) {
+        float q = rintf(w[i] * inv);
+        out[i] = (int8_t)(q < -1.0f ? -1.0f : (q > 1.0f ? 1.0f : q));
+    }
+}
+
+QK_CLONES
+void qk_ternary_codes_bf16(int8_t *out, const uint16_t *w, int64_t n, float beta) {
+    const float inv = 1.0f / beta;
+    for (int64_t i = 0; i < n; i++) {
+        float q = rintf(qk_bf16_to_f32(w[i]) * inv);
+        out[i] = (int8_t)(q < -1.0f ? -1.0f : (q > 1.0f ? 1.0f : q));
+    }
+}

@@ -59,8 +59,11 @@ struct BenchCommand: ParsableCommand {
 
     /// `--set` overrides that select a mode.
     static func overrides(forMode mode: String) throws -> [String] {
-        let suffix = "+bf16-state"
-        if mode.hasSuffix(suffix) { return try overrides(forMode: String(mode.dropLast(suffix.count))) + ["optim.state_dtype=bf16"] }
+        // Suffixes add options to a mode: +bf16-state (AdamW state), +int8 / +reference (compute path).
+        let suffixes = ["+bf16-state": "optim.state_dtype=bf16", "+int8": "quant.compute=int8", "+reference": "quant.compute=reference"]
+        for (suffix, option) in suffixes where mode.hasSuffix(suffix) {
+            return try overrides(forMode: String(mode.dropLast(suffix.count))) + [option]
+        }
         switch mode {
         case "fp32": return ["quant.mode=fp32"]
         case "bitnet": return ["quant.mode=bitnet"]
@@ -68,7 +71,7 @@ struct BenchCommand: ParsableCommand {
         case "dqt": return ["quant.mode=dqt"]
         default:
             if mode.hasPrefix("dqt:") { return ["quant.mode=dqt", "quant.bits=\(mode.dropFirst(4))"] }
-            throw QTrainError(.config, "unknown bench mode '\(mode)'", hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N, optionally followed by +bf16-state")
+            throw QTrainError(.config, "unknown bench mode '\(mode)'", hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N, optionally followed by +bf16-state, +int8 or +reference")
         }
     }
 

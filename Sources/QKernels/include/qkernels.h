@@ -158,6 +158,28 @@ int64_t qk_dqt_update(uint8_t *packed, int bits, int qn, int qp, int64_t start, 
 /// Largest code of codes [start, start+count) (for the rescale policy).
 int qk_max_code(const uint8_t *packed, int bits, int qn, int64_t start, int64_t count);
 
+// MARK: - Integer GEMM (oneDNN, loaded at run time)
+
+/// Whether oneDNN's int8 GEMM can run here: the library loads and the CPU has AVX-512 VNNI
+/// (QTRAIN_DISABLE_ONEDNN in the environment forces "no", to test the fallback).
+int qk_int8_gemm_available(void);
+/// Why not, or what runs.
+const char *qk_int8_gemm_status(void);
+/// Threads of oneDNN's OpenMP pool (applied when the library loads, if it is not loaded yet).
+void qk_int8_gemm_set_threads(int n);
+/// C (M x N, int32, row stride ldc) = A (M x K, int8, stride lda) times the transpose of
+/// B (N x K, int8, stride ldb): exact. Returns 0, or oneDNN's status (-1: not available).
+int qk_int8_gemm_nt(int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t lda, const int8_t *B, int64_t ldb,
+                    int32_t *C, int64_t ldc);
+
+/// out[r][j] (row stride ldo) = (or += when accumulate) c[r][j] * rowScales[r] * colScale.
+void qk_rescale_i32(float *out, int64_t ldo, const int32_t *c, int64_t ldc, int64_t rows, int64_t cols,
+                    const float *rowScales, float colScale, int accumulate);
+
+/// BitNet's absmean ternary codes of FP32 (or BF16) latent weights: clamp(rint(w / beta), -1, 1).
+void qk_ternary_codes(int8_t *out, const float *w, int64_t n, float beta);
+void qk_ternary_codes_bf16(int8_t *out, const uint16_t *w, int64_t n, float beta);
+
 // MARK: - Signals
 
 /// Installs handlers so that SIGTERM and SIGUSR1 set a flag instead of killing the process.

@@ -72,11 +72,22 @@ public struct LinearWeights {
 
 /// The `quant.compute` choices this build has.
 extension ComputePath {
-    /// The backend that runs this path.
-    public func makeBackend() -> MatmulBackend {
+    /// The backend that runs this path for products of at most `maxRows` rows and inner
+    /// dimension `maxInner`, and a one-line notice when the path cannot run here and another
+    /// one stands in (or when `auto` chose).
+    public func makeBackend(maxRows: Int, maxInner: Int, ledger: MemoryLedger?) -> (MatmulBackend, notice: String?) {
         switch self {
-        case .fp32: return FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)")
-        case .reference: return FP32Matmul<ReferenceGemm>(name: "reference (triple loop, Float64 sums)")
+        case .fp32: return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"), nil)
+        case .reference: return (FP32Matmul<ReferenceGemm>(name: "reference (triple loop, Float64 sums)"), nil)
+        case .int8, .auto:
+            if Int8Matmul.isAvailable {
+                return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, ledger: ledger),
+                        self == .auto ? "compute auto: int8 forward (AVX-512 VNNI through oneDNN)" : nil)
+            }
+            let why = Int8Matmul.unavailableReason ?? "unavailable"
+            return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"),
+                    self == .auto ? "compute auto: fp32 (int8 unavailable: \(why))"
+                        : "notice: quant.compute int8 cannot run here (\(why)); computing in fp32 instead")
         }
     }
 }

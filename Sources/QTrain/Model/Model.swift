@@ -22,6 +22,8 @@ public final class Model {
 
     /// Computes every linear layer (`quant.compute`).
     public let backend: MatmulBackend
+    /// Set when `quant.compute` could not run here (or `auto` chose): one line for the log.
+    public let computeNotice: String?
 
     let acts: Activations
     let scratch: Scratch
@@ -48,8 +50,11 @@ public final class Model {
         layout = ParameterLayout(config)
         let weights = ModelWeights(layout: layout, quant: quant, ledger: ledger)
         self.weights = weights
-        let backend = backend ?? quant.compute.makeBackend()
+        let chosen = backend.map { ($0, nil as String?) }
+            ?? quant.compute.makeBackend(maxRows: batch * config.seqLen, maxInner: max(config.dim, config.hiddenDim), ledger: ledger)
+        let backend = chosen.0
         self.backend = backend
+        computeNotice = chosen.1
         gradients = AlignedBuffer(count: layout.count, category: .gradients, ledger: ledger)
         maxBatch = batch
         let quantizesInputs = quant.mode != .fp32 && quant.activationBits > 0

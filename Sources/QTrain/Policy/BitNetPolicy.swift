@@ -35,6 +35,16 @@ public final class BitNetPolicy: WeightPolicy {
         }
     }
 
+    public func forwardCodeStep(_ w: ModelWeights, of p: Int) -> Float? {
+        quantized[p] && (w.storage[p] is FP32Storage || w.storage[p] is BF16Storage) ? beta[p] : nil
+    }
+
+    public func forwardCodes(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>) {
+        if let f = w.storage[p] as? FP32Storage { return qk_ternary_codes(out, f.pointer + start, Int64(n), beta[p]) }
+        let h = w.storage[p] as! BF16Storage
+        qk_ternary_codes_bf16(out, h.pointer + start, Int64(n), beta[p])
+    }
+
     public func refresh(_ w: ModelWeights) {
         for spec in w.layout.specs where quantized[spec.index] {
             beta[spec.index] = Float(max(w.storage[spec.index].absSum() / Double(spec.count), 1e-5))

@@ -1,3 +1,5 @@
+import QKernels
+
 /// `quant.mode: dqt` (Direct Quantized Training, PAPER.md): quantised tensors are packed codes
 /// plus one scale and nothing else; the forward pass uses `code / scale`; the update is an
 /// AdamW proposal rounded stochastically back onto the grid (the storage's kernel). Under the
@@ -21,6 +23,13 @@ public final class DQTPolicy: WeightPolicy {
 
     public func forwardValues(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>) {
         storedValues(w, of: p, from: start, count: n, into: out)
+    }
+
+    public func forwardCodeStep(_ w: ModelWeights, of p: Int) -> Float? { w.codes(p).map { 1 / $0.scale } }
+
+    public func forwardCodes(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>) {
+        let q = w.codes(p)!
+        qk_unpack_i8(out, q.packed.pointer, Int32(q.grid.bits), Int32(q.grid.qn), Int64(start), Int64(n))
     }
 
     /// Every rank moves every scale, including those of tensors it owns no slice of (ZeRO-1):

@@ -12,6 +12,12 @@ public protocol WeightPolicy: AnyObject {
     func usesStoredValues(_ p: Int) -> Bool
     /// Writes the FP32 values the forward pass uses for elements [start, start+n) of tensor `p`.
     func forwardValues(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>)
+    /// The value of one integer code of tensor `p`'s forward weights, when they are integer
+    /// codes times one step (DQT: 1/scale; BitNet: β); nil when they are not.
+    func forwardCodeStep(_ w: ModelWeights, of p: Int) -> Float?
+    /// Writes the int8 codes of elements [start, start+n) of tensor `p`'s forward weights
+    /// (`start` a multiple of 40); only for tensors with a ``forwardCodeStep(_:of:)``.
+    func forwardCodes(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>)
     /// Called before an optimizer step, on every rank, with the weights complete.
     func prepareUpdate(_ w: ModelWeights)
     /// Called whenever the stored weights changed (after an update, an all-gather, a load or a
@@ -20,6 +26,10 @@ public protocol WeightPolicy: AnyObject {
 }
 
 extension WeightPolicy {
+    public func forwardCodeStep(_ w: ModelWeights, of p: Int) -> Float? { nil }
+    public func forwardCodes(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>) {
+        preconditionFailure("\(w.layout.specs[p].name) has no integer codes under this policy")
+    }
     public func prepareUpdate(_ w: ModelWeights) {}
     public func refresh(_ w: ModelWeights) {}
 

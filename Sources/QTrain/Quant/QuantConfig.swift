@@ -35,6 +35,11 @@ public enum ComputePath: String, CaseIterable, Codable, Sendable, ConfigEnum {
     case fp32
     /// The textbook triple loop with Float64 sums: the correctness reference, far slower.
     case reference
+    /// Forward of every quantised layer as int8 activation codes × integer weight codes →
+    /// int32 (oneDNN, AVX-512 VNNI), one rescale; backward FP32. Falls back to fp32 with a notice.
+    case int8
+    /// The fastest path this machine supports (int8 where it can run, else fp32).
+    case auto
 }
 
 /// The `quant:` section.

@@ -1,6 +1,7 @@
 import CBLAS
 import Dispatch
 import Foundation
+import QKernels
 
 /// The threads one rank computes with: OpenBLAS's pool and the pool of the elementwise kernels
 /// are sized together, so a rank never runs more threads than it was given.
@@ -14,6 +15,8 @@ public enum Threads {
     public static func configure(_ n: Int) {
         configured = max(1, n)
         openblas_set_num_threads(Int32(configured))
+        // oneDNN's pool (int8 compute) gets the same threads; OpenBLAS and it never run at once.
+        qk_int8_gemm_set_threads(Int32(configured))
     }
 
     /// Cores this process may run on.

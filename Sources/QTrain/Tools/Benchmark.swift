@@ -1,4 +1,5 @@
 import Foundation
+import QKernels
 
 /// Throughput, efficiency and memory of training steps (`qtrain-dist bench`).
 ///
@@ -28,6 +29,13 @@ public enum Benchmark {
         public var sharded = false
         /// Micro-batches per step (`train.grad_accum`).
         public var gradAccum = 1
+        /// The matmul backend, its measured int8 peak (GOP/s) when it uses one, and the peak of
+        /// the path as a whole (FP32 peak where every GEMM is FP32).
+        public var compute = "fp32 (OpenBLAS)"
+        public var int8PeakGOPS: Double?
+        public var pathPeakGFLOPS: Double?
+        /// MFU against the peak of the path in use.
+        public var pathMFU: Double { gflops / (pathPeakGFLOPS ?? peakGFLOPS) }
         /// Seconds per step by kind of operation, when profiled.
         public var operations: [(String, Double)] = []
 
@@ -45,6 +53,10 @@ public enum Benchmark {
             s += "\n"
             s += String(format: "  step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak %.1f GFLOP/s | MFU %.3f\n",
                         stepSeconds, tokensPerSecond, gflops, peakGFLOPS, mfu)
+            if let int8PeakGOPS, let pathPeakGFLOPS {
+                s += String(format: "  compute %@: int8 peak %.1f GOP/s, path peak %.1f GFLOP/s, MFU of the path %.3f\n",
+                            compute, int8PeakGOPS, pathPeakGFLOPS, pathMFU)
+            }
             s += "  phases: " + ["forward", "backward", "communication", "optimizer"].filter { phases[$0] != nil }.map {
                 String(format: "%@ %.3f s (%.0f%%)", $0, phases[$0] ?? 0, 100 * (phases[$0] ?? 0) / stepSeconds)
             }.joined(separator: ", ") + "\n"
@@ -65,6 +77,8 @@ public enum Benchmark {
                 "label": label, "parameters": parameters, "tokens_per_step": tokensPerStep, "threads": threads,
                 "tokens_per_s": tokensPerSecond, "gflops": gflops, "peak_gflops": peakGFLOPS, "mfu": mfu,
                 "step_s": stepSeconds, "phases": phases, "flops_per_token": flopsPerToken, "grad_accum": gradAccum,
+                "compute": compute, "int8_peak_gops": int8PeakGOPS ?? NSNull(), "path_peak_gflops": pathPeakGFLOPS ?? peakGFLOPS,
+                "path_mfu": pathMFU,
                 "world": world, "overlap": overlap, "shard_optimizer": sharded, "comm_wait_share": communicationShare,
                 "memory": [
                     "bytes_per_param": bytesPerParameterMaxRank, "peak_rss_bytes": peakRSSMaxRank,
@@ -97,6 +111,26 @@ public enum Benchmark {
         return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
     }
 
+    /// Measures the best int8 GEMM rate (oneDNN, int32 results) over large square products, in
+    /// GOP/s (one multiply-add = 2 operations); nil where the int8 path cannot run.
+    public static func int8Peak(size n: Int = 2048, repeats: Int = 3) -> Double? {
+        guard Int8Matmul.isAvailable else { return nil }
+        let a = AlignedBuffer<Int8>(count: n * n, category: .scratch, ledger: nil)
+        let b = AlignedBuffer<Int8>(count: n * n, category: .scratch, ledger: nil)
+        let c = AlignedBuffer<Int32>(count: n * n, category: .scratch, ledger: nil)
+        for i in 0..<(n * n) {
+            a.pointer[i] = Int8(i % 255 - 127)
+            b.pointer[i] = Int8(i % 3 - 1)
+        }
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let t = Date()
+            _ = qk_int8_gemm_nt(Int64(n), Int64(n), Int64(n), a.pointer, Int64(n), b.pointer, Int64(n), c.pointer, Int64(n))
+            best = min(best, Date().timeIntervalSince(t))
+        }
+        return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
+    }
+
     /// Benchmarks `config` (its model, quantisation, micro-batch, threads and dist section) on
     /// `comm`'s ranks: forward, backward, gradient communication (overlapped as configured, or
     /// ZeRO-1's reduce-scatter and all-gather), optimizer.
@@ -104,10 +138,12 @@ public enum Benchmark {
                            profile: Bool = false, log: (String) -> Void) throws -> Result {
         let session = try BenchSession(config: config, comm: comm)
         log("bench: \(config.policyLabel), \(formatCount(session.model.layout.count)) parameters, B=\(session.batch), "
-            + "T=\(config.model.seqLen), \(comm.worldSize) rank(s) × \(Threads.count) thread(s), OpenBLAS \(BLASCore.name)")
+            + "T=\(config.model.seqLen), \(comm.worldSize) rank(s) × \(Threads.count) thread(s), OpenBLAS \(BLASCore.name), "
+            + "compute \(session.model.backend.name)")
+        if let notice = session.model.computeNotice { log(notice) }
         // The peak is measured right after every timed step and the median kept, so that it sees
         // the machine as the steps saw it (on a shared machine the rate drifts by ±15%).
-        var peaks: [Double] = []
+        var peaks: [Double] = [], int8Peaks: [Double] = []
         var phases: [String: Double] = [:]
         for s in 0..<(warmup + steps) {
             if s == warmup {
@@ -118,13 +154,15 @@ public enum Benchmark {
             if s >= warmup {
                 for (k, v) in times { phases[k, default: 0] += v }
                 peaks.append(sgemmPeak(repeats: 3))
+                if session.usesInt8, let p = int8Peak() { int8Peaks.append(p) }
             }
             log(String(format: "  step %d%@: %.3f s, loss %.4f", s + 1, s < warmup ? " (warm-up)" : "",
                        times.values.reduce(0, +), loss))
         }
         OpProfile.shared.enabled = false
         for k in phases.keys { phases[k]! /= Double(max(steps, 1)) }
-        var result = try session.result(phases: phases, peak: peaks.sorted()[peaks.count / 2])
+        var result = try session.result(phases: phases, peak: peaks.sorted()[peaks.count / 2],
+                                        int8Peak: int8Peaks.isEmpty ? nil : int8Peaks.sorted()[int8Peaks.count / 2])
         if profile { result.operations = OpProfile.shared.report(steps: steps) }
         return result
     }
@@ -135,7 +173,7 @@ public enum Benchmark {
     public static func interleaved(configs: [RunConfig], steps: Int, warmup: Int, log: (String) -> Void) throws -> [Result] {
         let sessions = try configs.map { try BenchSession(config: $0, comm: SingleProcessCommunicator()) }
         var phases = [[String: Double]](repeating: [:], count: configs.count)
-        var peaks: [Double] = []
+        var peaks: [Double] = [], int8Peaks: [Double] = []
         for s in 0..<(warmup + steps) {
             for (i, session) in sessions.enumerated() {
                 let (times, _) = try session.step()
@@ -143,11 +181,15 @@ public enum Benchmark {
                 log(String(format: "  round %d%@, %@: %.3f s", s + 1, s < warmup ? " (warm-up)" : "", configs[i].policyLabel,
                            times.values.reduce(0, +)))
             }
-            if s >= warmup { peaks.append(sgemmPeak(repeats: 3)) }
+            if s >= warmup {
+                peaks.append(sgemmPeak(repeats: 3))
+                if sessions.contains(where: \.usesInt8), let p = int8Peak() { int8Peaks.append(p) }
+            }
         }
         let peak = peaks.sorted()[peaks.count / 2]
+        let int8 = int8Peaks.isEmpty ? nil : int8Peaks.sorted()[int8Peaks.count / 2]
         return try sessions.enumerated().map { i, session in
-            try session.result(phases: phases[i].mapValues { $0 / Double(max(steps, 1)) }, peak: peak)
+            try session.result(phases: phases[i].mapValues { $0 / Double(max(steps, 1)) }, peak: peak, int8Peak: int8)
         }
     }
 }
@@ -189,7 +231,10 @@ final class BenchSession {
     }
 
     /// The result of the timed steps (`phases` already per step); memory is gathered over ranks.
-    func result(phases: [String: Double], peak: Double) throws -> Benchmark.Result {
+    /// Whether the linear layers' forward runs on the int8 GEMM.
+    var usesInt8: Bool { model.backend is Int8Matmul }
+
+    func result(phases: [String: Double], peak: Double, int8Peak: Double? = nil) throws -> Benchmark.Result {
         // Rank 0's timings stand for the step; the slowest rank's memory for the job.
         var mem = [MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count), Double(MemoryReport.peakResidentBytes())]
         try comm.allReduceMax(&mem)
@@ -209,6 +254,14 @@ final class BenchSession {
         result.overlap = stepper.sync.mode.rawValue
         result.sharded = stepper.shards != nil
         result.gradAccum = stepper.gradAccum
+        result.compute = model.backend.name
+        if usesInt8, let int8Peak {
+            // The int8 path's peak: the linear layers' forward (2·N of the 6·N) at the int8 rate,
+            // the rest at the FP32 rate.
+            let world = Double(comm.worldSize), forward = 2 * Double(model.layout.matmulParameterCount)
+            result.int8PeakGOPS = int8Peak * world
+            result.pathPeakGFLOPS = flops / (forward / (int8Peak * world) + (flops - forward) / (peak * world))
+        }
         return result
     }
 }

@@ -99,6 +99,7 @@ public final class Trainer {
             + "ffn \(config.model.hiddenDim), vocab \(config.model.vocabSize), context \(T))")
         console.line("batch: \(world) rank\(world == 1 ? "" : "s") × \(B) sequences × \(config.train.gradAccum) accumulation"
             + " = \(world * B * config.train.gradAccum) sequences of \(T) tokens per step; \(threads) thread\(threads == 1 ? "" : "s") per rank (OpenBLAS \(BLASCore.name)); \(comm.name)")
+        if let notice = model.computeNotice { console.line(notice) }
         if config.quant.compute != .fp32 { console.line("compute: \(model.backend.name)") }
         if perNode * threads > cores {
             console.line("warning: \(perNode) ranks × \(threads) threads on \(cores) cores: the node is oversubscribed")

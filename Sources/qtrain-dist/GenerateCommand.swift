@@ -45,7 +45,7 @@ struct GenerateCommand: ParsableCommand {
             Threads.configure(ckpt.config.train.threads > 0 ? ckpt.config.train.threads : Threads.availableCores)
             let model = try ckpt.model(batch: 1, weights: weights)
             let gen = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations)
-            var sampler = TokenSampler(temperature: temperature, topK: topK, topP: topP, seed: UInt64(seed))
+            var sampler = TokenSampler(temperature: temperature, topK: topK, topP: topP, seed: UInt64(bitPattern: Int64(seed)))
             FileHandle.standardOutput.write(Data(prompt.utf8))
             let start = Date()
             let produced = TextGeneration(generator: gen, tokenizer: ckpt.tokenizer)

@@ -238,27 +238,55 @@ final class CheckpointTests: XCTestCase {
     /// A real training process gets SIGTERM, checkpoints at the next step boundary and exits
     /// 0; resumed, it continues bitwise as a run that was never interrupted.
     func testSIGTERMCheckpointsAndResumes() throws {
+        try checkStopSignalCheckpointsAndResumes(SIGTERM, run: "term")
+    }
+
+    /// Ctrl-C (SIGINT) does what SIGTERM does: a checkpoint at the next step boundary, exit 0,
+    /// a bitwise resume.
+    func testSIGINTCheckpointsAndResumes() throws {
+        try checkStopSignalCheckpointsAndResumes(SIGINT, run: "int")
+    }
+
+    /// A second Ctrl-C exits at once with 130, even in the middle of writing a checkpoint; the
+    /// checkpoint before it stays the newest valid one.
+    func testSecondSIGINTExitsAtOnce() throws {
+        let p = try SpawnedProgram(QTrainBinary.url, args("int2", ["--set", "train.steps=100000", "--set", "checkpoint.every=5"]),
+                                   environment: ["QTRAIN_TEST_CHECKPOINT_DELAY": "1"])
+        let latest = runURL("int2").appendingPathComponent("latest")
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: latest.path) && Date() < deadline { usleep(20_000) }
+        p.send(SIGINT)
+        usleep(200_000)
+        p.send(SIGINT)
+        let r = p.wait(timeout: 60)
+        XCTAssertEqual(r.status, 130, r.stdout + r.stderr)
+        let name = try String(contentsOf: latest, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertNoThrow(try Checkpointer.verify(runURL("int2").appendingPathComponent(name)))
+    }
+
+    func checkStopSignalCheckpointsAndResumes(_ signal: Int32, run: String) throws {
         let long = ["--set", "train.steps=100000", "--set", "log.every=100000"]
-        let p = try SpawnedProgram(QTrainBinary.url, args("term", long))
-        let metrics = runURL("term").appendingPathComponent("metrics.jsonl")
+        let p = try SpawnedProgram(QTrainBinary.url, args(run, long))
+        let metrics = runURL(run).appendingPathComponent("metrics.jsonl")
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: metrics.path) && Date() < deadline { usleep(5_000) }
         usleep(300_000)
-        p.send(SIGTERM)
+        p.send(signal)
         let r = p.wait(timeout: 120)
         let text = r.stdout
         XCTAssertEqual(r.status, 0, text + r.stderr)
-        XCTAssertTrue(text.contains("on signal 15"), text)
+        XCTAssertTrue(text.contains("on signal \(signal)"), text)
         let line = try XCTUnwrap(text.split(separator: "\n").first { $0.hasPrefix("stopping after step") })
         let stopped = try XCTUnwrap(Int(line.split(separator: " ")[3]))
         XCTAssertGreaterThan(stopped, 0)
         // An uninterrupted run to the same step, and both continued ten steps further.
-        try train("straight", long + ["--stop-at", "\(stopped)"])
-        XCTAssertEqual(try bytes("straight", stopped, "model.safetensors"), try bytes("term", stopped, "model.safetensors"))
-        let resumed = try train("term", long + ["--stop-at", "\(stopped + 10)"])
-        XCTAssertTrue(resumed.stdout.contains("resumed from \(runURL("term").path)/\(Checkpointer.directoryName(step: stopped))"), resumed.stdout)
-        try train("straight", long + ["--stop-at", "\(stopped + 10)"])
-        try assertIdentical("straight", "term", step: stopped + 10)
+        let straight = "straight-\(run)"
+        try train(straight, long + ["--stop-at", "\(stopped)"])
+        XCTAssertEqual(try bytes(straight, stopped, "model.safetensors"), try bytes(run, stopped, "model.safetensors"))
+        let resumed = try train(run, long + ["--stop-at", "\(stopped + 10)"])
+        XCTAssertTrue(resumed.stdout.contains("resumed from \(runURL(run).path)/\(Checkpointer.directoryName(step: stopped))"), resumed.stdout)
+        try train(straight, long + ["--stop-at", "\(stopped + 10)"])
+        try assertIdentical(straight, run, step: stopped + 10)
     }
 
     /// The checkpoint's safetensors files load with the Python `safetensors` package unchanged.

@@ -56,6 +56,10 @@ public enum CheckpointFormat {
                 try f.withBytes(name) { raw in
                     moment.assign(from: raw.baseAddress! + (a - lo) * stored.size, as: stored, count: b - a, at: a - o.range.lowerBound)
                 }
+                for i in (a - o.range.lowerBound)..<(b - o.range.lowerBound) where !moment[i].isFinite || (name == "v" && moment[i] < 0) {
+                    throw QTrainError(.checkpoint, "\(name) in \(f.url.path) holds \(moment[i]) at element \(i + o.range.lowerBound - lo)",
+                                      hint: "the file is damaged; use an older checkpoint")
+                }
             }
             covered += b - a
         }

@@ -181,6 +181,26 @@ public final class Checkpointer {
         guard state.format == CheckpointFormat.version else {
             throw QTrainError(.checkpoint, "\(dir.path) has checkpoint format \(state.format); this build reads \(CheckpointFormat.version)")
         }
+        // The state as a whole: where it says it is, and every file a checkpoint must hold.
+        guard state.step >= 0, dir.lastPathComponent == directoryName(step: state.step) else {
+            throw QTrainError(.checkpoint, "\(stateURL.path) says step \(state.step), but the checkpoint directory is \(dir.lastPathComponent)",
+                              hint: "the file is damaged or was moved; use another checkpoint")
+        }
+        guard state.worldSize >= 1, state.optimizerStep >= 0, state.tokensSeen >= 0 else {
+            throw QTrainError(.checkpoint, "\(stateURL.path) has an impossible world size \(state.worldSize), optimizer step \(state.optimizerStep) or token count \(state.tokensSeen)",
+                              hint: "the file is damaged; use another checkpoint")
+        }
+        let optimizerFiles = state.shardOptimizer
+            ? (0..<state.worldSize).map { OptimizerCheckpoint.fileName(rank: $0) } : [OptimizerCheckpoint.fileName(rank: nil)]
+        let required = Set(["model.safetensors"] + optimizerFiles)
+        let known = required.union(["tokenizer.json"])
+        if let missing = required.subtracting(state.files.keys).sorted().first {
+            throw QTrainError(.checkpoint, "\(stateURL.path) lists no checksum for \(missing)", hint: "the file is damaged; use another checkpoint")
+        }
+        if let extra = Set(state.files.keys).subtracting(known).sorted().first {
+            throw QTrainError(.checkpoint, "\(stateURL.path) lists a file this format does not have: \(extra)",
+                              hint: "the file is damaged; use another checkpoint")
+        }
         for (name, expected) in state.files.sorted(by: { $0.key < $1.key }) {
             let url = dir.appendingPathComponent(name)
             guard let actual = try? sha256(of: url) else {

@@ -59,11 +59,19 @@ public struct ShardHeader: Equatable, Sendable {
         }
         tokenBytes = get32(12)
         vocabSize = get32(16)
-        tokenCount = Int(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
+        let rawCount = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
         tokenizerHash = Array(raw[32..<64])
         guard tokenBytes == 2 || tokenBytes == 4, vocabSize > 0 else {
             throw QTrainError.data("shard \(file) has a corrupt header (token width \(tokenBytes), vocab \(vocabSize))", hint: remedy)
         }
+        // The count sizes every later read: check it against the file before any arithmetic can wrap.
+        let payload = UInt64(raw.count - ShardHeader.size)
+        guard rawCount <= payload / UInt64(tokenBytes) else {
+            throw QTrainError.data(
+                "shard \(file) is truncated: its header promises \(rawCount) tokens of \(tokenBytes) bytes, the file holds \(payload / UInt64(tokenBytes))",
+                hint: remedy)
+        }
+        tokenCount = Int(rawCount)
         let expected = ShardHeader.size + tokenCount * tokenBytes
         guard raw.count == expected else {
             throw QTrainError.data(

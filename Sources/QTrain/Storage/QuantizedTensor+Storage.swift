@@ -107,7 +107,17 @@ extension QuantizedTensor: TensorStorage {
                               hint: "resume with the quant settings the checkpoint was trained with")
         }
         try file.withBytes(spec.name) { payload.copyMemory(from: $0) }
-        scale = try file.floats(spec.name + ".scale")[0]
+        // Base-3 bytes hold five codes only below 3^5 = 243; n-bit streams use every pattern.
+        if grid.bits == 0, let bad = UnsafeBufferPointer(start: packed.pointer, count: packed.count).firstIndex(where: { $0 >= 243 }) {
+            throw QTrainError(.checkpoint, "\(spec.name) in \(file.url.path) holds byte \(packed.pointer[bad]) at offset \(bad), not a base-3 group of five ternary codes (bytes are below 243)",
+                              hint: "the file is damaged; use an older checkpoint")
+        }
+        let s = try file.floats(spec.name + ".scale")
+        guard s.count == 1, s[0].isFinite, s[0] > 0 else {
+            throw QTrainError(.checkpoint, "\(spec.name).scale in \(file.url.path) is \(s), not one finite positive number",
+                              hint: "the file is damaged; use an older checkpoint")
+        }
+        scale = s[0]
         targetScale = scale
     }
 

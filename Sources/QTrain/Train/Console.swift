@@ -63,11 +63,20 @@ public final class MetricsWriter {
 
     deinit { try? handle?.close() }
 
-    /// Writes one record.
+    /// Set once a write failed (a full disk): later records are dropped, training goes on.
+    public private(set) var failure: String?
+
+    /// Writes one record as one line in one write; on failure, warns once on standard error
+    /// and stops writing (the checkpoints, not the metrics, are what a run must not lose).
     public func write(_ record: [String: Any]) {
-        guard let handle,
+        guard let handle, failure == nil,
               let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])
         else { return }
-        handle.write(data + Data("\n".utf8))
+        do {
+            try handle.write(contentsOf: data + Data("\n".utf8))
+        } catch {
+            failure = error.localizedDescription
+            FileHandle.standardError.write(Data("warning: cannot append to \(url.path) (\(error.localizedDescription)); metrics are no longer recorded, training goes on\n".utf8))
+        }
     }
 }

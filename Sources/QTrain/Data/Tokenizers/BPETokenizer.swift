@@ -222,6 +222,9 @@ extension BPETokenizer {
             byID[id] = content
             if a["special"] as? Bool ?? false { specials.insert(Int32(id)) }
         }
+        if let bad = byID.keys.first(where: { $0 < 0 || $0 > Int(Int32.max) }) {
+            throw QTrainError.data("\(source): token id \(bad) is outside 0..<2^31", hint: "the file is damaged; use the tokenizer.json that prepare wrote")
+        }
         let count = (byID.keys.max() ?? -1) + 1
         guard byID.count == count else { throw QTrainError.data("\(source): token ids are not 0..<\(count) without gaps") }
         let tokens = (0..<count).map { byID[$0]! }

@@ -1,0 +1,130 @@
+import XCTest
+@testable import QTrain
+
+/// Crafted inputs that used to crash or pass silently end in one clear error.
+final class HardeningTests: XCTestCase {
+    /// A shard whose token count is crafted so that count × width wraps past the size check.
+    func testShardCountThatWrapsIsRejected() throws {
+        let dir = temporaryDirectory(self)
+        let url = dir.appendingPathComponent("train-000.bin")
+        try ShardWriter.write([1, 2, 3, 4], vocabSize: 257, tokenizerHash: [UInt8](repeating: 7, count: 32), to: url)
+        var bytes = try [UInt8](Data(contentsOf: url))
+        // 2^63 + 4 tokens of 2 bytes: the product wraps to 8, exactly the bytes present.
+        let count = UInt64(1) << 63 | 4
+        for i in 0..<8 { bytes[24 + i] = UInt8(truncatingIfNeeded: count >> (8 * UInt64(i))) }
+        try Data(bytes).write(to: url)
+        XCTAssertThrowsError(try MappedShard(url: url)) { error in
+            XCTAssertTrue("\(error)".contains("header promises \(count) tokens"), "\(error)")
+        }
+    }
+
+    /// A tokenizer.json with a negative id (which filled the id table's gap check) is refused.
+    func testTokenizerWithNegativeIdIsRejected() throws {
+        let obj: [String: Any] = [
+            "model": ["type": "BPE", "vocab": ["a": -1, "b": 1, "<|endoftext|>": 2], "merges": [String]()],
+            "pre_tokenizer": ["type": "ByteLevel"],
+        ]
+        XCTAssertThrowsError(try BPETokenizer(huggingFaceJSON: obj, source: "t.json")) { error in
+            XCTAssertTrue("\(error)".contains("token id -1 is outside"), "\(error)")
+        }
+    }
+
+    /// Ternary bytes 243–255 (not five base-3 codes) and a non-finite scale are refused on load.
+    func testOutOfRangeTernaryBytesAndBadScalesAreRejected() throws {
+        var config = try RunConfig.load(path: repositoryFile("configs/tiny.yaml")).model
+        config.seqLen = 8
+        var quant = QuantConfig()
+        quant.mode = .dqt
+        let model = Model(config: config, quant: quant, batch: 1, ledger: nil)
+        model.weights.initialize(seed: 1, std: 0.05)
+        let dir = temporaryDirectory(self)
+        let url = dir.appendingPathComponent("model.safetensors")
+        let name = model.layout.specs[model.layout.blocks[0].q].name
+        for tamper in ["code", "scale"] {
+            try CheckpointFormat.modelWriter(model.weights).write(to: url)
+            let file = try SafetensorsFile(url: url)
+            let headerEnd = 8 + Int(try [UInt8](Data(contentsOf: url)).prefix(8).enumerated().reduce(0) { $0 | Int($1.1) << (8 * $1.0) })
+            var bytes = try [UInt8](Data(contentsOf: url))
+            if tamper == "code" {
+                bytes[headerEnd + (try file.entry(name)).range.lowerBound + 3] = 250
+            } else {
+                let at = headerEnd + (try file.entry(name + ".scale")).range.lowerBound
+                withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { for i in 0..<4 { bytes[at + i] = $0[i] } }
+            }
+            try Data(bytes).write(to: url)
+            let fresh = Model(config: config, quant: quant, batch: 1, ledger: nil)
+            XCTAssertThrowsError(try CheckpointFormat.loadModel(fresh.weights, from: SafetensorsFile(url: url))) { error in
+                XCTAssertTrue("\(error)".contains(tamper == "code" ? "holds byte 250 at offset 3" : "not one finite positive number"), "\(error)")
+            }
+        }
+    }
+
+    /// `generate --seed=-1` samples instead of trapping.
+    func testGenerateTakesANegativeSeed() throws {
+        let dir = temporaryDirectory(self)
+        let data = try makeSyntheticData(in: dir)
+        let run = dir.appendingPathComponent("run")
+        let t = try QTrainBinary.run(["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
+                                      "--set", "model.seq_len=16", "--set", "train.steps=2", "--set", "train.out_dir=\(run.path)"])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let g = try QTrainBinary.run(["generate", run.path, "--seed=-1", "--max-tokens", "5", "--prompt", "the"])
+        XCTAssertEqual(g.status, 0, g.stderr)
+        XCTAssertTrue(g.stdout.hasPrefix("the"), g.stdout)
+    }
+
+    /// `state.json` is validated as a whole: its step matches its directory and is not
+    /// negative, and it lists exactly the files a checkpoint holds (none can be dropped from
+    /// the checksum check); moments that are not finite are refused even with a matching checksum.
+    func testStateAndMomentsAreValidated() throws {
+        let dir = temporaryDirectory(self)
+        let data = try makeSyntheticData(in: dir)
+        let run = dir.appendingPathComponent("run")
+        let t = try QTrainBinary.run(["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
+                                      "--set", "model.seq_len=16", "--set", "train.steps=2", "--set", "quant.mode=dqt",
+                                      "--set", "train.out_dir=\(run.path)"])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let ckpt = run.appendingPathComponent("step-0000002"), stateURL = ckpt.appendingPathComponent("state.json")
+        let original = try Data(contentsOf: stateURL)
+        func edit(_ change: (inout [String: Any]) throws -> Void) throws {
+            var obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+            try change(&obj)
+            try JSONSerialization.data(withJSONObject: obj).write(to: stateURL)
+        }
+        let cases: [(String, (inout [String: Any]) throws -> Void)] = [
+            ("says step -5", { $0["step"] = -5 }),
+            ("says step 1, but the checkpoint directory is step-0000002", { $0["step"] = 1 }),
+            ("lists no checksum for model.safetensors", { $0["files"] = [String: String]() }),
+            ("lists a file this format does not have: extra", { obj in
+                var files = obj["files"] as! [String: String]
+                files["extra"] = "00"
+                obj["files"] = files
+            }),
+            ("impossible world size 0", { $0["world_size"] = 0 }),
+        ]
+        for (message, change) in cases {
+            try edit(change)
+            XCTAssertThrowsError(try Checkpointer.verify(ckpt), message) { XCTAssertTrue("\($0)".contains(message), "\($0)") }
+        }
+        // A NaN first moment with a checksum that matches it.
+        try original.write(to: stateURL)
+        let opt = ckpt.appendingPathComponent("optimizer.safetensors")
+        let file = try SafetensorsFile(url: opt)
+        var bytes = try [UInt8](Data(contentsOf: opt))
+        let headerLength = bytes.prefix(8).enumerated().reduce(0) { $0 | Int($1.1) << (8 * $1.0) }
+        let at = 8 + headerLength + (try file.entry("m")).range.lowerBound + 4 * 5
+        withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { for i in 0..<4 { bytes[at + i] = $0[i] } }
+        try Data(bytes).write(to: opt)
+        let digest = try sha256(of: opt)
+        try edit { obj in
+            var files = obj["files"] as! [String: String]
+            files["optimizer.safetensors"] = digest
+            obj["files"] = files
+        }
+        XCTAssertNoThrow(try Checkpointer.verify(ckpt))
+        let r = try QTrainBinary.run(["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
+                                      "--set", "model.seq_len=16", "--set", "train.steps=4", "--set", "quant.mode=dqt",
+                                      "--set", "train.out_dir=\(run.path)", "--set", "checkpoint.resume=true", "--resume", ckpt.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("m in \(opt.path) holds nan at element 5"), r.stderr)
+    }
+}

@@ -127,4 +127,51 @@ final class HardeningTests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("m in \(opt.path) holds nan at element 5"), r.stderr)
     }
+
+    /// A quantised run whose loss climbs far above its start warns (and stops with --debug);
+    /// one whose codes stop changing warns too.
+    func testDivergenceAndFrozenCodesAreFlagged() throws {
+        let dir = temporaryDirectory(self)
+        let data = try makeSyntheticData(in: dir)
+        func train(_ name: String, _ extra: [String]) throws -> CommandResult {
+            try QTrainBinary.run(["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
+                                  "--set", "model.seq_len=16", "--set", "quant.mode=dqt", "--set", "log.progress=lines",
+                                  "--set", "train.eval_every=0", "--set", "train.out_dir=\(dir.appendingPathComponent(name).path)"] + extra)
+        }
+        // DQT shrugs off even lr 0.9 on this data, so the loss rule is driven with crafted step results.
+        func result(_ loss: Double, changed: Int) -> TrainStep.Result {
+            var c = CodeChangeStats()
+            c.changed[.mlp] = changed
+            c.total[.mlp] = 100
+            return TrainStep.Result(loss: loss, lr: 1e-3, gradNorm: 1, codeChanges: c, phases: [:], communicationWait: 0)
+        }
+        var lines: [String] = []
+        let watch = DivergenceWatch(quant: QuantConfig.dqtForTests, debug: false, log: { lines.append($0) })
+        watch.start(reference: 5.5)
+        try watch.check(step: 1, result(6.8, changed: 3))  // within reference + max(1, 25%)
+        XCTAssertTrue(lines.isEmpty)
+        try watch.check(step: 2, result(48_000, changed: 3))
+        try watch.check(step: 3, result(50_000, changed: 3))
+        XCTAssertEqual(lines.count, 1, "warns once: \(lines)")
+        XCTAssertTrue(lines[0].hasPrefix("warning: the training loss 48000.0000 at step 2 is far above where the run started (5.5000)"), lines[0])
+        let strict = DivergenceWatch(quant: QuantConfig.dqtForTests, debug: true, log: { _ in })
+        strict.start(reference: 5.5)
+        XCTAssertThrowsError(try strict.check(step: 2, result(48_000, changed: 3))) { XCTAssertTrue("\($0)".contains("it is diverging"), "\($0)") }
+        XCTAssertNoThrow(try DivergenceWatch(quant: QuantConfig(), debug: true, log: { _ in }).check(step: 2, result(48_000, changed: 0)),
+                         "fp32 runs are left to the non-finite check")
+        let frozen = try train("frozen", ["--set", "optim.lr=1e-12", "--set", "train.steps=\(DivergenceWatch.patience + 5)"])
+        XCTAssertEqual(frozen.status, 0, frozen.stderr)
+        XCTAssertTrue(frozen.stdout.contains("no weight code has changed for \(DivergenceWatch.patience) steps"), frozen.stdout)
+        // A healthy run says neither.
+        let healthy = try train("healthy", ["--set", "train.steps=30"])
+        XCTAssertFalse(healthy.stdout.contains("warning:"), healthy.stdout)
+    }
+}
+
+extension QuantConfig {
+    static var dqtForTests: QuantConfig {
+        var q = QuantConfig()
+        q.mode = .dqt
+        return q
+    }
 }

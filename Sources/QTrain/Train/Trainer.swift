@@ -36,6 +36,7 @@ public final class Trainer {
     public let validator: Validator
     public let replicas: ReplicaMonitor
     public let metrics: MetricsLog
+    public let divergence: DivergenceWatch
     /// Writes and finds this run's checkpoints.
     public let checkpointer: Checkpointer
     /// What a checkpoint holds besides ``progress``.
@@ -88,6 +89,7 @@ public final class Trainer {
                                   config: config.dist, debug: options.debug, lastStep: config.train.steps, log: console.line)
         metrics = MetricsLog(console: console, every: config.log.every, lastStep: config.train.steps,
                              tokensPerStep: stepper.tokensPerStep, world: comm.worldSize)
+        divergence = DivergenceWatch(quant: config.quant, debug: options.debug, log: console.line)
         checkpointer = Checkpointer(run: runDirectory, config: config.checkpoint, comm: comm)
         checkpointed = [WeightsCheckpoint(model.weights), TokenizerCheckpoint(dataDirectory: dataDir),
                         OptimizerCheckpoint(optimizer, sharded: shards != nil)]
@@ -166,7 +168,9 @@ public final class Trainer {
         let total = config.train.steps
         if step == 0 {
             try replicas.check(at: 0)
-            metrics.initial(validationLoss: try validator.run(after: 0))
+            let initial = try validator.run(after: 0)
+            metrics.initial(validationLoss: initial)
+            divergence.start(reference: initial)
         }
         metrics.startClock()
         let started = Date()
@@ -177,6 +181,7 @@ public final class Trainer {
             lastLoss = result.loss
             let seconds = Date().timeIntervalSince(t0)
             injectDesyncIfAsked()
+            try divergence.check(step: step, result)
             if replicas.isDue(step: step) { try replicas.check(at: step) }
             stop = try agreedStopSignal().map(StopReason.signal) ?? (options.stopAt == step ? .asked : nil)
             let val = validator.isDue(step: step) ? try validator.run(after: step) : nil

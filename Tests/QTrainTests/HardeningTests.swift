@@ -166,6 +166,34 @@ final class HardeningTests: XCTestCase {
         let healthy = try train("healthy", ["--set", "train.steps=30"])
         XCTAssertFalse(healthy.stdout.contains("warning:"), healthy.stdout)
     }
+
+    /// `--weights ternary` on a model that is already ternary (BitNet's forward, ternary DQT)
+    /// leaves its forward weights exactly as they were; an 8-bit model is re-quantised.
+    func testTernaryWeightsPassThroughAlreadyTernaryModels() throws {
+        var config = try RunConfig.load(path: repositoryFile("configs/tiny.yaml")).model
+        config.seqLen = 8
+        var ternary = QuantConfig.dqtForTests
+        ternary.bits = 1.58
+        for (mode, bits) in [(QuantMode.bitnet, nil), (.dqt, 1.58), (.dqt, 8.0)] as [(QuantMode, Double?)] {
+            var q = QuantConfig()
+            q.mode = mode
+            q.bits = bits
+            let src = Model(config: config, quant: q, batch: 1, ledger: nil)
+            src.weights.initialize(seed: 4, std: 0.05)
+            let dst = Model(config: config, quant: ternary, batch: 1, ledger: nil)
+            Ternarizer.convert(from: src.weights, to: dst.weights)
+            let p = src.layout.blocks[0].gate, n = src.layout.specs[p].count
+            var a = [Float](repeating: 0, count: n), b = a
+            src.weights.writeValues(of: p, from: 0, count: n, into: &a)
+            dst.weights.writeValues(of: p, from: 0, count: n, into: &b)
+            if bits == 8 {
+                XCTAssertNotEqual(a, b, "8-bit weights are re-quantised")
+                XCTAssertLessThanOrEqual(Set(b).count, 3)
+            } else {
+                XCTAssertEqual(a, b, "\(mode) weights pass through unchanged")
+            }
+        }
+    }
 }
 
 extension QuantConfig {

@@ -67,9 +67,19 @@ public struct LoadedCheckpoint {
 }
 
 /// Re-quantisation of trained weights to ternary at load (absmean).
+///
+/// Tensors whose forward weights are already ternary codes times one step (BitNet's Q(W),
+/// ternary DQT) pass through unchanged: absmean over values that are already {−β, 0, β}
+/// would keep the codes but shrink the step by the tensor's non-zero fraction.
 public enum Ternarizer {
     public static func convert(from src: ModelWeights, to dst: ModelWeights) {
         for spec in src.layout.specs {
+            if let q = dst.codes(spec.index), let codes = ternaryCodes(src, spec), let step = src.policy.forwardCodeStep(src, of: spec.index) {
+                q.scale = 1 / step
+                q.targetScale = q.scale
+                q.setCodes { codes[$0] }
+                continue
+            }
             var values = [Float](repeating: 0, count: spec.count)
             values.withUnsafeMutableBufferPointer { src.writeValues(of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!) }
             if let q = dst.codes(spec.index) {
@@ -82,5 +92,13 @@ public enum Ternarizer {
             }
         }
         dst.refreshDerivedState()
+    }
+
+    /// The tensor's forward codes when they are all in {−1, 0, 1}.
+    static func ternaryCodes(_ w: ModelWeights, _ spec: ParameterSpec) -> [Int8]? {
+        guard w.policy.forwardCodeStep(w, of: spec.index) != nil else { return nil }
+        var codes = [Int8](repeating: 0, count: spec.count)
+        codes.withUnsafeMutableBufferPointer { w.policy.forwardCodes(w, of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!) }
+        return codes.allSatisfy { $0 >= -1 && $0 <= 1 } ? codes : nil
     }
 }

@@ -100,6 +100,9 @@ final class HardeningTests: XCTestCase {
                 obj["files"] = files
             }),
             ("impossible world size 0", { $0["world_size"] = 0 }),
+            ("key 'step' is missing", { $0["step"] = nil }),
+            ("key 'seed' has the wrong type", { $0["seed"] = "many" }),
+            ("the configuration stored in \(stateURL.path) cannot be read", { $0["config"] = "model: [unclosed" }),
         ]
         for (message, change) in cases {
             try edit(change)
@@ -193,6 +196,38 @@ final class HardeningTests: XCTestCase {
                 XCTAssertEqual(a, b, "\(mode) weights pass through unchanged")
             }
         }
+    }
+
+    /// A checksum-consistent malformed safetensors header makes a checkpoint invalid by the same
+    /// rule as a checksum mismatch: automatic resume skips it for the older one, and the length
+    /// is reported as the unsigned number it is.
+    func testMalformedHeaderFallsBackLikeAChecksumMismatch() throws {
+        let dir = temporaryDirectory(self)
+        let data = try makeSyntheticData(in: dir)
+        let run = dir.appendingPathComponent("run")
+        func train(_ steps: Int) throws -> CommandResult {
+            try QTrainBinary.run(["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
+                                  "--set", "model.seq_len=16", "--set", "train.steps=\(steps)", "--set", "checkpoint.every=1",
+                                  "--set", "quant.mode=dqt", "--set", "train.out_dir=\(run.path)"])
+        }
+        XCTAssertEqual(try train(2).status, 0)
+        let ckpt = run.appendingPathComponent("step-0000002"), model = ckpt.appendingPathComponent("model.safetensors")
+        var bytes = try [UInt8](Data(contentsOf: model))
+        for i in 0..<8 { bytes[i] = i == 7 ? 0x80 : 0 }
+        try Data(bytes).write(to: model)
+        let stateURL = ckpt.appendingPathComponent("state.json")
+        var obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: stateURL)) as? [String: Any])
+        var files = obj["files"] as! [String: String]
+        files["model.safetensors"] = try sha256(of: model)
+        obj["files"] = files
+        try JSONSerialization.data(withJSONObject: obj).write(to: stateURL)
+        XCTAssertThrowsError(try Checkpointer.verify(ckpt)) {
+            XCTAssertTrue("\($0)".contains("header length 9223372036854775808 does not fit the file"), "\($0)")
+        }
+        let r = try train(3)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("warning: skipping checkpoint step-0000002"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("resumed from \(run.path)/step-0000001 at step 1"), r.stdout)
     }
 }
 

@@ -175,8 +175,9 @@ public final class Checkpointer {
         let state: CheckpointState
         do {
             state = try JSONDecoder().decode(CheckpointState.self, from: data)
-        } catch {
-            throw QTrainError(.checkpoint, "\(stateURL.path) is not a valid checkpoint state: \(error)")
+        } catch let error as DecodingError {
+            throw QTrainError(.checkpoint, "\(stateURL.path) is not a valid checkpoint state: \(describe(error))",
+                              hint: "the file is damaged; use another checkpoint")
         }
         guard state.format == CheckpointFormat.version else {
             throw QTrainError(.checkpoint, "\(dir.path) has checkpoint format \(state.format); this build reads \(CheckpointFormat.version)")
@@ -201,6 +202,12 @@ public final class Checkpointer {
             throw QTrainError(.checkpoint, "\(stateURL.path) lists a file this format does not have: \(extra)",
                               hint: "the file is damaged; use another checkpoint")
         }
+        do {
+            _ = try RunConfig.parse(yaml: state.config)
+        } catch {
+            throw QTrainError(.checkpoint, "the configuration stored in \(stateURL.path) cannot be read: \(error)",
+                              hint: "the file is damaged; use another checkpoint")
+        }
         for (name, expected) in state.files.sorted(by: { $0.key < $1.key }) {
             let url = dir.appendingPathComponent(name)
             guard let actual = try? sha256(of: url) else {
@@ -209,8 +216,20 @@ public final class Checkpointer {
             guard actual == expected else {
                 throw QTrainError(.checkpoint, "\(url.path) does not match the SHA-256 in state.json (truncated or modified)")
             }
+            if name.hasSuffix(".safetensors") { _ = try SafetensorsFile(url: url) }
         }
         return state
+    }
+
+    /// A decoding error as one sentence: which key, and what is wrong with it.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ c: [CodingKey]) -> String { c.map(\.stringValue).joined(separator: ".") }
+        switch error {
+        case .keyNotFound(let key, let ctx): return "key '\(path(ctx.codingPath + [key]))' is missing"
+        case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx): return "key '\(path(ctx.codingPath))' has the wrong type"
+        case .dataCorrupted(let ctx): return ctx.codingPath.isEmpty ? "it is not JSON" : "key '\(path(ctx.codingPath))' is malformed"
+        @unknown default: return "\(error)"
+        }
     }
 
     /// What to resume from: `explicit` when given (it must be valid); otherwise the newest valid

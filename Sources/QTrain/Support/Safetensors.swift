@@ -40,8 +40,12 @@ public final class SafetensorsFile {
             throw QTrainError(.checkpoint, "cannot read \(url.path): \(error.localizedDescription)")
         }
         guard data.count >= 8 else { throw bad("shorter than its 8-byte header length") }
-        let n = data.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard n > 0, n <= data.count - 8, n < 100_000_000 else { throw bad("header length \(n) does not fit the file") }
+        // Checked as read (unsigned), before it becomes an Int that could be negative.
+        let length = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard length > 0, length <= UInt64(data.count - 8), length < 100_000_000 else {
+            throw bad("header length \(length) does not fit the file")
+        }
+        let n = Int(length)
         dataStart = 8 + n
         guard let json = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as? [String: Any] else {
             throw bad("the header is not a JSON object")

@@ -229,6 +229,25 @@ final class HardeningTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("warning: skipping checkpoint step-0000002"), r.stdout)
         XCTAssertTrue(r.stdout.contains("resumed from \(run.path)/step-0000001 at step 1"), r.stdout)
     }
+
+    /// Sizes no machine can hold end in one message with the numbers, before any allocation;
+    /// the estimate stays close to what the ledger then allocates for a real config.
+    func testOversizedConfigsAreRefusedBeforeAllocating() throws {
+        for override in ["model.dim=4294967296", "model.vocab_size=1000000000000", "train.micro_batch=1000000000", "model.n_layers=100000000"] {
+            let r = try QTrainBinary.run(["bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", override, "--steps", "1"], timeout: 60)
+            XCTAssertEqual(r.status, 2, "\(override): \(r.stdout) \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("this run needs about"), "\(override): \(r.stderr)")
+            XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr)
+        }
+        var c = try RunConfig.load(path: repositoryFile("configs/small.yaml"))
+        c.quant.mode = .dqt
+        let B = c.train.microBatch
+        let plan = MemoryPlan(c, microBatch: B)
+        let session = try BenchSession(config: c, comm: SingleProcessCommunicator())
+        let ledger = session.ledger
+        XCTAssertEqual(plan.parameters, Double(session.model.layout.count), accuracy: 1)
+        XCTAssertEqual(plan.totalBytes, Double(ledger.totalBytes), accuracy: 0.1 * Double(ledger.totalBytes), "B=\(B)")
+    }
 }
 
 extension QuantConfig {

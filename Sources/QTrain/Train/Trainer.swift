@@ -75,6 +75,7 @@ public final class Trainer {
                 "the data in \(dataDir.path) has a vocabulary of \(trainData.vocabSize), larger than model.vocab_size = \(config.model.vocabSize)",
                 hint: "set model.vocab_size to at least \(trainData.vocabSize)")
         }
+        try MemoryPlan(config, microBatch: B).check(ranksPerNode: perNode)
         model = Model(config: config.model, quant: config.quant, batch: B, ledger: ledger)
         model.weights.initialize(seed: UInt64(config.train.seed), std: Float(config.model.initStd))
         let shards = config.dist.shardOptimizer && comm.worldSize > 1 ? ShardPlan(layout: model.layout, world: comm.worldSize) : nil

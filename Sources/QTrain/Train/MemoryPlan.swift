@@ -1,0 +1,54 @@
+import Foundation
+
+/// What a run will allocate per rank, estimated from its config before anything is allocated
+/// (in Float64, so absurd sizes cannot overflow), and the check that it fits this machine: a
+/// config that cannot fit ends in one message with the numbers, not in an out-of-memory crash
+/// after minutes of allocation.
+public struct MemoryPlan: Sendable {
+    public var parameters: Double
+    /// Weights, gradients and AdamW state.
+    public var stateBytes: Double
+    /// The activation arena for `microBatch` sequences.
+    public var activationBytes: Double
+    public var totalBytes: Double { stateBytes + activationBytes }
+
+    public init(_ config: RunConfig, microBatch: Int) {
+        let m = config.model
+        let C = Double(m.dim), F = Double(m.hiddenDim), V = Double(m.vocabSize), L = Double(m.nLayers)
+        let H = Double(m.nHeads), T = Double(m.seqLen), N = Double(microBatch) * T
+        let matrices = 2 * V * C + L * (4 * C * C + 3 * F * C)
+        parameters = matrices + L * 2 * C + C
+        let weightBytes: Double
+        switch config.quant.mode {
+        case .fp32: weightBytes = 4
+        case .bitnet: weightBytes = config.quant.latentType == .bf16 ? 2 : 4
+        case .dqt: weightBytes = config.quant.grid.storageBitsPerCode / 8
+        }
+        let stateSize: Double = config.optim.stateDtype == .fp32 ? 8 : 4
+        stateBytes = parameters * (weightBytes + 4 + stateSize)
+        // The arena of Activations: kept per block, then the head, then backward temporaries.
+        let perBlock = N * C * 8 + 2 * N + Double(microBatch) * H * T * T + 3 * N * F
+        activationBytes = 4 * (L * perBlock + N * C * 7 + N * V + 3 * N * F)
+    }
+
+    /// This machine's physical memory.
+    public static var physicalBytes: Double {
+        Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// Throws when the plan cannot fit `ranksPerNode` ranks in this machine's memory.
+    public func check(ranksPerNode: Int) throws {
+        let available = Self.physicalBytes
+        let needed = totalBytes * Double(max(ranksPerNode, 1))
+        guard needed < available else {
+            throw QTrainError.config(
+                String(format: "this run needs about %@ per rank (%@ parameters: %@ of weights, gradients and AdamW state, %@ of activations), %d rank(s) on a machine with %@",
+                       formatBytes(needed / Double(max(ranksPerNode, 1))), formatCount(parameters), formatBytes(stateBytes),
+                       formatBytes(activationBytes), ranksPerNode, formatBytes(available)),
+                hint: "lower model.dim, model.n_layers, model.vocab_size, model.seq_len or train.micro_batch")
+        }
+    }
+}
+
+private func formatBytes(_ b: Double) -> String { b > 9e18 ? String(format: "%.3g B", b) : QTrain.formatBytes(Int(b)) }
+private func formatCount(_ n: Double) -> String { n > 9e18 ? String(format: "%.3g", n) : QTrain.formatCount(Int(n)) }

@@ -248,6 +248,18 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(plan.parameters, Double(session.model.layout.count), accuracy: 1)
         XCTAssertEqual(plan.totalBytes, Double(ledger.totalBytes), accuracy: 0.1 * Double(ledger.totalBytes), "B=\(B)")
     }
+
+    /// A corpus too small for a validation split fails in prepare, naming what to change.
+    func testPrepareRefusesAnEmptyValidationSplit() throws {
+        let docs = (0..<3).map { Document(name: "d\($0).txt", text: "text \($0)") }
+        XCTAssertThrowsError(try DataPreparer.split(docs, valEvery: 10)) { error in
+            XCTAssertTrue("\(error)".contains("3 documents with --val-every 10 leave no document for validation"), "\(error)")
+            XCTAssertTrue("\(error)".contains("use --val-every 4 or fewer"), "\(error)")
+        }
+        let (train, validation) = try DataPreparer.split(docs, valEvery: 4)
+        XCTAssertEqual(validation.map(\.name), ["d2.txt"])
+        XCTAssertEqual(train.count, 2)
+    }
 }
 
 extension QuantConfig {

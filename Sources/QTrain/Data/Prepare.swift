@@ -38,6 +38,12 @@ public enum DataPreparer {
         for (i, doc) in documents.enumerated() {
             if i % valEvery == valEvery / 2 { validation.append(doc) } else { train.append(doc) }
         }
+        // An empty split would only surface later, as train asking for the prepare that just ran.
+        guard !validation.isEmpty else {
+            throw QTrainError.data(
+                "\(documents.count) documents with --val-every \(valEvery) leave no document for validation (document \(valEvery / 2) of every \(valEvery) goes there)",
+                hint: "use --val-every \(max(2, min(valEvery, 2 * (documents.count - 1)))) or fewer, or a larger corpus")
+        }
         return (train, validation)
     }
 

@@ -192,6 +192,9 @@ final class HardeningTests: XCTestCase {
             if bits == 8 {
                 XCTAssertNotEqual(a, b, "8-bit weights are re-quantised")
                 XCTAssertLessThanOrEqual(Set(b).count, 3)
+                // Absmean: the ternary step is mean|W| of the 8-bit weights.
+                let beta = a.reduce(0) { $0 + abs($1) } / Float(n)
+                XCTAssertEqual(b.map { abs($0) }.max()!, beta, accuracy: 1e-5 * beta, "8-bit weights take the absmean step")
             } else {
                 XCTAssertEqual(a, b, "\(mode) weights pass through unchanged")
             }

@@ -76,7 +76,6 @@ public enum Ternarizer {
         for spec in src.layout.specs {
             if let q = dst.codes(spec.index), let codes = ternaryCodes(src, spec), let step = src.policy.forwardCodeStep(src, of: spec.index) {
                 q.scale = 1 / step
-                q.targetScale = q.scale
                 q.setCodes { codes[$0] }
                 continue
             }

@@ -39,15 +39,16 @@ public final class DQTPolicy: WeightPolicy {
         for spec in w.layout.specs {
             guard let q = w.codes(spec.index) else { continue }
             let maxCode = q.maxCode()
-            q.targetScale = maxCode > 0 ? q.scale * Float(q.grid.qp) / Float(maxCode) : q.scale
+            q.pendingScale = maxCode > 0 ? q.scale * Float(q.grid.qp) / Float(maxCode) : q.scale
         }
     }
 
     /// Commits the scales the update rounded onto.
     public func refresh(_ w: ModelWeights) {
         for spec in w.layout.specs {
-            guard let q = w.codes(spec.index) else { continue }
-            q.scale = q.targetScale
+            guard let q = w.codes(spec.index), let next = q.pendingScale else { continue }
+            q.scale = next
+            q.pendingScale = nil
         }
     }
 }

@@ -13,15 +13,15 @@ public final class QuantizedTensor: @unchecked Sendable {
     public let packed: AlignedBuffer<UInt8>
     /// Codes per unit value: the grid step is 1/scale.
     public var scale: Float
-    /// The scale the next update rounds onto: ``scale`` unless a scale rule moves it
-    /// (``ScaleRule/rescale``); the weight policy commits it after the update.
-    public var targetScale: Float
+    /// The scale the next update rounds onto when a scale rule moves it (``ScaleRule/rescale``):
+    /// set before the update, committed to ``scale`` and cleared after it by the weight policy.
+    /// Nil otherwise, so whoever sets ``scale`` needs to know nothing of it.
+    public var pendingScale: Float?
 
     public init(grid: QuantGrid, count: Int, scale: Float = 1, ledger: MemoryLedger?) {
         self.grid = grid
         self.count = count
         self.scale = scale
-        targetScale = scale
         packed = AlignedBuffer(count: grid.packedBytes(count), category: .weights, ledger: ledger)
     }
 
@@ -30,7 +30,6 @@ public final class QuantizedTensor: @unchecked Sendable {
     public func initialize(absmean values: UnsafePointer<Float>) {
         let mean = qk_abs_sum(values, Int64(count)) / Double(max(count, 1))
         scale = mean > 0 ? Float(Double(grid.qp) / mean) : 1
-        targetScale = scale
         setCodes { i in
             let x = (values[i] * scale).rounded(.toNearestOrEven)
             return Int8(Swift.min(Swift.max(x, Float(grid.qn)), Float(grid.qp)))

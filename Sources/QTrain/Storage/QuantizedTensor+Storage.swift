@@ -2,7 +2,7 @@ import QKernels
 
 /// Packed codes plus one scale as a parameter tensor's storage (DQT). The update is the fused
 /// pass of PAPER.md: AdamW proposal on the grid of ``QuantizedTensor/scale``, stochastic
-/// rounding onto the grid of ``QuantizedTensor/targetScale``.
+/// rounding onto the grid of ``QuantizedTensor/pendingScale`` when a scale rule moved it.
 extension QuantizedTensor: TensorStorage {
     public var isQuantized: Bool { true }
 
@@ -39,7 +39,6 @@ extension QuantizedTensor: TensorStorage {
         }
         let mean = absSum / Double(count)
         scale = mean > 0 ? Float(Double(grid.qp) / mean) : 1
-        targetScale = scale
         let s = scale, lo = Float(grid.qn), hi = Float(grid.qp)
         var codes = [Int8](repeating: 0, count: chunk)
         for start in stride(from: 0, to: count, by: chunk) {
@@ -55,7 +54,6 @@ extension QuantizedTensor: TensorStorage {
     /// Gains of 1: every code qp under scale qp.
     public func initializeOnes() {
         scale = Float(grid.qp)
-        targetScale = scale
         setCodes { _ in Int8(self.grid.qp) }
     }
 
@@ -63,7 +61,7 @@ extension QuantizedTensor: TensorStorage {
         let stream = RandomStream(seed: step.seed, purpose: .stochasticRounding, tensor: step.tensor, step: step.step)
         let key = [stream.key.0, stream.key.1]
         let (qn, qp, bits) = (Int32(grid.qn), Int32(grid.qp), Int32(grid.bits))
-        let (scaleOld, scaleNew, codes) = (scale, targetScale, packed.pointer)
+        let (scaleOld, scaleNew, codes) = (scale, pendingScale ?? scale, packed.pointer)
         return { e, n, g, m, v, p in
             precondition(e % 40 == 0, "DQT update slices must start at a multiple of 40")
             return Int(qk_dqt_update(codes, bits, qn, qp, Int64(e), Int64(n), g, m, v, scaleOld, scaleNew,
@@ -84,7 +82,6 @@ extension QuantizedTensor: TensorStorage {
         var s = scale
         let r = try withUnsafeMutableBytes(of: &s) { try body($0) }
         scale = s
-        targetScale = s
         return r
     }
 
@@ -118,7 +115,6 @@ extension QuantizedTensor: TensorStorage {
                               hint: "the file is damaged; use an older checkpoint")
         }
         scale = s[0]
-        targetScale = scale
     }
 
     /// Moves the first code one step along the grid.

@@ -48,17 +48,8 @@ final class Activations {
         L = config.nLayers
         V = config.vocabSize
         let N = B * T
-        scoreSlots = max(Threads.count, Threads.availableCores)
-        let sizes: [(String, Int)] = [
-            ("residual", (L + 1) * N * C), ("ln1", L * N * C), ("ln1Rstd", L * N), ("qkv", L * N * 3 * C),
-            ("probs", L * B * H * T * T), ("attOut", L * N * C), ("residualMid", L * N * C), ("ln2", L * N * C),
-            ("ln2Rstd", L * N), ("h13", L * N * 2 * F), ("hact", L * N * F), ("lnf", N * C), ("lnfRstd", N),
-            ("logits", N * V), ("losses", N),
-            ("dResidual", N * C), ("dNorm", N * C), ("dQKV", N * 3 * C), ("dAttOut", N * C),
-            ("dH13", N * 2 * F), ("dHact", N * F), ("dScores", scoreSlots * T * T),
-            ("normPartials", RMSNorm.partialCount(rows: N) * C),
-            ("inputCodes", keepsInputCodes ? (N * max(C, F) + 3) / 4 : 0), ("inputScales", keepsInputCodes ? N : 0),
-        ]
+        scoreSlots = Self.scoreSlots
+        let sizes = Self.floatCounts(config: config, B: B, T: T, keepsInputCodes: keepsInputCodes).map { ($0.0, Int($0.1)) }
         var total = 0
         var offsets: [String: Int] = [:]
         for (name, n) in sizes {
@@ -77,6 +68,28 @@ final class Activations {
         inputCodes = keepsInputCodes ? UnsafeMutableRawPointer(view("inputCodes")).bindMemory(to: Int8.self, capacity: N * max(C, F)) : nil
         inputScales = keepsInputCodes ? view("inputScales") : nil
         self.offsets = offsets
+    }
+
+    /// Attention's per-thread score buffers.
+    static var scoreSlots: Int { max(Threads.count, Threads.availableCores) }
+
+    /// The views of the arena in order, with their sizes in floats: what `init` allocates and
+    /// ``MemoryPlan`` counts before anything is allocated. In Float64, so that a config no
+    /// machine could hold cannot overflow the count.
+    static func floatCounts(config: ModelConfig, B: Int, T: Int, keepsInputCodes: Bool) -> [(String, Double)] {
+        let C = Double(config.dim), F = Double(config.hiddenDim), H = Double(config.nHeads)
+        let L = Double(config.nLayers), V = Double(config.vocabSize), b = Double(B), t = Double(T), N = b * t
+        return [
+            ("residual", (L + 1) * N * C), ("ln1", L * N * C), ("ln1Rstd", L * N), ("qkv", L * N * 3 * C),
+            ("probs", L * b * H * t * t), ("attOut", L * N * C), ("residualMid", L * N * C), ("ln2", L * N * C),
+            ("ln2Rstd", L * N), ("h13", L * N * 2 * F), ("hact", L * N * F), ("lnf", N * C), ("lnfRstd", N),
+            ("logits", N * V), ("losses", N),
+            ("dResidual", N * C), ("dNorm", N * C), ("dQKV", N * 3 * C), ("dAttOut", N * C),
+            ("dH13", N * 2 * F), ("dHact", N * F), ("dScores", Double(scoreSlots) * t * t),
+            ("normPartials", (N / Double(RMSNorm.chunkRows)).rounded(.up) * C),
+            // int8 codes, four to a float
+            ("inputCodes", keepsInputCodes ? ((N * max(C, F) + 3) / 4).rounded(.down) : 0), ("inputScales", keepsInputCodes ? N : 0),
+        ]
     }
 
     /// Bytes of the one allocation.

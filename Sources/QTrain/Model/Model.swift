@@ -66,10 +66,7 @@ public final class Model {
         tokenCopy = AlignedBuffer(count: batch * config.seqLen, category: .activations, ledger: ledger)
         quantizesActivations = quantizesInputs
         let l = layout
-        func linear(_ params: [Int]) -> LinearWeights {
-            LinearWeights(matrix: StackedMatrix(params, layout: l), weights: weights,
-                          scratch: scratch.weights.pointer, scratchCount: scratch.weights.count)
-        }
+        func linear(_ params: [Int]) -> LinearWeights { LinearWeights(StackedMatrix(params, layout: l), weights, scratch) }
         qkvMatrices = l.blocks.map { linear([$0.q, $0.k, $0.v]) }
         oMatrices = l.blocks.map { linear([$0.o]) }
         upMatrices = l.blocks.map { linear([$0.gate, $0.up]) }
@@ -78,9 +75,7 @@ public final class Model {
     }
 
     /// `matrix` as a linear layer's weights, with this model's scratch for materialised rows.
-    func linearWeights(_ matrix: StackedMatrix) -> LinearWeights {
-        LinearWeights(matrix: matrix, weights: weights, scratch: scratch.weights.pointer, scratchCount: scratch.weights.count)
-    }
+    func linearWeights(_ matrix: StackedMatrix) -> LinearWeights { LinearWeights(matrix, weights, scratch) }
 
     /// FP32 gain vector `p` for a norm layer (its forward values written into scratch when the
     /// policy does not use it as stored, as under `quant.scope: all`).
@@ -240,4 +235,11 @@ public final class Model {
 
     /// Sets every gradient to zero.
     public func zeroGradients() { gradients.zero() }
+}
+
+extension LinearWeights {
+    /// `matrix` of `weights`, materialising rows into `scratch` when they are not stored as FP32.
+    init(_ matrix: StackedMatrix, _ weights: ModelWeights, _ scratch: Scratch) {
+        self.init(matrix: matrix, weights: weights, scratch: scratch.weights.pointer, scratchCount: scratch.weights.count)
+    }
 }

@@ -6,7 +6,7 @@ import Foundation
 /// after minutes of allocation.
 public struct MemoryPlan: Sendable {
     public var parameters: Double
-    /// Weights, gradients and AdamW state.
+    /// Weights, gradients, AdamW state and weight scratch.
     public var stateBytes: Double
     /// The activation arena for `microBatch` sequences.
     public var activationBytes: Double
@@ -15,7 +15,6 @@ public struct MemoryPlan: Sendable {
     public init(_ config: RunConfig, microBatch: Int) {
         let m = config.model
         let C = Double(m.dim), F = Double(m.hiddenDim), V = Double(m.vocabSize), L = Double(m.nLayers)
-        let H = Double(m.nHeads), T = Double(m.seqLen), N = Double(microBatch) * T
         let matrices = 2 * V * C + L * (4 * C * C + 3 * F * C)
         parameters = matrices + L * 2 * C + C
         let weightBytes: Double
@@ -25,10 +24,14 @@ public struct MemoryPlan: Sendable {
         case .dqt: weightBytes = config.quant.grid.storageBitsPerCode / 8
         }
         let stateSize: Double = config.optim.stateDtype == .fp32 ? 8 : 4
-        stateBytes = parameters * (weightBytes + 4 + stateSize)
-        // The arena of Activations: kept per block, then the head, then backward temporaries.
-        let perBlock = N * C * 8 + 2 * N + Double(microBatch) * H * T * T + 3 * N * F
-        activationBytes = 4 * (L * perBlock + N * C * 7 + N * V + 3 * N * F)
+        // Quantised weights are materialised a block at a time into scratch (the largest block matrix).
+        let scratch = config.quant.mode == .fp32 ? 0 : 4 * max(2 * F * C, 3 * C * C, C * F)
+        stateBytes = parameters * (weightBytes + 4 + stateSize) + scratch
+        // The activation arena, counted view by view as Activations allocates it.
+        let codes = config.quant.mode != .fp32 && config.quant.activationBits > 0
+            && (config.quant.compute == .int8 || config.quant.compute == .auto)
+        activationBytes = 4 * Activations.floatCounts(config: m, B: microBatch, T: m.seqLen, keepsInputCodes: codes)
+            .reduce(0) { $0 + $1.1 }
     }
 
     /// This machine's physical memory.

@@ -53,7 +53,8 @@ public final class Int8Matmul: MatmulBackend {
                 }
                 let status = qk_int8_gemm_nt(Int64(M), Int64(n), Int64(K), a, Int64(K), codes.pointer, Int64(K),
                                              products.pointer, Int64(n))
-                precondition(status == 0, "oneDNN's int8 GEMM failed with status \(status)")
+                // Checked in every build (this module compiles with -Ounchecked, which drops preconditions).
+                if status != 0 { fatalError("oneDNN's int8 GEMM failed with status \(status)") }
                 let dst = out + part.rows.lowerBound + r0
                 Threads.parallelFor(M, minChunk: 16) { r in
                     qk_rescale_i32(dst + r.lowerBound * N, Int64(N), self.products.pointer + r.lowerBound * n, Int64(n),

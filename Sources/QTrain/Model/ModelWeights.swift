@@ -64,7 +64,7 @@ public final class ModelWeights: @unchecked Sendable {
 
     /// Pointer to FP32 tensor `p`, which must be stored as FP32.
     public func densePointer(_ p: Int) -> UnsafeMutablePointer<Float> {
-        guard let f = storage[p] as? FP32Storage else { preconditionFailure("\(layout.specs[p].name) is not stored as FP32") }
+        guard let f = storage[p] as? FP32Storage else { fatalError("\(layout.specs[p].name) is not stored as FP32") }
         return f.pointer
     }
 

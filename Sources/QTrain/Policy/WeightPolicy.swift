@@ -28,7 +28,7 @@ public protocol WeightPolicy: AnyObject {
 extension WeightPolicy {
     public func forwardCodeStep(_ w: ModelWeights, of p: Int) -> Float? { nil }
     public func forwardCodes(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>) {
-        preconditionFailure("\(w.layout.specs[p].name) has no integer codes under this policy")
+        fatalError("\(w.layout.specs[p].name) has no integer codes under this policy")
     }
     public func prepareUpdate(_ w: ModelWeights) {}
     public func refresh(_ w: ModelWeights) {}

@@ -162,7 +162,7 @@ public final class Trainer {
     }
 
     /// Trains from ``step`` to `train.steps`; stops early, at a step boundary agreed by all
-    /// ranks, on SIGTERM or SIGUSR1 (or after `--stop-at`), always with a checkpoint.
+    /// ranks, on SIGTERM, SIGUSR1 or a first SIGINT (or after `--stop-at`), always with a checkpoint.
     public func run() throws -> TrainingSummary {
         qk_install_stop_handlers()
         try prepareRunDirectory()

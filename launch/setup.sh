@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what qtrain needs on a Debian/Ubuntu machine, when missing:
 # Open MPI and OpenBLAS (development files), pkg-config, Python with pip (for `prepare`), and
-# oneDNN's runtime library (libdnnl2: the int8 compute path loads it when it runs; without it
-# that path falls back to fp32).
+# oneDNN (libdnnl-dev: its headers let the build include the BF16 matmul; the int8 and bf16
+# compute paths load the library when they run; without it they fall back to fp32).
 # Swift itself (6.0 or newer) must already be on PATH. Safe to run again: it only installs
 # what is absent. Set QTRAIN_SKIP_APT=1 to skip the package step.
 set -euo pipefail
@@ -14,8 +14,9 @@ pkg-config --exists ompi-c 2>/dev/null || need+=(libopenmpi-dev)
 command -v mpirun >/dev/null || need+=(openmpi-bin)
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
-[ -e /usr/lib/x86_64-linux-gnu/libdnnl.so.2 ] || [ -e /usr/lib/aarch64-linux-gnu/libdnnl.so.2 ] \
-    || ldconfig -p 2>/dev/null | grep -q 'libdnnl\.so\.2' || need+=(libdnnl2)
+[ -e /usr/include/oneapi/dnnl/dnnl.h ] && { [ -e /usr/lib/x86_64-linux-gnu/libdnnl.so.2 ] \
+    || [ -e /usr/lib/aarch64-linux-gnu/libdnnl.so.2 ] || ldconfig -p 2>/dev/null | grep -q 'libdnnl\.so\.2'; } \
+    || need+=(libdnnl-dev)
 
 if [ "${#need[@]}" -gt 0 ] && [ "${QTRAIN_SKIP_APT:-0}" != 1 ]; then
     echo "setup: installing ${need[*]}"

@@ -59,8 +59,10 @@ struct BenchCommand: ParsableCommand {
 
     /// `--set` overrides that select a mode.
     static func overrides(forMode mode: String) throws -> [String] {
-        // Suffixes add options to a mode: +bf16-state (AdamW state), +int8 / +reference (compute path).
-        let suffixes = ["+bf16-state": "optim.state_dtype=bf16", "+int8": "quant.compute=int8", "+reference": "quant.compute=reference"]
+        // Suffixes add options to a mode: +bf16-state (AdamW state), +int8 / +int8-bf16 /
+        // +reference (compute path).
+        let suffixes = ["+bf16-state": "optim.state_dtype=bf16", "+int8": "quant.compute=int8",
+                        "+int8-bf16": "quant.compute=int8-bf16", "+reference": "quant.compute=reference"]
         for (suffix, option) in suffixes where mode.hasSuffix(suffix) {
             return try overrides(forMode: String(mode.dropLast(suffix.count))) + [option]
         }
@@ -71,7 +73,7 @@ struct BenchCommand: ParsableCommand {
         case "dqt": return ["quant.mode=dqt"]
         default:
             if mode.hasPrefix("dqt:") { return ["quant.mode=dqt", "quant.bits=\(mode.dropFirst(4))"] }
-            throw QTrainError(.config, "unknown bench mode '\(mode)'", hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N, optionally followed by +bf16-state, +int8 or +reference")
+            throw QTrainError(.config, "unknown bench mode '\(mode)'", hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N, optionally followed by +bf16-state, +int8, +int8-bf16 or +reference")
         }
     }
 
@@ -79,10 +81,17 @@ struct BenchCommand: ParsableCommand {
         let configs = try modes.map { try RunConfig.load(path: options.config, overrides: options.overrides + (try Self.overrides(forMode: $0))) }
         let results = try Benchmark.interleaved(configs: configs, steps: steps, warmup: warmup, log: { print($0) })
         let base = results[0].stepSeconds
-        print("\nmode          step s   ×first  tokens/s    MFU   (interleaved; peak \(String(format: "%.1f", results[0].peakGFLOPS)) GFLOP/s)")
+        let peaks = [String(format: "SGEMM %.1f GFLOP/s", results[0].peakGFLOPS)]
+            + (results.compactMap(\.int8PeakGOPS).first.map { [String(format: "int8 %.1f GOP/s", $0)] } ?? [])
+            + (results.compactMap(\.bf16PeakGFLOPS).first.map { [String(format: "bf16 %.1f GFLOP/s", $0)] } ?? [])
+        print("\ninterleaved; measured peaks: " + peaks.joined(separator: ", "))
+        let width = max(12, modes.map(\.count).max() ?? 0)
+        print("mode".padding(toLength: width, withPad: " ", startingAt: 0)
+            + "   step s   ×first  tokens/s    MFU  path peak  path MFU")
         for (mode, r) in zip(modes, results) {
-            print(mode.padding(toLength: 12, withPad: " ", startingAt: 0)
-                + String(format: " %7.3f  %6.3f  %8.1f  %5.3f", r.stepSeconds, r.stepSeconds / base, r.tokensPerSecond, r.mfu))
+            print(mode.padding(toLength: width, withPad: " ", startingAt: 0)
+                + String(format: "  %7.3f  %6.3f  %8.1f  %5.3f  %9.1f  %8.3f", r.stepSeconds, r.stepSeconds / base,
+                         r.tokensPerSecond, r.mfu, r.pathPeakGFLOPS ?? r.peakGFLOPS, r.pathMFU))
         }
         if json {
             var objs: [[String: Any]] = []

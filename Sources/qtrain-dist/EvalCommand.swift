@@ -18,6 +18,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "on (as trained) or off: no int8 quantisation of linear-layer inputs, as a plain LLaMA computes.")
     var activationQuant: Switch = .on
 
+    @Option(help: "The matmul path (quant.compute): fp32, reference, int8, int8-bf16 or auto (the default; the backward half of int8-bf16 does not run in eval).")
+    var compute: ComputePath = .auto
+
     @Option(help: "Evaluate at most this many windows (spread evenly). Default: all.")
     var sequences: Int?
 
@@ -31,12 +34,12 @@ struct EvalCommand: ParsableCommand {
         try reportingErrors {
             let ckpt = try LoadedCheckpoint(path: URL(fileURLWithPath: checkpoint), log: { print($0) })
             Threads.configure(ckpt.config.train.threads > 0 ? ckpt.config.train.threads : Threads.availableCores)
-            let model = try ckpt.model(batch: batch, weights: weights)
+            let model = try ckpt.model(batch: batch, weights: weights, compute: compute)
             if activationQuant == .off { model.quantizesActivations = false }
             let source = URL(fileURLWithPath: data ?? ckpt.config.data.dir)
             let tokens = try Evaluation.tokens(from: source, tokenizer: ckpt.tokenizer)
             let r = try Evaluation.run(model: model, tokens: tokens, tokenizer: ckpt.tokenizer, maxSequences: sequences)
-            print("checkpoint \(ckpt.directory.path) (step \(ckpt.state.step), \(ckpt.config.quant.label), weights \(weights.rawValue), activation quantisation \(model.quantizesActivations ? "on" : "off"))")
+            print("checkpoint \(ckpt.directory.path) (step \(ckpt.state.step), \(ckpt.config.quant.label), weights \(weights.rawValue), activation quantisation \(model.quantizesActivations ? "on" : "off"), compute \(model.backend.name))")
             print("data \(source.path): \(r.sequences) windows of \(ckpt.config.model.seqLen) tokens")
             print(String(format: "loss %.4f | perplexity %.3f | bits per byte %.4f | tokens %d", r.loss, r.perplexity, r.bitsPerByte, r.tokens))
             if let logitsOut {

@@ -30,6 +30,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "stored, or ternary: re-quantise every quantised matrix to ternary at load.")
     var weights: WeightChoice = .stored
 
+    @Option(help: "fp32, or int8 (or auto, the default): int8 multiplies the linear layers' int8 inputs by their integer weight codes where the model has them.")
+    var compute: ComputePath = .auto
+
     @Flag(help: "Print tokens per second at the end (to standard error).")
     var timing = false
 
@@ -44,7 +47,8 @@ struct GenerateCommand: ParsableCommand {
             let ckpt = try LoadedCheckpoint(path: URL(fileURLWithPath: checkpoint))
             Threads.configure(ckpt.config.train.threads > 0 ? ckpt.config.train.threads : Threads.availableCores)
             let model = try ckpt.model(batch: 1, weights: weights)
-            let gen = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations)
+            let gen = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations,
+                                useInt8: compute != .fp32 && compute != .reference)
             var sampler = TokenSampler(temperature: temperature, topK: topK, topP: topP, seed: UInt64(bitPattern: Int64(seed)))
             FileHandle.standardOutput.write(Data(prompt.utf8))
             let start = Date()
@@ -53,7 +57,8 @@ struct GenerateCommand: ParsableCommand {
             print("")
             if timing {
                 let s = Date().timeIntervalSince(start)
-                FileHandle.standardError.write(Data(String(format: "%d tokens in %.2f s: %.1f tokens/s\n", produced, s, Double(produced) / max(s, 1e-9)).utf8))
+                FileHandle.standardError.write(Data(String(format: "%d tokens in %.2f s: %.1f tokens/s (compute %@)\n", produced, s, Double(produced) / max(s, 1e-9),
+                                                                   gen.computeName).utf8))
             }
         }
     }

@@ -23,6 +23,7 @@ struct QTrainDist: ParsableCommand {
 }
 
 extension WeightChoice: ExpressibleByArgument {}
+extension ComputePath: ExpressibleByArgument {}
 
 /// On or off, for options that switch something.
 enum Switch: String, ExpressibleByArgument, CaseIterable {

@@ -113,6 +113,18 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try lastLoss("zero"), try lastLoss("zero-ref"), accuracy: 0.01 * (try lastLoss("zero-ref")))
     }
 
+    /// Under int8-bf16 (stochastically rounded gradients) two ranks keep bit-identical
+    /// replicas, compared after every step, and a resumed run repeats the roundings bit for bit.
+    func testInt8BF16KeepsReplicasIdenticalAndResumesBitwise() throws {
+        try XCTSkipUnless(Int8Matmul.isBF16Available, Int8Matmul.bf16UnavailableReason ?? "")
+        let fast = ["--set", "quant.compute=int8-bf16", "--set", "dist.check_every=1"]
+        let r = try mpirun(2, "straight", fast)
+        XCTAssertTrue(r.stdout.contains("bf16 backward"), r.stdout)
+        try mpirun(2, "split", fast + ["--stop-at", "8"])
+        try mpirun(2, "split", fast)
+        try assertIdentical("straight", "split")
+    }
+
     /// The optimizer state loads correctly across any change of split (unit level).
     func testOptimizerStateReshards() throws {
         var c = ModelConfig()

@@ -71,6 +71,27 @@ final class InferenceTests: XCTestCase {
         }
     }
 
+    /// Decoding on int8 codes (exact integer matrix-vector products, one rescale) gives the FP32
+    /// decoder's logits to FP32 rounding for ternary and 8-bit DQT and BitNet; an FP32 model
+    /// (no codes) decodes in FP32.
+    func testInt8DecodingMatchesFP32() throws {
+        for (name, quant) in [("t", ["--set", "quant.mode=dqt"]), ("8", ["--set", "quant.mode=dqt", "--set", "quant.bits=8"]),
+                              ("b", ["--set", "quant.mode=bitnet"]), ("f", [])] {
+            let ckpt = try LoadedCheckpoint(path: try trainRun(name, quant: quant, steps: 10))
+            let model = try ckpt.model(batch: 1)
+            let fast = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations)
+            let plain = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations,
+                                  useInt8: false)
+            XCTAssertEqual(plain.computeName, "fp32 (OpenBLAS)")
+            XCTAssertEqual(fast.computeName.hasPrefix("int8"), name != "f", fast.computeName)
+            for t in ckpt.tokenizer.encode("the bird sat on the mat").prefix(fast.maxLength) {
+                let a = Array(fast.step(t)).map(Double.init), b = Array(plain.step(t)).map(Double.init)
+                XCTAssertLessThan(relativeError(a, b), 1e-4, name)
+                if name != "f" { XCTAssertNotEqual(a, b, "\(name): the int8 path ran (its rounding differs)") }
+            }
+        }
+    }
+
     func testGenerateStreamsDeterministicText() throws {
         let run = try trainRun("s", quant: [], steps: 60)
         let args = ["generate", run.path, "--prompt", "the cat", "--max-tokens", "40", "--seed", "3"]

@@ -31,6 +31,29 @@ final class Int8ComputeTests: XCTestCase {
         }
     }
 
+    /// The decoder's int8 matrix-vector product (VNNI with row sums, and the portable loop) is
+    /// exact for every row count and any K, tails included.
+    func testInt8GemvIsExact() throws {
+        var rng = SystemRandomNumberGenerator()
+        for (rows, K) in [(1, 1), (3, 63), (4, 64), (7, 65), (13, 200), (96, 768)] {
+            var w = (0..<(rows * K)).map { _ in Int8.random(in: -128...127, using: &rng) }
+            var x = (0..<K).map { _ in Int8.random(in: -128...127, using: &rng) }
+            w[0] = -128
+            x[0] = -128
+            var sums = [Int32](repeating: 0, count: rows)
+            qk_int8_row_sums(&sums, w, Int64(K), Int64(rows), Int64(K))
+            var fast = [Int32](repeating: 0, count: rows), portable = fast
+            qk_int8_gemv(&fast, w, Int64(K), x, Int64(rows), Int64(K), sums)
+            qk_int8_gemv(&portable, w, Int64(K), x, Int64(rows), Int64(K), nil)
+            var exact = [Int32](repeating: 0, count: rows)
+            for r in 0..<rows {
+                for k in 0..<K { exact[r] += Int32(w[r * K + k]) * Int32(x[k]) }
+            }
+            XCTAssertEqual(fast, exact, "rows \(rows) K \(K)")
+            XCTAssertEqual(portable, exact, "rows \(rows) K \(K)")
+        }
+    }
+
     static func quant(_ mode: QuantMode, bits: Double? = nil, compute: ComputePath = .fp32) -> QuantConfig {
         var q = QuantConfig()
         q.mode = mode

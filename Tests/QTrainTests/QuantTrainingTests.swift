@@ -49,7 +49,7 @@ final class QuantTrainingTests: XCTestCase {
         XCTAssertLessThan(relativeError(doubles(out.pointer, M * N), Ref.linear(xq, wd[...], M: M, K: K, N: N)), 1e-6)
         model.zeroGradients()
         let dx = aligned([Double](repeating: 0, count: M * K)), rb = aligned(r)
-        Linear.backward(dInput: dx.pointer, gradients: model.gradients.pointer, dOut: rb.pointer, input: xb.pointer, rows: M,
+        Linear.backward(dInput: dx.pointer, gradients: model.gradients.pointer, dOut: rb.pointer, input: LinearInput(values: xb.pointer), rows: M,
                         weights: model.linearWeights(matrix), backend: model.backend)
         func dot(_ y: [Double]) -> Double { zip(y, r).reduce(0) { $0 + $1.0 * $1.1 } }
         // dW: the quantised input does not depend on W, so this is the true gradient.

@@ -30,7 +30,9 @@ final class SeamTests: XCTestCase {
     }
 
     /// `quant.compute: reference` routes every linear layer through the textbook GEMM; its
-    /// training losses match OpenBLAS's to 1e-5 (fp32 and ternary DQT).
+    /// training losses match OpenBLAS's to 1e-5 under fp32 and 1e-4 under ternary DQT (whose
+    /// stochastic rounding turns an FP32-rounding difference of the gradient into a code that
+    /// lands one step away now and then, and that difference carries on).
     func testReferenceBackendTrainsLikeOpenBLAS() throws {
         for quant in [QuantConfig(), Self.dqtTernary] {
             let dir = temporaryDirectory(self)
@@ -42,7 +44,7 @@ final class SeamTests: XCTestCase {
             XCTAssertTrue(blas.model.backend is FP32Matmul<Gemm>)
             for s in 0..<5 {
                 let a = try blas.trainStep().loss, b = try reference.trainStep().loss
-                XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a), "\(quant.label) step \(s)")
+                XCTAssertEqual(a, b, accuracy: (quant.mode == .dqt ? 1e-4 : 1e-5) * abs(a), "\(quant.label) step \(s)")
             }
         }
     }

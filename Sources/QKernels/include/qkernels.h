@@ -180,6 +180,43 @@ void qk_rescale_i32(float *out, int64_t ldo, const int32_t *c, int64_t ldc, int6
 void qk_ternary_codes(int8_t *out, const float *w, int64_t n, float beta);
 void qk_ternary_codes_bf16(int8_t *out, const uint16_t *w, int64_t n, float beta);
 
+// MARK: - BF16 matmul (oneDNN, loaded at run time) and its operands
+
+/// Whether oneDNN's BF16 matmul can run here: built with oneDNN's headers, the library loads
+/// and the CPU has AVX-512 BF16 (QTRAIN_DISABLE_ONEDNN forces "no").
+int qk_bf16_matmul_available(void);
+/// Why not, or what runs.
+const char *qk_bf16_matmul_status(void);
+/// C (M x N, FP32, row stride ldc) = (or += when accumulate) A (M x K) times B (K x N), both
+/// BF16 with element (i, j) at i * rs + j * cs, so either may be a transposed view. Products
+/// accumulate in FP32. Returns 0, or a failure status (-1: not available).
+int qk_bf16_matmul(int64_t M, int64_t N, int64_t K, const uint16_t *A, int64_t a_rs, int64_t a_cs,
+                   const uint16_t *B, int64_t b_rs, int64_t b_cs, float *C, int64_t ldc, int accumulate);
+
+/// out[r][c] (row stride ldo) = BF16 of in[r][c] * rowScale[r] * scale (rowScale may be
+/// NULL for 1). Stochastic: rounds up with probability (the dropped 16 bits) / 2^16,
+/// drawn from a hash of (seed, first + r * stride + c), so the result does not depend on how
+/// the caller splits rows; otherwise to nearest, ties to even. NaN stays NaN.
+void qk_round_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t rows, int64_t cols,
+                   const float *rowScale, float scale, uint64_t seed, uint64_t first, int64_t stride,
+                   int stochastic);
+/// The int8 codes of rows already on the per-row absmax grid (values = codes * step, as
+/// qk_act_quant_rows leaves them), recovered exactly and written as BF16, with each row's step.
+void qk_act_codes_bf16(const float *x, int64_t ld, int64_t rows, int64_t C, uint16_t *out, int64_t ldo,
+                       float *steps);
+/// BF16 of small integers (exact).
+void qk_i8_to_bf16(uint16_t *out, const int8_t *in, int64_t n);
+
+// MARK: - Integer matrix-vector products (decoding)
+
+/// y[r] = sum_k W[r][k] * x[k] for rows [0, rows) of W (row stride ldw), exact in int32. With
+/// rowSums (sum_k W[r][k], from qk_int8_row_sums) it runs on AVX-512 VNNI where the CPU has it.
+void qk_int8_gemv(int32_t *y, const int8_t *W, int64_t ldw, const int8_t *x, int64_t rows, int64_t K,
+                  const int32_t *rowSums);
+void qk_int8_row_sums(int32_t *sums, const int8_t *W, int64_t ldw, int64_t rows, int64_t K);
+/// Whether qk_int8_gemv has its VNNI path here.
+int qk_int8_gemv_uses_vnni(void);
+
 // MARK: - Signals
 
 /// Installs handlers so that SIGTERM and SIGUSR1 set a flag instead of killing the process.

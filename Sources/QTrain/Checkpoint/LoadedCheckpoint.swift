@@ -48,12 +48,14 @@ public struct LoadedCheckpoint {
         }
     }
 
-    /// The checkpoint's weights in a model with activations for `batch` sequences.
-    public func model(batch: Int, weights choice: WeightChoice = .stored) throws -> Model {
-        let stored = Model(config: config.model, quant: config.quant, batch: batch, ledger: nil)
+    /// The checkpoint's weights in a model with activations for `batch` sequences, computed
+    /// on `compute` (default: the path the run trained with).
+    public func model(batch: Int, weights choice: WeightChoice = .stored, compute: ComputePath? = nil) throws -> Model {
+        var quant = config.quant
+        if let compute { quant.compute = compute }
+        let stored = Model(config: config.model, quant: quant, batch: batch, ledger: nil)
         try CheckpointFormat.loadModel(stored.weights, from: SafetensorsFile(url: directory.appendingPathComponent("model.safetensors")))
         guard choice == .ternary else { return stored }
-        var quant = config.quant
         quant.mode = .dqt
         quant.bits = 1.58
         quant.scale = nil

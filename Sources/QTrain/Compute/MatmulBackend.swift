@@ -17,6 +17,14 @@ public protocol MatmulBackend: AnyObject {
     /// dWeight (N, K) += dOutᵀ · input; dInput (M, K) = dOut · W, or += when `accumulate`.
     func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
                   input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool)
+
+    /// Called before each backward pass: a backend that rounds stochastically draws from
+    /// `seed`, layer by layer in call order (the same seed repeats the same pass).
+    func beginBackward(seed: UInt64)
+}
+
+extension MatmulBackend {
+    public func beginBackward(seed: UInt64) {}
 }
 
 /// The input of a linear layer: its FP32 values (already fake-quantised when the layer
@@ -28,11 +36,16 @@ public struct LinearInput {
     public let codes: UnsafePointer<Int8>?
     /// (M) the value of one code step in each row.
     public let rowScales: UnsafePointer<Float>?
+    /// Whether every row of `values` is on the per-token int8 absmax grid (the layer quantises
+    /// its input), so that a backend may recover the codes from the values alone.
+    public let onCodeGrid: Bool
 
-    public init(values: UnsafePointer<Float>, codes: UnsafePointer<Int8>? = nil, rowScales: UnsafePointer<Float>? = nil) {
+    public init(values: UnsafePointer<Float>, codes: UnsafePointer<Int8>? = nil, rowScales: UnsafePointer<Float>? = nil,
+                onCodeGrid: Bool? = nil) {
         self.values = values
         self.codes = codes
         self.rowScales = rowScales
+        self.onCodeGrid = onCodeGrid ?? (codes != nil)
     }
 }
 
@@ -73,21 +86,30 @@ public struct LinearWeights {
 /// The `quant.compute` choices this build has.
 extension ComputePath {
     /// The backend that runs this path for products of at most `maxRows` rows and inner
-    /// dimension `maxInner`, and a one-line notice when the path cannot run here and another
+    /// dimension `maxInner` (`rounding`: of the incoming gradient under int8-bf16), and a one-line notice when the path cannot run here and another
     /// one stands in (or when `auto` chose).
-    public func makeBackend(maxRows: Int, maxInner: Int, ledger: MemoryLedger?) -> (MatmulBackend, notice: String?) {
+    public func makeBackend(maxRows: Int, maxInner: Int, rounding: BackwardRounding = .stochastic, ledger: MemoryLedger?) -> (MatmulBackend, notice: String?) {
         switch self {
         case .fp32: return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"), nil)
         case .reference: return (FP32Matmul<ReferenceGemm>(name: "reference (triple loop, Float64 sums)"), nil)
-        case .int8, .auto:
+        case .int8:
+            if Int8Matmul.isAvailable { return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, ledger: ledger), nil) }
+            return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"),
+                    "notice: quant.compute int8 cannot run here (\(Int8Matmul.unavailableReason ?? "unavailable")); computing in fp32 instead")
+        case .int8BF16, .auto:
+            if Int8Matmul.isBF16Available {
+                return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, backward: rounding, ledger: ledger),
+                        self == .auto ? "compute auto: int8 forward, bf16 backward (AVX-512 VNNI and BF16 through oneDNN)" : nil)
+            }
+            let why = Int8Matmul.bf16UnavailableReason ?? "unavailable"
             if Int8Matmul.isAvailable {
                 return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, ledger: ledger),
-                        self == .auto ? "compute auto: int8 forward (AVX-512 VNNI through oneDNN)" : nil)
+                        self == .auto ? "compute auto: int8 forward, fp32 backward (bf16 unavailable: \(why))"
+                            : "notice: quant.compute int8-bf16 cannot run its bf16 backward here (\(why)); backward in fp32 instead")
             }
-            let why = Int8Matmul.unavailableReason ?? "unavailable"
             return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"),
                     self == .auto ? "compute auto: fp32 (int8 unavailable: \(why))"
-                        : "notice: quant.compute int8 cannot run here (\(why)); computing in fp32 instead")
+                        : "notice: quant.compute int8-bf16 cannot run here (\(why)); computing in fp32 instead")
         }
     }
 }

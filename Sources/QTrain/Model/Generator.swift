@@ -3,16 +3,23 @@ import QKernels
 
 /// Incremental decoding with a key/value cache, for `generate`.
 ///
-/// Inference holds its own FP32 copy of the weights (dequantised once at load; this is not
-/// training, where no such copy may live), plus the keys and values of every position so far,
-/// so each new token costs one pass over the weights instead of a pass over the whole prefix.
-/// The arithmetic is the training forward pass's, one row at a time.
+/// Inference holds its own copy of the weights (made once at load; this is not training,
+/// where no such copy may live), plus the keys and values of every position so far, so each
+/// new token costs one pass over the weights instead of a pass over the whole prefix. The
+/// arithmetic is the training forward pass's, one row at a time.
+///
+/// At one row per product, decoding is bound by reading the weights. When every linear layer
+/// multiplies int8 inputs by integer weight codes (bitnet, dqt), the copy is those codes, one
+/// byte per weight, and each product is an exact int8 matrix-vector product (AVX-512 VNNI)
+/// with one rescale, as the `int8` training path computes it; otherwise it is FP32 on OpenBLAS.
 public final class Generator {
     public let config: ModelConfig
     public let layout: ParameterLayout
     /// Whether linear-layer inputs are int8-fake-quantised as in training (bitnet, dqt).
     public let quantizesActivations: Bool
-    private let weights: AlignedBuffer<Float>  // layout order, FP32
+    /// The linear layers' weights as int8 codes, or nil when they are FP32.
+    private let int8: Int8Weights?
+    private let weights: AlignedBuffer<Float>  // layout order, FP32 (only the tensors read as FP32)
     private let keys: AlignedBuffer<Float>  // (L, maxLength, C)
     private let values: AlignedBuffer<Float>  // (L, maxLength, C)
     private let rope: RoPE
@@ -22,15 +29,25 @@ public final class Generator {
     /// The longest sequence the cache holds.
     public let maxLength: Int
 
-    public init(weights source: ModelWeights, config: ModelConfig, quantizesActivations: Bool, maxLength: Int? = nil) {
+    /// What the linear layers compute in, e.g. `int8 (AVX-512 VNNI)` or `fp32 (OpenBLAS)`.
+    public var computeName: String {
+        int8 == nil ? "fp32 (OpenBLAS)" : "int8" + (qk_int8_gemv_uses_vnni() != 0 ? " (AVX-512 VNNI)" : " (portable C)")
+    }
+
+    /// - Parameters: useInt8: multiply in integers where the weights and inputs allow it
+    ///   (false: FP32 everywhere, the reference).
+    public init(weights source: ModelWeights, config: ModelConfig, quantizesActivations: Bool, maxLength: Int? = nil,
+                useInt8: Bool = true) {
         self.config = config
         layout = source.layout
         self.quantizesActivations = quantizesActivations
         let T = maxLength ?? config.seqLen
         self.maxLength = T
         let C = config.dim, F = config.hiddenDim, L = config.nLayers
+        let int8 = useInt8 && quantizesActivations ? Int8Weights(source) : nil
+        self.int8 = int8
         weights = AlignedBuffer(count: layout.count, category: .weights, ledger: nil)
-        for spec in layout.specs {
+        for spec in layout.specs where int8?.holds(spec.index) != true || spec.index == layout.embedding {
             source.writeValues(of: spec.index, from: 0, count: spec.count, into: weights.pointer + spec.offset)
         }
         keys = AlignedBuffer(count: L * T * C, category: .activations, ledger: nil)
@@ -39,33 +56,58 @@ public final class Generator {
         func buf(_ n: Int) -> AlignedBuffer<Float> { AlignedBuffer(count: n, category: .activations, ledger: nil) }
         x = buf(C); h = buf(C); qkv = buf(3 * C); att = buf(C); h13 = buf(2 * F); act = buf(F); rstd = buf(1)
         scores = buf(T); logitsBuffer = buf(config.vocabSize)
+        inputCodes = AlignedBuffer(count: max(C, F), category: .activations, ledger: nil)
+        products = AlignedBuffer(count: max(3 * C, 2 * F, config.vocabSize), category: .activations, ledger: nil)
     }
+
+    private let inputCodes: AlignedBuffer<Int8>
+    private let products: AlignedBuffer<Int32>
 
     /// Forgets the cached prefix.
     public func reset() { position = 0 }
 
     private func w(_ p: Int) -> UnsafeMutablePointer<Float> { weights.pointer + layout.specs[p].offset }
 
-    /// y (n) = x (k) · Wᵀ for W (n × k) starting at `matrix`; accumulates when asked.
-    private func matvec(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ matrix: UnsafePointer<Float>, n: Int, k: Int,
+    /// y (n) = x (k) · Wᵀ for the stacked tensors `params` (n × k in all, adjacent in the
+    /// layout); accumulates when asked. x has been through ``quantize(_:_:)``.
+    private func matvec(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ params: [Int], n: Int, k: Int,
                         accumulate: Bool = false) {
-        Gemm.multiply(transB: true, m: 1, n: n, k: k, a: x, lda: k, b: matrix, ldb: k, beta: accumulate ? 1 : 0, c: y, ldc: n)
+        guard let int8, params.allSatisfy(int8.holds) else {
+            Gemm.multiply(transB: true, m: 1, n: n, k: k, a: x, lda: k, b: w(params[0]), ldb: k, beta: accumulate ? 1 : 0,
+                          c: y, ldc: n)
+            return
+        }
+        var r0 = 0
+        for p in params {
+            let rows = layout.specs[p].rows
+            int8.multiply(p, codes: inputCodes.pointer, step: inputStep, into: y + r0, products: products.pointer + r0,
+                          accumulate: accumulate)
+            r0 += rows
+        }
     }
 
+    private var inputStep: Float = 0
+
     private func quantize(_ v: UnsafeMutablePointer<Float>, _ n: Int) {
-        if quantizesActivations { qk_act_quant_rows(v, 1, Int64(n), Int64(n)) }
+        guard quantizesActivations else { return }
+        if int8 != nil {
+            qk_act_quant_rows_codes(v, inputCodes.pointer, &inputStep, 1, Int64(n), Int64(n))
+        } else {
+            qk_act_quant_rows(v, 1, Int64(n), Int64(n))
+        }
     }
 
     /// Feeds one token; returns the logits of the next (valid until the next call).
     public func step(_ token: Int32) -> UnsafeBufferPointer<Float> {
-        precondition(position < maxLength, "the key/value cache is full")
+        // Checked in every build (this module compiles with -Ounchecked, which drops preconditions).
+        if position >= maxLength { fatalError("the key/value cache is full (\(maxLength) positions); call reset()") }
         let C = config.dim, F = config.hiddenDim, H = config.nHeads, d = config.headDim, V = config.vocabSize, T = maxLength
         let eps = Float(config.normEps), p = position
         x.pointer.update(from: w(layout.embedding) + Int(token) * C, count: C)
         for (l, blk) in layout.blocks.enumerated() {
             qk_rmsnorm_fwd(h.pointer, rstd.pointer, x.pointer, w(blk.attnNorm), 1, Int64(C), eps)
             quantize(h.pointer, C)
-            matvec(qkv.pointer, h.pointer, w(blk.q), n: 3 * C, k: C)  // q, k, v are adjacent in the layout
+            matvec(qkv.pointer, h.pointer, [blk.q, blk.k, blk.v], n: 3 * C, k: C)
             qk_rope_rows(qkv.pointer, Int64(3 * C), 0, 1, 1, Int64(p), Int64(2 * H), Int64(d), rope.cosTable.pointer,
                          rope.sinTable.pointer, 0)
             let kc = keys.pointer + (l * T + p) * C, vc = values.pointer + (l * T + p) * C
@@ -90,18 +132,73 @@ public final class Generator {
                 }
             }
             quantize(att.pointer, C)
-            matvec(x.pointer, att.pointer, w(blk.o), n: C, k: C, accumulate: true)
+            matvec(x.pointer, att.pointer, [blk.o], n: C, k: C, accumulate: true)
             qk_rmsnorm_fwd(h.pointer, rstd.pointer, x.pointer, w(blk.mlpNorm), 1, Int64(C), eps)
             quantize(h.pointer, C)
-            matvec(h13.pointer, h.pointer, w(blk.gate), n: 2 * F, k: C)  // gate and up are adjacent
+            matvec(h13.pointer, h.pointer, [blk.gate, blk.up], n: 2 * F, k: C)
             qk_swiglu_fwd(act.pointer, h13.pointer, 1, Int64(F))
             quantize(act.pointer, F)
-            matvec(x.pointer, act.pointer, w(blk.down), n: C, k: F, accumulate: true)
+            matvec(x.pointer, act.pointer, [blk.down], n: C, k: F, accumulate: true)
         }
         qk_rmsnorm_fwd(h.pointer, rstd.pointer, x.pointer, w(layout.finalNorm), 1, Int64(C), eps)
         quantize(h.pointer, C)
-        matvec(logitsBuffer.pointer, h.pointer, w(layout.head), n: V, k: C)
+        matvec(logitsBuffer.pointer, h.pointer, [layout.head], n: V, k: C)
         position += 1
         return UnsafeBufferPointer(start: logitsBuffer.pointer, count: V)
+    }
+}
+
+/// The int8 codes of every linear layer's weights (one byte per weight), with each tensor's
+/// step and each row's code sum (VNNI multiplies unsigned by signed bytes; the sums undo the
+/// offset), for ``Generator``.
+final class Int8Weights {
+    let layout: ParameterLayout
+    private let codes: AlignedBuffer<Int8>  // the held tensors, layout order, packed densely
+    private let rowSums: AlignedBuffer<Int32>
+    private var offset: [Int: (codes: Int, rows: Int)] = [:]
+    private var steps: [Int: Float] = [:]
+
+    /// Nil unless every linear layer's forward weights are integer codes.
+    init?(_ w: ModelWeights) {
+        let l = w.layout
+        let linear = l.blocks.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] } + [l.head]
+        for p in linear { guard let s = w.policy.forwardCodeStep(w, of: p) else { return nil }; steps[p] = s }
+        layout = l
+        var n = 0, rows = 0
+        for p in linear {
+            offset[p] = (n, rows)
+            n += l.specs[p].count
+            rows += l.specs[p].rows
+        }
+        codes = AlignedBuffer(count: n, category: .weights, ledger: nil)
+        rowSums = AlignedBuffer(count: rows, category: .weights, ledger: nil)
+        for p in linear {
+            let spec = l.specs[p], at = offset[p]!
+            let c = codes.pointer + at.codes
+            // Whole packing groups per piece (start a multiple of 40), one piece per thread.
+            let groups = (spec.count + 39) / 40
+            Threads.parallelFor(groups, minChunk: 1024) { g in
+                let lo = g.lowerBound * 40, hi = min(spec.count, g.upperBound * 40)
+                w.policy.forwardCodes(w, of: p, from: lo, count: hi - lo, into: c + lo)
+            }
+            qk_int8_row_sums(rowSums.pointer + at.rows, c, Int64(spec.cols), Int64(spec.rows), Int64(spec.cols))
+        }
+    }
+
+    func holds(_ p: Int) -> Bool { offset[p] != nil }
+
+    /// y (rows of `p`) = (or +=) codes · W_pᵀ · step · (p's step), exact before the rescale.
+    func multiply(_ p: Int, codes x: UnsafePointer<Int8>, step: Float, into y: UnsafeMutablePointer<Float>,
+                  products: UnsafeMutablePointer<Int32>, accumulate: Bool) {
+        let spec = layout.specs[p], at = offset[p]!, K = spec.cols
+        let scale = step * steps[p]!, w = codes.pointer + at.codes, sums = rowSums.pointer + at.rows
+        Threads.parallelFor(spec.rows, minChunk: 64) { r in
+            qk_int8_gemv(products + r.lowerBound, w + r.lowerBound * K, Int64(K), x, Int64(r.count), Int64(K),
+                         sums + r.lowerBound)
+            for i in r {
+                let v = Float(products[i]) * scale
+                y[i] = accumulate ? y[i] + v : v
+            }
+        }
     }
 }

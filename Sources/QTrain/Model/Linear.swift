@@ -18,12 +18,12 @@ enum Linear {
     /// the layout); dInput (M, K) = dOut · W, or += when `accumulate`.
     static func backward(
         dInput: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>,
-        dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, rows M: Int, weights: LinearWeights,
+        dOut: UnsafePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
         backend: MatmulBackend, accumulate: Bool = false
     ) {
         OpProfile.shared.time("linear backward") {
             let dW = gradients + weights.weights.layout.specs[weights.matrix.params[0]].offset
-            backend.backward(dInput: dInput, dWeight: dW, dOut: dOut, input: LinearInput(values: input), rows: M,
+            backend.backward(dInput: dInput, dWeight: dW, dOut: dOut, input: input, rows: M,
                              weights: weights, accumulate: accumulate)
         }
     }

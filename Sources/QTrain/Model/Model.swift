@@ -37,6 +37,10 @@ public final class Model {
     private var lastBatch = 0
     private var lastLength = 0
 
+    /// The seed of the next backward pass's random draws (the int8-bf16 path's gradient
+    /// rounding); the trainer sets one per step, micro-step and rank.
+    public var backwardSeed: UInt64 = 0
+
     /// Called during backward with a layout offset once every gradient at or after it is final.
     public var onGradientsReady: ((Int) throws -> Void)?
     /// Called after every layer of forward and backward in debug mode, with a label and a
@@ -51,7 +55,8 @@ public final class Model {
         let weights = ModelWeights(layout: layout, quant: quant, ledger: ledger)
         self.weights = weights
         let chosen = backend.map { ($0, nil as String?) }
-            ?? quant.compute.makeBackend(maxRows: batch * config.seqLen, maxInner: max(config.dim, config.hiddenDim), ledger: ledger)
+            ?? quant.compute.makeBackend(maxRows: batch * config.seqLen, maxInner: max(config.dim, config.hiddenDim),
+                                         rounding: quant.backwardRounding, ledger: ledger)
         let backend = chosen.0
         self.backend = backend
         computeNotice = chosen.1
@@ -97,6 +102,11 @@ public final class Model {
         return LinearInput(values: x)
     }
 
+    /// A linear layer's saved input for its backward pass (quantised in place by the forward).
+    private func backwardInput(_ x: UnsafePointer<Float>) -> LinearInput {
+        LinearInput(values: x, onCodeGrid: quantizesActivations)
+    }
+
     private func inspect(_ label: String, _ x: UnsafePointer<Float>, _ n: Int) throws {
         try inspector?(label, x, n)
     }
@@ -134,7 +144,9 @@ public final class Model {
     func forward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch B: Int, length T: Int,
                  gradScale: Float) throws -> Double
     {
-        precondition(B >= 1 && B <= maxBatch && T >= 1 && T <= config.seqLen, "batch \(B)×\(T) exceeds the model's buffers")
+        if !(1...maxBatch).contains(B) || !(1...config.seqLen).contains(T) {
+            fatalError("batch \(B)×\(T) exceeds the model's buffers")  // kept under -Ounchecked
+        }
         let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads, V = config.vocabSize
         let eps = Float(config.normEps)
         let a = acts
@@ -189,10 +201,11 @@ public final class Model {
         let B = lastBatch, T = lastLength
         let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads
         let a = acts, g = gradients.pointer
+        backend.beginBackward(seed: backwardSeed)
         func grad(_ p: Int) -> UnsafeMutablePointer<Float> { g + layout.specs[p].offset }
 
         // logits = lnf · headᵀ;  final = RMSNorm(residual[L])
-        Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.logits, input: a.lnf, rows: N, weights: headMatrix, backend: backend)
+        Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.logits, input: backwardInput(a.lnf), rows: N, weights: headMatrix, backend: backend)
         try onGradientsReady?(layout.specs[layout.head].offset)
         a.dResidual.initialize(repeating: 0, count: N * C)
         let final = a.residual + config.nLayers * N * C
@@ -209,20 +222,20 @@ public final class Model {
             let h13 = a.h13 + l * N * 2 * F, hact = a.hact + l * N * F
 
             // out = mid + hact · downᵀ: dResidual is d(out) and, through the skip, d(mid)
-            Linear.backward(dInput: a.dHact, gradients: g, dOut: a.dResidual, input: hact, rows: N,
+            Linear.backward(dInput: a.dHact, gradients: g, dOut: a.dResidual, input: backwardInput(hact), rows: N,
                             weights: downMatrices[l], backend: backend)
             SwiGLU.backward(dh: a.dH13, dOut: a.dHact, h: h13, rows: N, F: F)
-            Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dH13, input: ln2, rows: N,
+            Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dH13, input: backwardInput(ln2), rows: N,
                             weights: upMatrices[l], backend: backend)
             RMSNorm.backward(dInput: a.dResidual, dWeight: grad(blk.mlpNorm), dOut: a.dNorm, input: mid,
                              weight: gain(blk.mlpNorm), rstd: a.ln2Rstd + l * N, rows: N, C: C, partials: a.normPartials)
             // mid = x + att · oᵀ: dResidual is now d(mid), and d(x) through the skip
-            Linear.backward(dInput: a.dAttOut, gradients: g, dOut: a.dResidual, input: att, rows: N,
+            Linear.backward(dInput: a.dAttOut, gradients: g, dOut: a.dResidual, input: backwardInput(att), rows: N,
                             weights: oMatrices[l], backend: backend)
             Attention.backward(dqkv: a.dQKV, dOut: a.dAttOut, qkv: qkv, probs: probs, B: B, T: T, C: C, H: H,
                                dScores: a.dScores, slots: a.scoreSlots)
             rope.apply(a.dQKV, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: true)
-            Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dQKV, input: ln1, rows: N,
+            Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dQKV, input: backwardInput(ln1), rows: N,
                             weights: qkvMatrices[l], backend: backend)
             RMSNorm.backward(dInput: a.dResidual, dWeight: grad(blk.attnNorm), dOut: a.dNorm, input: x,
                              weight: gain(blk.attnNorm), rstd: a.ln1Rstd + l * N, rows: N, C: C, partials: a.normPartials)

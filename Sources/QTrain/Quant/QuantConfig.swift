@@ -38,8 +38,24 @@ public enum ComputePath: String, CaseIterable, Codable, Sendable, ConfigEnum {
     /// Forward of every quantised layer as int8 activation codes × integer weight codes →
     /// int32 (oneDNN, AVX-512 VNNI), one rescale; backward FP32. Falls back to fp32 with a notice.
     case int8
-    /// The fastest path this machine supports (int8 where it can run, else fp32).
+    /// As `int8`, and both backward GEMMs of every quantised layer in BF16 with FP32
+    /// accumulation (oneDNN, AVX-512 BF16): weight and input codes are exact in BF16, only the
+    /// incoming gradient is rounded (`quant.backward_rounding`). Falls back with a notice.
+    case int8BF16 = "int8-bf16"
+    /// The fastest path this machine supports (int8-bf16, int8 or fp32, in that order).
     case auto
+
+    /// Whether the forward pass of quantised layers runs on int8 codes.
+    var usesInt8Forward: Bool { self == .int8 || self == .int8BF16 || self == .auto }
+}
+
+/// How the int8-bf16 path rounds the incoming gradient to BF16 (`quant.backward_rounding`).
+public enum BackwardRounding: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// Up with probability (the dropped bits) / 2^16, so the rounded gradient is unbiased; the
+    /// draws are keyed by seed, step, micro-step, rank and layer, so a resumed run repeats them.
+    case stochastic
+    /// To nearest, ties to even.
+    case nearest
 }
 
 /// The `quant:` section.
@@ -57,9 +73,12 @@ public struct QuantConfig: Codable, Equatable, Sendable {
     public var activationBits = 8
     /// The matmul backend; it changes how fast, not what is trained (checkpoints do not depend on it).
     public var compute: ComputePath = .fp32
+    /// How `int8-bf16` rounds the incoming gradient of a quantised layer to BF16.
+    public var backwardRounding: BackwardRounding = .stochastic
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case mode, bits, scope, scale, latentDtype = "latent_dtype", activationBits = "activation_bits", compute
+        case backwardRounding = "backward_rounding"
     }
 
     public init() {}
@@ -73,6 +92,7 @@ public struct QuantConfig: Codable, Equatable, Sendable {
         latentDtype = try read(.latentDtype, latentDtype)
         activationBits = try read(.activationBits, activationBits)
         compute = try read(.compute, compute)
+        backwardRounding = try read(.backwardRounding, backwardRounding)
     }
 
     /// The grid of dqt weights (ternary unless `bits` says otherwise). Reading it with bits that

@@ -217,7 +217,7 @@ public struct SafetensorsWriter {
                 try sink(raw)
             }
             let expected = t.shape.reduce(1, *) * t.dtype.size
-            precondition(written == expected, "tensor \(t.name) wrote \(written) bytes, expected \(expected)")
+            if written != expected { fatalError("tensor \(t.name) wrote \(written) bytes, expected \(expected)") }  // kept under -Ounchecked
         }
         guard fsync(fd) == 0 else { throw fail(String(cString: strerror(errno))) }
         return hash.finalize().hexString

@@ -60,7 +60,7 @@ public final class AlignedBuffer<Element>: @unchecked Sendable {
 
     /// Allocates and zero-fills; traps only if the system is out of memory.
     public init(count: Int, category: MemoryCategory, ledger: MemoryLedger?) {
-        precondition(count >= 0, "negative buffer size")
+        if count < 0 { fatalError("negative buffer size") }  // kept under -Ounchecked
         self.count = count
         self.category = category
         self.ledger = ledger

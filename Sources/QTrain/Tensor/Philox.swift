@@ -27,6 +27,8 @@ public enum RandomPurpose: UInt32, Sendable {
     case firstMoment = 5
     /// Rounding of AdamW's second moment to BF16.
     case secondMoment = 6
+    /// Rounding of linear layers' incoming gradients to BF16 (`quant.compute: int8-bf16`).
+    case gradientRounding = 7
 }
 
 /// A stream of random numbers: counter words 2 and 3 are (`c2`, purpose << 24 | tensor), the
@@ -55,6 +57,9 @@ public struct RandomStream: Sendable {
         var k = [key.0, key.1]
         qk_philox_uniform(out, Int64(start), Int64(n), &k, c2, c3)
     }
+
+    /// Two raw words, elements 2i and 2i + 1, as one 64-bit number.
+    public func word64(_ i: Int) -> UInt64 { UInt64(word(2 * i)) << 32 | UInt64(word(2 * i + 1)) }
 
     /// The raw 32-bit word of element `i`.
     public func word(_ i: Int) -> UInt32 {

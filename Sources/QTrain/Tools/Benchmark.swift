@@ -33,6 +33,8 @@ public enum Benchmark {
         /// the path as a whole (FP32 peak where every GEMM is FP32).
         public var compute = "fp32 (OpenBLAS)"
         public var int8PeakGOPS: Double?
+        /// The measured BF16 matmul peak (GFLOP/s) when the backward uses it.
+        public var bf16PeakGFLOPS: Double?
         public var pathPeakGFLOPS: Double?
         /// MFU against the peak of the path in use.
         public var pathMFU: Double { gflops / (pathPeakGFLOPS ?? peakGFLOPS) }
@@ -54,8 +56,9 @@ public enum Benchmark {
             s += String(format: "  step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak %.1f GFLOP/s | MFU %.3f\n",
                         stepSeconds, tokensPerSecond, gflops, peakGFLOPS, mfu)
             if let int8PeakGOPS, let pathPeakGFLOPS {
-                s += String(format: "  compute %@: int8 peak %.1f GOP/s, path peak %.1f GFLOP/s, MFU of the path %.3f\n",
-                            compute, int8PeakGOPS, pathPeakGFLOPS, pathMFU)
+                let bf16 = bf16PeakGFLOPS.map { String(format: ", bf16 peak %.1f GFLOP/s", $0) } ?? ""
+                s += String(format: "  compute %@: int8 peak %.1f GOP/s%@, path peak %.1f GFLOP/s, MFU of the path %.3f\n",
+                            compute, int8PeakGOPS, bf16, pathPeakGFLOPS, pathMFU)
             }
             s += "  phases: " + ["forward", "backward", "communication", "optimizer"].filter { phases[$0] != nil }.map {
                 String(format: "%@ %.3f s (%.0f%%)", $0, phases[$0] ?? 0, 100 * (phases[$0] ?? 0) / stepSeconds)
@@ -77,7 +80,8 @@ public enum Benchmark {
                 "label": label, "parameters": parameters, "tokens_per_step": tokensPerStep, "threads": threads,
                 "tokens_per_s": tokensPerSecond, "gflops": gflops, "peak_gflops": peakGFLOPS, "mfu": mfu,
                 "step_s": stepSeconds, "phases": phases, "flops_per_token": flopsPerToken, "grad_accum": gradAccum,
-                "compute": compute, "int8_peak_gops": int8PeakGOPS ?? NSNull(), "path_peak_gflops": pathPeakGFLOPS ?? peakGFLOPS,
+                "compute": compute, "int8_peak_gops": int8PeakGOPS ?? NSNull(),
+                "bf16_peak_gflops": bf16PeakGFLOPS ?? NSNull(), "path_peak_gflops": pathPeakGFLOPS ?? peakGFLOPS,
                 "path_mfu": pathMFU,
                 "world": world, "overlap": overlap, "shard_optimizer": sharded, "comm_wait_share": communicationShare,
                 "memory": [
@@ -122,13 +126,56 @@ public enum Benchmark {
             a.pointer[i] = Int8(i % 255 - 127)
             b.pointer[i] = Int8(i % 3 - 1)
         }
+        return bestRate(n: n, repeats: repeats) {
+            _ = qk_int8_gemm_nt(Int64(n), Int64(n), Int64(n), a.pointer, Int64(n), b.pointer, Int64(n), c.pointer, Int64(n))
+        }
+    }
+
+    /// Measures the best BF16 matmul rate (oneDNN, FP32 accumulation and output) over large
+    /// square products, in GFLOP/s; nil where the BF16 path cannot run.
+    public static func bf16Peak(size n: Int = 2048, repeats: Int = 3) -> Double? {
+        guard Int8Matmul.isBF16Available else { return nil }
+        let a = AlignedBuffer<UInt16>(count: n * n, category: .scratch, ledger: nil)
+        let b = AlignedBuffer<UInt16>(count: n * n, category: .scratch, ledger: nil)
+        let c = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: nil)
+        for i in 0..<(n * n) {
+            a.pointer[i] = 0x3F80 + UInt16(i % 64)  // 1 + small fractions
+            b.pointer[i] = 0x3C00 + UInt16(i % 32)
+        }
+        return bestRate(n: n, repeats: repeats) {
+            _ = qk_bf16_matmul(Int64(n), Int64(n), Int64(n), a.pointer, Int64(n), 1, b.pointer, Int64(n), 1, c.pointer,
+                               Int64(n), 0)
+        }
+    }
+
+    private static func bestRate(n: Int, repeats: Int, _ product: () -> Void) -> Double {
+        product()  // primitive creation and first-touch are not the rate
         var best = Double.infinity
         for _ in 0..<repeats {
             let t = Date()
-            _ = qk_int8_gemm_nt(Int64(n), Int64(n), Int64(n), a.pointer, Int64(n), b.pointer, Int64(n), c.pointer, Int64(n))
+            product()
             best = min(best, Date().timeIntervalSince(t))
         }
         return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
+    }
+
+    /// The GEMM peaks of this machine with this run's threads, measured now: SGEMM always,
+    /// int8 and BF16 when asked for and available.
+    public struct GemmPeaks: Sendable {
+        public var fp32: Double
+        public var int8: Double?
+        public var bf16: Double?
+
+        public static func measure(int8: Bool, bf16: Bool) -> GemmPeaks {
+            GemmPeaks(fp32: sgemmPeak(repeats: 3), int8: int8 ? int8Peak() : nil, bf16: bf16 ? bf16Peak() : nil)
+        }
+
+        /// The median of each peak over `samples` (one per timed step).
+        public static func median(_ samples: [GemmPeaks]) -> GemmPeaks {
+            func mid(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.sorted()[v.count / 2] }
+            return GemmPeaks(fp32: mid(samples.map(\.fp32))!, int8: mid(samples.compactMap(\.int8)),
+                             bf16: mid(samples.compactMap(\.bf16)))
+        }
     }
 
     /// Benchmarks `config` (its model, quantisation, micro-batch, threads and dist section) on
@@ -143,7 +190,7 @@ public enum Benchmark {
         if let notice = session.model.computeNotice { log(notice) }
         // The peak is measured right after every timed step and the median kept, so that it sees
         // the machine as the steps saw it (on a shared machine the rate drifts by ±15%).
-        var peaks: [Double] = [], int8Peaks: [Double] = []
+        var peaks: [GemmPeaks] = []
         var phases: [String: Double] = [:]
         for s in 0..<(warmup + steps) {
             if s == warmup {
@@ -153,16 +200,14 @@ public enum Benchmark {
             let (times, loss) = try session.step()
             if s >= warmup {
                 for (k, v) in times { phases[k, default: 0] += v }
-                peaks.append(sgemmPeak(repeats: 3))
-                if session.usesInt8, let p = int8Peak() { int8Peaks.append(p) }
+                peaks.append(.measure(int8: session.usesInt8, bf16: session.usesBF16))
             }
             log(String(format: "  step %d%@: %.3f s, loss %.4f", s + 1, s < warmup ? " (warm-up)" : "",
                        times.values.reduce(0, +), loss))
         }
         OpProfile.shared.enabled = false
         for k in phases.keys { phases[k]! /= Double(max(steps, 1)) }
-        var result = try session.result(phases: phases, peak: peaks.sorted()[peaks.count / 2],
-                                        int8Peak: int8Peaks.isEmpty ? nil : int8Peaks.sorted()[int8Peaks.count / 2])
+        var result = try session.result(phases: phases, peaks: .median(peaks))
         if profile { result.operations = OpProfile.shared.report(steps: steps) }
         return result
     }
@@ -173,7 +218,7 @@ public enum Benchmark {
     public static func interleaved(configs: [RunConfig], steps: Int, warmup: Int, log: (String) -> Void) throws -> [Result] {
         let sessions = try configs.map { try BenchSession(config: $0, comm: SingleProcessCommunicator()) }
         var phases = [[String: Double]](repeating: [:], count: configs.count)
-        var peaks: [Double] = [], int8Peaks: [Double] = []
+        var peaks: [GemmPeaks] = []
         for s in 0..<(warmup + steps) {
             for (i, session) in sessions.enumerated() {
                 let (times, _) = try session.step()
@@ -182,14 +227,12 @@ public enum Benchmark {
                            times.values.reduce(0, +)))
             }
             if s >= warmup {
-                peaks.append(sgemmPeak(repeats: 3))
-                if sessions.contains(where: \.usesInt8), let p = int8Peak() { int8Peaks.append(p) }
+                peaks.append(.measure(int8: sessions.contains(where: \.usesInt8), bf16: sessions.contains(where: \.usesBF16)))
             }
         }
-        let peak = peaks.sorted()[peaks.count / 2]
-        let int8 = int8Peaks.isEmpty ? nil : int8Peaks.sorted()[int8Peaks.count / 2]
+        let peak = GemmPeaks.median(peaks)
         return try sessions.enumerated().map { i, session in
-            try session.result(phases: phases[i].mapValues { $0 / Double(max(steps, 1)) }, peak: peak, int8Peak: int8)
+            try session.result(phases: phases[i].mapValues { $0 / Double(max(steps, 1)) }, peaks: peak)
         }
     }
 }
@@ -234,8 +277,11 @@ final class BenchSession {
     /// The result of the timed steps (`phases` already per step); memory is gathered over ranks.
     /// Whether the linear layers' forward runs on the int8 GEMM.
     var usesInt8: Bool { model.backend is Int8Matmul }
+    /// Whether their backward runs on the BF16 matmul.
+    var usesBF16: Bool { (model.backend as? Int8Matmul)?.bf16 != nil }
 
-    func result(phases: [String: Double], peak: Double, int8Peak: Double? = nil) throws -> Benchmark.Result {
+    func result(phases: [String: Double], peaks: Benchmark.GemmPeaks) throws -> Benchmark.Result {
+        let peak = peaks.fp32
         // Rank 0's timings stand for the step; the slowest rank's memory for the job.
         var mem = [MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count), Double(MemoryReport.peakResidentBytes())]
         try comm.allReduceMax(&mem)
@@ -256,12 +302,15 @@ final class BenchSession {
         result.sharded = stepper.shards != nil
         result.gradAccum = stepper.gradAccum
         result.compute = model.backend.name
-        if usesInt8, let int8Peak {
-            // The int8 path's peak: the linear layers' forward (2·N of the 6·N) at the int8 rate,
-            // the rest at the FP32 rate.
+        if usesInt8, let int8Peak = peaks.int8 {
+            // The path's peak: the linear layers' forward (2·N of the 6·N) at the int8 rate, their
+            // backward (4·N) at the BF16 rate under int8-bf16, the rest at the FP32 rate.
             let world = Double(comm.worldSize), forward = 2 * Double(model.layout.matmulParameterCount)
+            let backward = usesBF16 && peaks.bf16 != nil ? 2 * forward : 0
             result.int8PeakGOPS = int8Peak * world
-            result.pathPeakGFLOPS = flops / (forward / (int8Peak * world) + (flops - forward) / (peak * world))
+            result.bf16PeakGFLOPS = usesBF16 ? peaks.bf16.map { $0 * world } : nil
+            result.pathPeakGFLOPS = flops / (forward / (int8Peak * world) + backward / ((peaks.bf16 ?? 1) * world)
+                + (flops - forward - backward) / (peak * world))
         }
         return result
     }

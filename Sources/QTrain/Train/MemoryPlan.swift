@@ -29,7 +29,7 @@ public struct MemoryPlan: Sendable {
         stateBytes = parameters * (weightBytes + 4 + stateSize) + scratch
         // The activation arena, counted view by view as Activations allocates it.
         let codes = config.quant.mode != .fp32 && config.quant.activationBits > 0
-            && (config.quant.compute == .int8 || config.quant.compute == .auto)
+            && config.quant.compute.usesInt8Forward
         activationBytes = 4 * Activations.floatCounts(config: m, B: microBatch, T: m.seqLen, keepsInputCodes: codes)
             .reduce(0) { $0 + $1.1 }
     }

@@ -85,6 +85,7 @@ public final class TrainStep {
                 model.onGradientsReady = { [sync] offset in try sync.ready(from: offset) }
             }
             defer { model.onGradientsReady = nil }
+            model.backwardSeed = RandomStream(seed: seed, purpose: .gradientRounding, tensor: comm.rank, step: step).word64(micro)
             try model.backward()
             clock.lap("backward")
         }

@@ -1,0 +1,82 @@
+// Operands of the BF16 backward GEMMs: the incoming gradient rounded to BF16 (the only
+// rounding of that path), and integer codes, which BF16 holds exactly.
+#include "qkernels.h"
+#include "qk_internal.h"
+
+// A 32-bit integer hash (two xor-shift-multiply rounds): cheap enough to vectorise, with
+// every output bit depending on every input bit.
+QK_INLINE uint32_t qk_mix32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+QK_INLINE uint64_t qk_splitmix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+QK_CLONES
+void qk_round_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t rows, int64_t cols,
+                   const float *rowScale, float scale, uint64_t seed, uint64_t first, int64_t stride,
+                   int stochastic) {
+    const uint64_t k = qk_splitmix64(seed);
+    const uint32_t k1 = (uint32_t)k, k2 = (uint32_t)(k >> 32);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = in + r * ldi;
+        uint16_t *o = out + r * ldo;
+        const float rs = (rowScale ? rowScale[r] : 1.0f) * scale;
+        const uint64_t e0 = first + (uint64_t)r * (uint64_t)stride;
+        for (int64_t c = 0; c < cols; c++) {
+            const float v = x[c] * rs;
+            uint32_t bits;
+            memcpy(&bits, &v, 4);
+            uint32_t add;
+            if (stochastic) {
+                const uint64_t e = e0 + (uint64_t)c;
+                add = qk_mix32(qk_mix32((uint32_t)e ^ k1) ^ k2 ^ (uint32_t)(e >> 32) * 0x9e3779b9u) >> 16;
+            } else {
+                add = 0x7fffu + ((bits >> 16) & 1u);  // to nearest, ties to even
+            }
+            const int nan = (bits & 0x7fffffffu) > 0x7f800000u;
+            o[c] = nan ? (uint16_t)((bits >> 16) | 0x40u) : (uint16_t)((bits + add) >> 16);
+        }
+    }
+}
+
+QK_CLONES
+void qk_act_codes_bf16(const float *x, int64_t ld, int64_t rows, int64_t C, uint16_t *out, int64_t ldo,
+                       float *steps) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ld;
+        uint16_t *o = out + r * ldo;
+        float amax = 0.0f;
+        for (int64_t c = 0; c < C; c++) {
+            const float a = fabsf(xr[c]);
+            amax = a > amax ? a : amax;
+        }
+        const float step = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        steps[r] = step;
+        for (int64_t c = 0; c < C; c++) {
+            const float q = rintf(xr[c] * inv);
+            uint32_t bits;
+            memcpy(&bits, &q, 4);
+            o[c] = (uint16_t)(bits >> 16);  // an integer of magnitude <= 128: exact
+        }
+    }
+}
+
+QK_CLONES
+void qk_i8_to_bf16(uint16_t *out, const int8_t *in, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float f = (float)in[i];
+        uint32_t bits;
+        memcpy(&bits, &f, 4);
+        out[i] = (uint16_t)(bits >> 16);
+    }
+}

@@ -138,13 +138,16 @@ struct BenchCommand: ParsableCommand {
             results.append(obj)
         }
         let base = results[0]["step_s"] as? Double ?? 1
-        print("\nmode          step s   ×first  tokens/s    MFU   B/param  peak RSS")
+        let width = max(12, modes.map(\.count).max() ?? 0)
+        print("\n" + "mode".padding(toLength: width, withPad: " ", startingAt: 0)
+            + "   step s   ×first  tokens/s    MFU  path MFU   B/param  peak RSS")
         for r in results {
             let step = r["step_s"] as? Double ?? 0
             let mem = r["memory"] as? [String: Any] ?? [:]
-            let line = ((r["mode"] as? String ?? "").padding(toLength: 12, withPad: " ", startingAt: 0))
-                + String(format: " %7.3f  %6.3f  %8.1f  %5.3f  %8.3f  ", step, step / base,
-                         r["tokens_per_s"] as? Double ?? 0, r["mfu"] as? Double ?? 0, mem["bytes_per_param"] as? Double ?? 0)
+            let line = ((r["mode"] as? String ?? "").padding(toLength: width, withPad: " ", startingAt: 0))
+                + String(format: "  %7.3f  %6.3f  %8.1f  %5.3f  %8.3f  %8.3f  ", step, step / base,
+                         r["tokens_per_s"] as? Double ?? 0, r["mfu"] as? Double ?? 0, r["path_mfu"] as? Double ?? 0,
+                         mem["bytes_per_param"] as? Double ?? 0)
                 + formatBytes(mem["peak_rss_bytes"] as? Int ?? 0)
             print(line)
         }

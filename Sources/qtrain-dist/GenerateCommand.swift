@@ -36,6 +36,9 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print tokens per second at the end (to standard error).")
     var timing = false
 
+    @Flag(help: "With --timing, also the time per token by kind of operation.")
+    var profile = false
+
     func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be 0 or more") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be 0 or more") }
@@ -51,6 +54,7 @@ struct GenerateCommand: ParsableCommand {
                                 useInt8: compute != .fp32 && compute != .reference)
             var sampler = TokenSampler(temperature: temperature, topK: topK, topP: topP, seed: UInt64(bitPattern: Int64(seed)))
             FileHandle.standardOutput.write(Data(prompt.utf8))
+            OpProfile.shared.enabled = profile
             let start = Date()
             let produced = TextGeneration(generator: gen, tokenizer: ckpt.tokenizer)
                 .run(prompt: prompt, maxTokens: maxTokens, sampler: &sampler) { FileHandle.standardOutput.write(Data($0)) }
@@ -59,6 +63,9 @@ struct GenerateCommand: ParsableCommand {
                 let s = Date().timeIntervalSince(start)
                 FileHandle.standardError.write(Data(String(format: "%d tokens in %.2f s: %.1f tokens/s (compute %@)\n", produced, s, Double(produced) / max(s, 1e-9),
                                                                    gen.computeName).utf8))
+                for (op, seconds) in OpProfile.shared.report(steps: max(produced, 1)) {
+                    FileHandle.standardError.write(Data(String(format: "  %@: %.3f ms per token\n", op, seconds * 1e3).utf8))
+                }
             }
         }
     }

@@ -54,6 +54,30 @@ final class Int8ComputeTests: XCTestCase {
         }
     }
 
+    /// The decoder's 2-bit ternary matrix-vector product is exact, padding and tails included.
+    func testTernaryGemvIsExact() throws {
+        var rng = SystemRandomNumberGenerator()
+        for (rows, K) in [(1, 1), (3, 63), (4, 64), (7, 65), (13, 200), (96, 768), (5, 2048)] {
+            let blocks = (K + 63) / 64, rowBytes = 16 * blocks
+            let codes = (0..<(rows * K)).map { _ in Int8.random(in: -1...1, using: &rng) }
+            var x = (0..<(blocks * 64)).map { $0 < K ? Int8.random(in: -128...127, using: &rng) : 0 }
+            x[0] = -128
+            var packed = [UInt8](repeating: 0xFF, count: rows * rowBytes)
+            packed.withUnsafeMutableBufferPointer { out in
+                codes.withUnsafeBufferPointer { c in
+                    for r in 0..<rows { qk_ternary_pack2(out.baseAddress! + r * rowBytes, c.baseAddress! + r * K, Int64(K)) }
+                }
+            }
+            var y = [Int32](repeating: 0, count: rows)
+            qk_ternary_gemv2(&y, packed, Int64(rowBytes), x, Int64(rows), Int64(K))
+            var exact = [Int32](repeating: 0, count: rows)
+            for r in 0..<rows {
+                for k in 0..<K { exact[r] += Int32(codes[r * K + k]) * Int32(x[k]) }
+            }
+            XCTAssertEqual(y, exact, "rows \(rows) K \(K)")
+        }
+    }
+
     static func quant(_ mode: QuantMode, bits: Double? = nil, compute: ComputePath = .fp32) -> QuantConfig {
         var q = QuantConfig()
         q.mode = mode

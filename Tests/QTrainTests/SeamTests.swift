@@ -17,15 +17,18 @@ final class SeamTests: XCTestCase {
         return c
     }
 
+    // The FP32 path: these tests compare backends against OpenBLAS's.
     static var dqtTernary: QuantConfig {
         var q = QuantConfig()
         q.mode = .dqt
+        q.compute = .fp32
         return q
     }
 
     static var bitnet: QuantConfig {
         var q = QuantConfig()
         q.mode = .bitnet
+        q.compute = .fp32
         return q
     }
 

@@ -214,7 +214,13 @@ void qk_i8_to_bf16(uint16_t *out, const int8_t *in, int64_t n);
 void qk_int8_gemv(int32_t *y, const int8_t *W, int64_t ldw, const int8_t *x, int64_t rows, int64_t K,
                   const int32_t *rowSums);
 void qk_int8_row_sums(int32_t *sums, const int8_t *W, int64_t ldw, int64_t rows, int64_t K);
-/// Whether qk_int8_gemv has its VNNI path here.
+/// Packs one row of K ternary codes (-1, 0, 1) at 2 bits for qk_ternary_gemv2: 16 bytes per
+/// 64 codes (the last block zero-padded), byte j of a block holding codes 16t + j in bits 2t.
+void qk_ternary_pack2(uint8_t *out, const int8_t *codes, int64_t K);
+/// y[r] = sum_k code[r][k] * x[k] over 2-bit rows (stride ldw bytes), exact. x must hold
+/// (K + 63) / 64 * 64 codes, zero past K.
+void qk_ternary_gemv2(int32_t *y, const uint8_t *W, int64_t ldw, const int8_t *x, int64_t rows, int64_t K);
+/// Whether qk_int8_gemv and qk_ternary_gemv2 have their VNNI paths here.
 int qk_int8_gemv_uses_vnni(void);
 
 // MARK: - Signals

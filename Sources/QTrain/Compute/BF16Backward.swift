@@ -20,19 +20,22 @@ final class BF16Backward {
     let maxInner: Int
     let blockRows: Int
     private let weightRows: AlignedBuffer<UInt16>  // (blockRows, K)
-    private let gradient: AlignedBuffer<UInt16>  // (maxRows, blockRows)
+    private let gradient: UnsafeMutablePointer<UInt16>  // (maxRows, blockRows), lent by the forward's buffer
     private let inputCodes: AlignedBuffer<UInt16>  // (maxRows, K)
     private let rowSteps: AlignedBuffer<Float>  // (maxRows)
     private var seed: UInt64 = 0
     private var call: UInt64 = 0
 
-    init(rounding: BackwardRounding, maxRows: Int, maxInner: Int, blockRows: Int, ledger: MemoryLedger?) {
+    /// - Parameter gradient: room for maxRows × blockRows BF16 values, not used by anyone
+    ///   else during a backward call.
+    init(rounding: BackwardRounding, maxRows: Int, maxInner: Int, blockRows: Int, gradient: UnsafeMutablePointer<UInt16>,
+         ledger: MemoryLedger?) {
         self.rounding = rounding
         self.maxRows = maxRows
         self.maxInner = maxInner
         self.blockRows = blockRows
         weightRows = AlignedBuffer(count: blockRows * maxInner, category: .scratch, ledger: ledger)
-        gradient = AlignedBuffer(count: maxRows * blockRows, category: .scratch, ledger: ledger)
+        self.gradient = gradient
         inputCodes = AlignedBuffer(count: maxRows * maxInner, category: .scratch, ledger: ledger)
         rowSteps = AlignedBuffer(count: maxRows, category: .scratch, ledger: ledger)
     }
@@ -55,7 +58,7 @@ final class BF16Backward {
         let layerSeed = seed &+ call &* 0x9E37_79B9_7F4A_7C15
         call += 1
         let stochastic: Int32 = rounding == .stochastic ? 1 : 0
-        let x = input.values, xq = inputCodes.pointer, sRow = rowSteps.pointer, g = gradient.pointer
+        let x = input.values, xq = inputCodes.pointer, sRow = rowSteps.pointer, g = gradient
         Threads.parallelFor(M, minChunk: 16) { r in
             qk_act_codes_bf16(x + r.lowerBound * K, Int64(K), Int64(r.count), Int64(K), xq + r.lowerBound * K, Int64(K),
                               sRow + r.lowerBound)
@@ -89,7 +92,7 @@ final class BF16Backward {
     /// gradient scratch (rows × columns.count); element (r, c) draws from counter r·N + c.
     private func round(_ dOut: UnsafePointer<Float>, columns: Range<Int>, of N: Int, rows M: Int,
                        rowSteps: UnsafePointer<Float>?, scale: Float, seed: UInt64, stochastic: Int32) {
-        let n = columns.count, c0 = columns.lowerBound, g = gradient.pointer
+        let n = columns.count, c0 = columns.lowerBound, g = gradient
         Threads.parallelFor(M, minChunk: 16) { r in
             qk_round_bf16(g + r.lowerBound * n, Int64(n), dOut + r.lowerBound * N + c0, Int64(N), Int64(r.count), Int64(n),
                           rowSteps.map { $0 + r.lowerBound }, scale, seed, UInt64(r.lowerBound * N + c0), Int64(N),

@@ -18,6 +18,7 @@ public final class Int8Matmul: MatmulBackend {
     let fp32 = FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)")
     /// Weight rows per GEMM (a multiple of 40, so every block starts on a packing group).
     let blockRows: Int
+    static let blockRows = 1040
     let codes: AlignedBuffer<Int8>  // (blockRows, K) weight codes
     private let products: AlignedBuffer<Int32>  // (maxRows, blockRows)
     let maxRows: Int
@@ -38,17 +39,28 @@ public final class Int8Matmul: MatmulBackend {
     ///   backward: how to round the incoming gradient for a BF16 backward pass, nil for FP32.
     public init(maxRows: Int, maxInner: Int, backward: BackwardRounding? = nil, ledger: MemoryLedger?) {
         self.maxRows = maxRows
-        let blockRows = 1040
+        let blockRows = Self.blockRows
         self.blockRows = blockRows
         qk_int8_gemm_set_threads(Int32(Threads.count))
         codes = AlignedBuffer(count: blockRows * maxInner, category: .scratch, ledger: ledger)
-        products = AlignedBuffer(count: maxRows * blockRows, category: .scratch, ledger: ledger)
+        let products = AlignedBuffer<Int32>(count: maxRows * blockRows, category: .scratch, ledger: ledger)
+        self.products = products
         bf16 = backward.map {
-            BF16Backward(rounding: $0, maxRows: maxRows, maxInner: maxInner, blockRows: blockRows, ledger: ledger)
+            // The rounded gradient block lives in the forward's product buffer (twice its size).
+            let gradient = UnsafeMutableRawPointer(products.pointer).bindMemory(to: UInt16.self, capacity: 2 * maxRows * blockRows)
+            return BF16Backward(rounding: $0, maxRows: maxRows, maxInner: maxInner, blockRows: blockRows, gradient: gradient,
+                                ledger: ledger)
         }
     }
 
     public func beginBackward(seed: UInt64) { bf16?.begin(seed: seed) }
+
+    /// Bytes of scratch the path allocates for products of `maxRows` rows and inner dimension
+    /// `maxInner` (for ``MemoryPlan``).
+    static func scratchBytes(maxRows: Int, maxInner: Int, bf16: Bool) -> Int {
+        let forward = blockRows * maxInner + 4 * maxRows * blockRows
+        return forward + (bf16 ? 2 * blockRows * maxInner + 2 * maxRows * maxInner + 4 * maxRows : 0)
+    }
 
     public func forward(out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
                         accumulate: Bool) {

@@ -86,9 +86,16 @@ public struct LinearWeights {
 /// The `quant.compute` choices this build has.
 extension ComputePath {
     /// The backend that runs this path for products of at most `maxRows` rows and inner
-    /// dimension `maxInner` (`rounding`: of the incoming gradient under int8-bf16), and a one-line notice when the path cannot run here and another
+    /// dimension `maxInner` (`rounding`: of the incoming gradient under int8-bf16;
+    /// `inputsAreCodes`: whether quantised layers take int8 inputs at all), and a one-line notice when the path cannot run here and another
     /// one stands in (or when `auto` chose).
-    public func makeBackend(maxRows: Int, maxInner: Int, rounding: BackwardRounding = .stochastic, ledger: MemoryLedger?) -> (MatmulBackend, notice: String?) {
+    public func makeBackend(maxRows: Int, maxInner: Int, rounding: BackwardRounding = .stochastic, inputsAreCodes: Bool = true,
+                            ledger: MemoryLedger?) -> (MatmulBackend, notice: String?) {
+        // Without int8 inputs (quant.mode fp32, or activation_bits 0) there is no integer product to take.
+        if usesInt8Forward && !inputsAreCodes {
+            return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"), self == .auto ? nil
+                : "notice: quant.compute \(rawValue) needs int8 layer inputs (quant.mode bitnet or dqt, activation_bits 8); computing in fp32")
+        }
         switch self {
         case .fp32: return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"), nil)
         case .reference: return (FP32Matmul<ReferenceGemm>(name: "reference (triple loop, Float64 sums)"), nil)

@@ -102,15 +102,23 @@ final class Scratch {
     let weights: AlignedBuffer<Float>
     let gain: AlignedBuffer<Float>
 
-    init(config: ModelConfig, weights w: ModelWeights, ledger: MemoryLedger?) {
+    /// - Parameter blockRows: when set, FP32 weight rows are materialised at most this many at
+    ///   a time (a backend that multiplies codes directly needs FP32 rows only as a fallback).
+    init(config: ModelConfig, weights w: ModelWeights, blockRows: Int? = nil, ledger: MemoryLedger?) {
         let C = config.dim, F = config.hiddenDim
-        // The largest block matrix (gate|up: 2F × C), and the head/embedding in blocks of
-        // at most that many floats, are what one GEMM needs at a time.
-        let largest = max(2 * F * C, 3 * C * C, C * F)
+        let largest = Self.weightFloats(config: config, blockRows: blockRows)
         let specs = w.layout.specs
         let matricesInPlace = specs.allSatisfy { !$0.role.isMatrix || w.valuesInPlace($0.index) != nil }
         let gainsInPlace = specs.allSatisfy { $0.role.isMatrix || w.valuesInPlace($0.index) != nil }
         weights = AlignedBuffer(count: matricesInPlace ? 0 : largest, category: .scratch, ledger: ledger)
         gain = AlignedBuffer(count: gainsInPlace ? 0 : C, category: .scratch, ledger: ledger)
+    }
+
+    /// Floats of FP32 weight scratch: the largest block matrix (gate|up: 2F × C; the head and
+    /// embedding go in blocks of at most that many floats), or `blockRows` rows of the widest.
+    static func weightFloats(config: ModelConfig, blockRows: Int?) -> Int {
+        let C = config.dim, F = config.hiddenDim
+        let largest = max(2 * F * C, 3 * C * C, C * F)
+        return blockRows.map { min(largest, $0 * max(C, F)) } ?? largest
     }
 }

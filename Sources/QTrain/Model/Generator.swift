@@ -18,7 +18,7 @@ public final class Generator {
     /// Whether linear-layer inputs are int8-fake-quantised as in training (bitnet, dqt).
     public let quantizesActivations: Bool
     /// The linear layers' weights as int8 codes, or nil when they are FP32.
-    private let int8: Int8Weights?
+    private let int8: DecodeWeights?
     private let weights: AlignedBuffer<Float>  // layout order, FP32 (only the tensors read as FP32)
     private let keys: AlignedBuffer<Float>  // (L, maxLength, C)
     private let values: AlignedBuffer<Float>  // (L, maxLength, C)
@@ -31,7 +31,7 @@ public final class Generator {
 
     /// What the linear layers compute in, e.g. `int8 (AVX-512 VNNI)` or `fp32 (OpenBLAS)`.
     public var computeName: String {
-        int8 == nil ? "fp32 (OpenBLAS)" : "int8" + (qk_int8_gemv_uses_vnni() != 0 ? " (AVX-512 VNNI)" : " (portable C)")
+        int8.map { $0.name } ?? "fp32 (OpenBLAS)"
     }
 
     /// - Parameters: useInt8: multiply in integers where the weights and inputs allow it
@@ -44,7 +44,7 @@ public final class Generator {
         let T = maxLength ?? config.seqLen
         self.maxLength = T
         let C = config.dim, F = config.hiddenDim, L = config.nLayers
-        let int8 = useInt8 && quantizesActivations ? Int8Weights(source) : nil
+        let int8 = useInt8 && quantizesActivations ? DecodeWeights(source) : nil
         self.int8 = int8
         weights = AlignedBuffer(count: layout.count, category: .weights, ledger: nil)
         for spec in layout.specs where int8?.holds(spec.index) != true || spec.index == layout.embedding {
@@ -56,7 +56,7 @@ public final class Generator {
         func buf(_ n: Int) -> AlignedBuffer<Float> { AlignedBuffer(count: n, category: .activations, ledger: nil) }
         x = buf(C); h = buf(C); qkv = buf(3 * C); att = buf(C); h13 = buf(2 * F); act = buf(F); rstd = buf(1)
         scores = buf(T); logitsBuffer = buf(config.vocabSize)
-        inputCodes = AlignedBuffer(count: max(C, F), category: .activations, ledger: nil)
+        inputCodes = AlignedBuffer(count: (max(C, F) + 63) / 64 * 64, category: .activations, ledger: nil)
         products = AlignedBuffer(count: max(3 * C, 2 * F, config.vocabSize), category: .activations, ledger: nil)
     }
 
@@ -72,18 +72,18 @@ public final class Generator {
     /// layout); accumulates when asked. x has been through ``quantize(_:_:)``.
     private func matvec(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ params: [Int], n: Int, k: Int,
                         accumulate: Bool = false) {
+        OpProfile.shared.time("decode linear layers") { multiply(y, x, params, n: n, k: k, accumulate: accumulate) }
+    }
+
+    private func multiply(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ params: [Int], n: Int, k: Int,
+                          accumulate: Bool) {
         guard let int8, params.allSatisfy(int8.holds) else {
             Gemm.multiply(transB: true, m: 1, n: n, k: k, a: x, lda: k, b: w(params[0]), ldb: k, beta: accumulate ? 1 : 0,
                           c: y, ldc: n)
             return
         }
-        var r0 = 0
-        for p in params {
-            let rows = layout.specs[p].rows
-            int8.multiply(p, codes: inputCodes.pointer, step: inputStep, into: y + r0, products: products.pointer + r0,
-                          accumulate: accumulate)
-            r0 += rows
-        }
+        int8.multiply(params, codes: inputCodes.pointer, step: inputStep, into: y, products: products.pointer,
+                      accumulate: accumulate)
     }
 
     private var inputStep: Float = 0
@@ -92,6 +92,8 @@ public final class Generator {
         guard quantizesActivations else { return }
         if int8 != nil {
             qk_act_quant_rows_codes(v, inputCodes.pointer, &inputStep, 1, Int64(n), Int64(n))
+            // The ternary kernel reads whole blocks of 64 codes: zero past n.
+            (inputCodes.pointer + n).initialize(repeating: 0, count: (n + 63) / 64 * 64 - n)
         } else {
             qk_act_quant_rows(v, 1, Int64(n), Int64(n))
         }
@@ -114,6 +116,7 @@ public final class Generator {
             kc.update(from: qkv.pointer + C, count: C)
             vc.update(from: qkv.pointer + 2 * C, count: C)
             let scale = Float(1 / Double(d).squareRoot())
+            OpProfile.shared.time("decode attention") {
             for head in 0..<H {
                 let q = qkv.pointer + head * d
                 for j in 0...p {
@@ -130,6 +133,7 @@ public final class Generator {
                     let v = values.pointer + (l * T + j) * C + head * d, pj = probs[j]
                     for e in 0..<d { o[e] += pj * v[e] }
                 }
+            }
             }
             quantize(att.pointer, C)
             matvec(x.pointer, att.pointer, [blk.o], n: C, k: C, accumulate: true)
@@ -148,57 +152,3 @@ public final class Generator {
     }
 }
 
-/// The int8 codes of every linear layer's weights (one byte per weight), with each tensor's
-/// step and each row's code sum (VNNI multiplies unsigned by signed bytes; the sums undo the
-/// offset), for ``Generator``.
-final class Int8Weights {
-    let layout: ParameterLayout
-    private let codes: AlignedBuffer<Int8>  // the held tensors, layout order, packed densely
-    private let rowSums: AlignedBuffer<Int32>
-    private var offset: [Int: (codes: Int, rows: Int)] = [:]
-    private var steps: [Int: Float] = [:]
-
-    /// Nil unless every linear layer's forward weights are integer codes.
-    init?(_ w: ModelWeights) {
-        let l = w.layout
-        let linear = l.blocks.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] } + [l.head]
-        for p in linear { guard let s = w.policy.forwardCodeStep(w, of: p) else { return nil }; steps[p] = s }
-        layout = l
-        var n = 0, rows = 0
-        for p in linear {
-            offset[p] = (n, rows)
-            n += l.specs[p].count
-            rows += l.specs[p].rows
-        }
-        codes = AlignedBuffer(count: n, category: .weights, ledger: nil)
-        rowSums = AlignedBuffer(count: rows, category: .weights, ledger: nil)
-        for p in linear {
-            let spec = l.specs[p], at = offset[p]!
-            let c = codes.pointer + at.codes
-            // Whole packing groups per piece (start a multiple of 40), one piece per thread.
-            let groups = (spec.count + 39) / 40
-            Threads.parallelFor(groups, minChunk: 1024) { g in
-                let lo = g.lowerBound * 40, hi = min(spec.count, g.upperBound * 40)
-                w.policy.forwardCodes(w, of: p, from: lo, count: hi - lo, into: c + lo)
-            }
-            qk_int8_row_sums(rowSums.pointer + at.rows, c, Int64(spec.cols), Int64(spec.rows), Int64(spec.cols))
-        }
-    }
-
-    func holds(_ p: Int) -> Bool { offset[p] != nil }
-
-    /// y (rows of `p`) = (or +=) codes · W_pᵀ · step · (p's step), exact before the rescale.
-    func multiply(_ p: Int, codes x: UnsafePointer<Int8>, step: Float, into y: UnsafeMutablePointer<Float>,
-                  products: UnsafeMutablePointer<Int32>, accumulate: Bool) {
-        let spec = layout.specs[p], at = offset[p]!, K = spec.cols
-        let scale = step * steps[p]!, w = codes.pointer + at.codes, sums = rowSums.pointer + at.rows
-        Threads.parallelFor(spec.rows, minChunk: 64) { r in
-            qk_int8_gemv(products + r.lowerBound, w + r.lowerBound * K, Int64(K), x, Int64(r.count), Int64(K),
-                         sums + r.lowerBound)
-            for i in r {
-                let v = Float(products[i]) * scale
-                y[i] = accumulate ? y[i] + v : v
-            }
-        }
-    }
-}

@@ -54,18 +54,18 @@ public final class Model {
         layout = ParameterLayout(config)
         let weights = ModelWeights(layout: layout, quant: quant, ledger: ledger)
         self.weights = weights
+        let quantizesInputs = quant.mode != .fp32 && quant.activationBits > 0
         let chosen = backend.map { ($0, nil as String?) }
             ?? quant.compute.makeBackend(maxRows: batch * config.seqLen, maxInner: max(config.dim, config.hiddenDim),
-                                         rounding: quant.backwardRounding, ledger: ledger)
+                                         rounding: quant.backwardRounding, inputsAreCodes: quantizesInputs, ledger: ledger)
         let backend = chosen.0
         self.backend = backend
         computeNotice = chosen.1
         gradients = AlignedBuffer(count: layout.count, category: .gradients, ledger: ledger)
         maxBatch = batch
-        let quantizesInputs = quant.mode != .fp32 && quant.activationBits > 0
         acts = Activations(config: config, B: batch, T: config.seqLen,
                            keepsInputCodes: quantizesInputs && backend.wantsActivationCodes, ledger: ledger)
-        let scratch = Scratch(config: config, weights: weights, ledger: ledger)
+        let scratch = Scratch(config: config, weights: weights, blockRows: (backend as? Int8Matmul)?.blockRows, ledger: ledger)
         self.scratch = scratch
         rope = RoPE(T: config.seqLen, headDim: config.headDim, theta: config.ropeTheta, ledger: ledger)
         tokenCopy = AlignedBuffer(count: batch * config.seqLen, category: .activations, ledger: ledger)

@@ -72,7 +72,7 @@ public struct QuantConfig: Codable, Equatable, Sendable {
     /// (bitnet and dqt); 0 switches it off.
     public var activationBits = 8
     /// The matmul backend; it changes how fast, not what is trained (checkpoints do not depend on it).
-    public var compute: ComputePath = .fp32
+    public var compute: ComputePath = .auto
     /// How `int8-bf16` rounds the incoming gradient of a quantised layer to BF16.
     public var backwardRounding: BackwardRounding = .stochastic
 

@@ -24,8 +24,15 @@ public struct MemoryPlan: Sendable {
         case .dqt: weightBytes = config.quant.grid.storageBitsPerCode / 8
         }
         let stateSize: Double = config.optim.stateDtype == .fp32 ? 8 : 4
-        // Quantised weights are materialised a block at a time into scratch (the largest block matrix).
-        let scratch = config.quant.mode == .fp32 ? 0 : 4 * max(2 * F * C, 3 * C * C, C * F)
+        // Quantised weights are materialised a block at a time into scratch (the largest block
+        // matrix, or fewer rows beside an int8 path's own scratch).
+        let int8 = config.quant.mode != .fp32 && config.quant.activationBits > 0 && config.quant.compute.usesInt8Forward
+            && Int8Matmul.isAvailable
+        let rows = microBatch * m.seqLen, inner = max(m.dim, m.hiddenDim)
+        let scratch = config.quant.mode == .fp32 ? 0
+            : 4 * Double(Scratch.weightFloats(config: m, blockRows: int8 ? Int8Matmul.blockRows : nil))
+            + (int8 ? Double(Int8Matmul.scratchBytes(maxRows: rows, maxInner: inner, bf16: Int8Matmul.isBF16Available
+                && config.quant.compute != .int8)) : 0)
         stateBytes = parameters * (weightBytes + 4 + stateSize) + scratch
         // The activation arena, counted view by view as Activations allocates it.
         let codes = config.quant.mode != .fp32 && config.quant.activationBits > 0

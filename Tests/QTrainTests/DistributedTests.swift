@@ -54,6 +54,64 @@ final class DistributedTests: XCTestCase {
         }
     }
 
+    /// Ranks started with different settings (the cases that deadlocked or trained silently)
+    /// all stop at start-up with exit 5, naming the differing keys and ranks; the same data in
+    /// another directory with another tokenizer is named too.
+    func testRanksThatDisagreeStopNamingTheDifference() throws {
+        for (extra, named) in [(["--set", "checkpoint.every=3"], "checkpoint.every"), (["--set", "dist.check_every=2"], "dist.check_every"),
+                               (["--set", "dist.shard_optimizer=true"], "dist.shard_optimizer"), (["--set", "model.seq_len=8"], "model.seq_len"),
+                               (["--set", "train.grad_accum=2"], "train.grad_accum")] {
+            // One process per rank with its own options (Open MPI's colon syntax).
+            let r = try runProgram(URL(fileURLWithPath: "/usr/bin/mpirun"),
+                                   ["-n", "1", QTrainBinary.url.path] + args("a", []) + [":", "-n", "1", QTrainBinary.url.path]
+                                       + args("a", extra),
+                                   environment: Self.mpiEnvironment, timeout: 120)
+            XCTAssertEqual(r.status, 5, named)  // every rank exits with the distributed-error code
+            XCTAssertTrue(r.stderr.contains("the ranks disagree on the run: \(named) (rank 1 differs from rank 0)"), r.stdout + r.stderr)
+        }
+        // Shards from another tokenizer: a second data directory prepared differently.
+        let other = try makeSyntheticData(in: dir.appendingPathComponent("other"), documents: 14)
+        let r = try runProgram(URL(fileURLWithPath: "/usr/bin/mpirun"),
+                               ["-n", "1", QTrainBinary.url.path] + args("b", []) + [":", "-n", "1", QTrainBinary.url.path]
+                                   + args("b", ["--set", "data.dir=\(other.path)"]),
+                               environment: Self.mpiEnvironment, timeout: 120)
+        XCTAssertEqual(r.status, 5)
+        XCTAssertTrue(r.stderr.contains("data.dir (rank 1 differs from rank 0)"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("the train shards (rank 1 differs from rank 0)"), r.stderr)
+    }
+
+    /// A rank stopped with SIGSTOP (the case that left the others spinning forever) ends the
+    /// job after dist.timeout_s with exit 5 and one line naming it.
+    func testStoppedRankEndsTheJobNamingIt() throws {
+        let run = dir.appendingPathComponent("stall")
+        let job = try SpawnedProgram(URL(fileURLWithPath: "/usr/bin/mpirun"),
+                                     ["-n", "2", QTrainBinary.url.path] + args("stall", ["--set", "train.steps=1000000",
+                                                                                          "--set", "dist.timeout_s=4"]),
+                                     environment: Self.mpiEnvironment)
+        // Wait for both heartbeats, then stop rank 1 (its process carries OMPI_COMM_WORLD_RANK=1).
+        let beats = run.appendingPathComponent(".heartbeat")
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, (try? FileManager.default.contentsOfDirectory(atPath: beats.path).count) ?? 0 < 2 {
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        var stopped: pid_t = 0
+        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
+            guard let pid = pid_t(entry),
+                  let cmd = try? String(contentsOfFile: "/proc/\(entry)/cmdline", encoding: .utf8), cmd.contains(run.path),
+                  !cmd.hasPrefix("/usr/bin/mpirun"),
+                  let env = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(entry)/environ")),
+                  String(decoding: env, as: UTF8.self).split(separator: "\0").contains("OMPI_COMM_WORLD_RANK=1")
+            else { continue }
+            stopped = pid
+        }
+        XCTAssertGreaterThan(stopped, 0, "found rank 1")
+        kill(stopped, SIGSTOP)
+        defer { kill(stopped, SIGKILL) }
+        let r = try job.wait(timeout: 60)
+        XCTAssertEqual(r.status, 5, r.stdout + r.stderr)
+        XCTAssertTrue(r.stderr.contains("past dist.timeout_s = 4; not answering: rank 1 (silent for"), r.stderr)
+    }
+
     func testFP32RanksMatchOneProcessWithTheWholeBatch() throws {
         try single("one", ["--set", "train.micro_batch=8"])
         let r2 = try mpirun(2, "mpi2")

@@ -32,10 +32,13 @@ public struct DistConfig: Codable, Equatable, Sendable {
     /// Gradient bucket size in megabytes.
     public var bucketMB = 25.0
     public var overlap: OverlapMode = .auto
+    /// Seconds a rank waits for a step (or a validation, checkpoint or replica check) to finish
+    /// before it names the ranks that stopped answering and ends the job (exit 5); 0 = wait forever.
+    public var timeoutS = 600.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case checkEvery = "check_every", onDesync = "on_desync", shardOptimizer = "shard_optimizer"
-        case bucketMB = "bucket_mb", overlap
+        case bucketMB = "bucket_mb", overlap, timeoutS = "timeout_s"
     }
 
     public init() {}
@@ -47,11 +50,14 @@ public struct DistConfig: Codable, Equatable, Sendable {
         shardOptimizer = try read(.shardOptimizer, shardOptimizer)
         bucketMB = try read(.bucketMB, bucketMB)
         overlap = try read(.overlap, overlap)
+        timeoutS = try read(.timeoutS, timeoutS)
     }
 
     func validate(path: String = "dist") throws {
         let check = ConfigCheck(path: path)
         try check.require(checkEvery >= 0, "check_every", checkEvery, "0 or more")
         try check.require(bucketMB > 0 && bucketMB <= 4096, "bucket_mb", bucketMB, "between 0 and 4096")
+        try check.require(timeoutS == 0 || (timeoutS >= 2 && timeoutS <= 604_800), "timeout_s", timeoutS,
+                          "0 (off) or between 2 and 604800 seconds")
     }
 }

@@ -255,6 +255,7 @@ final class BenchSession {
         self.comm = comm
         Threads.configure(config.train.threads > 0 ? config.train.threads : max(1, Threads.availableCores / max(comm.localSize, 1)))
         let batch = try config.train.microBatch(world: comm.worldSize)
+        try RunAgreement.check(RunAgreement.items(config: config), comm: comm)
         try MemoryPlan(config, microBatch: batch).check(ranksPerNode: comm.localSize)
         model = Model(config: config.model, quant: config.quant, batch: batch, ledger: ledger)
         model.weights.initialize(seed: UInt64(config.train.seed), std: Float(config.model.initStd))

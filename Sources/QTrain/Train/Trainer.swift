@@ -75,6 +75,8 @@ public final class Trainer {
                 "the data in \(dataDir.path) has a vocabulary of \(trainData.vocabSize), larger than model.vocab_size = \(config.model.vocabSize)",
                 hint: "set model.vocab_size to at least \(trainData.vocabSize)")
         }
+        try RunAgreement.check(RunAgreement.items(config: config, splits: [("train", trainData), ("validation", valData)]),
+                               comm: comm)
         try MemoryPlan(config, microBatch: B).check(ranksPerNode: perNode)
         model = Model(config: config.model, quant: config.quant, batch: B, ledger: ledger)
         model.weights.initialize(seed: UInt64(config.train.seed), std: Float(config.model.initStd))
@@ -167,7 +169,13 @@ public final class Trainer {
         qk_install_stop_handlers()
         try prepareRunDirectory()
         let total = config.train.steps
+        let watchdog = comm.worldSize > 1 && config.dist.timeoutS > 0
+            ? Watchdog(timeout: config.dist.timeoutS, rank: comm.rank, world: comm.worldSize, run: runDirectory) : nil
+        watchdog?.start()
+        defer { watchdog?.stop() }
+        func entering(_ phase: String) { watchdog?.beat(step: step + 1, phase: phase) }
         if step == 0 {
+            entering("the first replica check and validation")
             try replicas.check(at: 0)
             let initial = try validator.run(after: 0)
             metrics.initial(validationLoss: initial)
@@ -177,12 +185,14 @@ public final class Trainer {
         let started = Date()
         var lastLoss = Double.nan, stop: StopReason?
         while step < total && stop == nil {
+            entering("the training step")
             let t0 = Date()
             let result = try trainStep()
             lastLoss = result.loss
             let seconds = Date().timeIntervalSince(t0)
             injectDesyncIfAsked()
             try divergence.check(step: step, result)
+            watchdog?.beat(step: step, phase: "the replica check, stop agreement and validation")
             if replicas.isDue(step: step) { try replicas.check(at: step) }
             stop = try agreedStopSignal().map(StopReason.signal) ?? (options.stopAt == step ? .asked : nil)
             let val = validator.isDue(step: step) ? try validator.run(after: step) : nil
@@ -190,7 +200,10 @@ public final class Trainer {
                options.debug {
                 try logBlockGradientNorms()
             }
-            if checkpointer.shouldSave(step: step, lastStep: total, stopping: stop != nil) { try saveCheckpoint() }
+            if checkpointer.shouldSave(step: step, lastStep: total, stopping: stop != nil) {
+                watchdog?.beat(step: step, phase: "the checkpoint")
+                try saveCheckpoint()
+            }
         }
         if let stop { console.line(stop.message(step: step)) }
         return try finish(started: started, lastLoss: lastLoss, stop: stop)

@@ -113,6 +113,18 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try lastLoss("zero"), try lastLoss("zero-ref"), accuracy: 0.01 * (try lastLoss("zero-ref")))
     }
 
+    /// With no step cadence (checkpoint.every 0), checkpoints still come on the clock
+    /// (checkpoint.every_minutes), on every rank at the same step; off, only the last one.
+    func testCheckpointsComeOnTheClock() throws {
+        try train("clock", ["--set", "checkpoint.every_minutes=0.0002", "--set", "checkpoint.keep=100"])
+        let saved = Checkpointer.candidates(in: runURL("clock"))
+        XCTAssertGreaterThan(saved.count, 1, "\(saved)")
+        try mpirun(2, "clock2", ["--set", "checkpoint.every_minutes=0.0002", "--set", "checkpoint.keep=100"])
+        XCTAssertGreaterThan(Checkpointer.candidates(in: runURL("clock2")).count, 1)
+        try train("noclock", ["--set", "checkpoint.every_minutes=0"])
+        XCTAssertEqual(Checkpointer.candidates(in: runURL("noclock")).count, 1)
+    }
+
     /// Under int8-bf16 (stochastically rounded gradients) two ranks keep bit-identical
     /// replicas, compared after every step, and a resumed run repeats the roundings bit for bit.
     func testInt8BF16KeepsReplicasIdenticalAndResumesBitwise() throws {
@@ -257,6 +269,25 @@ final class CheckpointTests: XCTestCase {
     /// a bitwise resume.
     func testSIGINTCheckpointsAndResumes() throws {
         try checkStopSignalCheckpointsAndResumes(SIGINT, run: "int")
+    }
+
+    /// SIGUSR1 to mpirun (which Open MPI forwards to every rank) stops a data-parallel job
+    /// with a checkpoint at the next step boundary and exit 0 from mpirun (SIGTERM to mpirun
+    /// makes Open MPI kill the ranks instead; README says so).
+    func testSIGUSR1ToMpirunCheckpointsEveryRank() throws {
+        let p = try SpawnedProgram(URL(fileURLWithPath: "/usr/bin/mpirun"),
+                                   ["-n", "2", QTrainBinary.url.path] + args("usr1", ["--set", "train.steps=1000000", "--set", "log.every=100000"]),
+                                   environment: DistributedTests.mpiEnvironment)
+        let beats = runURL("usr1").appendingPathComponent(".heartbeat")
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, (try? FileManager.default.contentsOfDirectory(atPath: beats.path).count) ?? 0 < 2 { usleep(50_000) }
+        usleep(300_000)
+        p.send(SIGUSR1)
+        let r = p.wait(timeout: 120)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("on signal \(SIGUSR1)"), r.stdout)
+        let newest = try XCTUnwrap(Checkpointer.candidates(in: runURL("usr1")).first)
+        XCTAssertNoThrow(try Checkpointer.verify(newest))
     }
 
     /// A second Ctrl-C exits at once with 130, even in the middle of writing a checkpoint; the

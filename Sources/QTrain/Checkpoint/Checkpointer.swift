@@ -44,6 +44,15 @@ public final class Checkpointer {
     /// Whether the cadence asks for a checkpoint after `step`.
     public func isDue(step: Int) -> Bool { config.every > 0 && step % config.every == 0 }
 
+    /// When the last checkpoint was written (or the run started).
+    public private(set) var lastSave = Date()
+
+    /// Whether `checkpoint.every_minutes` have passed since ``lastSave`` (by this rank's clock:
+    /// the trainer takes the ranks' agreement).
+    public var isDueByTime: Bool {
+        config.everyMinutes > 0 && Date().timeIntervalSince(lastSave) >= config.everyMinutes * 60
+    }
+
     // MARK: - Writing
 
     /// Whether a checkpoint is due after `step`: on the cadence, after the last step, and
@@ -105,6 +114,7 @@ public final class Checkpointer {
                               hint: previous.map { "the previous checkpoint \($0.path) is intact; free disk space and resume" }
                                   ?? "free disk space and start again")
         }
+        lastSave = Date()
         return final
     }
 

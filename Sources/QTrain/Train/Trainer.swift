@@ -194,13 +194,14 @@ public final class Trainer {
             try divergence.check(step: step, result)
             watchdog?.beat(step: step, phase: "the replica check, stop agreement and validation")
             if replicas.isDue(step: step) { try replicas.check(at: step) }
-            stop = try agreedStopSignal().map(StopReason.signal) ?? (options.stopAt == step ? .asked : nil)
+            let agreed = try agreedFlags()
+            stop = agreed.signal.map(StopReason.signal) ?? (options.stopAt == step ? .asked : nil)
             let val = validator.isDue(step: step) ? try validator.run(after: step) : nil
             if metrics.record(step: step, result, seconds: seconds, validationLoss: val, stopping: stop?.isSignal ?? false),
                options.debug {
                 try logBlockGradientNorms()
             }
-            if checkpointer.shouldSave(step: step, lastStep: total, stopping: stop != nil) {
+            if checkpointer.shouldSave(step: step, lastStep: total, stopping: stop != nil) || agreed.checkpointByTime {
                 watchdog?.beat(step: step, phase: "the checkpoint")
                 try saveCheckpoint()
             }
@@ -266,10 +267,12 @@ public final class Trainer {
     public func evaluate() throws -> Double { try validator.run(after: step) }
 
     /// Any rank's pending SIGTERM/SIGUSR1, agreed by all ranks at this step boundary.
-    private func agreedStopSignal() throws -> Int32? {
-        var flag = [Double(qk_stop_requested())]
-        try comm.allReduceMax(&flag)
-        return flag[0] > 0 ? Int32(flag[0]) : nil
+    /// What the ranks agree on after each step, in one collective: a stop signal any rank
+    /// received, and whether any rank's clock says a checkpoint is due (`every_minutes`).
+    private func agreedFlags() throws -> (signal: Int32?, checkpointByTime: Bool) {
+        var flags = [Double(qk_stop_requested()), checkpointer.isDueByTime ? 1 : 0]
+        try comm.allReduceMax(&flags)
+        return (flags[0] > 0 ? Int32(flags[0]) : nil, flags[1] > 0)
     }
 
     /// Rank 0 prints each rank's memory: its table total and its peak RSS.

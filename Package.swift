@@ -37,6 +37,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/qtrain-dist"),
+        // The file-format fuzzer (launch/fuzz.sh; a short run is part of the tests).
+        .executableTarget(name: "qtrain-fuzz", dependencies: ["QTrain"], path: "Sources/qtrain-fuzz"),
         .testTarget(
             name: "QTrainTests", dependencies: ["QTrain", "QTrainMPI"], path: "Tests/QTrainTests",
             resources: [.copy("Fixtures")]),

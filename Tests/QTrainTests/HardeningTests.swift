@@ -18,6 +18,64 @@ final class HardeningTests: XCTestCase {
         }
     }
 
+    /// Shards from another tokenizer (a validation shard from another preparation, a swapped
+    /// tokenizer.json, a zeroed tokenizer hash) stop train with exit 3 instead of training on
+    /// the wrong token ids.
+    func testShardsFromAnotherTokenizerAreRefused() throws {
+        let dir = temporaryDirectory(self)
+        let bytes = try makeSyntheticData(in: dir.appendingPathComponent("a"))
+        let text = dir.appendingPathComponent("text")
+        try FileManager.default.createDirectory(at: text, withIntermediateDirectories: true)
+        try String(repeating: "the cat sat on the mat. ", count: 400).write(to: text.appendingPathComponent("d1.txt"), atomically: true, encoding: .utf8)
+        try String(repeating: "a dog ran in the park. ", count: 400).write(to: text.appendingPathComponent("d2.txt"), atomically: true, encoding: .utf8)
+        let bpe = dir.appendingPathComponent("bpe")
+        let p = try QTrainBinary.run(["prepare", "--corpus", text.path, "--out", bpe.path, "--val-every", "2", "--tokenizer", "bpe:280"])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        func train(_ data: URL) throws -> CommandResult {
+            try QTrainBinary.run(["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
+                                  "--set", "model.seq_len=16", "--set", "model.vocab_size=300", "--set", "train.steps=2",
+                                  "--set", "train.out_dir=\(dir.appendingPathComponent("run-\(UUID().uuidString)").path)"])
+        }
+        XCTAssertEqual(try train(bytes).status, 0)
+        let fm = FileManager.default
+        // A validation shard from the BPE preparation in the byte-tokenized directory.
+        let mixed = dir.appendingPathComponent("mixed")
+        try fm.copyItem(at: bytes, to: mixed)
+        try fm.removeItem(at: mixed.appendingPathComponent("val_000.bin"))
+        try fm.copyItem(at: bpe.appendingPathComponent("val_000.bin"), to: mixed.appendingPathComponent("val_000.bin"))
+        var r = try train(mixed)
+        XCTAssertEqual(r.status, 3, r.stderr)
+        XCTAssertTrue(r.stderr.contains("the val shards in \(mixed.path) were made with a different tokenizer than the train shards"), r.stderr)
+        // The BPE tokenizer.json beside byte-tokenized shards.
+        let swapped = dir.appendingPathComponent("swapped")
+        try fm.copyItem(at: bytes, to: swapped)
+        try fm.removeItem(at: swapped.appendingPathComponent("tokenizer.json"))
+        try fm.copyItem(at: bpe.appendingPathComponent("tokenizer.json"), to: swapped.appendingPathComponent("tokenizer.json"))
+        r = try train(swapped)
+        XCTAssertEqual(r.status, 3, r.stderr)
+        XCTAssertTrue(r.stderr.contains("were made with a different tokenizer than its tokenizer.json"), r.stderr)
+        // A zeroed tokenizer hash.
+        let url = dir.appendingPathComponent("zero.bin")
+        try ShardWriter.write([1, 2, 3, 4], vocabSize: 257, tokenizerHash: [UInt8](repeating: 0, count: 32), to: url)
+        let zero = dir.appendingPathComponent("zero")
+        try fm.createDirectory(at: zero, withIntermediateDirectories: true)
+        try fm.copyItem(at: url, to: zero.appendingPathComponent("train_000.bin"))
+        XCTAssertThrowsError(try TokenDataset(directory: zero, split: "train", seqLen: 2)) { error in
+            XCTAssertTrue("\(error)".contains("records no tokenizer"), "\(error)")
+        }
+    }
+
+    /// A full disk while appending metrics.jsonl (/dev/full answers every write with ENOSPC)
+    /// is noted once and training goes on: no crash, no exception.
+    func testMetricsOnAFullDiskWarnOnceAndGoOn() throws {
+        let writer = try MetricsWriter(url: URL(fileURLWithPath: "/dev/full"), append: true, enabled: true)
+        XCTAssertNil(writer.failure)
+        writer.write(["step": 1, "loss": 2.5])
+        let first = try XCTUnwrap(writer.failure, "the failed write was noticed")
+        writer.write(["step": 2, "loss": 2.4])
+        XCTAssertEqual(writer.failure, first)
+    }
+
     /// A tokenizer.json with a negative id (which filled the id table's gap check) is refused.
     func testTokenizerWithNegativeIdIsRejected() throws {
         let obj: [String: Any] = [

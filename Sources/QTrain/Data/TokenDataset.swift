@@ -35,6 +35,10 @@ public final class TokenDataset: @unchecked Sendable {
             throw QTrainError.data("shard \(s.url.path) was made with a different tokenizer than \(shards[0].url.path)",
                                    hint: "re-create the directory with `qtrain-dist prepare`")
         }
+        if first.tokenizerHash.allSatisfy({ $0 == 0 }) {
+            throw QTrainError.data("shard \(shards[0].url.path) records no tokenizer (its tokenizer hash is zero)",
+                                   hint: "re-create the directory with `qtrain-dist prepare`")
+        }
         vocabSize = first.vocabSize
         var cum = [0]
         for s in shards { cum.append(cum.last! + max(0, s.count - seqLen)) }
@@ -51,6 +55,21 @@ public final class TokenDataset: @unchecked Sendable {
 
     /// SHA-256 of the tokenizer the shards were made with.
     public var tokenizerHash: [UInt8] { shards[0].header.tokenizerHash }
+
+    /// Throws unless this split was made with the same tokenizer as `other` and as the
+    /// directory's `tokenizer.json` (shards copied in from another preparation train
+    /// silently on the wrong token ids otherwise).
+    public func checkSameTokenizer(as other: TokenDataset, tokenizer: any Tokenizer) throws {
+        let hint = "re-create the directory with `qtrain-dist prepare` (every split and tokenizer.json together)"
+        if other.tokenizerHash != tokenizerHash || other.vocabSize != vocabSize {
+            throw QTrainError.data("the \(other.split) shards in \(directory.path) were made with a different tokenizer than the \(split) shards",
+                                   hint: hint)
+        }
+        if tokenizer.identityHash != tokenizerHash {
+            throw QTrainError.data("the shards in \(directory.path) were made with a different tokenizer than its tokenizer.json",
+                                   hint: hint)
+        }
+    }
 
     /// Writes window `w` (0 ≤ w < windowCount): T inputs to `tokens`, the next T to `targets`.
     public func window(_ w: Int, tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>) {

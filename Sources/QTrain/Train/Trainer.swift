@@ -70,6 +70,7 @@ public final class Trainer {
         let dataDir = URL(fileURLWithPath: config.data.dir)
         trainData = try TokenDataset(directory: dataDir, split: "train", seqLen: T)
         let valData = try TokenDataset(directory: dataDir, split: "val", seqLen: T)
+        try trainData.checkSameTokenizer(as: valData, tokenizer: try TokenizerLoader.load(from: dataDir))
         guard trainData.vocabSize <= config.model.vocabSize else {
             throw QTrainError.config(
                 "the data in \(dataDir.path) has a vocabulary of \(trainData.vocabSize), larger than model.vocab_size = \(config.model.vocabSize)",

@@ -101,7 +101,7 @@ final class BF16Backward {
     }
 
     private func check(_ status: Int32) {
-        // Checked in every build (this module compiles with -Ounchecked, which drops preconditions).
+        // Checked in every build, also one made with QTRAIN_UNCHECKED=1 (-Ounchecked drops preconditions).
         if status != 0 { fatalError("oneDNN's BF16 matmul failed with status \(status)") }
     }
 }

@@ -42,7 +42,7 @@ final class DecodeWeights {
                 let lo = g.lowerBound * 40, hi = min(spec.count, g.upperBound * 40)
                 w.policy.forwardCodes(w, of: p, from: lo, count: hi - lo, into: c.pointer + lo)
             }
-            let ternary = UnsafeBufferPointer(start: c.pointer, count: spec.count).allSatisfy { abs($0) <= 1 }
+            let ternary = UnsafeBufferPointer(start: c.pointer, count: spec.count).allSatisfy { (-1...1).contains($0) }
             let rowBytes = ternary ? (spec.cols + 63) / 64 * 16 : spec.cols
             tensors[p] = Tensor(ternary: ternary, offset: offset, rowBytes: rowBytes, sums: sums, rows: spec.rows,
                                 cols: spec.cols, step: steps[p]!)

@@ -78,7 +78,7 @@ public final class Int8Matmul: MatmulBackend {
                 unpackCodes(of: p, rows: r0..<(r0 + n), cols: K, weights: w)
                 let status = qk_int8_gemm_nt(Int64(M), Int64(n), Int64(K), a, Int64(K), codes.pointer, Int64(K),
                                              products.pointer, Int64(n))
-                // Checked in every build (this module compiles with -Ounchecked, which drops preconditions).
+                // Checked in every build, also one made with QTRAIN_UNCHECKED=1 (-Ounchecked drops preconditions).
                 if status != 0 { fatalError("oneDNN's int8 GEMM failed with status \(status)") }
                 let dst = out + part.rows.lowerBound + r0
                 Threads.parallelFor(M, minChunk: 16) { r in

@@ -101,7 +101,7 @@ public final class Generator {
 
     /// Feeds one token; returns the logits of the next (valid until the next call).
     public func step(_ token: Int32) -> UnsafeBufferPointer<Float> {
-        // Checked in every build (this module compiles with -Ounchecked, which drops preconditions).
+        // Checked in every build, also one made with QTRAIN_UNCHECKED=1 (-Ounchecked drops preconditions).
         if position >= maxLength { fatalError("the key/value cache is full (\(maxLength) positions); call reset()") }
         let C = config.dim, F = config.hiddenDim, H = config.nHeads, d = config.headDim, V = config.vocabSize, T = maxLength
         let eps = Float(config.normEps), p = position

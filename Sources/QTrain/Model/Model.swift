@@ -145,7 +145,7 @@ public final class Model {
                  gradScale: Float) throws -> Double
     {
         if !(1...maxBatch).contains(B) || !(1...config.seqLen).contains(T) {
-            fatalError("batch \(B)×\(T) exceeds the model's buffers")  // kept under -Ounchecked
+            fatalError("batch \(B)×\(T) exceeds the model's buffers")  // kept in every build, -Ounchecked too
         }
         let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads, V = config.vocabSize
         let eps = Float(config.normEps)

@@ -63,7 +63,7 @@ extension QuantizedTensor: TensorStorage {
         let (qn, qp, bits) = (Int32(grid.qn), Int32(grid.qp), Int32(grid.bits))
         let (scaleOld, scaleNew, codes) = (scale, pendingScale ?? scale, packed.pointer)
         return { e, n, g, m, v, p in
-            if e % 40 != 0 { fatalError("DQT update slices must start at a multiple of 40") }  // kept under -Ounchecked
+            if e % 40 != 0 { fatalError("DQT update slices must start at a multiple of 40") }  // kept in every build, -Ounchecked too
             return Int(qk_dqt_update(codes, bits, qn, qp, Int64(e), Int64(n), g, m, v, scaleOld, scaleNew,
                                      &p, key, stream.c2, stream.c3))
         }

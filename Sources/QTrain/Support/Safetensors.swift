@@ -217,7 +217,7 @@ public struct SafetensorsWriter {
                 try sink(raw)
             }
             let expected = t.shape.reduce(1, *) * t.dtype.size
-            if written != expected { fatalError("tensor \(t.name) wrote \(written) bytes, expected \(expected)") }  // kept under -Ounchecked
+            if written != expected { fatalError("tensor \(t.name) wrote \(written) bytes, expected \(expected)") }  // kept in every build, -Ounchecked too
         }
         guard fsync(fd) == 0 else { throw fail(String(cString: strerror(errno))) }
         return hash.finalize().hexString

@@ -60,7 +60,7 @@ public final class AlignedBuffer<Element>: @unchecked Sendable {
 
     /// Allocates and zero-fills; traps only if the system is out of memory.
     public init(count: Int, category: MemoryCategory, ledger: MemoryLedger?) {
-        if count < 0 { fatalError("negative buffer size") }  // kept under -Ounchecked
+        if count < 0 { fatalError("negative buffer size") }  // kept in every build, -Ounchecked too
         self.count = count
         self.category = category
         self.ledger = ledger

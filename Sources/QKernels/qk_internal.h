@@ -6,7 +6,18 @@
 #include <math.h>
 
 #define QK_INLINE static inline __attribute__((always_inline))
+// ThreadSanitizer instruments the ifunc resolvers of target_clones, which run during relocation,
+// before its runtime exists: a ThreadSanitizer build compiles one portable version instead.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define QK_NO_CLONES 1
+#endif
+#endif
+#ifdef QK_NO_CLONES
+#define QK_CLONES
+#else
 #define QK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 
 // exp(x) for float in the Cephes style: range reduction by ln 2, degree-6 polynomial,
 // scaling through the exponent bits. Relative error about 2e-7; branch-free so it vectorises.

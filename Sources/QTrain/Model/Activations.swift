@@ -105,7 +105,7 @@ final class Scratch {
     /// - Parameter blockRows: when set, FP32 weight rows are materialised at most this many at
     ///   a time (a backend that multiplies codes directly needs FP32 rows only as a fallback).
     init(config: ModelConfig, weights w: ModelWeights, blockRows: Int? = nil, ledger: MemoryLedger?) {
-        let C = config.dim, F = config.hiddenDim
+        let C = config.dim
         let largest = Self.weightFloats(config: config, blockRows: blockRows)
         let specs = w.layout.specs
         let matricesInPlace = specs.allSatisfy { !$0.role.isMatrix || w.valuesInPlace($0.index) != nil }

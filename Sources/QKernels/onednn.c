@@ -2,6 +2,7 @@
 // machine without the library (the int8 compute path then falls back to FP32). Only the
 // BLAS-like entry point is used: C (s32) = A (s8) · Bᵀ (s8), row-major.
 #include "qkernels.h"
+#include "qk_internal.h"
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -17,23 +18,25 @@ static int wanted_threads;
 static const char *status = "not loaded";
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static void load(void) {
+void *qk_dnnl_open(int cpu_ok, const char *cpu_missing, const char **why) {
     if (getenv("QTRAIN_DISABLE_ONEDNN")) {
-        status = "disabled by QTRAIN_DISABLE_ONEDNN";
-        return;
+        *why = "disabled by QTRAIN_DISABLE_ONEDNN";
+        return NULL;
     }
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512vnni")) {
-        status = "this CPU has no AVX-512 VNNI";
-        return;
+    if (!cpu_ok) {
+        *why = cpu_missing;
+        return NULL;
     }
-    // oneDNN threads through OpenMP; idle OpenMP threads must sleep, not spin against OpenBLAS's.
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     void *h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        status = "oneDNN (libdnnl.so.2) is not installed: apt-get install libdnnl2";
-        return;
-    }
+    if (!h) *why = "oneDNN (libdnnl.so.2) is not installed: apt-get install libdnnl2";
+    return h;
+}
+
+static void load(void) {
+    __builtin_cpu_init();
+    void *h = qk_dnnl_open(__builtin_cpu_supports("avx512vnni"), "this CPU has no AVX-512 VNNI", &status);
+    if (!h) return;
     gemm_s8 = (gemm_s8s8s32_fn)dlsym(h, "dnnl_gemm_s8s8s32");
     set_threads = (set_threads_fn)dlsym(h, "omp_set_num_threads");
     if (!gemm_s8) {

@@ -4,9 +4,9 @@
 // them still runs and reports the path unavailable. Primitives are created once per shape and
 // stride pattern and cached: a training step multiplies the same few shapes every time.
 #include "qkernels.h"
+#include "qk_internal.h"
 #include <dlfcn.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 
 #if __has_include(<oneapi/dnnl/dnnl.h>) && !defined(QK_NO_DNNL_HEADERS)  // the define tests the header-less build
@@ -39,21 +39,9 @@ static void load(void) {
 #ifndef QK_HAVE_DNNL_HEADERS
     status = "this build has no oneDNN headers (install libdnnl-dev and rebuild)";
 #else
-    if (getenv("QTRAIN_DISABLE_ONEDNN")) {
-        status = "disabled by QTRAIN_DISABLE_ONEDNN";
-        return;
-    }
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512bf16")) {
-        status = "this CPU has no AVX-512 BF16";
-        return;
-    }
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
-    void *h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        status = "oneDNN (libdnnl.so.2) is not installed: apt-get install libdnnl2";
-        return;
-    }
+    void *h = qk_dnnl_open(__builtin_cpu_supports("avx512bf16"), "this CPU has no AVX-512 BF16", &status);
+    if (!h) return;
 #define RESOLVE(name)                                          \
     p_##name = (__typeof__(&name))dlsym(h, #name);             \
     if (!p_##name) {                                           \

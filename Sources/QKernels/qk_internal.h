@@ -56,4 +56,11 @@ QK_INLINE uint16_t qk_f32_to_bf16(float f) {
     return (uint16_t)(bits >> 16);
 }
 
+// libdnnl.so.2, opened for one of the oneDNN paths (onednn.c): NULL, with *why set, when
+// QTRAIN_DISABLE_ONEDNN is in the environment, when the CPU lacks the path's instructions
+// (cpu_ok false; cpu_missing names them) or when the library is not installed. Sets
+// OMP_WAIT_POLICY=PASSIVE first: oneDNN threads through OpenMP, whose idle threads must sleep,
+// not spin against OpenBLAS's.
+void *qk_dnnl_open(int cpu_ok, const char *cpu_missing, const char **why);
+
 #endif

@@ -118,14 +118,19 @@ let options = Options(CommandLine.arguments)
 let fm = FileManager.default
 try? fm.createDirectory(at: options.work, withIntermediateDirectories: true)
 
-func newestCheckpoint(_ run: URL) -> URL {
-    guard let dir = Checkpointer.candidates(in: run).first else { fail("\(run.path) holds no checkpoint to take seeds from") }
-    return dir
-}
-
 func copyDirectory(_ src: URL, to dst: URL) {
     try? fm.removeItem(at: dst)
     do { try fm.copyItem(at: src, to: dst) } catch { fail("cannot copy \(src.path): \(error)") }
+}
+
+/// A copy of the run's newest checkpoint under WORK/`sub`, keeping its `step-NNNNNNN` name
+/// (the checkpoint reader checks that the name and state.json agree).
+func copyOfNewestCheckpoint(_ run: URL, into sub: String) -> URL {
+    guard let source = Checkpointer.candidates(in: run).first else { fail("\(run.path) holds no checkpoint to take seeds from") }
+    let copy = options.work.appendingPathComponent(sub).appendingPathComponent(source.lastPathComponent)
+    try? fm.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
+    copyDirectory(source, to: copy)
+    return copy
 }
 
 func bytes(_ url: URL) -> [UInt8] {
@@ -146,20 +151,14 @@ for name in options.targets {
         })
     case "state":
         guard let run = options.run else { fail("state needs --run") }
-        let source = newestCheckpoint(run)
-        let copy = options.work.appendingPathComponent("state").appendingPathComponent(source.lastPathComponent)
-        try? fm.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
-        copyDirectory(source, to: copy)
+        let copy = copyOfNewestCheckpoint(run, into: "state")
         targets.append(Target(name: name, seed: bytes(copy.appendingPathComponent("state.json")), text: true,
                               file: copy.appendingPathComponent("state.json")) { _, _ in
             _ = try Checkpointer.verify(copy)
         })
     case "safetensors":
         guard let run = options.run else { fail("safetensors needs --run") }
-        let source = newestCheckpoint(run)
-        let copy = options.work.appendingPathComponent("model").appendingPathComponent(source.lastPathComponent)
-        try? fm.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
-        copyDirectory(source, to: copy)
+        let copy = copyOfNewestCheckpoint(run, into: "model")
         let loaded = try LoadedCheckpoint(path: copy)
         targets.append(Target(name: name, seed: bytes(copy.appendingPathComponent("model.safetensors")), text: false,
                               file: options.work.appendingPathComponent("current-model.safetensors")) { url, _ in

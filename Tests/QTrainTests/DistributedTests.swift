@@ -107,7 +107,7 @@ final class DistributedTests: XCTestCase {
         XCTAssertGreaterThan(stopped, 0, "found rank 1")
         kill(stopped, SIGSTOP)
         defer { kill(stopped, SIGKILL) }
-        let r = try job.wait(timeout: 60)
+        let r = job.wait(timeout: 60)
         XCTAssertEqual(r.status, 5, r.stdout + r.stderr)
         XCTAssertTrue(r.stderr.contains("past dist.timeout_s = 4; not answering: rank 1 (silent for"), r.stderr)
     }

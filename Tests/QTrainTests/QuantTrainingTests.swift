@@ -18,7 +18,9 @@ final class QuantTrainingTests: XCTestCase {
     func testBitLinearGradientWithActivationSTE() {
         var c = ModelConfig()
         (c.vocabSize, c.dim, c.nLayers, c.nHeads, c.ffnDim, c.seqLen) = (20, 12, 1, 2, 24, 4)
-        let model = Model(config: c, quant: quant(.dqt, bits: 8), batch: 1, ledger: nil)
+        var q = quant(.dqt, bits: 8)
+        q.compute = .fp32  // the FP32 path; BF16BackwardTests bounds int8-bf16 against it
+        let model = Model(config: c, quant: q, batch: 1, ledger: nil)
         model.weights.initialize(seed: 2, std: 0.3)
         let blk = model.layout.blocks[0]
         let matrix = StackedMatrix([blk.gate, blk.up], layout: model.layout)

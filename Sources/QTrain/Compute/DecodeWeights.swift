@@ -6,61 +6,46 @@ import QKernels
 /// step. Every product is exact in int32 before the one rescale (AVX-512 VNNI where the CPU
 /// has it, portable C otherwise).
 final class DecodeWeights {
+    /// One tensor: 2-bit ternary rows (`packed`) or int8 rows with their code sums.
     private struct Tensor {
-        let ternary: Bool
-        let offset: Int  // into bytes
-        let rowBytes: Int
-        let sums: Int  // into rowSums (int8 tensors)
+        let packed: AlignedBuffer<UInt8>?
+        let codes: AlignedBuffer<Int8>?
+        let rowSums: AlignedBuffer<Int32>?
         let rows: Int
         let cols: Int
         let step: Float
+        var ternary: Bool { packed != nil }
+        var rowBytes: Int { ternary ? (cols + 63) / 64 * 16 : cols }
     }
 
-    private let bytes: AlignedBuffer<UInt8>
-    private let rowSums: AlignedBuffer<Int32>
     private var tensors: [Int: Tensor] = [:]
-    /// Bytes the codes take.
-    var byteCount: Int { bytes.count }
 
     /// Nil unless every linear layer's forward weights are integer codes times one step.
     init?(_ w: ModelWeights) {
         let l = w.layout
         let linear = l.blocks.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down] } + [l.head]
-        var steps: [Int: Float] = [:]
-        for p in linear {
-            guard let s = w.policy.forwardCodeStep(w, of: p) else { return nil }
-            steps[p] = s
-        }
-        // Unpack each tensor once to see whether its codes are ternary, then lay it out.
-        var codes: [Int: AlignedBuffer<Int8>] = [:]
-        var offset = 0, sums = 0
+        guard linear.allSatisfy({ w.policy.forwardCodeStep(w, of: $0) != nil }) else { return nil }
         for p in linear {
             let spec = l.specs[p]
-            let c = AlignedBuffer<Int8>(count: spec.count, category: .scratch, ledger: nil)
+            // Unpack once; ternary codes are then packed at 2 bits and the int8 copy dropped.
+            let c = AlignedBuffer<Int8>(count: spec.count, category: .weights, ledger: nil)
             let groups = (spec.count + 39) / 40  // whole packing groups per piece (start a multiple of 40)
             Threads.parallelFor(groups, minChunk: 1024) { g in
                 let lo = g.lowerBound * 40, hi = min(spec.count, g.upperBound * 40)
                 w.policy.forwardCodes(w, of: p, from: lo, count: hi - lo, into: c.pointer + lo)
             }
-            let ternary = UnsafeBufferPointer(start: c.pointer, count: spec.count).allSatisfy { (-1...1).contains($0) }
-            let rowBytes = ternary ? (spec.cols + 63) / 64 * 16 : spec.cols
-            tensors[p] = Tensor(ternary: ternary, offset: offset, rowBytes: rowBytes, sums: sums, rows: spec.rows,
-                                cols: spec.cols, step: steps[p]!)
-            offset += (rowBytes * spec.rows + 63) / 64 * 64
-            if !ternary { sums += spec.rows }
-            codes[p] = c
-        }
-        bytes = AlignedBuffer(count: offset, category: .weights, ledger: nil)
-        rowSums = AlignedBuffer(count: sums, category: .weights, ledger: nil)
-        for (p, t) in tensors {
-            let c = codes[p]!.pointer, dst = bytes.pointer + t.offset
-            if t.ternary {
-                Threads.parallelFor(t.rows, minChunk: 64) { r in
-                    for i in r { qk_ternary_pack2(dst + i * t.rowBytes, c + i * t.cols, Int64(t.cols)) }
+            let step = w.policy.forwardCodeStep(w, of: p)!
+            if UnsafeBufferPointer(start: c.pointer, count: spec.count).allSatisfy({ (-1...1).contains($0) }) {
+                let rowBytes = (spec.cols + 63) / 64 * 16
+                let packed = AlignedBuffer<UInt8>(count: rowBytes * spec.rows, category: .weights, ledger: nil)
+                Threads.parallelFor(spec.rows, minChunk: 64) { r in
+                    for i in r { qk_ternary_pack2(packed.pointer + i * rowBytes, c.pointer + i * spec.cols, Int64(spec.cols)) }
                 }
+                tensors[p] = Tensor(packed: packed, codes: nil, rowSums: nil, rows: spec.rows, cols: spec.cols, step: step)
             } else {
-                UnsafeMutableRawPointer(dst).copyMemory(from: c, byteCount: t.rows * t.cols)
-                qk_int8_row_sums(rowSums.pointer + t.sums, c, Int64(t.cols), Int64(t.rows), Int64(t.cols))
+                let sums = AlignedBuffer<Int32>(count: spec.rows, category: .weights, ledger: nil)
+                qk_int8_row_sums(sums.pointer, c.pointer, Int64(spec.cols), Int64(spec.rows), Int64(spec.cols))
+                tensors[p] = Tensor(packed: nil, codes: c, rowSums: sums, rows: spec.rows, cols: spec.cols, step: step)
             }
         }
     }
@@ -82,17 +67,16 @@ final class DecodeWeights {
         let parts = params.map { tensors[$0]! }
         var starts = [0]
         for t in parts { starts.append(starts.last! + t.rows) }
-        let base = bytes.pointer, sums = rowSums.pointer
         Threads.parallelFor(starts.last!, minChunk: 256) { range in
             for (i, t) in parts.enumerated() {
                 let lo = max(range.lowerBound, starts[i]), hi = min(range.upperBound, starts[i + 1])
                 guard lo < hi else { continue }
-                let r0 = lo - starts[i], n = hi - lo, w = base + t.offset + r0 * t.rowBytes
-                if t.ternary {
-                    qk_ternary_gemv2(products + lo, w, Int64(t.rowBytes), x, Int64(n), Int64(t.cols))
+                let r0 = lo - starts[i], n = hi - lo
+                if let packed = t.packed {
+                    qk_ternary_gemv2(products + lo, packed.pointer + r0 * t.rowBytes, Int64(t.rowBytes), x, Int64(n), Int64(t.cols))
                 } else {
-                    qk_int8_gemv(products + lo, UnsafeRawPointer(w).assumingMemoryBound(to: Int8.self), Int64(t.rowBytes), x,
-                                 Int64(n), Int64(t.cols), sums + t.sums + r0)
+                    qk_int8_gemv(products + lo, t.codes!.pointer + r0 * t.cols, Int64(t.cols), x, Int64(n), Int64(t.cols),
+                                 t.rowSums!.pointer + r0)
                 }
                 let scale = xStep * t.step
                 for j in lo..<hi {

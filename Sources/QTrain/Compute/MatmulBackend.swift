@@ -83,40 +83,58 @@ public struct LinearWeights {
     }
 }
 
+/// What runs a `quant.compute` path on this machine.
+public enum ComputeKind: Sendable, Equatable {
+    case fp32, reference, int8
+    /// int8 forward, BF16 backward.
+    case int8BF16
+
+    /// Whether the kind allocates the int8 path's scratch and keeps activation codes.
+    var usesInt8: Bool { self == .int8 || self == .int8BF16 }
+}
+
 /// The `quant.compute` choices this build has.
 extension ComputePath {
-    /// The backend that runs this path for products of at most `maxRows` rows and inner
-    /// dimension `maxInner` (`rounding`: of the incoming gradient under int8-bf16;
-    /// `inputsAreCodes`: whether quantised layers take int8 inputs at all), and a one-line notice when the path cannot run here and another
-    /// one stands in (or when `auto` chose).
-    public func makeBackend(maxRows: Int, maxInner: Int, rounding: BackwardRounding = .stochastic, inputsAreCodes: Bool = true,
-                            ledger: MemoryLedger?) -> (MatmulBackend, notice: String?) {
+    /// The kind that runs this path here, and a one-line notice when the path cannot run and
+    /// another stands in (or when `auto` chose). `inputsAreCodes`: whether quantised layers
+    /// take int8 inputs at all. ``makeBackend`` builds it; ``MemoryPlan`` sizes it.
+    public func resolved(inputsAreCodes: Bool = true) -> (kind: ComputeKind, notice: String?) {
         // Without int8 inputs (quant.mode fp32, or activation_bits 0) there is no integer product to take.
         if usesInt8Forward && !inputsAreCodes {
-            return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"), self == .auto ? nil
+            return (.fp32, self == .auto ? nil
                 : "notice: quant.compute \(rawValue) needs int8 layer inputs (quant.mode bitnet or dqt, activation_bits 8); computing in fp32")
         }
         switch self {
-        case .fp32: return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"), nil)
-        case .reference: return (FP32Matmul<ReferenceGemm>(name: "reference (triple loop, Float64 sums)"), nil)
+        case .fp32: return (.fp32, nil)
+        case .reference: return (.reference, nil)
         case .int8:
-            if Int8Matmul.isAvailable { return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, ledger: ledger), nil) }
-            return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"),
-                    "notice: quant.compute int8 cannot run here (\(Int8Matmul.unavailableReason ?? "unavailable")); computing in fp32 instead")
+            if Int8Matmul.isAvailable { return (.int8, nil) }
+            return (.fp32, "notice: quant.compute int8 cannot run here (\(Int8Matmul.unavailableReason ?? "unavailable")); computing in fp32 instead")
         case .int8BF16, .auto:
             if Int8Matmul.isBF16Available {
-                return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, backward: rounding, ledger: ledger),
-                        self == .auto ? "compute auto: int8 forward, bf16 backward (AVX-512 VNNI and BF16 through oneDNN)" : nil)
+                return (.int8BF16, self == .auto ? "compute auto: int8 forward, bf16 backward (AVX-512 VNNI and BF16 through oneDNN)" : nil)
             }
             let why = Int8Matmul.bf16UnavailableReason ?? "unavailable"
             if Int8Matmul.isAvailable {
-                return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, ledger: ledger),
-                        self == .auto ? "compute auto: int8 forward, fp32 backward (bf16 unavailable: \(why))"
-                            : "notice: quant.compute int8-bf16 cannot run its bf16 backward here (\(why)); backward in fp32 instead")
+                return (.int8, self == .auto ? "compute auto: int8 forward, fp32 backward (bf16 unavailable: \(why))"
+                    : "notice: quant.compute int8-bf16 cannot run its bf16 backward here (\(why)); backward in fp32 instead")
             }
-            return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"),
-                    self == .auto ? "compute auto: fp32 (int8 unavailable: \(why))"
-                        : "notice: quant.compute int8-bf16 cannot run here (\(why)); computing in fp32 instead")
+            return (.fp32, self == .auto ? "compute auto: fp32 (int8 unavailable: \(why))"
+                : "notice: quant.compute int8-bf16 cannot run here (\(why)); computing in fp32 instead")
+        }
+    }
+
+    /// The backend that runs this path for products of at most `maxRows` rows and inner
+    /// dimension `maxInner` (`rounding`: of the incoming gradient under int8-bf16), with
+    /// ``resolved(inputsAreCodes:)``'s notice.
+    public func makeBackend(maxRows: Int, maxInner: Int, rounding: BackwardRounding = .stochastic, inputsAreCodes: Bool = true,
+                            ledger: MemoryLedger?) -> (MatmulBackend, notice: String?) {
+        let (kind, notice) = resolved(inputsAreCodes: inputsAreCodes)
+        switch kind {
+        case .fp32: return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"), notice)
+        case .reference: return (FP32Matmul<ReferenceGemm>(name: "reference (triple loop, Float64 sums)"), notice)
+        case .int8: return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, ledger: ledger), notice)
+        case .int8BF16: return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, backward: rounding, ledger: ledger), notice)
         }
     }
 }

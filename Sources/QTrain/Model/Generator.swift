@@ -9,9 +9,11 @@ import QKernels
 /// arithmetic is the training forward pass's, one row at a time.
 ///
 /// At one row per product, decoding is bound by reading the weights. When every linear layer
-/// multiplies int8 inputs by integer weight codes (bitnet, dqt), the copy is those codes, one
-/// byte per weight, and each product is an exact int8 matrix-vector product (AVX-512 VNNI)
-/// with one rescale, as the `int8` training path computes it; otherwise it is FP32 on OpenBLAS.
+/// multiplies int8 inputs by integer weight codes (bitnet, dqt), the copy is those codes
+/// (``DecodeWeights``: 2 bits per ternary weight, otherwise one byte) and each product is an
+/// exact integer matrix-vector product with one rescale, as the `int8` training path computes
+/// it; otherwise it is FP32 on OpenBLAS. Only the tensors read as FP32 (embedding, gains, and
+/// all of them without codes) get an FP32 copy.
 public final class Generator {
     public let config: ModelConfig
     public let layout: ParameterLayout
@@ -19,7 +21,8 @@ public final class Generator {
     public let quantizesActivations: Bool
     /// The linear layers' weights as int8 codes, or nil when they are FP32.
     private let int8: DecodeWeights?
-    private let weights: AlignedBuffer<Float>  // layout order, FP32 (only the tensors read as FP32)
+    private let weights: AlignedBuffer<Float>  // the tensors read as FP32, in layout order, packed
+    private let denseOffset: [Int?]  // per parameter: its place in `weights`
     private let keys: AlignedBuffer<Float>  // (L, maxLength, C)
     private let values: AlignedBuffer<Float>  // (L, maxLength, C)
     private let rope: RoPE
@@ -29,7 +32,7 @@ public final class Generator {
     /// The longest sequence the cache holds.
     public let maxLength: Int
 
-    /// What the linear layers compute in, e.g. `int8 (AVX-512 VNNI)` or `fp32 (OpenBLAS)`.
+    /// What the linear layers compute in, e.g. `ternary 2-bit (AVX-512 VNNI)` or `fp32 (OpenBLAS)`.
     public var computeName: String {
         int8.map { $0.name } ?? "fp32 (OpenBLAS)"
     }
@@ -46,9 +49,15 @@ public final class Generator {
         let C = config.dim, F = config.hiddenDim, L = config.nLayers
         let int8 = useInt8 && quantizesActivations ? DecodeWeights(source) : nil
         self.int8 = int8
-        weights = AlignedBuffer(count: layout.count, category: .weights, ledger: nil)
+        var offsets = [Int?](repeating: nil, count: layout.specs.count), dense = 0
         for spec in layout.specs where int8?.holds(spec.index) != true || spec.index == layout.embedding {
-            source.writeValues(of: spec.index, from: 0, count: spec.count, into: weights.pointer + spec.offset)
+            offsets[spec.index] = dense
+            dense += spec.count
+        }
+        denseOffset = offsets
+        weights = AlignedBuffer(count: dense, category: .weights, ledger: nil)
+        for spec in layout.specs {
+            if let at = offsets[spec.index] { source.writeValues(of: spec.index, from: 0, count: spec.count, into: weights.pointer + at) }
         }
         keys = AlignedBuffer(count: L * T * C, category: .activations, ledger: nil)
         values = AlignedBuffer(count: L * T * C, category: .activations, ledger: nil)
@@ -66,7 +75,7 @@ public final class Generator {
     /// Forgets the cached prefix.
     public func reset() { position = 0 }
 
-    private func w(_ p: Int) -> UnsafeMutablePointer<Float> { weights.pointer + layout.specs[p].offset }
+    private func w(_ p: Int) -> UnsafeMutablePointer<Float> { weights.pointer + denseOffset[p]! }
 
     /// y (n) = x (k) · Wᵀ for the stacked tensors `params` (n × k in all, adjacent in the
     /// layout); accumulates when asked. x has been through ``quantize(_:_:)``.
@@ -151,4 +160,3 @@ public final class Generator {
         return UnsafeBufferPointer(start: logitsBuffer.pointer, count: V)
     }
 }
-

@@ -54,7 +54,7 @@ public final class Model {
         layout = ParameterLayout(config)
         let weights = ModelWeights(layout: layout, quant: quant, ledger: ledger)
         self.weights = weights
-        let quantizesInputs = quant.mode != .fp32 && quant.activationBits > 0
+        let quantizesInputs = quant.quantizesLayerInputs
         let chosen = backend.map { ($0, nil as String?) }
             ?? quant.compute.makeBackend(maxRows: batch * config.seqLen, maxInner: max(config.dim, config.hiddenDim),
                                          rounding: quant.backwardRounding, inputsAreCodes: quantizesInputs, ledger: ledger)

@@ -104,6 +104,9 @@ public struct QuantConfig: Codable, Equatable, Sendable {
     public var scaleRule: ScaleRule { scale ?? .fixed }
     public var latentType: LatentType { latentDtype ?? .fp32 }
 
+    /// Whether every quantised linear layer's input is quantised to int8 per token.
+    public var quantizesLayerInputs: Bool { mode != .fp32 && activationBits > 0 }
+
     /// Whether tensors of `role` are quantised (ternarised in bitnet, coded in dqt).
     public func quantizes(_ role: ParameterRole) -> Bool {
         mode != .fp32 && (role.isMatrix || scope == .all)

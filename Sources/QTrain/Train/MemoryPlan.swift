@@ -25,18 +25,15 @@ public struct MemoryPlan: Sendable {
         }
         let stateSize: Double = config.optim.stateDtype == .fp32 ? 8 : 4
         // Quantised weights are materialised a block at a time into scratch (the largest block
-        // matrix, or fewer rows beside an int8 path's own scratch).
-        let int8 = config.quant.mode != .fp32 && config.quant.activationBits > 0 && config.quant.compute.usesInt8Forward
-            && Int8Matmul.isAvailable
+        // matrix, or fewer rows beside an int8 path's own scratch); the kind is Model's decision.
+        let kind = config.quant.compute.resolved(inputsAreCodes: config.quant.quantizesLayerInputs).kind
         let rows = microBatch * m.seqLen, inner = max(m.dim, m.hiddenDim)
         let scratch = config.quant.mode == .fp32 ? 0
-            : 4 * Double(Scratch.weightFloats(config: m, blockRows: int8 ? Int8Matmul.blockRows : nil))
-            + (int8 ? Double(Int8Matmul.scratchBytes(maxRows: rows, maxInner: inner, bf16: Int8Matmul.isBF16Available
-                && config.quant.compute != .int8)) : 0)
+            : 4 * Double(Scratch.weightFloats(config: m, blockRows: kind.usesInt8 ? Int8Matmul.blockRows : nil))
+            + (kind.usesInt8 ? Double(Int8Matmul.scratchBytes(maxRows: rows, maxInner: inner, bf16: kind == .int8BF16)) : 0)
         stateBytes = parameters * (weightBytes + 4 + stateSize) + scratch
         // The activation arena, counted view by view as Activations allocates it.
-        let codes = config.quant.mode != .fp32 && config.quant.activationBits > 0
-            && config.quant.compute.usesInt8Forward
+        let codes = kind.usesInt8
         activationBytes = 4 * Activations.floatCounts(config: m, B: microBatch, T: m.seqLen, keepsInputCodes: codes)
             .reduce(0) { $0 + $1.1 }
     }

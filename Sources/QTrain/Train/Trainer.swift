@@ -267,9 +267,9 @@ public final class Trainer {
     /// Mean validation loss now (collective).
     public func evaluate() throws -> Double { try validator.run(after: step) }
 
-    /// Any rank's pending SIGTERM/SIGUSR1, agreed by all ranks at this step boundary.
-    /// What the ranks agree on after each step, in one collective: a stop signal any rank
-    /// received, and whether any rank's clock says a checkpoint is due (`every_minutes`).
+    /// What the ranks agree on after each step, in one collective: a stop signal (SIGTERM,
+    /// SIGUSR1, SIGINT) any rank received, and whether any rank's clock says a checkpoint is
+    /// due (`checkpoint.every_minutes`).
     private func agreedFlags() throws -> (signal: Int32?, checkpointByTime: Bool) {
         var flags = [Double(qk_stop_requested()), checkpointer.isDueByTime ? 1 : 0]
         try comm.allReduceMax(&flags)

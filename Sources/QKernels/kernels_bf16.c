@@ -80,3 +80,39 @@ void qk_i8_to_bf16(uint16_t *out, const int8_t *in, int64_t n) {
         out[i] = (uint16_t)(bits >> 16);
     }
 }
+
+// MARK: - BF16 gradients (optim.grad_dtype: bf16)
+
+QK_CLONES
+void qk_bf16_widen_add(float *x, const uint16_t *acc, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] += qk_bf16_to_f32(acc[i]);
+}
+
+QK_CLONES
+void qk_bf16_sum_into(uint16_t *inout, const uint16_t *in, int64_t n) {
+    for (int64_t i = 0; i < n; i++) inout[i] = qk_f32_to_bf16(qk_bf16_to_f32(inout[i]) + qk_bf16_to_f32(in[i]));
+}
+
+QK_CLONES
+static double sum_sq_bf16_block(const uint16_t *x, int64_t n) {
+    float acc[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) {
+            const float v = qk_bf16_to_f32(x[i + l]);
+            acc[l] += v * v;
+        }
+    double total = 0;
+    for (int l = 0; l < 16; l++) total += acc[l];
+    for (; i < n; i++) {
+        const double v = qk_bf16_to_f32(x[i]);
+        total += v * v;
+    }
+    return total;
+}
+
+double qk_sum_squares_bf16(const uint16_t *x, int64_t n) {
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i += 1024) total += sum_sq_bf16_block(x + i, n - i < 1024 ? n - i : 1024);
+    return total;
+}

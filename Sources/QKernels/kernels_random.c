@@ -36,9 +36,9 @@ typedef uint32_t qk_u32x8 __attribute__((vector_size(32)));
 typedef int32_t qk_i32x8 __attribute__((vector_size(32)));
 typedef float qk_f32x8 __attribute__((vector_size(32)));
 
-/// Eight Philox blocks (32 uniforms) for counters blk0 .. blk0+7, with each 32-bit word
+/// Eight Philox blocks (32 words) for counters blk0 .. blk0+7, with each 32-bit word
 /// held in a 64-bit lane so that the 32x32->64 products map onto vector multiplies.
-QK_INLINE void qk_uniform_8blocks(float *out, uint64_t blk0, uint32_t k0, uint32_t k1,
+QK_INLINE void qk_words_8blocks(uint32_t *out, uint64_t blk0, uint32_t k0, uint32_t k1,
                                       uint32_t c2, uint32_t c3) {
     const qk_u64x8 lo32 = (qk_u64x8){0, 0, 0, 0, 0, 0, 0, 0} + 0xFFFFFFFFull;
     qk_u64x8 idx = (qk_u64x8){0, 1, 2, 3, 4, 5, 6, 7} + blk0;
@@ -57,17 +57,20 @@ QK_INLINE void qk_uniform_8blocks(float *out, uint64_t blk0, uint32_t k0, uint32
         k0 += PHILOX_W0;
         k1 += PHILOX_W1;
     }
-    const float inv = 0x1p-24f;
-    const qk_f32x8 fa = __builtin_convertvector((qk_i32x8)__builtin_convertvector(a >> 8, qk_u32x8), qk_f32x8) * inv;
-    const qk_f32x8 fb = __builtin_convertvector((qk_i32x8)__builtin_convertvector(b >> 8, qk_u32x8), qk_f32x8) * inv;
-    const qk_f32x8 fc = __builtin_convertvector((qk_i32x8)__builtin_convertvector(c >> 8, qk_u32x8), qk_f32x8) * inv;
-    const qk_f32x8 fd = __builtin_convertvector((qk_i32x8)__builtin_convertvector(d >> 8, qk_u32x8), qk_f32x8) * inv;
     for (int l = 0; l < 8; l++) {
-        out[4 * l] = fa[l];
-        out[4 * l + 1] = fb[l];
-        out[4 * l + 2] = fc[l];
-        out[4 * l + 3] = fd[l];
+        out[4 * l] = (uint32_t)a[l];
+        out[4 * l + 1] = (uint32_t)b[l];
+        out[4 * l + 2] = (uint32_t)c[l];
+        out[4 * l + 3] = (uint32_t)d[l];
     }
+}
+
+/// The same blocks as uniforms: each word's top 24 bits times 2^-24.
+QK_INLINE void qk_uniform_8blocks(float *out, uint64_t blk0, uint32_t k0, uint32_t k1,
+                                      uint32_t c2, uint32_t c3) {
+    uint32_t w[32];
+    qk_words_8blocks(w, blk0, k0, k1, c2, c3);
+    for (int j = 0; j < 32; j++) out[j] = qk_u24(w[j]);
 }
 
 /// Uniforms for elements [start, start+n) with start % 4 == 0 and n % 4 == 0.
@@ -107,6 +110,24 @@ void qk_philox_uniform(float *out, int64_t start, int64_t n, const uint32_t key[
         uint32_t r[4];
         qk_philox((uint32_t)blk, (uint32_t)(blk >> 32), c2, c3, key[0], key[1], &r[0], &r[1], &r[2], &r[3]);
         out[i] = qk_u24(r[(start + i) % 4]);
+    }
+}
+
+QK_CLONES
+void qk_philox_words(uint32_t *out, int64_t start, int64_t n, const uint32_t key[2], uint32_t c2, uint32_t c3) {
+    int64_t i = 0;
+    for (; i < n && ((start + i) % 4 != 0 || n - i < 32); i++) {
+        const uint64_t blk = (uint64_t)((start + i) / 4);
+        uint32_t r[4];
+        qk_philox((uint32_t)blk, (uint32_t)(blk >> 32), c2, c3, key[0], key[1], &r[0], &r[1], &r[2], &r[3]);
+        out[i] = r[(start + i) % 4];
+    }
+    for (; i + 32 <= n; i += 32) qk_words_8blocks(out + i, (uint64_t)((start + i) / 4), key[0], key[1], c2, c3);
+    for (; i < n; i++) {
+        const uint64_t blk = (uint64_t)((start + i) / 4);
+        uint32_t r[4];
+        qk_philox((uint32_t)blk, (uint32_t)(blk >> 32), c2, c3, key[0], key[1], &r[0], &r[1], &r[2], &r[3]);
+        out[i] = r[(start + i) % 4];
     }
 }
 

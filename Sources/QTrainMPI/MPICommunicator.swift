@@ -1,5 +1,6 @@
 import CMPI
 import Foundation
+import QKernels
 import QTrain
 
 /// The ``Communicator`` over Open MPI's COMM_WORLD. Every MPI call's status is checked; a
@@ -12,6 +13,8 @@ public final class MPICommunicator: Communicator {
     public let name: String
     private let comm: MPI_Comm
     private var outstanding: [MPIRequest] = []
+    /// The BF16 sum (a user-defined, commutative operation on MPI_UINT16_T).
+    private var bf16Sum: MPI_Op? = nil
 
     /// Initialises MPI (with `MPI_THREAD_SERIALIZED`: a communication thread may make the calls
     /// while the main thread computes, never both at once).
@@ -43,6 +46,14 @@ public final class MPICommunicator: Communicator {
         localRank = Int(lr)
         localSize = Int(ln)
         name = MPILibrary.version()
+        let sum: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int32>?,
+                                 UnsafeMutablePointer<MPI_Datatype?>?) -> Void = { input, inout_, length, _ in
+            guard let input, let inout_, let length else { return }
+            qk_bf16_sum_into(inout_.assumingMemoryBound(to: UInt16.self), input.assumingMemoryBound(to: UInt16.self), Int64(length.pointee))
+        }
+        var op: MPI_Op? = nil
+        try check(MPI_Op_create(sum, 1, &op), "MPI_Op_create")
+        bf16Sum = op
     }
 
     deinit { MPI_Finalize() }
@@ -101,6 +112,47 @@ public final class MPICommunicator: Communicator {
         let rc = rank == root
             ? MPI_Ireduce(qt_mpi_in_place(), buffer, Int32(count), qt_mpi_float(), qt_mpi_sum(), Int32(root), comm, &request.handle)
             : MPI_Ireduce(buffer, nil, Int32(count), qt_mpi_float(), qt_mpi_sum(), Int32(root), comm, &request.handle)
+        try check(rc, "MPI_Ireduce")
+        outstanding.append(request)
+        return request
+    }
+
+    public func allReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws {
+        var done = 0
+        while done < count {
+            let n = min(count - done, Int(Int32.max))
+            try check(MPI_Allreduce(qt_mpi_in_place(), buffer + done, Int32(n), qt_mpi_uint16(), bf16Sum, comm), "MPI_Allreduce")
+            done += n
+        }
+    }
+
+    public func startAllReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws -> PendingCollective {
+        precondition(count <= Int(Int32.max), "bucket too large for one MPI call")
+        let request = MPIRequest(owner: self)
+        try check(MPI_Iallreduce(qt_mpi_in_place(), buffer, Int32(count), qt_mpi_uint16(), bf16Sum, comm, &request.handle),
+                  "MPI_Iallreduce")
+        outstanding.append(request)
+        return request
+    }
+
+    public func reduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws {
+        var done = 0
+        while done < count {
+            let n = Int32(min(count - done, Int(Int32.max)))
+            let rc = rank == root
+                ? MPI_Reduce(qt_mpi_in_place(), buffer + done, n, qt_mpi_uint16(), bf16Sum, Int32(root), comm)
+                : MPI_Reduce(buffer + done, nil, n, qt_mpi_uint16(), bf16Sum, Int32(root), comm)
+            try check(rc, "MPI_Reduce")
+            done += Int(n)
+        }
+    }
+
+    public func startReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws -> PendingCollective {
+        precondition(count <= Int(Int32.max), "bucket too large for one MPI call")
+        let request = MPIRequest(owner: self)
+        let rc = rank == root
+            ? MPI_Ireduce(qt_mpi_in_place(), buffer, Int32(count), qt_mpi_uint16(), bf16Sum, Int32(root), comm, &request.handle)
+            : MPI_Ireduce(buffer, nil, Int32(count), qt_mpi_uint16(), bf16Sum, Int32(root), comm, &request.handle)
         try check(rc, "MPI_Ireduce")
         outstanding.append(request)
         return request

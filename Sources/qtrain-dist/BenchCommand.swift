@@ -22,6 +22,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Untimed warm-up steps.")
     var warmup: Int = 1
 
+    @Flag(help: "Print the memory a run of each mode would need (estimated from the config before anything is allocated) instead of running it.")
+    var memoryPlan = false
+
     @Option(help: "Compare weight policies, e.g. fp32,bitnet,dqt,dqt:8.")
     var modes: String?
 
@@ -41,6 +44,20 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            if memoryPlan {
+                let list = modes.map { $0.split(separator: ",").map(String.init) } ?? [""]
+                for mode in list {
+                    let config = try RunConfig.load(path: options.config,
+                                                    overrides: options.overrides + (mode.isEmpty ? [] : try Self.overrides(forMode: mode)))
+                    let ranks = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? "") ?? 1
+                    let plan = MemoryPlan(config, microBatch: try config.train.microBatch(world: ranks), world: ranks)
+                    print(String(format: "%@: %@ parameters; per rank %@ of weights, gradients, AdamW state and scratch (%.3f B/param), %@ of activations, %@ in all",
+                                 mode.isEmpty ? config.quant.label : mode, formatCount(Int(plan.parameters)),
+                                 formatBytes(Int(plan.stateBytes)), plan.stateBytes / plan.parameters,
+                                 formatBytes(Int(plan.activationBytes)), formatBytes(Int(plan.totalBytes))))
+                }
+                return
+            }
             if let modes {
                 let list = modes.split(separator: ",").map(String.init)
                 return interleave ? try compareInterleaved(list) : try compare(list)
@@ -59,12 +76,16 @@ struct BenchCommand: ParsableCommand {
 
     /// `--set` overrides that select a mode.
     static func overrides(forMode mode: String) throws -> [String] {
-        // Suffixes add options to a mode: +bf16-state (AdamW state), +int8 / +int8-bf16 /
-        // +reference (compute path).
-        let suffixes = ["+bf16-state": "optim.state_dtype=bf16", "+int8": "quant.compute=int8",
+        // Suffixes add options to a mode, e.g. dqt+bf16-grad+int8-state: +bf16-state /
+        // +int8-state (AdamW state), +bf16-grad (gradients), +zero1 / +zero2 (sharding),
+        // +ckpt (activation checkpointing), +int8 / +int8-bf16 / +reference (compute path).
+        let suffixes = ["+bf16-state": "optim.state_dtype=bf16", "+int8-state": "optim.state_dtype=int8",
+                        "+bf16-grad": "optim.grad_dtype=bf16", "+zero1": "dist.shard_optimizer=true",
+                        "+zero2": "dist.shard_optimizer=true,dist.shard_gradients=true",
+                        "+ckpt": "train.activation_checkpointing=blocks", "+int8": "quant.compute=int8",
                         "+int8-bf16": "quant.compute=int8-bf16", "+reference": "quant.compute=reference"]
         for (suffix, option) in suffixes where mode.hasSuffix(suffix) {
-            return try overrides(forMode: String(mode.dropLast(suffix.count))) + [option]
+            return try overrides(forMode: String(mode.dropLast(suffix.count))) + option.split(separator: ",").map(String.init)
         }
         switch mode {
         case "fp32": return ["quant.mode=fp32"]
@@ -73,7 +94,7 @@ struct BenchCommand: ParsableCommand {
         case "dqt": return ["quant.mode=dqt"]
         default:
             if mode.hasPrefix("dqt:") { return ["quant.mode=dqt", "quant.bits=\(mode.dropFirst(4))"] }
-            throw QTrainError(.config, "unknown bench mode '\(mode)'", hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N, optionally followed by +bf16-state, +int8, +int8-bf16 or +reference")
+            throw QTrainError(.config, "unknown bench mode '\(mode)'", hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N, optionally followed by any of +bf16-state, +int8-state, +bf16-grad, +zero1, +zero2, +ckpt, +int8, +int8-bf16, +reference")
         }
     }
 

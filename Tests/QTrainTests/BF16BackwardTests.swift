@@ -193,8 +193,9 @@ final class BackwardProbe: MatmulBackend {
         tested.forward(out: out, input: input, rows: M, weights: weights, accumulate: accumulate)
     }
 
-    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
-                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) {
+    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) throws {
+        guard let dWeight = dWeight.directPointer else { fatalError("the probe reads FP32 gradients written in place") }
         let N = weights.rows, K = weights.cols
         var w = [Float](repeating: 0, count: N * K)
         weights.forEachRowBlock { r0, n, rows in

@@ -70,21 +70,26 @@ final class CheckpointTests: XCTestCase {
 
     /// BF16 moments (stochastically rounded) resume bitwise too, and an FP32-state checkpoint
     /// resumes into a BF16-state run by conversion, which the log says.
-    func testBF16OptimizerStateResumesBitwiseAndConverts() throws {
-        let bf16 = ["--set", "optim.state_dtype=bf16"]
-        try train("straight", bf16)
-        try train("split", bf16 + ["--stop-at", "8"])
-        try train("split", bf16)
-        try assertIdentical("straight", "split")
-        let saved = try SafetensorsFile(url: runURL("straight").appendingPathComponent(Checkpointer.directoryName(step: 16))
-            .appendingPathComponent("optimizer.safetensors"))
-        XCTAssertEqual(try saved.entry("m").dtype, .bf16)
-        XCTAssertEqual(try saved.entry("v").dtype, .bf16)
-        try train("switch", ["--stop-at", "8"])
-        let r = try train("switch", bf16)
-        XCTAssertTrue(r.stdout.contains("optimizer state converted from fp32 to bf16"), r.stdout)
-        let (converted, native) = (try lastLoss("switch"), try lastLoss("straight"))
-        XCTAssertLessThan(abs(converted - native), 0.01 * native)
+    /// BF16 and 8-bit moments resume bitwise, are stored as they are kept, and a run may switch
+    /// to them from FP32 state on resume.
+    func testReducedOptimizerStatesResumeBitwiseAndConvert() throws {
+        for (state, stored) in [("bf16", SafetensorsDType.bf16), ("int8", .u8)] {
+            let set = ["--set", "optim.state_dtype=\(state)"]
+            try train("straight-\(state)", set)
+            try train("split-\(state)", set + ["--stop-at", "8"])
+            try train("split-\(state)", set)
+            try assertIdentical("straight-\(state)", "split-\(state)")
+            let saved = try SafetensorsFile(url: runURL("straight-\(state)").appendingPathComponent(Checkpointer.directoryName(step: 16))
+                .appendingPathComponent("optimizer.safetensors"))
+            XCTAssertEqual(try saved.entry("m").dtype, stored)
+            XCTAssertEqual(try saved.entry("v").dtype, stored)
+            if state == "int8" { XCTAssertEqual(try saved.entry("v.scale").dtype, .f32) }
+            try train("switch-\(state)", ["--stop-at", "8"])
+            let r = try train("switch-\(state)", set)
+            XCTAssertTrue(r.stdout.contains("optimizer state converted from fp32 to \(state)"), r.stdout)
+            let (converted, native) = (try lastLoss("switch-\(state)"), try lastLoss("straight-\(state)"))
+            XCTAssertLessThan(abs(converted - native), 0.01 * native, state)
+        }
     }
 
     func testBitwiseResumeTwoRanksAndWorldSizeChanges() throws {

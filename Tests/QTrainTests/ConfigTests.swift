@@ -57,9 +57,9 @@ final class ConfigTests: XCTestCase {
         let m = error("quant:\n  mode: dqq\n")
         XCTAssertTrue(m?.description.contains("quant.mode") ?? false, m?.description ?? "")
         XCTAssertTrue(m?.description.contains("fp32, bitnet, dqt") ?? false, m?.description ?? "")
-        let s = error("optim:\n  state_dtype: int8\n")
+        let s = error("optim:\n  state_dtype: int4\n")
         XCTAssertTrue(s?.description.contains("optim.state_dtype") ?? false, s?.description ?? "")
-        XCTAssertTrue(s?.description.contains("fp32, bf16") ?? false, s?.description ?? "")
+        XCTAssertTrue(s?.description.contains("fp32, bf16, int8") ?? false, s?.description ?? "")
     }
 
     func testOutOfRangeValues() {

@@ -173,6 +173,39 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue(debug.stderr.contains("replicas differ at step 3"), debug.stderr)
     }
 
+    /// BF16 gradients (all-reduced as BF16 through the user-defined MPI sum) keep replicas
+    /// bit-identical at 2 and 4 ranks and follow the FP32-gradient curve; ZeRO-2 (gradients
+    /// summed onto their owner as backward makes them) gives the replicated run's curve with
+    /// FP32 and with BF16 gradients, with identical fingerprints at 2 and 4 ranks.
+    func testBF16GradientsAndZeRO2() throws {
+        let dqt = ["--set", "quant.mode=dqt"], bf16 = ["--set", "optim.grad_dtype=bf16"]
+        let zero2 = ["--set", "dist.shard_optimizer=true", "--set", "dist.shard_gradients=true"]
+        try mpirun(2, "fp32", dqt)
+        let b2 = try mpirun(2, "bf16", dqt + bf16)
+        XCTAssertEqual(fingerprints(b2).count, 2)
+        XCTAssertEqual(Set(fingerprints(b2)).count, 1, "ranks differ: \(fingerprints(b2))")
+        try assertMatch("fp32", "bf16", tolerance: 0.01)
+        let b4 = try mpirun(4, "bf16-4", dqt + bf16 + ["--set", "train.micro_batch=2"])
+        XCTAssertEqual(Set(fingerprints(b4)).count, 1)
+        XCTAssertEqual(fingerprints(b4).count, 4)
+        try assertMatch("fp32", "bf16-4", tolerance: 0.01)
+
+        let z2 = try mpirun(2, "zero2", dqt + zero2)
+        XCTAssertTrue(z2.stdout.contains("ZeRO-2"), z2.stdout)
+        XCTAssertEqual(Set(fingerprints(z2)).count, 1)
+        try assertMatch("fp32", "zero2", tolerance: 0.01)
+        let z4 = try mpirun(4, "zero2-4", dqt + zero2 + ["--set", "train.grad_accum=2", "--set", "train.global_batch=16"])
+        XCTAssertEqual(fingerprints(z4).count, 4)
+        XCTAssertEqual(Set(fingerprints(z4)).count, 1)
+        let zb = try mpirun(2, "zero2-bf16", dqt + zero2 + bf16 + ["--set", "optim.state_dtype=int8"])
+        XCTAssertEqual(Set(fingerprints(zb)).count, 1)
+        try assertMatch("fp32", "zero2-bf16", tolerance: 0.02)
+        // Without ZeRO-1, ZeRO-2 is refused with the reason.
+        let bad = try mpirun(2, "bad", dqt + ["--set", "dist.shard_gradients=true"], expectSuccess: false)
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("dist.shard_optimizer"), bad.stderr)
+    }
+
     func testEightRanksReportPerRankMemory() throws {
         let r = try mpirun(8, "eight", ["--set", "train.steps=3", "--set", "train.micro_batch=1"])
         XCTAssertEqual(fingerprints(r).count, 8)

@@ -106,7 +106,7 @@ final class GradientCheckTests: XCTestCase {
         XCTAssertLessThan(relativeError(doubles(out.pointer, M * 3 * C), Ref.linear(x, wqkv[...], M: M, K: C, N: 3 * C)), 1e-6)
         model.zeroGradients()
         let dx = aligned([Double](repeating: 0, count: M * C)), rb = aligned(r)
-        Linear.backward(dInput: dx.pointer, gradients: model.gradients.pointer, dOut: rb.pointer, input: LinearInput(values: xb.pointer), rows: M,
+        try Linear.backward(dInput: dx.pointer, gradients: model.gradients, dOut: rb.pointer, input: LinearInput(values: xb.pointer), rows: M,
                         weights: model.linearWeights(matrix), backend: model.backend)
         func f(_ x: [Double], _ w: [Double]) -> Double { zip(Ref.linear(x, w[...], M: M, K: C, N: 3 * C), r).reduce(0) { $0 + $1.0 * $1.1 } }
         XCTAssertLessThan(relativeError(doubles(dx.pointer, M * C), finiteDifferences(x, at: Array(0..<x.count)) { f($0, wqkv) }), 1e-4)

@@ -300,14 +300,24 @@ final class HardeningTests: XCTestCase {
             XCTAssertTrue(r.stderr.contains("this run needs about"), "\(override): \(r.stderr)")
             XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr)
         }
-        var c = try RunConfig.load(path: repositoryFile("configs/small.yaml"))
-        c.quant.mode = .dqt
-        let B = c.train.microBatch
-        let plan = MemoryPlan(c, microBatch: B)
-        let session = try BenchSession(config: c, comm: SingleProcessCommunicator())
-        let ledger = session.ledger
-        XCTAssertEqual(plan.parameters, Double(session.model.layout.count), accuracy: 1)
-        XCTAssertEqual(plan.totalBytes, Double(ledger.totalBytes), accuracy: 0.1 * Double(ledger.totalBytes), "B=\(B)")
+        // The plan follows the ledger for the baseline and for every memory option.
+        for variant in ["dqt", "dqt+bf16-grad+int8-state+ckpt", "bitnet"] {
+            var c = try RunConfig.load(path: repositoryFile("configs/small.yaml"))
+            c.quant.mode = variant == "bitnet" ? .bitnet : .dqt
+            if variant.contains("+") {
+                c.optim.gradDtype = .bf16
+                c.optim.stateDtype = .int8
+                c.train.activationCheckpointing = .blocks
+            }
+            let B = c.train.microBatch
+            let plan = MemoryPlan(c, microBatch: B)
+            let session = try BenchSession(config: c, comm: SingleProcessCommunicator())
+            let ledger = session.ledger
+            let state = Double(ledger.totalBytes - ledger.bytes(.activations))
+            XCTAssertEqual(plan.parameters, Double(session.model.layout.count), accuracy: 1)
+            XCTAssertEqual(plan.totalBytes, Double(ledger.totalBytes), accuracy: 0.1 * Double(ledger.totalBytes), "\(variant) B=\(B)")
+            XCTAssertEqual(plan.stateBytes, state, accuracy: 0.1 * state, variant)
+        }
     }
 
     /// A corpus too small for a validation split fails in prepare, naming what to change.

@@ -15,7 +15,7 @@ final class QuantTrainingTests: XCTestCase {
 
     /// BitLinear: y = Q8(x) · Wᵀ with W = codes/scale; dW = dYᵀ · Q8(x) and, through the
     /// straight-through estimator, dX = dY · W. Checked against finite differences.
-    func testBitLinearGradientWithActivationSTE() {
+    func testBitLinearGradientWithActivationSTE() throws {
         var c = ModelConfig()
         (c.vocabSize, c.dim, c.nLayers, c.nHeads, c.ffnDim, c.seqLen) = (20, 12, 1, 2, 24, 4)
         var q = quant(.dqt, bits: 8)
@@ -51,7 +51,7 @@ final class QuantTrainingTests: XCTestCase {
         XCTAssertLessThan(relativeError(doubles(out.pointer, M * N), Ref.linear(xq, wd[...], M: M, K: K, N: N)), 1e-6)
         model.zeroGradients()
         let dx = aligned([Double](repeating: 0, count: M * K)), rb = aligned(r)
-        Linear.backward(dInput: dx.pointer, gradients: model.gradients.pointer, dOut: rb.pointer, input: LinearInput(values: xb.pointer), rows: M,
+        try Linear.backward(dInput: dx.pointer, gradients: model.gradients, dOut: rb.pointer, input: LinearInput(values: xb.pointer), rows: M,
                         weights: model.linearWeights(matrix), backend: model.backend)
         func dot(_ y: [Double]) -> Double { zip(y, r).reduce(0) { $0 + $1.0 * $1.1 } }
         // dW: the quantised input does not depend on W, so this is the true gradient.

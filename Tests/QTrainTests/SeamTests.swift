@@ -173,8 +173,8 @@ final class CodeProbe: MatmulBackend {
         inner.forward(out: out, input: input, rows: M, weights: weights, accumulate: accumulate)
     }
 
-    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
-                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) {
-        inner.backward(dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights, accumulate: accumulate)
+    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) throws {
+        try inner.backward(dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights, accumulate: accumulate)
     }
 }

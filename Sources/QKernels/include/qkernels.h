@@ -118,6 +118,10 @@ void qk_philox_normal(float *out, int64_t start, int64_t n, const uint32_t key[2
 void qk_philox_uniform(float *out, int64_t start, int64_t n, const uint32_t key[2], uint32_t c2,
                        uint32_t c3);
 
+/// The raw 32-bit Philox words of elements start .. start+n-1 of the stream (c2, c3): word
+/// (start+i) % 4 of block (start+i) / 4; their top 24 bits are qk_philox_uniform's numbers.
+void qk_philox_words(uint32_t *out, int64_t start, int64_t n, const uint32_t key[2], uint32_t c2, uint32_t c3);
+
 /// Stochastic rounding of in[0..n) to BF16: element i is stream element start+i, and rounds
 /// up with probability (its low 16 bits) / 2^16, using the top 16 bits of the uniform of
 /// qk_philox_uniform, so E[out] = in and the result does not depend on chunking. NaN stays NaN.
@@ -157,6 +161,25 @@ int64_t qk_dqt_update(uint8_t *packed, int bits, int qn, int qp, int64_t start, 
 
 /// Largest code of codes [start, start+count) (for the rescale policy).
 int qk_max_code(const uint8_t *packed, int bits, int qn, int64_t start, int64_t count);
+
+// MARK: - Block-wise 8-bit optimizer state
+
+/// Values per scale of the 8-bit moments.
+#define QK_STATE8_BLOCK 2048
+/// The value of each code byte, exact (at most 1.875): the signed map (first moment: an 8-bit
+/// float with a sign, 4 exponent and 3 mantissa bits, 2^-17 .. 1.875) or the unsigned one
+/// (second moment: 5 exponent bits, no sign, 2^-33 .. 1.875).
+void qk_state8_table(int is_signed, float out[256]);
+/// out[i] = table[codes[i]] * (scale / 1.875) with the scale of its block, for elements
+/// first .. first+n-1 of a tensor whose blocks start at multiples of QK_STATE8_BLOCK;
+/// scales[0] is the block of `first`.
+void qk_state8_decode(float *out, const uint8_t *codes, const float *scales, int64_t n, int64_t first, int is_signed);
+/// The inverse: each block (or the part of it in first .. first+n-1) takes its absmax as its
+/// scale and each value the code of 1.875 * value / absmax, rounded stochastically with the 16
+/// random bits (random[i] >> shift) & 0xFFFF (unbiased to 2^-17 of a step), or to nearest
+/// (halves up) when random is NULL. m and v take the two halves of one word per element.
+void qk_state8_encode(uint8_t *codes, float *scales, const float *in, int64_t n, int64_t first, int is_signed,
+                      const uint32_t *random, int shift);
 
 // MARK: - Integer GEMM (oneDNN, loaded at run time)
 
@@ -206,6 +229,14 @@ void qk_act_codes_bf16(const float *x, int64_t ld, int64_t rows, int64_t C, uint
                        float *steps);
 /// BF16 of small integers (exact).
 void qk_i8_to_bf16(uint16_t *out, const int8_t *in, int64_t n);
+
+/// x[i] += the BF16 value acc[i] (a BF16 gradient's running sum widened onto new FP32 terms).
+void qk_bf16_widen_add(float *x, const uint16_t *acc, int64_t n);
+/// inout[i] = BF16 of (inout[i] + in[i]), summed in FP32, rounded to nearest: the reduction of
+/// BF16 gradient all-reduces (commutative, so every rank gets the same bits).
+void qk_bf16_sum_into(uint16_t *inout, const uint16_t *in, int64_t n);
+/// Sum of squares of BF16 values in double, in blocks of 1024 (fixed order).
+double qk_sum_squares_bf16(const uint16_t *x, int64_t n);
 
 // MARK: - Integer matrix-vector products (decoding)
 

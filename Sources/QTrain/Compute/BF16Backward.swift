@@ -48,12 +48,14 @@ final class BF16Backward {
 
     /// Computes the layer's gradients and returns true, or returns false (changing nothing)
     /// when the layer is not one this path covers.
-    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
-                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool, unpacker: Int8Matmul) -> Bool {
+    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool, unpacker: Int8Matmul) throws -> Bool {
         let w = weights.weights, policy = w.policy
         let N = weights.rows, K = weights.cols
         let steps = weights.matrix.params.map { policy.forwardCodeStep(w, of: $0) }
-        guard input.onCodeGrid, M <= maxRows, K <= maxInner, steps.allSatisfy({ $0 != nil }) else { return false }
+        guard input.onCodeGrid, M <= maxRows, K <= maxInner, dWeight.maxRows >= blockRows || dWeight.maxRows >= N,
+              steps.allSatisfy({ $0 != nil })
+        else { return false }
         // Consecutive seeds of a SplitMix64 sequence (the kernel finishes the mix): one per layer.
         let layerSeed = seed &+ call &* 0x9E37_79B9_7F4A_7C15
         call += 1
@@ -81,8 +83,10 @@ final class BF16Backward {
                 // dW[block] += bf16(diag(s_row) · dY[:, block])ᵀ · x_q
                 round(dOut, columns: o0..<(o0 + n), of: N, rows: M, rowSteps: sRow, scale: 1,
                       seed: ~layerSeed, stochastic: stochastic)
-                check(qk_bf16_matmul(Int64(n), Int64(K), Int64(M), g, 1, Int64(n), xq, Int64(K), 1, dWeight + o0 * K,
+                let rows = o0..<(o0 + n)
+                check(qk_bf16_matmul(Int64(n), Int64(K), Int64(M), g, 1, Int64(n), xq, Int64(K), 1, dWeight.rows(rows),
                                      Int64(K), 1))
+                try dWeight.finish(rows)
             }
         }
         return true

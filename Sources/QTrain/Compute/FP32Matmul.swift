@@ -17,11 +17,13 @@ public final class FP32Matmul<Kernel: GemmKernel>: MatmulBackend {
         }
     }
 
-    public func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
-                         input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) {
+    public func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+                         input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) throws {
         let N = weights.rows, K = weights.cols
-        Kernel.multiply(transA: true, transB: false, m: N, n: K, k: M, alpha: 1, a: dOut, lda: N, b: input.values, ldb: K,
-                        beta: 1, c: dWeight, ldc: K)
+        try dWeight.forEachPiece(rows: N) { r, dst in
+            Kernel.multiply(transA: true, transB: false, m: r.count, n: K, k: M, alpha: 1, a: dOut + r.lowerBound, lda: N,
+                            b: input.values, ldb: K, beta: 1, c: dst, ldc: K)
+        }
         var first = true
         weights.forEachRowBlock { r0, n, w in
             Kernel.multiply(transA: false, transB: false, m: M, n: K, k: n, alpha: 1, a: dOut + r0, lda: N, b: w, ldb: K,

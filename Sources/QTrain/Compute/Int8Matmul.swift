@@ -89,13 +89,14 @@ public final class Int8Matmul: MatmulBackend {
         }
     }
 
-    public func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
-                         input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) {
-        if let bf16, bf16.backward(dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights,
-                                   accumulate: accumulate, unpacker: self) {
+    public func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+                         input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) throws {
+        if let bf16, try bf16.backward(dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights,
+                                       accumulate: accumulate, unpacker: self) {
             return
         }
-        fp32.backward(dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights, accumulate: accumulate)
+        try fp32.backward(dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights,
+                          accumulate: accumulate)
     }
 
     /// Unpacks the int8 codes of rows `rows` of tensor `p` (K columns) into ``codes``, in

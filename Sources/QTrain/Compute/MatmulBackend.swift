@@ -14,9 +14,10 @@ public protocol MatmulBackend: AnyObject {
     func forward(out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
                  accumulate: Bool)
 
-    /// dWeight (N, K) += dOutᵀ · input; dInput (M, K) = dOut · W, or += when `accumulate`.
-    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
-                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool)
+    /// dWeight (N, K) += dOutᵀ · input, piece by piece as ``WeightGradient`` hands out rows
+    /// (each finished once final); dInput (M, K) = dOut · W, or += when `accumulate`.
+    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) throws
 
     /// Called before each backward pass: a backend that rounds stochastically draws from
     /// `seed`, layer by layer in call order (the same seed repeats the same pass).
@@ -25,6 +26,15 @@ public protocol MatmulBackend: AnyObject {
 
 extension MatmulBackend {
     public func beginBackward(seed: UInt64) {}
+
+    /// ``backward(dInput:dWeight:dOut:input:rows:weights:accumulate:)`` adding dWeight into
+    /// FP32 memory (N × K) in place.
+    public func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
+                         input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) {
+        // A direct destination has nothing to commit, so nothing can throw.
+        try! backward(dInput: dInput, dWeight: .direct(dWeight, cols: weights.cols), dOut: dOut, input: input, rows: M,
+                      weights: weights, accumulate: accumulate)
+    }
 }
 
 /// The input of a linear layer: its FP32 values (already fake-quantised when the layer

@@ -28,6 +28,15 @@ public protocol Communicator: AnyObject {
     func reduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws
     /// Starts ``reduceSum(_:count:root:)``.
     func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective
+    /// In-place sum over ranks of `count` BF16 values: pairs are summed in FP32 and rounded to
+    /// nearest (`optim.grad_dtype: bf16`), the same bits on every rank.
+    func allReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws
+    /// ``reduceSum(_:count:root:)`` of BF16 values.
+    func reduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws
+    /// Starts ``allReduceSumBF16(_:count:)``.
+    func startAllReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws -> PendingCollective
+    /// Starts ``reduceSumBF16(_:count:root:)``.
+    func startReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws -> PendingCollective
     /// In-place sum of doubles (small: losses, norms, counters).
     func allReduceSum(_ values: inout [Double]) throws
     /// In-place maximum of doubles.
@@ -45,6 +54,16 @@ public protocol Communicator: AnyObject {
 
 extension Communicator {
     public func progress() throws {}
+
+    public func startAllReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws -> PendingCollective {
+        try allReduceSumBF16(buffer, count: count)
+        return CompletedCollective()
+    }
+
+    public func startReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws -> PendingCollective {
+        try reduceSumBF16(buffer, count: count, root: root)
+        return CompletedCollective()
+    }
 
     /// Byte offsets of the parts of an all-gather or reduce-scatter with per-rank `counts`.
     public func displacements(_ counts: [Int]) -> [Int] {
@@ -80,6 +99,8 @@ public final class SingleProcessCommunicator: Communicator {
     public func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective {
         CompletedCollective()
     }
+    public func allReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws {}
+    public func reduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws {}
     public func allReduceSum(_ values: inout [Double]) throws {}
     public func allReduceMax(_ values: inout [Double]) throws {}
     public func allGatherBytes(_ buffer: UnsafeMutableRawPointer, counts: [Int]) throws {}

@@ -58,8 +58,9 @@ public enum ReplicaCheck {
             }
         }
         if let optimizer {
-            try comm.broadcast(optimizer.m.rawPointer, bytes: optimizer.m.byteCount, root: 0)
-            try comm.broadcast(optimizer.v.rawPointer, bytes: optimizer.v.byteCount, root: 0)
+            for part in optimizer.m.stored + optimizer.v.stored {
+                try comm.broadcast(part.pointer, bytes: part.count * part.dtype.size, root: 0)
+            }
         }
         w.refreshDerivedState()
     }

@@ -29,6 +29,9 @@ public struct DistConfig: Codable, Equatable, Sendable {
     /// ZeRO-1: reduce-scatter gradients, update a 1/world slice of the optimizer state, all-gather
     /// the (packed) weights.
     public var shardOptimizer = false
+    /// ZeRO-2 (with ZeRO-1): each gradient is summed onto the rank that owns it as backward
+    /// makes it; a rank keeps only its slice of the gradients.
+    public var shardGradients = false
     /// Gradient bucket size in megabytes.
     public var bucketMB = 25.0
     public var overlap: OverlapMode = .auto
@@ -37,7 +40,7 @@ public struct DistConfig: Codable, Equatable, Sendable {
     public var timeoutS = 600.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case checkEvery = "check_every", onDesync = "on_desync", shardOptimizer = "shard_optimizer"
+        case checkEvery = "check_every", onDesync = "on_desync", shardOptimizer = "shard_optimizer", shardGradients = "shard_gradients"
         case bucketMB = "bucket_mb", overlap, timeoutS = "timeout_s"
     }
 
@@ -48,6 +51,7 @@ public struct DistConfig: Codable, Equatable, Sendable {
         checkEvery = try read(.checkEvery, checkEvery)
         onDesync = try read(.onDesync, onDesync)
         shardOptimizer = try read(.shardOptimizer, shardOptimizer)
+        shardGradients = try read(.shardGradients, shardGradients)
         bucketMB = try read(.bucketMB, bucketMB)
         overlap = try read(.overlap, overlap)
         timeoutS = try read(.timeoutS, timeoutS)
@@ -56,6 +60,10 @@ public struct DistConfig: Codable, Equatable, Sendable {
     func validate(path: String = "dist") throws {
         let check = ConfigCheck(path: path)
         try check.require(checkEvery >= 0, "check_every", checkEvery, "0 or more")
+        if shardGradients && !shardOptimizer {
+            throw QTrainError.config("config key '\(path).shard_gradients' is true but '\(path).shard_optimizer' is false",
+                                     hint: "ZeRO-2 shards the gradients on top of ZeRO-1: set \(path).shard_optimizer=true too")
+        }
         try check.require(bucketMB > 0 && bucketMB <= 4096, "bucket_mb", bucketMB, "between 0 and 4096")
         try check.require(timeoutS == 0 || (timeoutS >= 2 && timeoutS <= 604_800), "timeout_s", timeoutS,
                           "0 (off) or between 2 and 604800 seconds")

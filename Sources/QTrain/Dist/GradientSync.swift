@@ -10,11 +10,13 @@ import Foundation
 ///
 /// Replicated, each bucket is all-reduced. Under ZeRO-1 (`shards`) it is a reduce-scatter
 /// built from reduces: each part of the bucket goes to the rank that owns it, so every rank
-/// ends with the sum of its own slice only.
+/// ends with the sum of its own slice only. BF16 gradients travel as BF16 (half the bytes),
+/// summed by the communicator's BF16 reduction. Under ZeRO-2 the store's commits have already
+/// summed every gradient onto its owner, and there is nothing left to do here.
 public final class GradientSynchronizer {
     public let comm: Communicator
     public let mode: OverlapMode
-    private let gradients: UnsafeMutablePointer<Float>
+    private let store: GradientStore
     private let count: Int
     /// Bucket ranges, last first.
     let buckets: [Range<Int>]
@@ -25,15 +27,15 @@ public final class GradientSynchronizer {
     /// Seconds ``finish()`` waited in the last step.
     public private(set) var lastWait = 0.0
 
-    public init(comm: Communicator, gradients: UnsafeMutablePointer<Float>, count: Int, bucketBytes: Int, mode: OverlapMode,
+    public init(comm: Communicator, gradients: GradientStore, bucketBytes: Int, mode: OverlapMode,
                 shards: ShardPlan? = nil) {
         self.comm = comm
         self.shards = shards
         let mode = mode == .auto ? (shards == nil ? OverlapMode.nonblocking : .off) : mode
-        self.gradients = gradients
-        self.count = count
+        store = gradients
+        count = gradients.shards == nil ? gradients.layoutCount : 0
         self.mode = mode
-        let size = max(bucketBytes / 4, 1)
+        let size = max(bucketBytes / gradients.dtype.size, 1)
         var b: [Range<Int>] = []
         var hi = count
         while hi > 0 {
@@ -73,7 +75,20 @@ public final class GradientSynchronizer {
     }
 
     private func start(_ r: Range<Int>, root: Int?) throws {
-        let p = gradients + r.lowerBound, n = r.count
+        let n = r.count
+        if let h = store.bf16Pointer {
+            let p = h + r.lowerBound
+            switch (mode, root) {
+            case (.nonblocking, nil): pending.append(try comm.startAllReduceSumBF16(p, count: n))
+            case (.nonblocking, let root?): pending.append(try comm.startReduceSumBF16(p, count: n, root: root))
+            case (.thread, nil): pending.append(worker!.submit { [comm] in try comm.allReduceSumBF16(p, count: n) })
+            case (.thread, let root?): pending.append(worker!.submit { [comm] in try comm.reduceSumBF16(p, count: n, root: root) })
+            case (.off, nil), (.auto, nil): try comm.allReduceSumBF16(p, count: n)
+            case (.off, let root?), (.auto, let root?): try comm.reduceSumBF16(p, count: n, root: root)
+            }
+            return
+        }
+        let p = store.pointer + r.lowerBound
         switch (mode, root) {
         case (.nonblocking, nil): pending.append(try comm.startAllReduceSum(p, count: n))
         case (.nonblocking, let root?): pending.append(try comm.startReduceSum(p, count: n, root: root))

@@ -1,4 +1,5 @@
 import Foundation
+import QKernels
 
 /// N data-parallel replicas as threads of one process (`--debug --ranks N`): the collectives
 /// of ``Communicator`` over shared memory, so distributed logic can be debugged without MPI.
@@ -112,6 +113,23 @@ final class InProcessCommunicator: Communicator {
     func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective {
         try reduceSum(buffer, count: count, root: root)
         return CompletedCollective()
+    }
+
+    /// Each rank sums its share of the elements over all ranks in rank order (FP32, rounded to
+    /// nearest after each addition, as the MPI reduction does) and writes it to every rank.
+    func allReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws {
+        try group.publish(rank, pointer: UnsafeMutableRawPointer(buffer))
+        let lo = count * rank / worldSize, hi = count * (rank + 1) / worldSize
+        let ptrs = (0..<worldSize).map { group.slot($0).assumingMemoryBound(to: UInt16.self) }
+        if hi > lo {
+            for r in 1..<worldSize { qk_bf16_sum_into(ptrs[0] + lo, ptrs[r] + lo, Int64(hi - lo)) }
+            for r in 1..<worldSize { (ptrs[r] + lo).update(from: ptrs[0] + lo, count: hi - lo) }
+        }
+        try group.barrier()
+    }
+
+    func reduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws {
+        try allReduceSumBF16(buffer, count: count)
     }
 
     func allReduceSum(_ values: inout [Double]) throws {

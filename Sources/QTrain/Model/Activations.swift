@@ -1,8 +1,15 @@
 /// Every activation the forward pass keeps for the backward pass, and the backward pass's
 /// temporaries, as named views into one allocation sized from (B, T) and the config
 /// (llm.c's ActivationTensors). Shapes use N = B·T.
+///
+/// With activation checkpointing (`train.activation_checkpointing: blocks`) only the block
+/// inputs (`residual`) are kept for every block; the other per-block views have one slot,
+/// which the forward pass overwrites block after block and backward refills by recomputing
+/// each block's forward just before its backward.
 final class Activations {
     let B: Int, T: Int, C: Int, F: Int, H: Int, L: Int, V: Int
+    /// Blocks whose intermediate activations are kept at once: L, or 1 when blocks are recomputed.
+    let slots: Int
     private let storage: AlignedBuffer<Float>
     private var offsets: [String: Int] = [:]
 
@@ -39,7 +46,7 @@ final class Activations {
     let inputCodes: UnsafeMutablePointer<Int8>?  // (N, max(C, F))
     let inputScales: UnsafeMutablePointer<Float>?  // (N)
 
-    init(config: ModelConfig, B: Int, T: Int, keepsInputCodes: Bool = false, ledger: MemoryLedger?) {
+    init(config: ModelConfig, B: Int, T: Int, keepsInputCodes: Bool = false, recomputesBlocks: Bool = false, ledger: MemoryLedger?) {
         self.B = B
         self.T = T
         C = config.dim
@@ -47,9 +54,11 @@ final class Activations {
         H = config.nHeads
         L = config.nLayers
         V = config.vocabSize
+        slots = recomputesBlocks ? 1 : config.nLayers
         let N = B * T
         scoreSlots = Self.scoreSlots
-        let sizes = Self.floatCounts(config: config, B: B, T: T, keepsInputCodes: keepsInputCodes).map { ($0.0, Int($0.1)) }
+        let sizes = Self.floatCounts(config: config, B: B, T: T, keepsInputCodes: keepsInputCodes,
+                                     recomputesBlocks: recomputesBlocks).map { ($0.0, Int($0.1)) }
         var total = 0
         var offsets: [String: Int] = [:]
         for (name, n) in sizes {
@@ -76,11 +85,14 @@ final class Activations {
     /// The views of the arena in order, with their sizes in floats: what `init` allocates and
     /// ``MemoryPlan`` counts before anything is allocated. In Float64, so that a config no
     /// machine could hold cannot overflow the count.
-    static func floatCounts(config: ModelConfig, B: Int, T: Int, keepsInputCodes: Bool) -> [(String, Double)] {
+    static func floatCounts(config: ModelConfig, B: Int, T: Int, keepsInputCodes: Bool, recomputesBlocks: Bool = false)
+        -> [(String, Double)]
+    {
         let C = Double(config.dim), F = Double(config.hiddenDim), H = Double(config.nHeads)
-        let L = Double(config.nLayers), V = Double(config.vocabSize), b = Double(B), t = Double(T), N = b * t
+        let V = Double(config.vocabSize), b = Double(B), t = Double(T), N = b * t
+        let layers = Double(config.nLayers), L = recomputesBlocks ? 1 : layers
         return [
-            ("residual", (L + 1) * N * C), ("ln1", L * N * C), ("ln1Rstd", L * N), ("qkv", L * N * 3 * C),
+            ("residual", (layers + 1) * N * C), ("ln1", L * N * C), ("ln1Rstd", L * N), ("qkv", L * N * 3 * C),
             ("probs", L * b * H * t * t), ("attOut", L * N * C), ("residualMid", L * N * C), ("ln2", L * N * C),
             ("ln2Rstd", L * N), ("h13", L * N * 2 * F), ("hact", L * N * F), ("lnf", N * C), ("lnfRstd", N),
             ("logits", N * V), ("losses", N),

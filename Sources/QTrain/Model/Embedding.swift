@@ -14,14 +14,18 @@ enum Embedding {
         }
     }
 
-    /// dTable[token] += dOut row, for each of the N tokens (sequential: tokens repeat).
+    /// dTable[token] += dOut row, for each of the N tokens (sequential: tokens repeat); only
+    /// table rows `rows` (dTable points at the first of them), so that a table's gradient can
+    /// be made a window of rows at a time.
     static func backward(
         dTable: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, tokens: UnsafePointer<Int32>,
-        count n: Int, C: Int
+        count n: Int, C: Int, rows: Range<Int>? = nil
     ) {
         OpProfile.shared.time("embedding backward") {
             for t in 0..<n {
-                let row = dTable + Int(tokens[t]) * C, d = dOut + t * C
+                let token = Int(tokens[t])
+                if let rows, !rows.contains(token) { continue }
+                let row = dTable + (token - (rows?.lowerBound ?? 0)) * C, d = dOut + t * C
                 for c in 0..<C { row[c] += d[c] }
             }
         }

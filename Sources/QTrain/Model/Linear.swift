@@ -17,14 +17,14 @@ enum Linear {
     /// dWeight (N, K) += dOutᵀ · input, into the gradients of the stacked tensors (adjacent in
     /// the layout); dInput (M, K) = dOut · W, or += when `accumulate`.
     static func backward(
-        dInput: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>,
+        dInput: UnsafeMutablePointer<Float>, gradients: GradientStore,
         dOut: UnsafePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
         backend: MatmulBackend, accumulate: Bool = false
-    ) {
-        OpProfile.shared.time("linear backward") {
-            let dW = gradients + weights.weights.layout.specs[weights.matrix.params[0]].offset
-            backend.backward(dInput: dInput, dWeight: dW, dOut: dOut, input: input, rows: M,
-                             weights: weights, accumulate: accumulate)
+    ) throws {
+        try OpProfile.shared.time("linear backward") {
+            let offset = weights.weights.layout.specs[weights.matrix.params[0]].offset
+            try backend.backward(dInput: dInput, dWeight: .stored(in: gradients, offset: offset, cols: weights.cols), dOut: dOut,
+                                 input: input, rows: M, weights: weights, accumulate: accumulate)
         }
     }
 }

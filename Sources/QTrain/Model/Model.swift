@@ -12,8 +12,9 @@ public final class Model {
     public let config: ModelConfig
     public let layout: ParameterLayout
     public let weights: ModelWeights
-    /// dLoss/dParameter, flat in layout order. Backward accumulates (+=); zero it per step.
-    public let gradients: AlignedBuffer<Float>
+    /// dLoss/dParameter, flat in layout order (FP32 or BF16, whole or a ZeRO-2 slice).
+    /// Backward accumulates (+=); zero it per step.
+    public let gradients: GradientStore
     /// Sequences per forward pass the activations were sized for.
     public let maxBatch: Int
     /// Whether every quantised linear layer fake-quantises its input to int8 per token
@@ -47,9 +48,17 @@ public final class Model {
     /// buffer to check (NaN/Inf checks).
     public var inspector: ((String, UnsafePointer<Float>, Int) throws -> Void)?
 
+    /// Whether backward recomputes each block's forward from its saved input (activation
+    /// checkpointing) instead of keeping every block's activations.
+    public let recomputesBlocks: Bool
+
     /// - Parameters: batch: the most sequences per forward pass; ledger: receives every
-    ///   allocation; backend: the matmul backend, by default the one `quant.compute` names.
-    public init(config: ModelConfig, quant: QuantConfig, batch: Int, ledger: MemoryLedger?, backend: MatmulBackend? = nil) {
+    ///   allocation; backend: the matmul backend, by default the one `quant.compute` names;
+    ///   gradients: where gradients go, by default FP32 in place; recomputesBlocks: activation
+    ///   checkpointing.
+    public init(config: ModelConfig, quant: QuantConfig, batch: Int, ledger: MemoryLedger?, backend: MatmulBackend? = nil,
+                gradients: GradientStore? = nil, recomputesBlocks: Bool = false) {
+        self.recomputesBlocks = recomputesBlocks
         self.config = config
         layout = ParameterLayout(config)
         let weights = ModelWeights(layout: layout, quant: quant, ledger: ledger)
@@ -61,10 +70,12 @@ public final class Model {
         let backend = chosen.0
         self.backend = backend
         computeNotice = chosen.1
-        gradients = AlignedBuffer(count: layout.count, category: .gradients, ledger: ledger)
+        self.gradients = gradients ?? GradientStore(dtype: .fp32, layoutCount: layout.count,
+                                                    windowFloats: GradientStore.windowFloats(config), ledger: ledger)
         maxBatch = batch
         acts = Activations(config: config, B: batch, T: config.seqLen,
-                           keepsInputCodes: quantizesInputs && backend.wantsActivationCodes, ledger: ledger)
+                           keepsInputCodes: quantizesInputs && backend.wantsActivationCodes, recomputesBlocks: recomputesBlocks,
+                           ledger: ledger)
         let scratch = Scratch(config: config, weights: weights, blockRows: (backend as? Int8Matmul)?.blockRows, ledger: ledger)
         self.scratch = scratch
         rope = RoPE(T: config.seqLen, headDim: config.headDim, theta: config.ropeTheta, ledger: ledger)
@@ -147,7 +158,7 @@ public final class Model {
         if !(1...maxBatch).contains(B) || !(1...config.seqLen).contains(T) {
             fatalError("batch \(B)×\(T) exceeds the model's buffers")  // kept in every build, -Ounchecked too
         }
-        let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads, V = config.vocabSize
+        let N = B * T, C = config.dim, V = config.vocabSize
         let eps = Float(config.normEps)
         let a = acts
         lastBatch = B
@@ -160,30 +171,7 @@ public final class Model {
 
         Embedding.forward(out: a.residual, tokens: tokens, count: N, weights: weights, param: layout.embedding, C: C)
         for l in 0..<config.nLayers {
-            let blk = layout.blocks[l]
-            let x = a.residual + l * N * C
-            let ln1 = a.ln1 + l * N * C, qkv = a.qkv + l * N * 3 * C
-            let probs = a.probs + l * B * H * T * T, att = a.attOut + l * N * C
-            let mid = a.residualMid + l * N * C, ln2 = a.ln2 + l * N * C
-            let h13 = a.h13 + l * N * 2 * F, hact = a.hact + l * N * F
-            let out = a.residual + (l + 1) * N * C
-
-            RMSNorm.forward(out: ln1, rstd: a.ln1Rstd + l * N, input: x, weight: gain(blk.attnNorm), rows: N, C: C, eps: eps)
-            let qkvInput = quantizeInput(ln1, rows: N, cols: C)
-            Linear.forward(out: qkv, input: qkvInput, rows: N, weights: qkvMatrices[l], backend: backend)
-            rope.apply(qkv, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)
-            Attention.forward(out: att, probs: probs, qkv: qkv, B: B, T: T, C: C, H: H)
-            let oInput = quantizeInput(att, rows: N, cols: C)
-            mid.update(from: x, count: N * C)
-            Linear.forward(out: mid, input: oInput, rows: N, weights: oMatrices[l], backend: backend, accumulate: true)
-            RMSNorm.forward(out: ln2, rstd: a.ln2Rstd + l * N, input: mid, weight: gain(blk.mlpNorm), rows: N, C: C, eps: eps)
-            let upInput = quantizeInput(ln2, rows: N, cols: C)
-            Linear.forward(out: h13, input: upInput, rows: N, weights: upMatrices[l], backend: backend)
-            SwiGLU.forward(out: hact, h: h13, rows: N, F: F)
-            let downInput = quantizeInput(hact, rows: N, cols: F)
-            out.update(from: mid, count: N * C)
-            Linear.forward(out: out, input: downInput, rows: N, weights: downMatrices[l], backend: backend, accumulate: true)
-            try inspect("forward block \(l) output", out, N * C)
+            try blockForward(l, B: B, T: T, writesOutput: true)
         }
         let final = a.residual + config.nLayers * N * C
         RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, input: final, weight: gain(layout.finalNorm), rows: N, C: C, eps: eps)
@@ -194,55 +182,107 @@ public final class Model {
                                             gradScale: gradScale)
     }
 
+    /// The activation views of block `l` (its slot: `l`, or the one slot under activation
+    /// checkpointing; the block input always its own).
+    private struct BlockViews {
+        let x, ln1, ln1Rstd, qkv, probs, att, mid, ln2, ln2Rstd, h13, hact, out: UnsafeMutablePointer<Float>
+    }
+
+    private func views(_ l: Int, B: Int, T: Int) -> BlockViews {
+        let a = acts, N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads
+        let s = l % a.slots
+        return BlockViews(x: a.residual + l * N * C, ln1: a.ln1 + s * N * C, ln1Rstd: a.ln1Rstd + s * N,
+                          qkv: a.qkv + s * N * 3 * C, probs: a.probs + s * B * H * T * T, att: a.attOut + s * N * C,
+                          mid: a.residualMid + s * N * C, ln2: a.ln2 + s * N * C, ln2Rstd: a.ln2Rstd + s * N,
+                          h13: a.h13 + s * N * 2 * F, hact: a.hact + s * N * F, out: a.residual + (l + 1) * N * C)
+    }
+
+    /// Block `l`'s forward from its input `residual[l]`; `writesOutput`: also the down
+    /// projection into `residual[l + 1]` (a recomputation for backward needs all but that).
+    private func blockForward(_ l: Int, B: Int, T: Int, writesOutput: Bool) throws {
+        let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads
+        let eps = Float(config.normEps)
+        let blk = layout.blocks[l], v = views(l, B: B, T: T)
+        RMSNorm.forward(out: v.ln1, rstd: v.ln1Rstd, input: v.x, weight: gain(blk.attnNorm), rows: N, C: C, eps: eps)
+        let qkvInput = quantizeInput(v.ln1, rows: N, cols: C)
+        Linear.forward(out: v.qkv, input: qkvInput, rows: N, weights: qkvMatrices[l], backend: backend)
+        rope.apply(v.qkv, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)
+        Attention.forward(out: v.att, probs: v.probs, qkv: v.qkv, B: B, T: T, C: C, H: H)
+        let oInput = quantizeInput(v.att, rows: N, cols: C)
+        v.mid.update(from: v.x, count: N * C)
+        Linear.forward(out: v.mid, input: oInput, rows: N, weights: oMatrices[l], backend: backend, accumulate: true)
+        RMSNorm.forward(out: v.ln2, rstd: v.ln2Rstd, input: v.mid, weight: gain(blk.mlpNorm), rows: N, C: C, eps: eps)
+        let upInput = quantizeInput(v.ln2, rows: N, cols: C)
+        Linear.forward(out: v.h13, input: upInput, rows: N, weights: upMatrices[l], backend: backend)
+        SwiGLU.forward(out: v.hact, h: v.h13, rows: N, F: F)
+        let downInput = quantizeInput(v.hact, rows: N, cols: F)
+        guard writesOutput else { return }
+        v.out.update(from: v.mid, count: N * C)
+        Linear.forward(out: v.out, input: downInput, rows: N, weights: downMatrices[l], backend: backend, accumulate: true)
+        try inspect("forward block \(l) output", v.out, N * C)
+    }
+
     // MARK: - Backward
 
     /// The forward pass reversed. Requires a preceding forward with a non-zero gradScale.
     func backward() throws {
         let B = lastBatch, T = lastLength
         let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads
-        let a = acts, g = gradients.pointer
+        let a = acts, g = gradients
         backend.beginBackward(seed: backwardSeed)
-        func grad(_ p: Int) -> UnsafeMutablePointer<Float> { g + layout.specs[p].offset }
+        /// RMSNorm backward with its gain's gradient in the store.
+        func normBackward(_ p: Int, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, rstd: UnsafePointer<Float>) throws {
+            let range = layout.specs[p].offset..<(layout.specs[p].offset + C)
+            RMSNorm.backward(dInput: a.dResidual, dWeight: g.destination(range), dOut: dOut, input: input, weight: gain(p),
+                             rstd: rstd, rows: N, C: C, partials: a.normPartials)
+            try g.commit(range)
+        }
 
         // logits = lnf · headᵀ;  final = RMSNorm(residual[L])
-        Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.logits, input: backwardInput(a.lnf), rows: N, weights: headMatrix, backend: backend)
+        try Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.logits, input: backwardInput(a.lnf), rows: N, weights: headMatrix,
+                            backend: backend)
         try onGradientsReady?(layout.specs[layout.head].offset)
         a.dResidual.initialize(repeating: 0, count: N * C)
         let final = a.residual + config.nLayers * N * C
-        RMSNorm.backward(dInput: a.dResidual, dWeight: grad(layout.finalNorm), dOut: a.dNorm, input: final,
-                         weight: gain(layout.finalNorm), rstd: a.lnfRstd, rows: N, C: C, partials: a.normPartials)
+        try normBackward(layout.finalNorm, dOut: a.dNorm, input: final, rstd: a.lnfRstd)
         try onGradientsReady?(layout.specs[layout.finalNorm].offset)
 
         for l in stride(from: config.nLayers - 1, through: 0, by: -1) {
             let blk = layout.blocks[l]
-            let x = a.residual + l * N * C
-            let ln1 = a.ln1 + l * N * C, qkv = a.qkv + l * N * 3 * C
-            let probs = a.probs + l * B * H * T * T, att = a.attOut + l * N * C
-            let mid = a.residualMid + l * N * C, ln2 = a.ln2 + l * N * C
-            let h13 = a.h13 + l * N * 2 * F, hact = a.hact + l * N * F
+            if recomputesBlocks { try blockForward(l, B: B, T: T, writesOutput: false) }
+            let v = views(l, B: B, T: T)
+            let x = v.x, ln1 = v.ln1, qkv = v.qkv, probs = v.probs, att = v.att, mid = v.mid, ln2 = v.ln2
+            let h13 = v.h13, hact = v.hact
 
             // out = mid + hact · downᵀ: dResidual is d(out) and, through the skip, d(mid)
-            Linear.backward(dInput: a.dHact, gradients: g, dOut: a.dResidual, input: backwardInput(hact), rows: N,
-                            weights: downMatrices[l], backend: backend)
+            try Linear.backward(dInput: a.dHact, gradients: g, dOut: a.dResidual, input: backwardInput(hact), rows: N,
+                                weights: downMatrices[l], backend: backend)
             SwiGLU.backward(dh: a.dH13, dOut: a.dHact, h: h13, rows: N, F: F)
-            Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dH13, input: backwardInput(ln2), rows: N,
-                            weights: upMatrices[l], backend: backend)
-            RMSNorm.backward(dInput: a.dResidual, dWeight: grad(blk.mlpNorm), dOut: a.dNorm, input: mid,
-                             weight: gain(blk.mlpNorm), rstd: a.ln2Rstd + l * N, rows: N, C: C, partials: a.normPartials)
+            try Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dH13, input: backwardInput(ln2), rows: N,
+                                weights: upMatrices[l], backend: backend)
+            try normBackward(blk.mlpNorm, dOut: a.dNorm, input: mid, rstd: v.ln2Rstd)
             // mid = x + att · oᵀ: dResidual is now d(mid), and d(x) through the skip
-            Linear.backward(dInput: a.dAttOut, gradients: g, dOut: a.dResidual, input: backwardInput(att), rows: N,
-                            weights: oMatrices[l], backend: backend)
+            try Linear.backward(dInput: a.dAttOut, gradients: g, dOut: a.dResidual, input: backwardInput(att), rows: N,
+                                weights: oMatrices[l], backend: backend)
             Attention.backward(dqkv: a.dQKV, dOut: a.dAttOut, qkv: qkv, probs: probs, B: B, T: T, C: C, H: H,
                                dScores: a.dScores, slots: a.scoreSlots)
             rope.apply(a.dQKV, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: true)
-            Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dQKV, input: backwardInput(ln1), rows: N,
-                            weights: qkvMatrices[l], backend: backend)
-            RMSNorm.backward(dInput: a.dResidual, dWeight: grad(blk.attnNorm), dOut: a.dNorm, input: x,
-                             weight: gain(blk.attnNorm), rstd: a.ln1Rstd + l * N, rows: N, C: C, partials: a.normPartials)
+            try Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dQKV, input: backwardInput(ln1), rows: N,
+                                weights: qkvMatrices[l], backend: backend)
+            try normBackward(blk.attnNorm, dOut: a.dNorm, input: x, rstd: v.ln1Rstd)
             try inspect("backward block \(l) input gradient", a.dResidual, N * C)
             try onGradientsReady?(layout.specs[blk.attnNorm].offset)
         }
-        Embedding.backward(dTable: grad(layout.embedding), dOut: a.dResidual, tokens: tokenCopy.pointer, count: N, C: C)
+        // The table's gradient a window of rows at a time (one piece when written in place).
+        let table = layout.specs[layout.embedding]
+        let pieceRows = max(1, min(table.rows, g.maxDestination / C))
+        for r0 in stride(from: 0, to: table.rows, by: pieceRows) {
+            let rows = r0..<min(table.rows, r0 + pieceRows)
+            let range = (table.offset + rows.lowerBound * C)..<(table.offset + rows.upperBound * C)
+            Embedding.backward(dTable: g.destination(range), dOut: a.dResidual, tokens: tokenCopy.pointer, count: N, C: C,
+                               rows: pieceRows == table.rows ? nil : rows)
+            try g.commit(range)
+        }
         try onGradientsReady?(0)
     }
 

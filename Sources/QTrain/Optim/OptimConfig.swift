@@ -12,9 +12,21 @@ public enum StateType: String, CaseIterable, Codable, Sendable, ConfigEnum {
     case fp32
     /// Two bytes per moment, rounded stochastically from the FP32 update (8 → 4 B/param).
     case bf16
+    /// One byte per moment, block-wise with an FP32 absmax per 2048 values and a non-linear
+    /// code, rounded stochastically (8 → 2.004 B/param).
+    case int8
 
-    /// Bytes per stored value.
-    public var size: Int { self == .fp32 ? 4 : 2 }
+    /// Bytes per stored value (without the 8-bit blocks' scales).
+    public var size: Int {
+        switch self {
+        case .fp32: return 4
+        case .bf16: return 2
+        case .int8: return 1
+        }
+    }
+
+    /// Bytes per parameter of both moments, scales included.
+    public var bytesPerParameter: Double { 2 * (Double(size) + (self == .int8 ? 4 / Double(StateSegments.block) : 0)) }
 }
 
 /// The `optim:` section. Defaults are the paper's settings for its 130M model.
@@ -35,10 +47,13 @@ public struct OptimConfig: Codable, Equatable, Sendable {
     public var minLRRatio = 0.0
     /// Storage of the moments; the update itself always computes in FP32.
     public var stateDtype: StateType = .fp32
+    /// Storage of the gradients; clipping and the update read them widened to FP32.
+    public var gradDtype: GradientType = .fp32
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case lr, beta1, beta2, eps, weightDecay = "weight_decay", gradClip = "grad_clip"
         case warmupSteps = "warmup_steps", schedule, minLRRatio = "min_lr_ratio", stateDtype = "state_dtype"
+        case gradDtype = "grad_dtype"
     }
 
     public init() {}
@@ -55,6 +70,7 @@ public struct OptimConfig: Codable, Equatable, Sendable {
         schedule = try read(.schedule, schedule)
         minLRRatio = try read(.minLRRatio, minLRRatio)
         stateDtype = try read(.stateDtype, stateDtype)
+        gradDtype = try read(.gradDtype, gradDtype)
     }
 
     func validate(path: String = "optim") throws {

@@ -45,20 +45,29 @@ public final class Optimizer {
     public var step = 0
     /// FP32 working copies of m and v, one pair per thread (BF16 state only).
     private let scratch: AlignedBuffer<Float>?
+    /// Random words of 8-bit state's rounding, one chunk per thread.
+    private let words: AlignedBuffer<UInt32>?
+    /// Widened BF16 gradients, one chunk per thread.
+    private let gradientScratch: AlignedBuffer<Float>?
     private let scratchSlots: Int
 
-    /// Elements per unit of work: a multiple of 40 so that DQT chunks start on a packing group.
+    /// Elements per unit of work. Chunks start at tensor-local multiples of it, which are
+    /// multiples of 40 (a DQT packing group) and of the 8-bit state's block.
     static let chunk = 40_960
 
     public init(config: OptimConfig, layout: ParameterLayout, range: Range<Int>? = nil, ledger: MemoryLedger?) {
         self.config = config
         self.layout = layout
         self.range = range ?? 0..<layout.count
-        m = MomentBuffer(dtype: config.stateDtype, count: self.range.count, purpose: .firstMoment, ledger: ledger)
-        v = MomentBuffer(dtype: config.stateDtype, count: self.range.count, purpose: .secondMoment, ledger: ledger)
+        let segments = StateSegments(layout: layout, range: self.range)
+        m = MomentBuffer(dtype: config.stateDtype, segments: segments, count: self.range.count, purpose: .firstMoment, ledger: ledger)
+        v = MomentBuffer(dtype: config.stateDtype, segments: segments, count: self.range.count, purpose: .secondMoment, ledger: ledger)
         scratchSlots = max(Threads.count, Threads.availableCores)
         scratch = config.stateDtype == .fp32 ? nil
             : AlignedBuffer(count: 2 * Self.chunk * scratchSlots, category: .scratch, ledger: ledger)
+        words = config.stateDtype == .int8 ? AlignedBuffer(count: Self.chunk * scratchSlots, category: .scratch, ledger: ledger) : nil
+        gradientScratch = config.gradDtype == .bf16
+            ? AlignedBuffer(count: Self.chunk * scratchSlots, category: .scratch, ledger: ledger) : nil
     }
 
     /// Applies one update to the owned elements of `weights`.
@@ -73,6 +82,25 @@ public final class Optimizer {
     public func update(
         weights: ModelWeights, gradients: UnsafePointer<Float>, gradScale: Float, lr: Double, seed: UInt64
     ) -> CodeChangeStats {
+        update(weights: weights, gradScale: gradScale, lr: lr, seed: seed) { offset, _, _ in gradients + offset }
+    }
+
+    /// Applies one update with the gradients of `store` (which holds at least the owned elements).
+    @discardableResult
+    public func update(weights: ModelWeights, gradients store: GradientStore, gradScale: Float, lr: Double, seed: UInt64)
+        -> CodeChangeStats
+    {
+        update(weights: weights, gradScale: gradScale, lr: lr, seed: seed) { offset, n, scratch in
+            store.floats(at: offset, count: n, scratch: scratch)
+        }
+    }
+
+    /// Gradients of layout elements offset ..< offset + n as FP32, using the per-thread scratch if needed.
+    typealias GradientReader = (_ offset: Int, _ n: Int, _ scratch: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float>
+
+    private func update(weights: ModelWeights, gradScale: Float, lr: Double, seed: UInt64, gradients: GradientReader)
+        -> CodeChangeStats
+    {
         step += 1
         let t = Double(step)
         var stats = CodeChangeStats()
@@ -88,7 +116,7 @@ public final class Optimizer {
             let local = lo - spec.offset
             let storage = weights.storage[spec.index]
             let kernel = storage.updateKernel(UpdateStep(seed: seed, tensor: spec.index, step: step))
-            let changed = run(kernel, elements: local..<(local + hi - lo), of: spec, gradients: gradients + lo,
+            let changed = run(kernel, elements: local..<(local + hi - lo), of: spec, layoutOffset: lo, gradients: gradients,
                               stateOffset: lo - range.lowerBound, params: p, seed: seed)
             if storage.isQuantized {
                 stats.changed[spec.role, default: 0] += changed
@@ -100,27 +128,46 @@ public final class Optimizer {
     }
 
     /// Runs `kernel` over `elements` of tensor `spec` in chunks on all threads, widening and
-    /// storing BF16 moments around each chunk; returns the kernel's summed count.
-    private func run(_ kernel: UpdateKernel, elements: Range<Int>, of spec: ParameterSpec, gradients g: UnsafePointer<Float>,
+    /// storing BF16 or 8-bit moments around each chunk; returns the kernel's summed count.
+    private func run(_ kernel: UpdateKernel, elements: Range<Int>, of spec: ParameterSpec, layoutOffset: Int, gradients: GradientReader,
                      stateOffset: Int, params: qk_adamw_params, seed: UInt64) -> Int {
-        let n = elements.count, chunk = Self.chunk
-        let blocks = (n + chunk - 1) / chunk
-        var counts = [Int](repeating: 0, count: blocks)
+        let chunk = Self.chunk
+        // Chunk boundaries at tensor-local multiples of `chunk` (the first and last may be short).
+        let firstBoundary = (elements.lowerBound / chunk + 1) * chunk
+        var starts = [elements.lowerBound]
+        var b = firstBoundary
+        while b < elements.upperBound { starts.append(b); b += chunk }
+        var counts = [Int](repeating: 0, count: starts.count)
         counts.withUnsafeMutableBufferPointer { counts in
-            Threads.parallelChunks(blocks, maxParts: scratchSlots) { slot, range in
+            Threads.parallelChunks(starts.count, maxParts: scratchSlots) { slot, range in
                 var p = params
                 let sm = scratch.map { $0.pointer + 2 * chunk * slot }
                 for b in range {
-                    let s = b * chunk, len = min(chunk, n - s)
-                    let o = stateOffset + s, e = elements.lowerBound + s
+                    let e = starts[b], len = (b + 1 < starts.count ? starts[b + 1] : elements.upperBound) - e
+                    let s = e - elements.lowerBound, o = stateOffset + s
                     let mp = m.floats(at: o, count: len, scratch: sm)
                     let vp = v.floats(at: o, count: len, scratch: sm.map { $0 + chunk })
-                    counts[b] = kernel(e, len, g + s, mp, vp, &p)
-                    m.store(mp, at: o, count: len, seed: seed, tensor: spec.index, step: step, element: e)
-                    v.store(vp, at: o, count: len, seed: seed, tensor: spec.index, step: step, element: e)
+                    let g = gradients(layoutOffset + s, len, gradientScratch.map { $0.pointer + chunk * slot })
+                    counts[b] = kernel(e, len, g, mp, vp, &p)
+                    let w = words.map { $0.pointer + chunk * slot }
+                    if let w { drawWords(w, tensor: spec.index, element: e, count: len, seed: seed) }
+                    m.store(mp, at: o, count: len, seed: seed, tensor: spec.index, step: step, element: e, words: w)
+                    v.store(vp, at: o, count: len, seed: seed, tensor: spec.index, step: step, element: e, words: w)
                 }
             }
         }
         return counts.reduce(0, +)
+    }
+
+    /// The words that round 8-bit m and v of elements `element...` of `tensor` at this step
+    /// (one stream for both moments, keyed like the first moment's BF16 rounding).
+    private func drawWords(_ out: UnsafeMutablePointer<UInt32>, tensor: Int, element: Int, count: Int, seed: UInt64) {
+        let stream = RandomStream(seed: seed, purpose: .firstMoment, tensor: tensor, step: step)
+        var key = (stream.key.0, stream.key.1)
+        withUnsafePointer(to: &key) {
+            $0.withMemoryRebound(to: UInt32.self, capacity: 2) {
+                qk_philox_words(out, Int64(element), Int64(count), $0, stream.c2, stream.c3)
+            }
+        }
     }
 }

@@ -256,11 +256,10 @@ final class BenchSession {
         Threads.configure(config.train.threads > 0 ? config.train.threads : max(1, Threads.availableCores / max(comm.localSize, 1)))
         let batch = try config.train.microBatch(world: comm.worldSize)
         try RunAgreement.check(RunAgreement.items(config: config), comm: comm)
-        try MemoryPlan(config, microBatch: batch).check(ranksPerNode: comm.localSize)
-        model = Model(config: config.model, quant: config.quant, batch: batch, ledger: ledger)
-        model.weights.initialize(seed: UInt64(config.train.seed), std: Float(config.model.initStd))
-        let shards = config.dist.shardOptimizer && comm.worldSize > 1 ? ShardPlan(layout: model.layout, world: comm.worldSize) : nil
-        let optimizer = Optimizer(config: config.optim, layout: model.layout, range: shards?.ranges[comm.rank], ledger: ledger)
+        try MemoryPlan(config, microBatch: batch, world: comm.worldSize).check(ranksPerNode: comm.localSize)
+        let rank = RankSetup(config: config, comm: comm, batch: batch, ledger: ledger)
+        model = rank.model
+        let (shards, optimizer) = (rank.shards, rank.optimizer)
         let tokens = batches ?? SyntheticBatches(count: batch * config.model.seqLen, vocabulary: config.model.vocabSize,
                                                  rank: comm.rank, ledger: ledger)
         stepper = TrainStep(config: config, model: model, optimizer: optimizer, shards: shards, comm: comm, batches: tokens,

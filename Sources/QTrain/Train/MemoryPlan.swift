@@ -12,7 +12,8 @@ public struct MemoryPlan: Sendable {
     public var activationBytes: Double
     public var totalBytes: Double { stateBytes + activationBytes }
 
-    public init(_ config: RunConfig, microBatch: Int) {
+    /// - Parameter world: ranks (ZeRO-1 divides the AdamW state among them, ZeRO-2 the gradients too).
+    public init(_ config: RunConfig, microBatch: Int, world: Int = 1) {
         let m = config.model
         let C = Double(m.dim), F = Double(m.hiddenDim), V = Double(m.vocabSize), L = Double(m.nLayers)
         let matrices = 2 * V * C + L * (4 * C * C + 3 * F * C)
@@ -23,7 +24,11 @@ public struct MemoryPlan: Sendable {
         case .bitnet: weightBytes = config.quant.latentType == .bf16 ? 2 : 4
         case .dqt: weightBytes = config.quant.grid.storageBitsPerCode / 8
         }
-        let stateSize: Double = config.optim.stateDtype == .fp32 ? 8 : 4
+        let sharded = config.dist.shardOptimizer && world > 1
+        let stateSize = config.optim.stateDtype.bytesPerParameter / (sharded ? Double(world) : 1)
+        let zero2 = sharded && config.dist.shardGradients
+        let gradientSize = Double(config.optim.gradDtype.size) / (zero2 ? Double(world) : 1)
+        let window = zero2 || config.optim.gradDtype != .fp32 ? 4 * Double(GradientStore.windowFloats(m)) : 0
         // Quantised weights are materialised a block at a time into scratch (the largest block
         // matrix, or fewer rows beside an int8 path's own scratch); the kind is Model's decision.
         let kind = config.quant.compute.resolved(inputsAreCodes: config.quant.quantizesLayerInputs).kind
@@ -31,10 +36,11 @@ public struct MemoryPlan: Sendable {
         let scratch = config.quant.mode == .fp32 ? 0
             : 4 * Double(Scratch.weightFloats(config: m, blockRows: kind.usesInt8 ? Int8Matmul.blockRows : nil))
             + (kind.usesInt8 ? Double(Int8Matmul.scratchBytes(maxRows: rows, maxInner: inner, bf16: kind == .int8BF16)) : 0)
-        stateBytes = parameters * (weightBytes + 4 + stateSize) + scratch
+        stateBytes = parameters * (weightBytes + gradientSize + stateSize) + window + scratch
         // The activation arena, counted view by view as Activations allocates it.
         let codes = kind.usesInt8
-        activationBytes = 4 * Activations.floatCounts(config: m, B: microBatch, T: m.seqLen, keepsInputCodes: codes)
+        activationBytes = 4 * Activations.floatCounts(config: m, B: microBatch, T: m.seqLen, keepsInputCodes: codes,
+                                                      recomputesBlocks: config.train.activationCheckpointing == .blocks)
             .reduce(0) { $0 + $1.1 }
     }
 

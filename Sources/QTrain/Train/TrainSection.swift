@@ -1,3 +1,12 @@
+/// What the forward pass keeps for backward (`train.activation_checkpointing`).
+public enum ActivationCheckpointing: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// Every block's activations (the fastest).
+    case none
+    /// Only each block's input; backward recomputes the block's forward first (about one more
+    /// forward pass of compute for an activation arena of one block plus the block inputs).
+    case blocks
+}
+
 /// The `train:` section: batch shape, length, seed and where the run writes.
 public struct TrainSection: Codable, Equatable, Sendable {
     /// Sequences per forward pass on each rank (B).
@@ -20,10 +29,11 @@ public struct TrainSection: Codable, Equatable, Sendable {
     public var evalEvery = 100
     /// Validation sequences per evaluation (spread evenly over the validation split).
     public var evalSequences = 64
+    public var activationCheckpointing: ActivationCheckpointing = .none
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case microBatch = "micro_batch", gradAccum = "grad_accum", globalBatch = "global_batch", steps, seed, outDir = "out_dir"
-        case threads, evalEvery = "eval_every", evalSequences = "eval_sequences"
+        case threads, evalEvery = "eval_every", evalSequences = "eval_sequences", activationCheckpointing = "activation_checkpointing"
     }
 
     public init() {}
@@ -39,6 +49,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
         threads = try read(.threads, threads)
         evalEvery = try read(.evalEvery, evalEvery)
         evalSequences = try read(.evalSequences, evalSequences)
+        activationCheckpointing = try read(.activationCheckpointing, activationCheckpointing)
     }
 
     /// Sequences per forward pass on each of `world` ranks, from global_batch when it is set.

@@ -58,8 +58,8 @@ public final class TrainStep {
         gradClip = config.optim.gradClip
         seed = UInt64(config.train.seed)
         schedule = LearningRateSchedule(config.optim, totalSteps: config.train.steps)
-        sync = GradientSynchronizer(comm: comm, gradients: model.gradients.pointer, count: model.layout.count,
-                                    bucketBytes: Int(config.dist.bucketMB * 1_048_576), mode: config.dist.overlap, shards: shards)
+        sync = GradientSynchronizer(comm: comm, gradients: model.gradients, bucketBytes: Int(config.dist.bucketMB * 1_048_576),
+                                    mode: config.dist.overlap, shards: shards)
         let n = microBatch * model.config.seqLen
         tokens = AlignedBuffer(count: n, category: .activations, ledger: ledger)
         targets = AlignedBuffer(count: n, category: .activations, ledger: ledger)
@@ -85,7 +85,9 @@ public final class TrainStep {
                 model.onGradientsReady = { [sync] offset in try sync.ready(from: offset) }
             }
             defer { model.onGradientsReady = nil }
-            model.backwardSeed = RandomStream(seed: seed, purpose: .gradientRounding, tensor: comm.rank, step: step).word64(micro)
+            let stream = RandomStream(seed: seed, purpose: .gradientRounding, tensor: comm.rank, step: step)
+            model.backwardSeed = stream.word64(micro)
+            model.gradients.roundingSeed = stream.word64(gradAccum + micro)
             try model.backward()
             clock.lap("backward")
         }
@@ -98,15 +100,14 @@ public final class TrainStep {
             throw QTrainError(.numerics, "the training loss became \(meanLoss) at step \(step + 1)",
                               hint: "lower optim.lr or raise optim.warmup_steps; run with --debug to find the first non-finite tensor")
         }
-        let toMean = 1 / Float(comm.worldSize), g = model.gradients.pointer
+        let toMean = 1 / Float(comm.worldSize), g = model.gradients
         let norm: Double
         if let shards {
-            let mine = shards.ranges[comm.rank]
-            var sq = [pow(GradientClipping.norm(g + mine.lowerBound, count: mine.count), 2)]
+            var sq = [g.squaredNorm(shards.ranges[comm.rank])]
             try comm.allReduceSum(&sq)
             norm = sq[0].squareRoot() * Double(toMean)
         } else {
-            norm = GradientClipping.norm(g, count: model.layout.count, scale: toMean)
+            norm = g.squaredNorm().squareRoot() * Double(toMean)
         }
         let clip = GradientClipping.factor(norm: norm, maxNorm: gradClip)
         let lr = schedule(step)
@@ -119,7 +120,7 @@ public final class TrainStep {
         }
         if comm.worldSize == 1 { clock.phases["communication"] = nil }
         return Result(loss: meanLoss, lr: lr, gradNorm: norm, codeChanges: changes, phases: clock.phases,
-                      communicationWait: sync.lastWait)
+                      communicationWait: sync.lastWait + g.communicationSeconds)
     }
 }
 

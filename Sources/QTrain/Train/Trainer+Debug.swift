@@ -15,12 +15,23 @@ extension Trainer {
 
     /// Debug mode: the gradient norm of each block (after the all-reduce) in the log.
     func logBlockGradientNorms() throws {
-        let g = model.gradients.pointer, layout = model.layout
-        func norm(_ ids: [Int]) -> Double {
-            ids.reduce(0.0) { acc, p in
+        let g = model.gradients, layout = model.layout
+        // Under ZeRO-2 each rank holds a slice: a block's norm adds the ranks' parts.
+        var squares: [Double] = []
+        let groups = [[layout.embedding]] + layout.blocks.map { b in [b.attnNorm, b.q, b.k, b.v, b.o, b.mlpNorm, b.gate, b.up, b.down] }
+            + [[layout.finalNorm, layout.head]]
+        for ids in groups {
+            squares.append(ids.reduce(0.0) { acc, p in
                 let s = layout.specs[p]
-                return acc + pow(GradientClipping.norm(g + s.offset, count: s.count), 2)
-            }.squareRoot() / Double(comm.worldSize)
+                let lo = max(s.offset, g.held.lowerBound), hi = min(s.offset + s.count, g.held.upperBound)
+                return acc + (lo < hi ? g.squaredNorm(lo..<hi) : 0)
+            })
+        }
+        if g.shards != nil { try comm.allReduceSum(&squares) }
+        var next = 0
+        func norm(_ ids: [Int]) -> Double {
+            defer { next += 1 }
+            return squares[next].squareRoot() / Double(comm.worldSize)
         }
         var parts = [String(format: "embedding %.3g", norm([layout.embedding]))]
         for (l, b) in layout.blocks.enumerated() {

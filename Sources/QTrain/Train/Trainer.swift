@@ -78,11 +78,10 @@ public final class Trainer {
         }
         try RunAgreement.check(RunAgreement.items(config: config, splits: [("train", trainData), ("validation", valData)]),
                                comm: comm)
-        try MemoryPlan(config, microBatch: B).check(ranksPerNode: perNode)
-        model = Model(config: config.model, quant: config.quant, batch: B, ledger: ledger)
-        model.weights.initialize(seed: UInt64(config.train.seed), std: Float(config.model.initStd))
-        let shards = config.dist.shardOptimizer && comm.worldSize > 1 ? ShardPlan(layout: model.layout, world: comm.worldSize) : nil
-        optimizer = Optimizer(config: config.optim, layout: model.layout, range: shards?.ranges[comm.rank], ledger: ledger)
+        try MemoryPlan(config, microBatch: B, world: comm.worldSize).check(ranksPerNode: perNode)
+        let rank = RankSetup(config: config, comm: comm, batch: B, ledger: ledger)
+        (model, optimizer) = (rank.model, rank.optimizer)
+        let shards = rank.shards
         let batches = DatasetBatches(trainData, sampler: BatchSampler(seed: UInt64(config.train.seed)), rank: comm.rank,
                                      world: comm.worldSize)
         stepper = TrainStep(config: config, model: model, optimizer: optimizer, shards: shards, comm: comm, batches: batches,
@@ -112,7 +111,7 @@ public final class Trainer {
         }
         if world > 1 {
             console.line("data parallel: gradient buckets of \(config.dist.bucketMB) MB, overlap \(stepper.sync.mode.rawValue)"
-                + (shards != nil ? ", ZeRO-1 optimizer sharding" : "") + ", replica check every \(config.dist.checkEvery) steps")
+                + (shards == nil ? "" : config.dist.shardGradients ? ", ZeRO-2 optimizer and gradient sharding" : ", ZeRO-1 optimizer sharding") + ", replica check every \(config.dist.checkEvery) steps")
         }
         console.line("data: \(formatCount(trainData.tokenCount)) train tokens, \(formatCount(valData.tokenCount)) validation tokens in \(dataDir.path)")
         console.line(MemoryReport.table(ledger, parameters: model.layout.count, title: config.policyLabel))

@@ -3,24 +3,6 @@
 #include "qkernels.h"
 #include "qk_internal.h"
 
-// A 32-bit integer hash (two xor-shift-multiply rounds): cheap enough to vectorise, with
-// every output bit depending on every input bit.
-QK_INLINE uint32_t qk_mix32(uint32_t x) {
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    return x;
-}
-
-QK_INLINE uint64_t qk_splitmix64(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 QK_CLONES
 void qk_round_bf16(uint16_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t rows, int64_t cols,
                    const float *rowScale, float scale, uint64_t seed, uint64_t first, int64_t stride,

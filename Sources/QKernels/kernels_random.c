@@ -114,24 +114,6 @@ void qk_philox_uniform(float *out, int64_t start, int64_t n, const uint32_t key[
 }
 
 QK_CLONES
-void qk_philox_words(uint32_t *out, int64_t start, int64_t n, const uint32_t key[2], uint32_t c2, uint32_t c3) {
-    int64_t i = 0;
-    for (; i < n && ((start + i) % 4 != 0 || n - i < 32); i++) {
-        const uint64_t blk = (uint64_t)((start + i) / 4);
-        uint32_t r[4];
-        qk_philox((uint32_t)blk, (uint32_t)(blk >> 32), c2, c3, key[0], key[1], &r[0], &r[1], &r[2], &r[3]);
-        out[i] = r[(start + i) % 4];
-    }
-    for (; i + 32 <= n; i += 32) qk_words_8blocks(out + i, (uint64_t)((start + i) / 4), key[0], key[1], c2, c3);
-    for (; i < n; i++) {
-        const uint64_t blk = (uint64_t)((start + i) / 4);
-        uint32_t r[4];
-        qk_philox((uint32_t)blk, (uint32_t)(blk >> 32), c2, c3, key[0], key[1], &r[0], &r[1], &r[2], &r[3]);
-        out[i] = r[(start + i) % 4];
-    }
-}
-
-QK_CLONES
 void qk_f32_to_bf16_stochastic(uint16_t *out, const float *in, int64_t start, int64_t n,
                                const uint32_t key[2], uint32_t c2, uint32_t c3) {
     enum { CHUNK = 1024 };

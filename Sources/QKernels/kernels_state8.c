@@ -65,12 +65,12 @@ QK_INLINE uint32_t f32_bits(float x) {
     return b;
 }
 
-// Codes of len values with one scale: inv = STATE8_MAX / absmax; random: words whose bits
-// (>> shift) & 0xFFFF round stochastically, or NULL (to nearest, halves up). Branch-free, so it
-// vectorises.
+// Codes of len values (elements e0 ...) with one scale: inv = STATE8_MAX / absmax; stochastic
+// with 16 bits of the hash of (k1, k2, element), else to nearest, halves up. Branch-free, so it
+// vectorises (the hash too: 32-bit lanes; tensors hold fewer than 2^32 elements).
 QK_CLONES
-static void encode_block(uint8_t *out, const float *x, int64_t len, float inv, const uint32_t *random, int shift,
-                         int is_signed) {
+static void encode_block(uint8_t *out, const float *x, int64_t len, float inv, int stochastic, uint32_t k1, uint32_t k2,
+                         int shift, uint32_t e0, int is_signed) {
     const qk_state8_format f = state8_format(is_signed);
     const int drop = 23 - f.mant;
     const uint32_t offset = (uint32_t)(127 - f.bias) << 23, mask = (1u << drop) - 1, half = 1u << (drop - 1);
@@ -86,10 +86,11 @@ static void encode_block(uint8_t *out, const float *x, int64_t len, float inv, c
         // Subnormal codes: a multiple of the smallest step (exact power-of-two scaling).
         const float t = a * sub_scale, fl = floorf(t), fr = t - fl;
         int up_n, up_s;
-        if (random) {
+        if (stochastic) {
             // 16 random bits r against the dropped bits: up when 16 r + 8 < dropped (20 bits),
             // or when (r + 1/2) / 2^16 < the fraction below a subnormal code.
-            const uint32_t r = (random[j] >> shift) & 0xFFFFu;
+            // One round of the hash (two multiplies) is plenty for rounding and costs half of two.
+            const uint32_t r = (qk_mix32(((e0 + (uint32_t)j) ^ k1) + k2) >> shift) & 0xFFFFu;
             up_n = ((r << (drop - 16)) | (1u << (drop - 17))) < dn;
             up_s = ((float)r + 0.5f) * 0x1p-16f < fr;
         } else {
@@ -123,7 +124,8 @@ static float absmax_of(const float *x, int64_t n) {
 }
 
 void qk_state8_encode(uint8_t *codes, float *scales, const float *in, int64_t n, int64_t first, int is_signed,
-                      const uint32_t *random, int shift) {
+                      int stochastic, uint64_t seed, int shift) {
+    const uint64_t k = qk_splitmix64(seed);
     int64_t i = 0;
     while (i < n) {
         const int64_t e = first + i;
@@ -132,7 +134,7 @@ void qk_state8_encode(uint8_t *codes, float *scales, const float *in, int64_t n,
         const float absmax = absmax_of(in + i, len);
         *scales++ = absmax;
         const float inv = absmax > 0 ? STATE8_MAX / absmax : 0.0f;
-        encode_block(codes + i, in + i, len, inv, random ? random + i : NULL, shift, is_signed);
+        encode_block(codes + i, in + i, len, inv, stochastic, (uint32_t)k, (uint32_t)(k >> 32), shift, (uint32_t)e, is_signed);
         i = stop;
     }
 }

@@ -56,6 +56,24 @@ QK_INLINE uint16_t qk_f32_to_bf16(float f) {
     return (uint16_t)(bits >> 16);
 }
 
+// A 32-bit integer hash (two xor-shift-multiply rounds): cheap enough to vectorise, with
+// every output bit depending on every input bit.
+QK_INLINE uint32_t qk_mix32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+QK_INLINE uint64_t qk_splitmix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 // libdnnl.so.2, opened for one of the oneDNN paths (onednn.c): NULL, with *why set, when
 // QTRAIN_DISABLE_ONEDNN is in the environment, when the CPU lacks the path's instructions
 // (cpu_ok false; cpu_missing names them) or when the library is not installed. Sets

@@ -118,10 +118,6 @@ void qk_philox_normal(float *out, int64_t start, int64_t n, const uint32_t key[2
 void qk_philox_uniform(float *out, int64_t start, int64_t n, const uint32_t key[2], uint32_t c2,
                        uint32_t c3);
 
-/// The raw 32-bit Philox words of elements start .. start+n-1 of the stream (c2, c3): word
-/// (start+i) % 4 of block (start+i) / 4; their top 24 bits are qk_philox_uniform's numbers.
-void qk_philox_words(uint32_t *out, int64_t start, int64_t n, const uint32_t key[2], uint32_t c2, uint32_t c3);
-
 /// Stochastic rounding of in[0..n) to BF16: element i is stream element start+i, and rounds
 /// up with probability (its low 16 bits) / 2^16, using the top 16 bits of the uniform of
 /// qk_philox_uniform, so E[out] = in and the result does not depend on chunking. NaN stays NaN.
@@ -175,11 +171,12 @@ void qk_state8_table(int is_signed, float out[256]);
 /// scales[0] is the block of `first`.
 void qk_state8_decode(float *out, const uint8_t *codes, const float *scales, int64_t n, int64_t first, int is_signed);
 /// The inverse: each block (or the part of it in first .. first+n-1) takes its absmax as its
-/// scale and each value the code of 1.875 * value / absmax, rounded stochastically with the 16
-/// random bits (random[i] >> shift) & 0xFFFF (unbiased to 2^-17 of a step), or to nearest
-/// (halves up) when random is NULL. m and v take the two halves of one word per element.
+/// scale and each value the code of 1.875 * value / absmax, rounded to nearest (halves up), or
+/// when `stochastic` with 16 random bits (unbiased to 2^-17 of a step): bits shift .. shift+15
+/// of a counter hash of (seed, element first+i), so m and v can take the two halves of one
+/// word per element, and the result does not depend on how a range is split into calls.
 void qk_state8_encode(uint8_t *codes, float *scales, const float *in, int64_t n, int64_t first, int is_signed,
-                      const uint32_t *random, int shift);
+                      int stochastic, uint64_t seed, int shift);
 
 // MARK: - Integer GEMM (oneDNN, loaded at run time)
 

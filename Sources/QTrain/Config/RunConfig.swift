@@ -30,10 +30,15 @@ public struct RunConfig: Codable, Equatable, Sendable {
         checkpoint = try read(.checkpoint, checkpoint)
     }
 
-    /// The weight policy, plus the optimizer state's storage when it is not the paper's FP32:
-    /// "dqt ternary", "dqt ternary, bf16 optimizer state".
+    /// The weight policy, plus every memory option that is not the paper's setting:
+    /// "dqt ternary", "dqt ternary, bf16 gradients, int8 optimizer state, recomputed blocks".
     public var policyLabel: String {
-        optim.stateDtype == .fp32 ? quant.label : "\(quant.label), \(optim.stateDtype.rawValue) optimizer state"
+        var parts = [quant.label]
+        if optim.gradDtype != .fp32 { parts.append("\(optim.gradDtype.rawValue) gradients") }
+        if optim.stateDtype != .fp32 { parts.append("\(optim.stateDtype.rawValue) optimizer state") }
+        if dist.shardGradients { parts.append("ZeRO-2") }
+        if train.activationCheckpointing == .blocks { parts.append("recomputed blocks") }
+        return parts.joined(separator: ", ")
     }
 
     /// Checks every section's ranges and the combinations between keys.

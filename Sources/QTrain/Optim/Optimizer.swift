@@ -45,8 +45,6 @@ public final class Optimizer {
     public var step = 0
     /// FP32 working copies of m and v, one pair per thread (BF16 state only).
     private let scratch: AlignedBuffer<Float>?
-    /// Random words of 8-bit state's rounding, one chunk per thread.
-    private let words: AlignedBuffer<UInt32>?
     /// Widened BF16 gradients, one chunk per thread.
     private let gradientScratch: AlignedBuffer<Float>?
     private let scratchSlots: Int
@@ -65,7 +63,6 @@ public final class Optimizer {
         scratchSlots = max(Threads.count, Threads.availableCores)
         scratch = config.stateDtype == .fp32 ? nil
             : AlignedBuffer(count: 2 * Self.chunk * scratchSlots, category: .scratch, ledger: ledger)
-        words = config.stateDtype == .int8 ? AlignedBuffer(count: Self.chunk * scratchSlots, category: .scratch, ledger: ledger) : nil
         gradientScratch = config.gradDtype == .bf16
             ? AlignedBuffer(count: Self.chunk * scratchSlots, category: .scratch, ledger: ledger) : nil
     }
@@ -149,25 +146,12 @@ public final class Optimizer {
                     let vp = v.floats(at: o, count: len, scratch: sm.map { $0 + chunk })
                     let g = gradients(layoutOffset + s, len, gradientScratch.map { $0.pointer + chunk * slot })
                     counts[b] = kernel(e, len, g, mp, vp, &p)
-                    let w = words.map { $0.pointer + chunk * slot }
-                    if let w { drawWords(w, tensor: spec.index, element: e, count: len, seed: seed) }
-                    m.store(mp, at: o, count: len, seed: seed, tensor: spec.index, step: step, element: e, words: w)
-                    v.store(vp, at: o, count: len, seed: seed, tensor: spec.index, step: step, element: e, words: w)
+                    m.store(mp, at: o, count: len, seed: seed, tensor: spec.index, step: step, element: e)
+                    v.store(vp, at: o, count: len, seed: seed, tensor: spec.index, step: step, element: e)
                 }
             }
         }
         return counts.reduce(0, +)
     }
 
-    /// The words that round 8-bit m and v of elements `element...` of `tensor` at this step
-    /// (one stream for both moments, keyed like the first moment's BF16 rounding).
-    private func drawWords(_ out: UnsafeMutablePointer<UInt32>, tensor: Int, element: Int, count: Int, seed: UInt64) {
-        let stream = RandomStream(seed: seed, purpose: .firstMoment, tensor: tensor, step: step)
-        var key = (stream.key.0, stream.key.1)
-        withUnsafePointer(to: &key) {
-            $0.withMemoryRebound(to: UInt32.self, capacity: 2) {
-                qk_philox_words(out, Int64(element), Int64(count), $0, stream.c2, stream.c3)
-            }
-        }
-    }
 }

@@ -27,6 +27,8 @@ public enum Benchmark {
         public var bytesPerParameterMaxRank = 0.0
         public var overlap = "off"
         public var sharded = false
+        /// ZeRO-2: the gradients were sharded too.
+        public var shardedGradients = false
         /// Micro-batches per step (`train.grad_accum`).
         public var gradAccum = 1
         /// The matmul backend, its measured int8 peak (GOP/s) when it uses one, and the peak of
@@ -51,7 +53,7 @@ public enum Benchmark {
         public var table: String {
             var s = "\(label): \(formatCount(parameters)) parameters, \(tokensPerStep) tokens/step"
                 + (gradAccum > 1 ? " (\(gradAccum) micro-batches)" : "") + ", \(world) rank(s) × \(threads) thread(s)"
-            if world > 1 { s += ", overlap \(overlap)\(sharded ? ", ZeRO-1" : "")" }
+            if world > 1 { s += ", overlap \(overlap)\(shardedGradients ? ", ZeRO-2" : sharded ? ", ZeRO-1" : "")" }
             s += "\n"
             s += String(format: "  step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak %.1f GFLOP/s | MFU %.3f\n",
                         stepSeconds, tokensPerSecond, gflops, peakGFLOPS, mfu)
@@ -83,7 +85,7 @@ public enum Benchmark {
                 "compute": compute, "int8_peak_gops": int8PeakGOPS ?? NSNull(),
                 "bf16_peak_gflops": bf16PeakGFLOPS ?? NSNull(), "path_peak_gflops": pathPeakGFLOPS ?? peakGFLOPS,
                 "path_mfu": pathMFU,
-                "world": world, "overlap": overlap, "shard_optimizer": sharded, "comm_wait_share": communicationShare,
+                "world": world, "overlap": overlap, "shard_optimizer": sharded, "shard_gradients": shardedGradients, "comm_wait_share": communicationShare,
                 "memory": [
                     "bytes_per_param": bytesPerParameterMaxRank, "peak_rss_bytes": peakRSSMaxRank,
                     "categories": memory,
@@ -300,6 +302,7 @@ final class BenchSession {
         result.bytesPerParameterMaxRank = mem[0]
         result.overlap = stepper.sync.mode.rawValue
         result.sharded = stepper.shards != nil
+        result.shardedGradients = stepper.model.gradients.shards != nil
         result.gradAccum = stepper.gradAccum
         result.compute = model.backend.name
         if usesInt8, let int8Peak = peaks.int8 {

@@ -91,6 +91,13 @@ public final class TrainStep {
             try model.backward()
             clock.lap("backward")
         }
+        // ZeRO-2's commits sum each gradient window onto its owner inside backward, blocking:
+        // that time is communication, not computation.
+        let committed = model.gradients.communicationSeconds
+        if committed > 0 {
+            clock.phases["backward", default: 0] -= committed
+            clock.phases["communication", default: 0] += committed
+        }
         try sync.finish()
         var losses = [loss / Double(gradAccum)]
         try comm.allReduceSum(&losses)
@@ -120,7 +127,7 @@ public final class TrainStep {
         }
         if comm.worldSize == 1 { clock.phases["communication"] = nil }
         return Result(loss: meanLoss, lr: lr, gradNorm: norm, codeChanges: changes, phases: clock.phases,
-                      communicationWait: sync.lastWait + g.communicationSeconds)
+                      communicationWait: sync.lastWait + committed)
     }
 }
 

@@ -72,19 +72,80 @@ public final class MPICommunicator: Communicator {
     }
 
     public func allReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        try allReduce(buffer, count: count, type: qt_mpi_float(), op: qt_mpi_sum())
+    }
+
+    public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingCollective {
+        try startAllReduce(buffer, count: count, type: qt_mpi_float(), op: qt_mpi_sum())
+    }
+
+    public func reduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {
+        try reduce(buffer, count: count, root: root, type: qt_mpi_float(), op: qt_mpi_sum())
+    }
+
+    public func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective {
+        try startReduce(buffer, count: count, root: root, type: qt_mpi_float(), op: qt_mpi_sum())
+    }
+
+    public func allReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws {
+        try allReduce(buffer, count: count, type: qt_mpi_uint16(), op: bf16Sum)
+    }
+
+    public func startAllReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws -> PendingCollective {
+        try startAllReduce(buffer, count: count, type: qt_mpi_uint16(), op: bf16Sum)
+    }
+
+    public func reduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws {
+        try reduce(buffer, count: count, root: root, type: qt_mpi_uint16(), op: bf16Sum)
+    }
+
+    public func startReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws -> PendingCollective {
+        try startReduce(buffer, count: count, root: root, type: qt_mpi_uint16(), op: bf16Sum)
+    }
+
+    // In-place collectives over `count` elements of `type` (FP32, or BF16 with its sum); MPI
+    // counts are 32-bit, so blocking ones go in pieces and non-blocking ones (buckets) must fit.
+
+    private func allReduce<T>(_ buffer: UnsafeMutablePointer<T>, count: Int, type: MPI_Datatype?, op: MPI_Op?) throws {
         var done = 0
-        while done < count {  // MPI counts are 32-bit
+        while done < count {
             let n = min(count - done, Int(Int32.max))
-            try check(MPI_Allreduce(qt_mpi_in_place(), buffer + done, Int32(n), qt_mpi_float(), qt_mpi_sum(), comm), "MPI_Allreduce")
+            try check(MPI_Allreduce(qt_mpi_in_place(), buffer + done, Int32(n), type, op, comm), "MPI_Allreduce")
             done += n
         }
     }
 
-    public func startAllReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingCollective {
+    private func startAllReduce<T>(_ buffer: UnsafeMutablePointer<T>, count: Int, type: MPI_Datatype?, op: MPI_Op?) throws
+        -> PendingCollective
+    {
         precondition(count <= Int(Int32.max), "bucket too large for one MPI call")
         let request = MPIRequest(owner: self)
-        try check(MPI_Iallreduce(qt_mpi_in_place(), buffer, Int32(count), qt_mpi_float(), qt_mpi_sum(), comm, &request.handle),
-                  "MPI_Iallreduce")
+        try check(MPI_Iallreduce(qt_mpi_in_place(), buffer, Int32(count), type, op, comm, &request.handle), "MPI_Iallreduce")
+        outstanding.append(request)
+        return request
+    }
+
+    private func reduce<T>(_ buffer: UnsafeMutablePointer<T>, count: Int, root: Int, type: MPI_Datatype?, op: MPI_Op?) throws {
+        var done = 0
+        while done < count {
+            let n = Int32(min(count - done, Int(Int32.max)))
+            let rc = rank == root
+                ? MPI_Reduce(qt_mpi_in_place(), buffer + done, n, type, op, Int32(root), comm)
+                : MPI_Reduce(buffer + done, nil, n, type, op, Int32(root), comm)
+            try check(rc, "MPI_Reduce")
+            done += Int(n)
+        }
+    }
+
+    private func startReduce<T>(_ buffer: UnsafeMutablePointer<T>, count: Int, root: Int, type: MPI_Datatype?, op: MPI_Op?) throws
+        -> PendingCollective
+    {
+        precondition(count <= Int(Int32.max), "bucket too large for one MPI call")
+        let request = MPIRequest(owner: self)
+        let rc = rank == root
+            ? MPI_Ireduce(qt_mpi_in_place(), buffer, Int32(count), type, op, Int32(root), comm, &request.handle)
+            : MPI_Ireduce(buffer, nil, Int32(count), type, op, Int32(root), comm, &request.handle)
+        try check(rc, "MPI_Ireduce")
         outstanding.append(request)
         return request
     }
@@ -92,70 +153,6 @@ public final class MPICommunicator: Communicator {
     public func progress() throws {
         outstanding.removeAll { $0.finished }
         for r in outstanding { try r.test() }
-    }
-
-    public func reduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {
-        var done = 0
-        while done < count {
-            let n = Int32(min(count - done, Int(Int32.max)))
-            let rc = rank == root
-                ? MPI_Reduce(qt_mpi_in_place(), buffer + done, n, qt_mpi_float(), qt_mpi_sum(), Int32(root), comm)
-                : MPI_Reduce(buffer + done, nil, n, qt_mpi_float(), qt_mpi_sum(), Int32(root), comm)
-            try check(rc, "MPI_Reduce")
-            done += Int(n)
-        }
-    }
-
-    public func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective {
-        precondition(count <= Int(Int32.max), "bucket too large for one MPI call")
-        let request = MPIRequest(owner: self)
-        let rc = rank == root
-            ? MPI_Ireduce(qt_mpi_in_place(), buffer, Int32(count), qt_mpi_float(), qt_mpi_sum(), Int32(root), comm, &request.handle)
-            : MPI_Ireduce(buffer, nil, Int32(count), qt_mpi_float(), qt_mpi_sum(), Int32(root), comm, &request.handle)
-        try check(rc, "MPI_Ireduce")
-        outstanding.append(request)
-        return request
-    }
-
-    public func allReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws {
-        var done = 0
-        while done < count {
-            let n = min(count - done, Int(Int32.max))
-            try check(MPI_Allreduce(qt_mpi_in_place(), buffer + done, Int32(n), qt_mpi_uint16(), bf16Sum, comm), "MPI_Allreduce")
-            done += n
-        }
-    }
-
-    public func startAllReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws -> PendingCollective {
-        precondition(count <= Int(Int32.max), "bucket too large for one MPI call")
-        let request = MPIRequest(owner: self)
-        try check(MPI_Iallreduce(qt_mpi_in_place(), buffer, Int32(count), qt_mpi_uint16(), bf16Sum, comm, &request.handle),
-                  "MPI_Iallreduce")
-        outstanding.append(request)
-        return request
-    }
-
-    public func reduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws {
-        var done = 0
-        while done < count {
-            let n = Int32(min(count - done, Int(Int32.max)))
-            let rc = rank == root
-                ? MPI_Reduce(qt_mpi_in_place(), buffer + done, n, qt_mpi_uint16(), bf16Sum, Int32(root), comm)
-                : MPI_Reduce(buffer + done, nil, n, qt_mpi_uint16(), bf16Sum, Int32(root), comm)
-            try check(rc, "MPI_Reduce")
-            done += Int(n)
-        }
-    }
-
-    public func startReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws -> PendingCollective {
-        precondition(count <= Int(Int32.max), "bucket too large for one MPI call")
-        let request = MPIRequest(owner: self)
-        let rc = rank == root
-            ? MPI_Ireduce(qt_mpi_in_place(), buffer, Int32(count), qt_mpi_uint16(), bf16Sum, Int32(root), comm, &request.handle)
-            : MPI_Ireduce(buffer, nil, Int32(count), qt_mpi_uint16(), bf16Sum, Int32(root), comm, &request.handle)
-        try check(rc, "MPI_Ireduce")
-        outstanding.append(request)
-        return request
     }
 
     public func allReduceSum(_ values: inout [Double]) throws {

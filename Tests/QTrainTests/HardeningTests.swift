@@ -300,6 +300,13 @@ final class HardeningTests: XCTestCase {
             XCTAssertTrue(r.stderr.contains("this run needs about"), "\(override): \(r.stderr)")
             XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr)
         }
+        // Sizes whose products overflow Int are planned in Float64 (the fuzzer found Int products
+        // in the scratch and window sizes trapping): the plan just says they cannot fit.
+        var huge = try RunConfig.load(path: repositoryFile("configs/tiny.yaml"))
+        (huge.model.dim, huge.model.ffnDim, huge.model.seqLen) = (1 << 40, 1 << 40, 1 << 30)
+        (huge.quant.mode, huge.optim.gradDtype, huge.quant.compute) = (.dqt, .bf16, .int8BF16)
+        XCTAssertGreaterThan(MemoryPlan(huge, microBatch: 1 << 30).totalBytes, 1e30)
+        XCTAssertThrowsError(try MemoryPlan(huge, microBatch: 1 << 30).check(ranksPerNode: 1))
         // The plan follows the ledger for the baseline and for every memory option.
         for variant in ["dqt", "dqt+bf16-grad+int8-state+ckpt", "bitnet"] {
             var c = try RunConfig.load(path: repositoryFile("configs/small.yaml"))

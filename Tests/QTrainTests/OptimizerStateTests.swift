@@ -46,20 +46,6 @@ final class OptimizerStateTests: XCTestCase {
         XCTAssertNotEqual(whole, roundToBF16(xs, start: 101, RandomStream(seed: 9, purpose: .secondMoment, tensor: 4, step: 18)))
     }
 
-    func model(_ quant: QuantConfig = QuantConfig()) -> Model {
-        var c = ModelConfig()
-        (c.vocabSize, c.dim, c.nLayers, c.nHeads, c.ffnDim, c.seqLen) = (300, 64, 1, 2, 128, 8)
-        let m = Model(config: c, quant: quant, batch: 1, ledger: nil)
-        m.weights.initialize(seed: 3, std: 0.05)
-        return m
-    }
-
-    func optimizer(_ m: Model, _ state: StateType, range: Range<Int>? = nil, ledger: MemoryLedger? = nil) -> Optimizer {
-        var c = OptimConfig()
-        c.stateDtype = state
-        return Optimizer(config: c, layout: m.layout, range: range, ledger: ledger)
-    }
-
     /// With zero gradients v shrinks by β2 = 0.999 a step, a change below BF16's resolution
     /// (round-to-nearest returns 0.999 · 1 as 1), so only unbiased rounding lets it decay.
     func testSecondMomentDecaysInBF16AsInFP32() {
@@ -68,8 +54,8 @@ final class OptimizerStateTests: XCTestCase {
         qk_f32_to_bf16_array(&nearest, &x, 1)
         XCTAssertEqual(widen(nearest), 1)
 
-        let m = model()
-        let o = optimizer(m, .bf16)
+        let m = optimizerTestModel()
+        let o = optimizerForTests(m, .bf16)
         for i in 0..<o.v.count { o.v[i] = 1 }
         let steps = 200
         for _ in 0..<steps { o.update(weights: m.weights, gradients: m.gradients.pointer, gradScale: 1, lr: 1e-3, seed: 1) }
@@ -84,14 +70,14 @@ final class OptimizerStateTests: XCTestCase {
         var quant = QuantConfig()
         quant.mode = .dqt
         quant.bits = 4
-        let reference = model(quant), whole = model(quant), split = model(quant)
+        let reference = optimizerTestModel(quant), whole = optimizerTestModel(quant), split = optimizerTestModel(quant)
         var rng = TestRandom(23)
         let g = rng.values(whole.layout.count, scale: 1).map(Float.init)
         for mm in [reference, whole, split] { mm.gradients.pointer.update(from: g, count: g.count) }
         let ledger = MemoryLedger()
-        let full = optimizer(whole, .bf16, ledger: ledger)
+        let full = optimizerForTests(whole, .bf16, ledger: ledger)
         XCTAssertEqual(ledger.bytes(.optimizer), 4 * whole.layout.count)
-        let fp32 = optimizer(reference, .fp32)
+        let fp32 = optimizerForTests(reference, .fp32)
 
         let codes = { (m: Model) in m.layout.specs.compactMap { m.weights.codes($0.index)?.codes() }.flatMap { $0 } }
         full.update(weights: whole.weights, gradients: whole.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
@@ -101,7 +87,7 @@ final class OptimizerStateTests: XCTestCase {
             XCTAssertLessThanOrEqual(abs(a - b), abs(b) / 128, "\(a) vs \(b)")
         }
 
-        let parts = ShardPlan(layout: split.layout, world: 3).ranges.map { optimizer(split, .bf16, range: $0) }
+        let parts = ShardPlan(layout: split.layout, world: 3).ranges.map { optimizerForTests(split, .bf16, range: $0) }
         for p in parts { p.update(weights: split.weights, gradients: split.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11) }
         for _ in 0..<3 {
             full.update(weights: whole.weights, gradients: whole.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)

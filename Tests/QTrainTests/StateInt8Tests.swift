@@ -96,20 +96,6 @@ final class StateInt8Tests: XCTestCase {
         }
     }
 
-    func model(_ quant: QuantConfig = QuantConfig()) -> Model {
-        var c = ModelConfig()
-        (c.vocabSize, c.dim, c.nLayers, c.nHeads, c.ffnDim, c.seqLen) = (300, 64, 1, 2, 128, 8)
-        let m = Model(config: c, quant: quant, batch: 1, ledger: nil)
-        m.weights.initialize(seed: 3, std: 0.05)
-        return m
-    }
-
-    func optimizer(_ m: Model, _ state: StateType, range: Range<Int>? = nil, ledger: MemoryLedger? = nil) -> Optimizer {
-        var c = OptimConfig()
-        c.stateDtype = state
-        return Optimizer(config: c, layout: m.layout, range: range, ledger: ledger)
-    }
-
     /// 8-bit state takes a quarter of FP32's bytes plus one scale per 2048 values; its steps
     /// follow FP32 state's moments within the code's resolution; ZeRO-1 slices aligned to the
     /// blocks give the replicated run's bytes; v decays under zero gradients as in FP32.
@@ -117,15 +103,15 @@ final class StateInt8Tests: XCTestCase {
         var quant = QuantConfig()
         quant.mode = .dqt
         quant.bits = 4
-        let reference = model(quant), whole = model(quant), split = model(quant)
+        let reference = optimizerTestModel(quant), whole = optimizerTestModel(quant), split = optimizerTestModel(quant)
         var rng = TestRandom(23)
         let g = rng.values(whole.layout.count, scale: 1).map(Float.init)
         for mm in [reference, whole, split] { mm.gradients.pointer.update(from: g, count: g.count) }
         let ledger = MemoryLedger()
-        let full = optimizer(whole, .int8, ledger: ledger)
+        let full = optimizerForTests(whole, .int8, ledger: ledger)
         let blocks = whole.layout.specs.reduce(0) { $0 + ($1.count + StateSegments.block - 1) / StateSegments.block }
         XCTAssertEqual(ledger.bytes(.optimizer), 2 * whole.layout.count + 2 * 4 * blocks)
-        let fp32 = optimizer(reference, .fp32)
+        let fp32 = optimizerForTests(reference, .fp32)
 
         let codes = { (m: Model) in m.layout.specs.compactMap { m.weights.codes($0.index)?.codes() }.flatMap { $0 } }
         full.update(weights: whole.weights, gradients: whole.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
@@ -147,7 +133,7 @@ final class StateInt8Tests: XCTestCase {
 
         let plan = ShardPlan(layout: split.layout, world: 3, alignment: ShardPlan.alignment(for: .int8))
         XCTAssertTrue(plan.ranges.allSatisfy { !$0.isEmpty })
-        let parts = plan.ranges.map { optimizer(split, .int8, range: $0) }
+        let parts = plan.ranges.map { optimizerForTests(split, .int8, range: $0) }
         for p in parts { p.update(weights: split.weights, gradients: split.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11) }
         for _ in 0..<3 {
             full.update(weights: whole.weights, gradients: whole.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
@@ -158,7 +144,7 @@ final class StateInt8Tests: XCTestCase {
         XCTAssertEqual(parts.flatMap { $0.v.values }, full.v.values)
 
         // v = 1 everywhere, zero gradients: v decays by β2 per step on average.
-        let m = model(), o = optimizer(m, .int8)
+        let m = optimizerTestModel(), o = optimizerForTests(m, .int8)
         let ones = [Float](repeating: 1, count: o.v.count)
         for s in o.v.segments.segments {
             ones.withUnsafeBufferPointer { o.v.assign(floats: $0.baseAddress!, count: s.count, at: s.stateOffset) }
@@ -171,11 +157,11 @@ final class StateInt8Tests: XCTestCase {
     /// 8-bit moments survive a checkpoint byte for byte, and load into FP32 state (and FP32
     /// into 8-bit) under another split.
     func testInt8StateRoundTripsThroughCheckpointFiles() throws {
-        let m = model()
+        let m = optimizerTestModel()
         var rng = TestRandom(7)
         let g = rng.values(m.layout.count, scale: 1).map(Float.init)
         m.gradients.pointer.update(from: g, count: g.count)
-        let o = optimizer(m, .int8)
+        let o = optimizerForTests(m, .int8)
         for _ in 0..<3 { o.update(weights: m.weights, gradients: m.gradients.pointer, gradScale: 1, lr: 1e-3, seed: 5) }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qtrain-state8-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -183,7 +169,7 @@ final class StateInt8Tests: XCTestCase {
         let url = dir.appendingPathComponent("optimizer.safetensors")
         _ = try CheckpointFormat.optimizerWriter(o).write(to: url)
 
-        let back = optimizer(m, .int8)
+        let back = optimizerForTests(m, .int8)
         try CheckpointFormat.loadOptimizer(back, from: [try SafetensorsFile(url: url)])
         XCTAssertEqual(back.step, 3)
         for (a, b) in zip(o.m.stored + o.v.stored, back.m.stored + back.v.stored) {
@@ -192,7 +178,7 @@ final class StateInt8Tests: XCTestCase {
         // Into FP32 state split in two: the same values.
         let plan = ShardPlan(layout: m.layout, world: 2)
         let halves = try plan.ranges.map { r -> Optimizer in
-            let h = optimizer(m, .fp32, range: r)
+            let h = optimizerForTests(m, .fp32, range: r)
             try CheckpointFormat.loadOptimizer(h, from: [try SafetensorsFile(url: url)])
             return h
         }
@@ -205,7 +191,7 @@ final class StateInt8Tests: XCTestCase {
             _ = try CheckpointFormat.optimizerWriter(h).write(to: u)
             urls.append(u)
         }
-        let again = optimizer(m, .int8)
+        let again = optimizerForTests(m, .int8)
         try CheckpointFormat.loadOptimizer(again, from: try urls.map { try SafetensorsFile(url: $0) })
         XCTAssertEqual(again.m.values, o.m.values)
         XCTAssertEqual(again.v.values, o.v.values)

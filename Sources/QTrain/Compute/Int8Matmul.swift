@@ -58,8 +58,14 @@ public final class Int8Matmul: MatmulBackend {
     /// Bytes of scratch the path allocates for products of `maxRows` rows and inner dimension
     /// `maxInner` (for ``MemoryPlan``).
     static func scratchBytes(maxRows: Int, maxInner: Int, bf16: Bool) -> Int {
-        let forward = blockRows * maxInner + 4 * maxRows * blockRows
-        return forward + (bf16 ? 2 * blockRows * maxInner + 2 * maxRows * maxInner + 4 * maxRows : 0)
+        Int(scratchBytes(maxRows: Double(maxRows), maxInner: Double(maxInner), bf16: bf16))
+    }
+
+    /// The same in Float64, for plans of sizes that would overflow Int.
+    static func scratchBytes(maxRows: Double, maxInner: Double, bf16: Bool) -> Double {
+        let b = Double(blockRows)
+        let forward = b * maxInner + 4 * maxRows * b
+        return forward + (bf16 ? 2 * b * maxInner + 2 * maxRows * maxInner + 4 * maxRows : 0)
     }
 
     public func forward(out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,

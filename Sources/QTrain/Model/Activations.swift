@@ -129,8 +129,13 @@ final class Scratch {
     /// Floats of FP32 weight scratch: the largest block matrix (gate|up: 2F × C; the head and
     /// embedding go in blocks of at most that many floats), or `blockRows` rows of the widest.
     static func weightFloats(config: ModelConfig, blockRows: Int?) -> Int {
-        let C = config.dim, F = config.hiddenDim
+        Int(plannedWeightFloats(config: config, blockRows: blockRows))
+    }
+
+    /// The same in Float64, for plans of sizes that would overflow Int.
+    static func plannedWeightFloats(config: ModelConfig, blockRows: Int?) -> Double {
+        let C = Double(config.dim), F = Double(config.hiddenDim)
         let largest = max(2 * F * C, 3 * C * C, C * F)
-        return blockRows.map { min(largest, $0 * max(C, F)) } ?? largest
+        return blockRows.map { min(largest, Double($0) * max(C, F)) } ?? largest
     }
 }

@@ -40,8 +40,11 @@ public final class GradientStore {
 
     /// Floats of the window for a model: the largest row block a backend hands over
     /// (``Int8Matmul/blockRows`` rows of the widest layer), or a gain vector.
-    public static func windowFloats(_ config: ModelConfig) -> Int {
-        Int8Matmul.blockRows * max(config.dim, config.hiddenDim)
+    public static func windowFloats(_ config: ModelConfig) -> Int { Int(plannedWindowFloats(config)) }
+
+    /// The same in Float64, for plans of sizes that would overflow Int.
+    static func plannedWindowFloats(_ config: ModelConfig) -> Double {
+        Double(Int8Matmul.blockRows) * Double(max(config.dim, config.hiddenDim))
     }
 
     /// - Parameters: shards/comm: ZeRO-2 (this rank keeps `shards.ranges[comm.rank]`);

@@ -28,14 +28,14 @@ public struct MemoryPlan: Sendable {
         let stateSize = config.optim.stateDtype.bytesPerParameter / (sharded ? Double(world) : 1)
         let zero2 = sharded && config.dist.shardGradients
         let gradientSize = Double(config.optim.gradDtype.size) / (zero2 ? Double(world) : 1)
-        let window = zero2 || config.optim.gradDtype != .fp32 ? 4 * Double(GradientStore.windowFloats(m)) : 0
+        let window = zero2 || config.optim.gradDtype != .fp32 ? 4 * GradientStore.plannedWindowFloats(m) : 0
         // Quantised weights are materialised a block at a time into scratch (the largest block
         // matrix, or fewer rows beside an int8 path's own scratch); the kind is Model's decision.
         let kind = config.quant.compute.resolved(inputsAreCodes: config.quant.quantizesLayerInputs).kind
-        let rows = microBatch * m.seqLen, inner = max(m.dim, m.hiddenDim)
+        let rows = Double(microBatch) * Double(m.seqLen), inner = Double(max(m.dim, m.hiddenDim))
         let scratch = config.quant.mode == .fp32 ? 0
-            : 4 * Double(Scratch.weightFloats(config: m, blockRows: kind.usesInt8 ? Int8Matmul.blockRows : nil))
-            + (kind.usesInt8 ? Double(Int8Matmul.scratchBytes(maxRows: rows, maxInner: inner, bf16: kind == .int8BF16)) : 0)
+            : 4 * Scratch.plannedWeightFloats(config: m, blockRows: kind.usesInt8 ? Int8Matmul.blockRows : nil)
+            + (kind.usesInt8 ? Int8Matmul.scratchBytes(maxRows: rows, maxInner: inner, bf16: kind == .int8BF16) : 0)
         stateBytes = parameters * (weightBytes + gradientSize + stateSize) + window + scratch
         // The activation arena, counted view by view as Activations allocates it.
         let codes = kind.usesInt8

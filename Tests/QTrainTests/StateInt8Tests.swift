@@ -196,4 +196,42 @@ final class StateInt8Tests: XCTestCase {
         XCTAssertEqual(again.m.values, o.m.values)
         XCTAssertEqual(again.v.values, o.v.values)
     }
+
+    /// Damaged 8-bit state is refused with the file named: a NaN scale (same range: the byte
+    /// copy path), a scale count that does not match the blocks and a missing block size (another
+    /// range: the decoding path).
+    func testDamagedInt8StateIsRefused() throws {
+        let m = optimizerTestModel()
+        var rng = TestRandom(9)
+        let g = rng.values(m.layout.count, scale: 1).map(Float.init)
+        m.gradients.pointer.update(from: g, count: g.count)
+        let o = optimizerForTests(m, .int8)
+        o.update(weights: m.weights, gradients: m.gradients.pointer, gradScale: 1, lr: 1e-3, seed: 5)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qtrain-state8-bad-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func load(_ edit: (inout SafetensorsWriter) -> Void, into target: Optimizer) -> String {
+            var w = CheckpointFormat.optimizerWriter(o)
+            edit(&w)
+            let url = dir.appendingPathComponent("optimizer.safetensors")
+            do {
+                _ = try w.write(to: url)
+                try CheckpointFormat.loadOptimizer(target, from: [try SafetensorsFile(url: url)])
+                return ""
+            } catch { return "\(error)" }
+        }
+        let scales = o.m.stored[1].pointer.assumingMemoryBound(to: Float.self)
+        let saved = scales[2]
+        scales[2] = .nan
+        XCTAssertTrue(load({ _ in }, into: optimizerForTests(m, .int8)).contains("m.scale in"), "NaN scale")
+        scales[2] = saved
+        let half = ShardPlan(layout: m.layout, world: 2).ranges[1]
+        let short = load({ w in
+            w.tensors = w.tensors.map { $0.name == "v.scale" ? .init(name: "v.scale", dtype: .f32, shape: [3], values: [Float](repeating: 1, count: 3)) : $0 }
+        }, into: optimizerForTests(m, .fp32, range: half))
+        XCTAssertTrue(short.contains("v.scale") && short.contains("does not match its 8-bit blocks"), short)
+        let noBlock = load({ $0.metadata["state_block"] = nil }, into: optimizerForTests(m, .fp32, range: half))
+        XCTAssertTrue(noBlock.contains("does not match its 8-bit blocks"), noBlock)
+        XCTAssertEqual(load({ _ in }, into: optimizerForTests(m, .fp32, range: half)), "")
+    }
 }

@@ -4,11 +4,7 @@
 # run is skipped and an interrupted one resumes from its last checkpoint; the final
 # validation losses go to docs/compute-quality.md and the curves to docs/compute-quality.svg.
 # Extra arguments go to every run (e.g. --set train.steps=300).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-swift build -c release
-bin=.build/release/qtrain-dist
-[ -f data/sotu/train_000.bin ] || "$bin" prepare --corpus sotu --out data/sotu
+source "$(dirname "$0")/comparison-common.sh"
 declare -A modes=(
     [ternary]="--set quant.mode=dqt --set quant.bits=1.58"
     [8bit]="--set quant.mode=dqt --set quant.bits=8"
@@ -16,16 +12,11 @@ declare -A modes=(
 runs=()
 for mode in ternary 8bit; do
     for compute in fp32 int8-bf16; do
-        out="runs/compute-$mode-$compute"
-        runs+=("$out")
-        [ -f "$out/done" ] && continue
+        runs+=("runs/compute-$mode-$compute")
         # shellcheck disable=SC2086
-        "$bin" train --config configs/small.yaml ${modes[$mode]} --set quant.compute=$compute \
-            --set train.out_dir="$out" --set log.progress=lines "$@"
-        touch "$out/done"
+        train_once "runs/compute-$mode-$compute" ${modes[$mode]} --set quant.compute=$compute "$@"
     done
 done
-final() { python3 -c 'import json,sys; v=[json.loads(l).get("val_loss") for l in open(sys.argv[1])]; print([x for x in v if x is not None][-1])' "$1/metrics.jsonl"; }
 {
     echo "| mode | fp32 compute | int8-bf16 compute | relative difference |"
     echo "|---|---|---|---|"

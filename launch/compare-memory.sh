@@ -5,11 +5,7 @@
 # and an interrupted one resumes from its last checkpoint; the final validation losses go to
 # docs/memory-quality.md and the curves to docs/memory-quality.svg. Extra arguments go to
 # every run (e.g. --set train.steps=300).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-swift build -c release
-bin=.build/release/qtrain-dist
-[ -f data/sotu/train_000.bin ] || "$bin" prepare --corpus sotu --out data/sotu
+source "$(dirname "$0")/comparison-common.sh"
 declare -A modes=(
     [ternary]="--set quant.mode=dqt --set quant.bits=1.58"
     [8bit]="--set quant.mode=dqt --set quant.bits=8"
@@ -24,16 +20,11 @@ variants=(fp32 bf16-grad int8-state both)
 runs=()
 for mode in ternary 8bit; do
     for v in "${variants[@]}"; do
-        out="runs/memory-$mode-$v"
-        runs+=("$out")
-        [ -f "$out/done" ] && continue
+        runs+=("runs/memory-$mode-$v")
         # shellcheck disable=SC2086
-        "$bin" train --config configs/small.yaml ${modes[$mode]} ${options[$v]} \
-            --set train.out_dir="$out" --set log.progress=lines "$@"
-        touch "$out/done"
+        train_once "runs/memory-$mode-$v" ${modes[$mode]} ${options[$v]} "$@"
     done
 done
-final() { python3 -c 'import json,sys; v=[json.loads(l).get("val_loss") for l in open(sys.argv[1])]; print([x for x in v if x is not None][-1])' "$1/metrics.jsonl"; }
 {
     echo "| mode | FP32 gradients and state | BF16 gradients | 8-bit state | both |"
     echo "|---|---|---|---|---|"

@@ -2,11 +2,7 @@
 # The convergence comparison of README.md: configs/small.yaml on sotu, the same tokens for
 # fp32, bitnet, dqt 8-bit and dqt ternary (about 4 minutes each on 2 cores), then the loss
 # curves as docs/small-comparison.svg. Extra arguments go to every run (e.g. --set train.steps=300).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-swift build -c release
-bin=.build/release/qtrain-dist
-[ -f data/sotu/train_000.bin ] || "$bin" prepare --corpus sotu --out data/sotu
+source "$(dirname "$0")/comparison-common.sh"
 declare -A modes=(
     [fp32]="--set quant.mode=fp32"
     [bitnet]="--set quant.mode=bitnet"

@@ -137,23 +137,12 @@ public final class GradientStore {
     /// Σ g² over layout elements `r` (held), in a fixed order (blocks of 2^16, then in order).
     public func squaredNorm(_ r: Range<Int>? = nil) -> Double {
         let r = r ?? held
-        let block = GradientClipping.block, o = r.lowerBound - held.lowerBound
-        let blocks = (r.count + block - 1) / block
-        var partial = [Double](repeating: 0, count: blocks)
-        partial.withUnsafeMutableBufferPointer { p in
-            Threads.parallelFor(blocks) { range in
-                for b in range {
-                    let s = o + b * block, n = Int64(min(block, r.count - b * block))
-                    p[b] = self.f32.map { qk_sum_squares($0.pointer + s, n) } ?? qk_sum_squares_bf16(self.bf16!.pointer + s, n)
-                }
-            }
+        let o = r.lowerBound - held.lowerBound
+        if let f32 = f32?.pointer {
+            return GradientClipping.sumOfSquares(count: r.count) { qk_sum_squares(f32 + o + $0, Int64($1)) }
         }
-        return partial.reduce(0, +)
-    }
-
-    /// Bytes per parameter the store holds (for memory plans): stored gradients plus window.
-    public static func bytes(dtype: GradientType, heldCount: Int, windowFloats: Int, windowed: Bool) -> Double {
-        Double(heldCount * dtype.size) + (windowed ? 4 * Double(windowFloats) : 0)
+        let h = bf16!.pointer
+        return GradientClipping.sumOfSquares(count: r.count) { qk_sum_squares_bf16(h + o + $0, Int64($1)) }
     }
 }
 

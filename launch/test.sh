@@ -19,7 +19,7 @@ if [ -z "${QTRAIN_TEST_PYTHON:-}" ]; then
             $sudo apt-get install -y -qq python3-venv >/dev/null
             python3 -m venv "$venv"
         fi
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check safetensors tokenizers numpy sentencepiece
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check safetensors tokenizers numpy sentencepiece gguf
     fi
     export QTRAIN_TEST_PYTHON="$PWD/$venv/bin/python"
 fi

@@ -13,7 +13,7 @@ public struct BPETokenizer: Tokenizer {
     public let merges: [(Int32, Int32)]
     public let endOfText: Int32
     public let identity: String
-    private let specials: Set<Int32>
+    let specials: Set<Int32>
     /// (left << 32 | right) → rank and the id of the merged token.
     private let mergeTable: [UInt64: (rank: Int32, id: Int32)]
     /// The token of each single byte.

@@ -30,18 +30,35 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Also write the tokens and logits of the first window to this safetensors file (for comparisons with other implementations).")
     var logitsOut: String?
 
+    @Flag(help: "Print one JSON object (loss, perplexity, bits per byte, tokens, windows, checkpoint and settings) instead of text.")
+    var json = false
+
     func run() throws {
         try reportingErrors {
-            let ckpt = try LoadedCheckpoint(path: URL(fileURLWithPath: checkpoint), log: { print($0) })
+            let ckpt = try LoadedCheckpoint(path: URL(fileURLWithPath: checkpoint), log: { message in
+                if json { FileHandle.standardError.write(Data((message + "\n").utf8)) } else { print(message) }
+            })
             Threads.configure(ckpt.config.train.threads > 0 ? ckpt.config.train.threads : Threads.availableCores)
             let model = try ckpt.model(batch: batch, weights: weights, compute: compute)
             if activationQuant == .off { model.quantizesActivations = false }
             let source = URL(fileURLWithPath: data ?? ckpt.config.data.dir)
             let tokens = try Evaluation.tokens(from: source, tokenizer: ckpt.tokenizer)
             let r = try Evaluation.run(model: model, tokens: tokens, tokenizer: ckpt.tokenizer, maxSequences: sequences)
+            if json {
+                let obj: [String: Any] = [
+                    "checkpoint": ckpt.directory.path, "step": ckpt.state.step, "quant": ckpt.config.quant.label,
+                    "weights": weights.rawValue, "activation_quant": model.quantizesActivations ? "on" : "off",
+                    "compute": model.backend.name, "data": source.path, "seq_len": ckpt.config.model.seqLen,
+                    "windows": r.sequences, "tokens": r.tokens, "bytes": r.bytes, "loss": r.loss,
+                    "perplexity": r.perplexity, "bits_per_byte": r.bitsPerByte.isFinite ? r.bitsPerByte : NSNull(),
+                ]
+                let text = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
+                print(String(decoding: text, as: UTF8.self))
+            } else {
             print("checkpoint \(ckpt.directory.path) (step \(ckpt.state.step), \(ckpt.config.quant.label), weights \(weights.rawValue), activation quantisation \(model.quantizesActivations ? "on" : "off"), compute \(model.backend.name))")
-            print("data \(source.path): \(r.sequences) windows of \(ckpt.config.model.seqLen) tokens")
+            print("data \(source.path): \(r.sequences) windows of up to \(ckpt.config.model.seqLen) tokens")
             print(String(format: "loss %.4f | perplexity %.3f | bits per byte %.4f | tokens %d", r.loss, r.perplexity, r.bitsPerByte, r.tokens))
+            }
             if let logitsOut {
                 let T = ckpt.config.model.seqLen, V = ckpt.config.model.vocabSize
                 let window = Array(tokens.prefix(T))
@@ -50,7 +67,7 @@ struct EvalCommand: ParsableCommand {
                 file.tensors.append(.init(name: "tokens", dtype: .i32, shape: [window.count], values: window))
                 file.tensors.append(.init(name: "logits", dtype: .f32, shape: [window.count, V], values: logits))
                 try file.write(to: URL(fileURLWithPath: logitsOut))
-                print("wrote the logits of \(window.count) tokens to \(logitsOut)")
+                if !json { print("wrote the logits of \(window.count) tokens to \(logitsOut)") }
             }
         }
     }

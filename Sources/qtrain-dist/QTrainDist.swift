@@ -7,6 +7,10 @@ import QTrainMPI
 struct QTrainDist: ParsableCommand {
     static func main() {
         BLASCore.ensureFastKernels(arguments: CommandLine.arguments)
+        if let problem = CommandSuggestion.problem(with: Array(CommandLine.arguments.dropFirst()), commands: commandNames) {
+            FileHandle.standardError.write(Data("error: \(problem)\n".utf8))
+            exit(withError: ExitCode(2))
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -18,8 +22,16 @@ struct QTrainDist: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qtrain-dist",
         abstract: "Train LLaMA-structured language models whose weights stay low-precision (Direct Quantized Training).",
-        subcommands: [TrainCommand.self, PrepareCommand.self, EvalCommand.self, GenerateCommand.self, ExportCommand.self, InspectCommand.self, BenchCommand.self, ReportCommand.self],
+        version: "qtrain-dist \(QTrainVersion.string)",
+        subcommands: subcommandTypes,
         defaultSubcommand: TrainCommand.self)
+
+    static let subcommandTypes: [ParsableCommand.Type] = [
+        TrainCommand.self, PrepareCommand.self, EvalCommand.self, GenerateCommand.self, ExportCommand.self,
+        InspectCommand.self, BenchCommand.self, ReportCommand.self,
+    ]
+
+    static var commandNames: [String] { subcommandTypes.compactMap { $0.configuration.commandName } + ["help"] }
 }
 
 extension WeightChoice: ExpressibleByArgument {}

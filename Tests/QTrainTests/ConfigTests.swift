@@ -96,6 +96,11 @@ final class ConfigTests: XCTestCase {
         c.quant.mode = .dqt
         c.quant.bits = 4
         let path = write(c.yaml())
-        XCTAssertEqual(try RunConfig.load(path: path), c)
+        // The file spells out the defaults the mode resolves (quant.scale: fixed).
+        var resolved = c
+        resolved.quant = c.quant.resolved
+        XCTAssertEqual(resolved.quant.scale, .fixed)
+        XCTAssertEqual(try RunConfig.load(path: path), resolved)
+        XCTAssertEqual(try RunConfig.load(path: path).yaml(), c.yaml())
     }
 }

@@ -41,6 +41,28 @@ final class GGUFExportTests: XCTestCase {
         return (try XCTUnwrap(obj["types"] as? [String: String]), e.stdout)
     }
 
+    /// tools/read_checkpoint.py, which follows docs/checkpoint-format.md, gives exactly the
+    /// weights of the Hugging Face export.
+    func readerMatchesHuggingFaceExport(_ run: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+        let hf = dir.appendingPathComponent(run.lastPathComponent + "-hf")
+        let e = try QTrainBinary.run(["export", run.path, "--format", "hf", "--out", hf.path])
+        XCTAssertEqual(e.status, 0, e.stderr, file: file, line: line)
+        let r = try TestPython.run("""
+            import sys, numpy as np
+            sys.path.insert(0, sys.argv[1])
+            import read_checkpoint as rc
+            ours = rc.load(sys.argv[2], forward=True)
+            meta, hf = rc.read_safetensors(sys.argv[3] + "/model.safetensors")
+            assert sorted(ours) == sorted(hf), (sorted(ours), sorted(hf))
+            for name, (dtype, shape, raw) in hf.items():
+                theirs = np.frombuffer(raw, dtype=np.float32).reshape(shape)
+                assert np.array_equal(ours[name], theirs), name
+            print("OK", len(hf))
+            """, [repositoryFile("tools"), run.path, hf.path])
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stdout.hasPrefix("OK"), r.stdout, file: file, line: line)
+    }
+
     func matrixTypes(_ types: [String: String]) -> Set<String> {
         Set(types.filter { !$0.key.contains("norm") }.values)
     }
@@ -51,12 +73,16 @@ final class GGUFExportTests: XCTestCase {
 
     func testTernaryAndIntegerGridsKeepTheirCodes() throws {
         let data = try makeSyntheticData(in: dir)
-        let ternary = try exportAndCheck(try train("ternary", data: data, ["quant.mode=dqt"]))
+        let ternaryRun = try train("ternary", data: data, ["quant.mode=dqt"])
+        try readerMatchesHuggingFaceExport(ternaryRun)
+        let ternary = try exportAndCheck(ternaryRun)
         XCTAssertEqual(matrixTypes(ternary.types), ["TQ2_0"])
         XCTAssertEqual(normTypes(ternary.types), ["F32"])
         XCTAssertEqual(matrixTypes(try exportAndCheck(try train("q8", data: data, ["quant.mode=dqt", "quant.bits=8"])).types), ["Q8_0"])
         XCTAssertEqual(matrixTypes(try exportAndCheck(try train("q4", data: data, ["quant.mode=dqt", "quant.bits=4"])).types), ["Q4_0"])
-        XCTAssertEqual(matrixTypes(try exportAndCheck(try train("q3", data: data, ["quant.mode=dqt", "quant.bits=3"])).types), ["Q4_0"])
+        let q3 = try train("q3", data: data, ["quant.mode=dqt", "quant.bits=3"])
+        try readerMatchesHuggingFaceExport(q3)
+        XCTAssertEqual(matrixTypes(try exportAndCheck(q3).types), ["Q4_0"])
         XCTAssertEqual(matrixTypes(try exportAndCheck(try train("q6", data: data, ["quant.mode=dqt", "quant.bits=6"])).types), ["Q8_0"])
         // The rescale rule and gains under `scope: all` (norms still F32, as llama.cpp needs).
         let all = try exportAndCheck(try train("all", data: data, ["quant.mode=dqt", "quant.scope=all", "quant.scale=rescale"]))
@@ -67,8 +93,11 @@ final class GGUFExportTests: XCTestCase {
     func testBaselinesAndFallbacks() throws {
         let data = try makeSyntheticData(in: dir)
         // BitNet's forward weights are ternary codes times β; re-quantised 8-bit DQT is ternary too.
-        XCTAssertEqual(matrixTypes(try exportAndCheck(try train("bitnet", data: data, ["quant.mode=bitnet"])).types), ["TQ2_0"])
+        let bitnet = try train("bitnet", data: data, ["quant.mode=bitnet"])
+        try readerMatchesHuggingFaceExport(bitnet)
+        XCTAssertEqual(matrixTypes(try exportAndCheck(bitnet).types), ["TQ2_0"])
         let q8 = try train("q8", data: data, ["quant.mode=dqt", "quant.bits=8"])
+        try readerMatchesHuggingFaceExport(q8)
         XCTAssertEqual(matrixTypes(try exportAndCheck(q8, ["--weights", "ternary"]).types), ["TQ2_0"])
         let fp32 = try train("fp32", data: data, [])
         XCTAssertEqual(matrixTypes(try exportAndCheck(fp32).types), ["F32"])

@@ -277,7 +277,7 @@ public final class Checkpointer {
         }
         var savedQuant = saved.quant
         savedQuant.compute = config.quant.compute  // how it was computed does not change what was trained
-        if savedQuant != config.quant {
+        if savedQuant.resolved != config.quant.resolved {
             throw QTrainError(.checkpoint, "checkpoint \(dir.path) was trained with quant mode \(saved.quant.label), this run has \(config.quant.label)",
                               hint: "resume with the checkpoint's quant settings, or use another train.out_dir")
         }

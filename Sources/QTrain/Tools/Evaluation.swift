@@ -29,18 +29,26 @@ public enum Evaluation {
             return (0..<s.count).map { s[$0] }
         }
         guard let data = try? Data(contentsOf: source) else { throw QTrainError.data("cannot read \(source.path)") }
-        return tokenizer.encode(String(decoding: data, as: UTF8.self))
+        return tokenizer.encode(Document.normalizedText(data))
     }
 
     /// Evaluates `model` on up to `maxSequences` non-overlapping windows of T+1 tokens, spread
-    /// evenly over `tokens`.
+    /// evenly over `tokens`. Without a limit every token after the first is scored once: the
+    /// tokens after the last whole window (and a text shorter than one window) are scored as one
+    /// shorter window, which sees only its own tokens as context.
     public static func run(model: Model, tokens all: [Int32], tokenizer: any Tokenizer, maxSequences: Int?) throws -> Result {
         let T = model.config.seqLen, B = model.maxBatch
-        var starts = Array(stride(from: 0, to: max(0, all.count - T), by: T))
-        guard !starts.isEmpty else {
-            throw QTrainError.data("evaluation text has \(all.count) tokens, fewer than seq_len+1 = \(T + 1)")
+        guard all.count >= 2 else {
+            throw QTrainError.data("evaluation text has \(all.count) token\(all.count == 1 ? "" : "s"); at least 2 are needed (one to predict from, one to score)")
         }
-        if let k = maxSequences, k < starts.count { starts = (0..<k).map { starts[$0 * starts.count / k] } }
+        var starts = Array(stride(from: 0, to: max(0, all.count - T), by: T))
+        var tail = 0..<0
+        if let k = maxSequences, k < starts.count {
+            starts = (0..<k).map { starts[$0 * starts.count / k] }
+        } else {
+            let covered = starts.count * T
+            if all.count - 1 > covered { tail = covered..<(all.count - 1) }
+        }
         var x = [Int32](repeating: 0, count: B * T), y = x
         var nats = 0.0, bytes = 0
         for first in stride(from: 0, to: starts.count, by: B) {
@@ -56,7 +64,13 @@ public enum Evaluation {
             let loss = try model.loss(tokens: x, targets: y, batch: n, length: T)
             nats += loss * Double(n * T)
         }
-        let tokens = starts.count * T
-        return Result(loss: nats / Double(tokens), tokens: tokens, bytes: bytes, sequences: starts.count)
+        if !tail.isEmpty {
+            let n = tail.count
+            let x = Array(all[tail]), y = Array(all[(tail.lowerBound + 1)...(tail.upperBound)])
+            for t in y { bytes += tokenizer.byteCount(of: t) }
+            nats += try model.loss(tokens: x, targets: y, batch: 1, length: n) * Double(n)
+        }
+        let tokens = starts.count * T + tail.count
+        return Result(loss: nats / Double(tokens), tokens: tokens, bytes: bytes, sequences: starts.count + (tail.isEmpty ? 0 : 1))
     }
 }

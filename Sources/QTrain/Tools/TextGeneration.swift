@@ -17,7 +17,9 @@ public struct TextGeneration {
     /// passing the new UTF-8 bytes to `output` as they become complete; returns the number of
     /// tokens sampled.
     @discardableResult
-    public func run(prompt: String, maxTokens: Int, sampler: inout TokenSampler, output: @escaping ([UInt8]) -> Void) -> Int {
+    /// `sampled` sees every sampled token id, end-of-text included.
+    public func run(prompt: String, maxTokens: Int, sampler: inout TokenSampler, sampled: (Int32) -> Void = { _ in },
+                    output: @escaping ([UInt8]) -> Void) -> Int {
         let gen = generator
         var context = tokenizer.encode(prompt)
         if context.isEmpty { context = [tokenizer.endOfText] }
@@ -29,6 +31,7 @@ public struct TextGeneration {
         while produced < maxTokens {
             let next = sampler.next(logits)
             produced += 1
+            sampled(next)
             if next == tokenizer.endOfText { break }
             out.emit(next)
             if gen.position >= gen.maxLength {

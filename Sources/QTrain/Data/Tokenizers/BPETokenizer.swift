@@ -75,7 +75,12 @@ public struct BPETokenizer: Tokenizer {
         identity = "byte-level-bpe:\(tokens.count):\(digest)"
     }
 
+    /// Special tokens typed in the text (`<|endoftext|>`) become their ids, as in Hugging Face.
     public func encode(_ text: String) -> [Int32] {
+        encodeSplittingSpecials(text, specials: specials.sorted().map { (tokens[Int($0)], $0) }) { encodePlain($0) }
+    }
+
+    func encodePlain(_ text: String) -> [Int32] {
         var out: [Int32] = []
         out.reserveCapacity(text.utf8.count / 3)
         // Pieces repeat a lot within a text ("the", " of"); each is merged once.

@@ -35,7 +35,10 @@ public struct ByteTokenizer: Tokenizer {
     public var endOfText: Int32 { 256 }
     public var identity: String { "qtrain-bytes-v1:257" }
 
-    public func encode(_ text: String) -> [Int32] { text.utf8.map { Int32($0) } }
+    /// A literal `<|endoftext|>` in the text is the end-of-text id, as in the exported tokenizer.
+    public func encode(_ text: String) -> [Int32] {
+        encodeSplittingSpecials(text, specials: [("<|endoftext|>", 256)]) { $0.utf8.map { Int32($0) } }
+    }
 
     public func decode(_ tokens: [Int32]) -> String {
         var bytes: [UInt8] = []
@@ -123,4 +126,30 @@ func byteLevelAlphabet() -> [Character] {
     var table = [Character](repeating: " ", count: 256)
     for (b, c) in zip(printable, chars) { table[b] = Character(Unicode.Scalar(UInt32(c))!) }
     return table
+}
+
+/// Encodes `text` with special tokens typed in it as their ids (what Hugging Face `tokenizers`
+/// does with added special tokens): the text between them goes through `plain` piece by piece.
+/// Training data, evaluation texts and prompts therefore tokenize as the exported tokenizer does.
+func encodeSplittingSpecials(_ text: String, specials: [(text: String, id: Int32)], plain: (String) -> [Int32]) -> [Int32] {
+    guard specials.contains(where: { !$0.text.isEmpty && text.contains($0.text) }) else { return plain(text) }
+    var out: [Int32] = []
+    var rest = text[...]
+    while !rest.isEmpty {
+        var first: (range: Range<Substring.Index>, id: Int32)?
+        for s in specials where !s.text.isEmpty {
+            if let r = rest.range(of: s.text), first == nil || r.lowerBound < first!.range.lowerBound
+                || (r.lowerBound == first!.range.lowerBound && r.upperBound > first!.range.upperBound) {
+                first = (r, s.id)
+            }
+        }
+        guard let hit = first else {
+            out += plain(String(rest))
+            break
+        }
+        if hit.range.lowerBound > rest.startIndex { out += plain(String(rest[..<hit.range.lowerBound])) }
+        out.append(hit.id)
+        rest = rest[hit.range.upperBound...]
+    }
+    return out
 }

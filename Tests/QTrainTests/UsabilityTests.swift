@@ -1,0 +1,120 @@
+import XCTest
+@testable import QTrain
+
+/// The command line as a new user meets it: mistyped commands, --version, the config a run
+/// records, eval's JSON and short texts, generate's comparison switches, tokenizer parity.
+final class UsabilityTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws { dir = temporaryDirectory(self) }
+
+    func oneLineError(_ args: [String], mentions: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try QTrainBinary.run(args, in: dir, timeout: 60)
+        XCTAssertEqual(r.status, 2, r.stderr, file: file, line: line)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr, file: file, line: line)
+        for m in mentions { XCTAssertTrue(r.stderr.contains(m), "'\(m)' not in: \(r.stderr)", file: file, line: line) }
+    }
+
+    func testMistypedCommandsGetSuggestions() throws {
+        try oneLineError(["trian"], mentions: ["unknown command 'trian'", "Did you mean 'train'?"])
+        try oneLineError(["evaluate", "runs/x"], mentions: ["Did you mean 'eval'?"])
+        try oneLineError(["exprot", "--format", "gguf"], mentions: ["Did you mean 'export'?"])
+        try oneLineError(["configs/small.yaml"], mentions: ["give it with --config", "qtrain-dist train --config configs/small.yaml"])
+        try oneLineError(["frobnicate"], mentions: ["unknown command 'frobnicate'", "eval"])
+        let v = try QTrainBinary.run(["--version"])
+        XCTAssertEqual(v.status, 0)
+        XCTAssertEqual(v.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "qtrain-dist \(QTrainVersion.string)")
+        // Commands and options still parse as before.
+        XCTAssertEqual(try QTrainBinary.run(["help", "export"]).status, 0)
+    }
+
+    func trainTiny(_ name: String, _ settings: [String]) throws -> URL {
+        let data = try makeSyntheticData(in: dir)
+        let run = dir.appendingPathComponent(name)
+        var args = ["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
+                    "--set", "model.seq_len=16", "--set", "train.steps=2", "--set", "train.eval_every=0",
+                    "--set", "train.eval_sequences=2", "--set", "train.out_dir=\(run.path)"]
+        for s in settings { args += ["--set", s] }
+        let r = try QTrainBinary.run(args)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return run
+    }
+
+    func testRunConfigIsWrittenPlainlyAndCompletely() throws {
+        let run = try trainTiny("q8", ["quant.mode=dqt", "quant.bits=8"])
+        let text = try String(contentsOf: run.appendingPathComponent("config.yaml"), encoding: .utf8)
+        for line in ["norm_eps: 1e-05", "bits: 8", "scale: fixed", "lr: 0.003", "eps: 1e-06", "rope_theta: 10000"] {
+            XCTAssertTrue(text.contains("  \(line)\n"), "'\(line)' not in:\n\(text)")
+        }
+        XCTAssertFalse(text.contains("e+0"), text)
+        XCTAssertFalse(text.contains("0000000"), text)
+        // The file reads back as the configuration that ran.
+        let reread = try RunConfig.load(path: run.appendingPathComponent("config.yaml").path)
+        XCTAssertEqual(reread.yaml(), text)
+        XCTAssertEqual(reread.quant.bits, 8)
+        XCTAssertEqual(reread.model.normEps, 1e-5)
+        let ternary = try RunConfig.load(path: nil, overrides: ["quant.mode=dqt"]).yaml()
+        XCTAssertTrue(ternary.contains("  bits: 1.58\n"), ternary)
+        XCTAssertTrue(try RunConfig.load(path: nil, overrides: ["quant.mode=bitnet"]).yaml().contains("  latent_dtype: fp32\n"))
+    }
+
+    func testEvalScoresEveryTokenAndSpeaksJSON() throws {
+        let run = try trainTiny("e", ["quant.mode=dqt"])
+        func eval(_ text: String) throws -> [String: Any] {
+            let file = dir.appendingPathComponent("text-\(text.utf8.count).txt")
+            try Data(text.utf8).write(to: file)
+            let r = try QTrainBinary.run(["eval", run.path, "--data", file.path, "--json"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        }
+        // 40 bytes with seq_len 16: two whole windows (32 targets) and a tail of 7.
+        let long = String(repeating: "the cat sat on the mat. ", count: 2).prefix(40)
+        let a = try eval(String(long))
+        XCTAssertEqual(a["tokens"] as? Int, 39)
+        XCTAssertEqual(a["windows"] as? Int, 3)
+        XCTAssertEqual(a["bytes"] as? Int, 39)
+        XCTAssertNotNil(a["loss"] as? Double)
+        XCTAssertNotNil(a["bits_per_byte"] as? Double)
+        // Shorter than one window: scored, not refused.
+        let b = try eval("the cat")
+        XCTAssertEqual(b["tokens"] as? Int, 6)
+        XCTAssertEqual(b["windows"] as? Int, 1)
+        // Windows line ends read as prepare reads them.
+        let crlf = try eval("the cat\r\nsat on the mat\r\n"), lf = try eval("the cat\nsat on the mat\n")
+        XCTAssertEqual(crlf["tokens"] as? Int, lf["tokens"] as? Int)
+        XCTAssertEqual(try XCTUnwrap(crlf["loss"] as? Double), try XCTUnwrap(lf["loss"] as? Double), accuracy: 1e-12)
+        let one = dir.appendingPathComponent("one.txt")
+        try Data("x".utf8).write(to: one)
+        let r = try QTrainBinary.run(["eval", run.path, "--data", one.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("at least 2 are needed"), r.stderr)
+    }
+
+    func testGenerateWithoutActivationQuantisationPrintsIds() throws {
+        let run = try trainTiny("g", ["quant.mode=dqt", "quant.bits=8"])
+        let args = ["generate", run.path, "--prompt", "the ", "--max-tokens", "40", "--temperature", "0", "--print-ids"]
+        let on = try QTrainBinary.run(args), off = try QTrainBinary.run(args + ["--activation-quant", "off"])
+        XCTAssertEqual(on.status, 0, on.stderr)
+        XCTAssertEqual(off.status, 0, off.stderr)
+        let ids = try XCTUnwrap(off.stdout.split(separator: "\n").last { $0.hasPrefix("ids: ") })
+        let tokens = ids.dropFirst(5).split(separator: " ").compactMap { Int32($0) }
+        XCTAssertFalse(tokens.isEmpty)
+        XCTAssertTrue(tokens.count <= 40)
+        // 40 tokens after a 4-token prompt run past seq_len 16: the window restarts, and the
+        // text printed is the prompt plus the ids' text.
+        let text = off.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast(2).joined(separator: "\n")
+        XCTAssertEqual(text, "the " + ByteTokenizer().decode(tokens.filter { $0 != 256 }))
+    }
+
+    func testSpecialTokensTypedInTextAreTheirIds() throws {
+        XCTAssertEqual(ByteTokenizer().encode("a<|endoftext|>b"), [97, 256, 98])
+        XCTAssertEqual(ByteTokenizer().encode("<|endoftext|><|endoftext|>"), [256, 256])
+        XCTAssertEqual(ByteTokenizer().encode("a<|endoftext"), Array("a<|endoftext".utf8).map(Int32.init))
+        let docs = (0..<6).map { Document(name: "d\($0).txt", text: String(repeating: "the cat sat on the mat. ", count: 20)) }
+        let bpe = try BPETrainer.train(on: docs.map(\.text), vocabSize: 280)
+        let ids = bpe.encode("the cat<|endoftext|>the mat")
+        XCTAssertEqual(ids, bpe.encode("the cat") + [bpe.endOfText] + bpe.encode("the mat"))
+        XCTAssertEqual(bpe.decode(ids), "the cat<|endoftext|>the mat")
+    }
+}
+

@@ -12,14 +12,14 @@ cd "$(dirname "$0")/.."
 ./launch/setup.sh
 if [ -z "${QTRAIN_TEST_PYTHON:-}" ]; then
     venv=.build/test-python
-    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import safetensors, tokenizers, numpy, sentencepiece" 2>/dev/null; then
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import safetensors, tokenizers, numpy, sentencepiece, gguf, tensorboard" 2>/dev/null; then
         if ! python3 -m venv "$venv" 2>/dev/null; then
             sudo=""
             [ "$(id -u)" -ne 0 ] && sudo="sudo"
             $sudo apt-get install -y -qq python3-venv >/dev/null
             python3 -m venv "$venv"
         fi
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check safetensors tokenizers numpy sentencepiece gguf
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check safetensors tokenizers numpy sentencepiece gguf tensorboard
     fi
     export QTRAIN_TEST_PYTHON="$PWD/$venv/bin/python"
 fi

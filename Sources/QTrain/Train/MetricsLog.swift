@@ -19,6 +19,7 @@ public final class MetricsLog {
     let tokensPerStep: Int
     let world: Int
     private var writer: MetricsWriter?
+    private var tensorboard: TensorBoardWriter?
     private var started = Date()
     private var window = (start: Date(), tokens: 0, waits: 0.0, seconds: 0.0)
 
@@ -30,9 +31,16 @@ public final class MetricsLog {
         self.world = world
     }
 
-    /// Opens `metrics.jsonl` (appending when resuming).
-    func open(_ url: URL, append: Bool, enabled: Bool) throws {
+    /// Opens `metrics.jsonl` (appending when resuming) and, when asked, a TensorBoard event
+    /// file in `tensorboardDirectory`.
+    func open(_ url: URL, append: Bool, enabled: Bool, tensorboardDirectory: URL? = nil) throws {
         writer = try MetricsWriter(url: url, append: append, enabled: enabled)
+        if enabled, let tensorboardDirectory { tensorboard = try TensorBoardWriter(directory: tensorboardDirectory) }
+    }
+
+    private func write(_ record: [String: Any]) {
+        writer?.write(record)
+        tensorboard?.write(record)
     }
 
     /// Starts the clocks of elapsed time and throughput (when the first step begins).
@@ -47,7 +55,7 @@ public final class MetricsLog {
     /// The validation loss before training.
     func initial(validationLoss: Double) {
         console.line(String(format: "step %d | val loss %.4f", 0, validationLoss))
-        writer?.write(["step": 0, "val_loss": validationLoss])
+        write(["step": 0, "val_loss": validationLoss])
     }
 
     /// Adds step `step` (which took `seconds`) to the window; writes a record and a progress
@@ -75,7 +83,7 @@ public final class MetricsLog {
                 uniqueKeysWithValues: r.codeChanges.fractionByRole.map { ($0.key.rawValue, $0.value) })
         }
         if let val { record["val_loss"] = val }
-        writer?.write(record)
+        write(record)
         console.progress(progressLine(step: step, r, val: val), permanent: val != nil || step == lastStep)
         return true
     }

@@ -95,8 +95,10 @@ public struct LogSection: Codable, Equatable, Sendable {
     /// A progress line (and a metrics record) every this many steps.
     public var every = 10
     public var progress: ProgressMode = .auto
+    /// Also write every metrics record as TensorBoard scalars under `RUN/tensorboard/`.
+    public var tensorboard = false
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case every, progress }
+    enum CodingKeys: String, CodingKey, CaseIterable { case every, progress, tensorboard }
 
     public init() {}
 
@@ -104,6 +106,7 @@ public struct LogSection: Codable, Equatable, Sendable {
         let read = try ConfigReader<CodingKeys>(decoder)
         every = try read(.every, every)
         progress = try read(.progress, progress)
+        tensorboard = try read(.tensorboard, tensorboard)
     }
 
     func validate(path: String = "log") throws {

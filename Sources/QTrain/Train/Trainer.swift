@@ -260,7 +260,8 @@ public final class Trainer {
                                   hint: "set train.out_dir to a writable directory")
             }
         }
-        try metrics.open(runDirectory.appendingPathComponent("metrics.jsonl"), append: step > 0, enabled: comm.rank == 0)
+        try metrics.open(runDirectory.appendingPathComponent("metrics.jsonl"), append: step > 0, enabled: comm.rank == 0,
+                         tensorboardDirectory: config.log.tensorboard ? runDirectory.appendingPathComponent("tensorboard") : nil)
     }
 
     /// Mean validation loss now (collective).

@@ -26,4 +26,4 @@ done
     done
 } > docs/compute-quality.md
 cat docs/compute-quality.md
-"$bin" report "${runs[@]}" --out docs/compute-quality.svg --title "configs/small.yaml on sotu: fp32 vs int8-bf16 compute"
+"$bin" report "${runs[@]}" --panels loss --out docs/compute-quality.svg --title "configs/small.yaml on sotu: fp32 vs int8-bf16 compute"

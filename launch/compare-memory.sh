@@ -39,4 +39,4 @@ done
     done
 } > docs/memory-quality.md
 cat docs/memory-quality.md
-"$bin" report "${runs[@]}" --out docs/memory-quality.svg --title "configs/small.yaml on sotu: gradient and AdamW-state precision"
+"$bin" report "${runs[@]}" --panels loss --out docs/memory-quality.svg --title "configs/small.yaml on sotu: gradient and AdamW-state precision"

@@ -16,4 +16,4 @@ for name in fp32 bitnet dqt8 dqt-ternary; do
     runs+=("runs/small-$name")
 done
 mkdir -p docs
-"$bin" report "${runs[@]}" --out docs/small-comparison.svg --title "configs/small.yaml on sotu: validation loss"
+"$bin" report "${runs[@]}" --panels loss --out docs/small-comparison.svg --title "configs/small.yaml on sotu: validation loss"

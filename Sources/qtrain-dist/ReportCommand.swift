@@ -2,24 +2,48 @@ import ArgumentParser
 import Foundation
 import QTrain
 
+extension Report.XAxis: ExpressibleByArgument {}
+
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "report", abstract: "Draw the loss curves of one or more runs (SVG or HTML).")
+        commandName: "report",
+        abstract: "Draw the curves of one or more runs: loss, lr, grad norm, code changes, tokens/s (HTML or SVG).",
+        discussion: "The format follows the extension of --out: .html (every panel and a table of results and differing config keys), .svg (every panel) or, with --panels loss, the loss curves alone.")
 
     @Argument(help: "Run directories (each with a metrics.jsonl).")
     var runs: [String]
 
-    @Option(help: "Output file: .svg or .html.")
+    @Option(help: "Output file: .html or .svg.")
     var out: String = "report.html"
 
     @Option(help: "Chart title.")
-    var title: String = "qtrain loss curves"
+    var title: String = "qtrain runs"
+
+    @Option(help: "x axis: steps or tokens.")
+    var x: Report.XAxis = .steps
+
+    @Option(help: "all (every panel) or loss (the loss curves alone, as one chart).")
+    var panels: Panels = .all
+
+    enum Panels: String, CaseIterable, ExpressibleByArgument { case all, loss }
 
     func run() throws {
         try reportingErrors {
             guard !runs.isEmpty else { throw QTrainError(.config, "report needs at least one run directory") }
+            let ext = URL(fileURLWithPath: out).pathExtension.lowercased()
+            guard ext == "html" || ext == "svg" else {
+                throw QTrainError(.config, "report cannot write '.\(ext)' files (\(out))",
+                                  hint: ext == "png" || ext == "pdf"
+                                      ? "write .svg or .html; an SVG converts with e.g. `rsvg-convert -o report.\(ext) report.svg`"
+                                      : "give --out a name ending in .html or .svg")
+            }
             let series = try runs.map { try Report.Series(runDirectory: URL(fileURLWithPath: $0)) }
-            let text = out.hasSuffix(".svg") ? Report.svg(series, title: title) : Report.html(series, title: title)
+            let text: String
+            switch (ext, panels) {
+            case ("svg", .loss): text = Report.svg(series, title: title)
+            case ("svg", .all): text = Report.dashboard(series, title: title, x: x)
+            default: text = Report.html(series, title: title, x: x)
+            }
             do {
                 try text.write(toFile: out, atomically: true, encoding: .utf8)
             } catch {

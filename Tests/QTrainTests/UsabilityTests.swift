@@ -116,5 +116,23 @@ final class UsabilityTests: XCTestCase {
         XCTAssertEqual(ids, bpe.encode("the cat") + [bpe.endOfText] + bpe.encode("the mat"))
         XCTAssertEqual(bpe.decode(ids), "the cat<|endoftext|>the mat")
     }
-}
 
+    func testReportDrawsEveryPanelAndRefusesUnknownFormats() throws {
+        let a = try trainTiny("a", ["quant.mode=dqt"]), b = try trainTiny("b", ["quant.mode=dqt", "quant.bits=8"])
+        let html = dir.appendingPathComponent("r.html"), svg = dir.appendingPathComponent("r.svg")
+        XCTAssertEqual(try QTrainBinary.run(["report", a.path, b.path, "--out", html.path, "--x", "tokens"]).status, 0)
+        XCTAssertEqual(try QTrainBinary.run(["report", a.path, b.path, "--out", svg.path]).status, 0)
+        let page = try String(contentsOf: html, encoding: .utf8), picture = try String(contentsOf: svg, encoding: .utf8)
+        for panel in ["validation loss", "learning rate", "gradient norm", "share of codes changed", "codes changed by role", "throughput"] {
+            XCTAssertTrue(picture.contains(panel), panel)
+            XCTAssertTrue(page.contains(panel), panel)
+        }
+        for column in ["tokens seen", "wall time", "best val loss", "quant.bits"] { XCTAssertTrue(page.contains(column), column) }
+        XCTAssertTrue(page.contains(">tokens</text>"))
+        // Round tick values only (no 6.09-style labels on the learning-rate axis).
+        XCTAssertEqual(Report.ticks(5.5, 8.5), [6, 7, 8])
+        XCTAssertEqual(Report.ticks(0, 0.0031, count: 3), [0, 0.002])
+        try oneLineError(["report", a.path, "--out", dir.appendingPathComponent("r.pdf").path], mentions: ["cannot write '.pdf'", ".svg or .html"])
+        try oneLineError(["report", a.path, "--out", dir.appendingPathComponent("r.png").path], mentions: ["cannot write '.png'"])
+    }
+}

@@ -10,6 +10,18 @@ public enum Report {
         public var loss: [(Int, Double)]
         /// (step, validation loss) at every evaluation.
         public var valLoss: [(Int, Double)]
+        public var lr: [(Int, Double)] = []
+        public var gradNorm: [(Int, Double)] = []
+        public var tokensPerSecond: [(Int, Double)] = []
+        /// Share of codes that changed in the step (dqt), overall and per parameter role.
+        public var codeChange: [(Int, Double)] = []
+        public var codeChangeByRole: [String: [(Int, Double)]] = [:]
+        /// Tokens per optimizer step (from the newest checkpoint), for a token axis.
+        public var tokensPerStep: Int?
+        /// Seconds of training at the last record.
+        public var wallSeconds: Double?
+        /// The run's `config.yaml` as `section.key` → value.
+        public var settings: [String: String] = [:]
 
         /// Reads `directory/metrics.jsonl` (the name defaults to the directory's name plus the
         /// weight policy in `config.yaml`).
@@ -19,18 +31,54 @@ public enum Report {
                 throw QTrainError.data("no metrics at \(file.path)", hint: "give a run directory written by `qtrain-dist train`")
             }
             var loss: [(Int, Double)] = [], val: [(Int, Double)] = []
+            var lr: [(Int, Double)] = [], grad: [(Int, Double)] = [], tps: [(Int, Double)] = [], change: [(Int, Double)] = []
+            var byRole: [String: [(Int, Double)]] = [:]
+            var wall: Double?
             for line in text.split(separator: "\n") {
                 guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                       let step = obj["step"] as? Int else { continue }
-                if let l = obj["loss"] as? Double, l.isFinite { loss.append((step, l)) }
-                if let v = obj["val_loss"] as? Double, v.isFinite { val.append((step, v)) }
+                func number(_ key: String) -> Double? { (obj[key] as? Double) ?? (obj[key] as? Int).map(Double.init) }
+                if let l = number("loss"), l.isFinite { loss.append((step, l)) }
+                if let v = number("val_loss"), v.isFinite { val.append((step, v)) }
+                if let x = number("lr") { lr.append((step, x)) }
+                if let x = number("grad_norm"), x.isFinite { grad.append((step, x)) }
+                if let x = number("tokens_per_s") { tps.append((step, x)) }
+                if let x = number("code_change") { change.append((step, x)) }
+                if let x = number("elapsed_s") { wall = x }
+                for case let (role, x as Double) in obj["code_change_by_role"] as? [String: Any] ?? [:] { byRole[role, default: []].append((step, x)) }
             }
             var label = directory.lastPathComponent
+            var settings: [String: String] = [:]
+            if let yaml = try? String(contentsOf: directory.appendingPathComponent("config.yaml"), encoding: .utf8) {
+                var section = ""
+                for line in yaml.split(separator: "\n") {
+                    if !line.hasPrefix(" "), line.hasSuffix(":") { section = String(line.dropLast()) }
+                    else if let colon = line.range(of: ": ") {
+                        settings[section + "." + line[..<colon.lowerBound].trimmingCharacters(in: .whitespaces)] = String(line[colon.upperBound...])
+                    }
+                }
+            }
             if let cfg = try? RunConfig.load(path: directory.appendingPathComponent("config.yaml").path) {
                 label += " (\(cfg.policyLabel))"
             }
             self.init(name: label, loss: loss, valLoss: val)
+            self.lr = lr
+            gradNorm = grad
+            tokensPerSecond = tps
+            codeChange = change
+            codeChangeByRole = byRole
+            wallSeconds = wall
+            self.settings = settings
+            if let latest = try? String(contentsOf: directory.appendingPathComponent("latest"), encoding: .utf8),
+               let data = try? Data(contentsOf: directory.appendingPathComponent(latest.trimmingCharacters(in: .whitespacesAndNewlines) + "/state.json")),
+               let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+               let tokens = state["tokens_seen"] as? Int, let step = state["step"] as? Int, step > 0 {
+                tokensPerStep = tokens / step
+            }
         }
+
+        /// The last step logged.
+        public var steps: Int { max(loss.last?.0 ?? 0, valLoss.last?.0 ?? 0) }
 
         public init(name: String, loss: [(Int, Double)], valLoss: [(Int, Double)]) {
             self.name = name
@@ -60,12 +108,13 @@ public enum Report {
             <text x="\(Int(left))" y="24" font-size="15">\(escape(title))</text>
 
             """
-        for i in 0...5 {
-            let v = yMin + (yMax - yMin) * Double(i) / 5
+        let yTicks = ticks(yMin, yMax), yStep = yTicks.count > 1 ? yTicks[1] - yTicks[0] : 1
+        for v in yTicks {
             out += String(format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>", left, left + w, y(v), y(v))
-            out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n", left - 6, y(v) + 4, v)
-            let s = Int(maxStep * Double(i) / 5)
-            out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n", x(s), top + h + 18, s)
+            out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%@</text>\n", left - 6, y(v) + 4, label(v, step: yStep))
+        }
+        for v in ticks(0, maxStep) {
+            out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n", x(Int(v)), top + h + 18, Int(v))
         }
         out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">step</text>\n", left + w / 2, top + h + 34)
         out += String(format: "<text x=\"16\" y=\"%.1f\" transform=\"rotate(-90 16 %.1f)\" text-anchor=\"middle\">loss (nats/token)</text>\n",
@@ -94,21 +143,33 @@ public enum Report {
         return out
     }
 
-    /// An HTML page with the chart and a table of final values.
-    public static func html(_ runs: [Series], title: String) -> String {
+    /// Config keys whose values differ between the runs (excluding where a run writes).
+    public static func differingSettings(_ runs: [Series]) -> [String] {
+        let keys = Set(runs.flatMap(\.settings.keys)).subtracting(["train.out_dir"])
+        return keys.filter { k in Set(runs.map { $0.settings[k] ?? "–" }).count > 1 }.sorted()
+    }
+
+    /// An HTML page with every panel and a table: steps, tokens seen, wall time, first, best and
+    /// last validation loss, mean tokens/s and the config keys that differ between runs.
+    public static func html(_ runs: [Series], title: String, x axis: XAxis = .steps) -> String {
+        let differing = differingSettings(runs)
         var rows = ""
         for r in runs {
-            let first = r.valLoss.first.map { String(format: "%.4f", $0.1) } ?? "–"
-            let last = r.valLoss.last.map { String(format: "%.4f", $0.1) } ?? "–"
-            let steps = max(r.loss.last?.0 ?? 0, r.valLoss.last?.0 ?? 0)
-            rows += "<tr><td>\(escape(r.name))</td><td>\(steps)</td><td>\(first)</td><td>\(last)</td></tr>\n"
+            func f(_ v: Double?, _ format: String) -> String { v.map { String(format: format, $0) } ?? "–" }
+            let tokens = r.tokensPerStep.map { "\($0 * r.steps)" } ?? "–"
+            let tps = r.tokensPerSecond.isEmpty ? nil : r.tokensPerSecond.map(\.1).reduce(0, +) / Double(r.tokensPerSecond.count)
+            let settings = differing.map { "<td>\(escape(r.settings[$0] ?? "–"))</td>" }.joined()
+            rows += "<tr><td>\(escape(r.name))</td><td>\(r.steps)</td><td>\(tokens)</td><td>\(f(r.wallSeconds, "%.0f s"))</td>"
+                + "<td>\(f(r.valLoss.first?.1, "%.4f"))</td><td>\(f(r.valLoss.map(\.1).min(), "%.4f"))</td><td>\(f(r.valLoss.last?.1, "%.4f"))</td>"
+                + "<td>\(f(tps, "%.0f"))</td>\(settings)</tr>\n"
         }
+        let heads = differing.map { "<th>\(escape($0))</th>" }.joined()
         return """
             <!doctype html><html><head><meta charset="utf-8"><title>\(escape(title))</title>
             <style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 12px;text-align:right}td:first-child{text-align:left}</style>
             </head><body>
-            \(svg(runs, title: title))
-            <table><tr><th>run</th><th>steps</th><th>first val loss</th><th>last val loss</th></tr>
+            \(dashboard(runs, title: title, x: axis))
+            <table><tr><th>run</th><th>steps</th><th>tokens seen</th><th>wall time</th><th>first val loss</th><th>best val loss</th><th>last val loss</th><th>tokens/s</th>\(heads)</tr>
             \(rows)</table></body></html>
 
             """

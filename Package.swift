@@ -11,6 +11,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // Open MPI through pkg-config `ompi-c`; shim.h wraps the handle macros Swift cannot import.
@@ -26,7 +28,8 @@ let package = Package(
                 cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno"])]),
         .target(
             name: "QTrain",
-            dependencies: ["CBLAS", "QKernels", .product(name: "Yams", package: "Yams")],
+            dependencies: ["CBLAS", "QKernels", .product(name: "Yams", package: "Yams"),
+                           .product(name: "Crypto", package: "swift-crypto"), "ZIPFoundation"],
             path: "Sources/QTrain",
             // Release builds keep Swift's overflow and bounds traps: measured against -Ounchecked they
             // cost nothing visible (the hot loops run in C or on unsafe buffers), and a crafted

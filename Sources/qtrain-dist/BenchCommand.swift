@@ -37,6 +37,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Also time each kind of operation (GEMMs, attention, norms, …) of the timed steps.")
     var profile = false
 
+    @Flag(help: "Also write a checkpoint of the state after the timed steps (into train.out_dir/bench-checkpoint, removed afterwards) and verify it: seconds and MB/s for both.")
+    var checkpoint = false
+
     func validate() throws {
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more") }
@@ -65,7 +68,7 @@ struct BenchCommand: ParsableCommand {
             let config = try options.load()
             let comm: Communicator = MPILibrary.launchedAsRank ? try MPICommunicator() : SingleProcessCommunicator()
             let speak = comm.rank == 0
-            let result = try Benchmark.run(config: config, steps: steps, warmup: warmup, comm: comm, profile: profile,
+            let result = try Benchmark.run(config: config, steps: steps, warmup: warmup, comm: comm, profile: profile, checkpoint: checkpoint,
                                            log: { if speak { print($0) } })
             if speak {
                 print(result.table)

@@ -18,6 +18,24 @@ final class BenchTests: XCTestCase {
         XCTAssertGreaterThan(obj["peak_gflops"] as? Double ?? 0, 1)
     }
 
+    /// `bench --checkpoint` writes and verifies a real checkpoint (both files, checksums
+    /// included) in the run directory and leaves nothing behind.
+    func testBenchTimesACheckpointAndCleansUp() throws {
+        let dir = temporaryDirectory(self)
+        let r = try QTrainBinary.run(["bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
+                                      "--set", "train.out_dir=\(dir.path)", "--steps", "1", "--warmup", "0", "--checkpoint", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("checkpoint: "), r.stdout)
+        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as? [String: Any])
+        let timing = try XCTUnwrap(obj["checkpoint"] as? [String: Any])
+        // The codes, the norms and AdamW's two moments: more than 8 bytes per parameter.
+        let parameters = try XCTUnwrap(obj["parameters"] as? Int)
+        XCTAssertGreaterThan(timing["bytes"] as? Int ?? 0, 8 * parameters)
+        XCTAssertGreaterThan(timing["write_s"] as? Double ?? 0, 0)
+        XCTAssertGreaterThan(timing["verify_s"] as? Double ?? 0, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("bench-checkpoint").path))
+    }
+
     /// A short run of the 130M model at B=4, T=256, each mode in its own process: dqt ternary
     /// peaks at ≤ 3.0 GB and below bitnet by at least 80% of the latent-minus-codes bytes.
     func testPeakResidentMemoryAt130M() throws {

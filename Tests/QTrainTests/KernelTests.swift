@@ -56,7 +56,7 @@ final class KernelTests: XCTestCase {
         var left = 1_000_000
         while left > 0 {
             let n = min(left, chunk.count)
-            h.update(chunk[0..<n])
+            h.update(data: chunk[0..<n])
             left -= n
         }
         XCTAssertEqual(h.finalize().hexString, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")

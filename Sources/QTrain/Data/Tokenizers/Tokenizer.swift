@@ -23,8 +23,8 @@ extension Tokenizer {
     /// SHA-256 of ``identity``, as stored in shard headers.
     public var identityHash: [UInt8] {
         var h = SHA256()
-        h.update(Array(identity.utf8))
-        return h.finalize()
+        h.update(data: Array(identity.utf8))
+        return Array(h.finalize())
     }
 }
 

@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        // The runtime only: the generated code is committed (tools/generate_protobuf.sh), no build plugin.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // Open MPI through pkg-config `ompi-c`; shim.h wraps the handle macros Swift cannot import.
@@ -29,7 +31,8 @@ let package = Package(
         .target(
             name: "QTrain",
             dependencies: ["CBLAS", "QKernels", .product(name: "Yams", package: "Yams"),
-                           .product(name: "Crypto", package: "swift-crypto"), "ZIPFoundation"],
+                           .product(name: "Crypto", package: "swift-crypto"), "ZIPFoundation",
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             path: "Sources/QTrain",
             // Release builds keep Swift's overflow and bounds traps: measured against -Ounchecked they
             // cost nothing visible (the hot loops run in C or on unsafe buffers), and a crafted

@@ -116,10 +116,12 @@ final class SentencePieceTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "\(error)", line: line)
             }
         }
-        rejects(Array(bytes.prefix(bytes.count / 2)), "not a valid SentencePiece model: field of")
+        rejects(Array(bytes.prefix(bytes.count / 2)), "not a valid SentencePiece model: the data ends inside a field")
+        rejects([0x0A, 5, 0x0A, 1, 0x61, 0x18, 9], "piece 0 has unknown type 9")  // pieces { piece: "a" type: 9 }
+        rejects([0x0A, 3, 0x0A, 1, 0xFF], "a string field is not UTF-8")  // pieces { piece: "\xff" }
         rejects(Array(bytes.prefix(bytes.count / 2)), "runs past the end")
-        rejects([0x0f, 0x01, 0x02], "unknown wire type 7")
-        rejects(Array(repeating: 0xff, count: 64), "varint longer than 10 bytes")
+        rejects([0x0f, 0x01, 0x02], "the bytes are not protobuf")  // wire type 7
+        rejects(Array(repeating: 0xff, count: 64), "the bytes are not protobuf")  // a varint of 64 bytes
         rejects([], "has no pieces")
         rejects(Array("hello, world".utf8), "not a valid SentencePiece model")
 

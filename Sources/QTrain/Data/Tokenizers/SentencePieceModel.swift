@@ -1,3 +1,5 @@
+import SwiftProtobuf
+
 /// The parts of a SentencePiece `ModelProto` (a `.model` file) that encoding and decoding use,
 /// with the proto's defaults for absent fields (sentencepiece_model.proto).
 struct SentencePieceModel: Sendable {
@@ -43,89 +45,55 @@ struct SentencePieceModel: Sendable {
 
     init() {}
 
-    /// Parses the serialized `ModelProto`.
+    /// Why the bytes are not a `ModelProto`, in words.
+    struct Malformed: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Parses the serialized `ModelProto` with swift-protobuf (proto/sentencepiece_model.proto).
     init(parsing bytes: [UInt8]) throws {
-        var reader = ProtobufReader(bytes[...])
-        while let (field, type) = try reader.nextField() {
-            switch field {
-            case 1:
-                try ProtobufReader.expect(.lengthDelimited, type, field: "pieces")
-                pieces.append(try Self.parsePiece(reader.readLengthDelimited(), index: pieces.count))
-            case 2:
-                try ProtobufReader.expect(.lengthDelimited, type, field: "trainer_spec")
-                try parseTrainerSpec(reader.readLengthDelimited())
-            case 3:
-                try ProtobufReader.expect(.lengthDelimited, type, field: "normalizer_spec")
-                normalizer = try Self.parseNormalizerSpec(reader.readLengthDelimited(), into: normalizer)
-            case 5:
-                try ProtobufReader.expect(.lengthDelimited, type, field: "denormalizer_spec")
-                denormalizer = try Self.parseNormalizerSpec(reader.readLengthDelimited(), into: denormalizer ?? NormalizerSpec())
-            default:
-                try reader.skip(type)
-            }
+        let proto: SentencePieceProtoModel
+        do {
+            proto = try SentencePieceProtoModel(serializedBytes: bytes)
+        } catch let error as BinaryDecodingError {
+            throw Malformed(description: Self.describe(error))
         }
+        pieces = try proto.pieces.enumerated().map { index, p in
+            guard let type = PieceType(rawValue: p.type) else {
+                throw Malformed(description: "piece \(index) has unknown type \(p.type)")
+            }
+            return Piece(text: p.piece, score: p.score, type: type)
+        }
+        let trainer = proto.trainerSpec
+        modelType = trainer.modelType
+        treatWhitespaceAsSuffix = trainer.treatWhitespaceAsSuffix
+        byteFallback = trainer.byteFallback
+        unkID = trainer.unkID
+        bosID = trainer.bosID
+        eosID = trainer.eosID
+        padID = trainer.padID
+        unkSurface = trainer.unkSurface
+        normalizer = NormalizerSpec(proto.normalizerSpec)
+        denormalizer = proto.hasDenormalizerSpec ? NormalizerSpec(proto.denormalizerSpec) : nil
     }
 
-    private static func parsePiece(_ bytes: ArraySlice<UInt8>, index: Int) throws -> Piece {
-        var reader = ProtobufReader(bytes)
-        var piece = Piece(text: "", score: 0, type: .normal)
-        while let (field, type) = try reader.nextField() {
-            switch field {
-            case 1:
-                try ProtobufReader.expect(.lengthDelimited, type, field: "pieces[\(index)].piece")
-                piece.text = try reader.readString()
-            case 2:
-                try ProtobufReader.expect(.fixed32, type, field: "pieces[\(index)].score")
-                piece.score = try reader.readFloat()
-            case 3:
-                try ProtobufReader.expect(.varint, type, field: "pieces[\(index)].type")
-                let raw = try reader.readInt32()
-                guard let t = PieceType(rawValue: raw) else {
-                    throw ProtobufReader.Malformed(description: "piece \(index) has unknown type \(raw)")
-                }
-                piece.type = t
-            default:
-                try reader.skip(type)
-            }
-        }
-        return piece
-    }
-
-    private mutating func parseTrainerSpec(_ bytes: ArraySlice<UInt8>) throws {
-        var reader = ProtobufReader(bytes)
-        while let (field, type) = try reader.nextField() {
-            switch (field, type) {
-            case (3, .varint): modelType = try reader.readInt32()
-            case (24, .varint): treatWhitespaceAsSuffix = try reader.readBool()
-            case (35, .varint): byteFallback = try reader.readBool()
-            case (40, .varint): unkID = try reader.readInt32()
-            case (41, .varint): bosID = try reader.readInt32()
-            case (42, .varint): eosID = try reader.readInt32()
-            case (43, .varint): padID = try reader.readInt32()
-            case (44, .lengthDelimited): unkSurface = try reader.readString()
-            case (3, _), (24, _), (35, _), (40...44, _):
-                throw ProtobufReader.Malformed(description: "trainer_spec field \(field) has wire type \(type.rawValue)")
-            default: try reader.skip(type)
-            }
+    static func describe(_ error: BinaryDecodingError) -> String {
+        switch error {
+        case .truncated: return "the data ends inside a field (a field runs past the end)"
+        case .malformedProtobuf: return "the bytes are not protobuf (a bad field key, wire type or varint)"
+        case .invalidUTF8: return "a string field is not UTF-8"
+        case .messageDepthLimit: return "messages are nested too deeply"
+        default: return "\(error)"
         }
     }
+}
 
-    /// Fields of a repeated embedded message merge into the earlier value, as protobuf does.
-    private static func parseNormalizerSpec(_ bytes: ArraySlice<UInt8>, into base: NormalizerSpec) throws -> NormalizerSpec {
-        var spec = base
-        var reader = ProtobufReader(bytes)
-        while let (field, type) = try reader.nextField() {
-            switch (field, type) {
-            case (1, .lengthDelimited): spec.name = try reader.readString()
-            case (2, .lengthDelimited): spec.precompiledCharsmapSize = try reader.readLengthDelimited().count
-            case (3, .varint): spec.addDummyPrefix = try reader.readBool()
-            case (4, .varint): spec.removeExtraWhitespaces = try reader.readBool()
-            case (5, .varint): spec.escapeWhitespaces = try reader.readBool()
-            case (1...5, _):
-                throw ProtobufReader.Malformed(description: "normalizer_spec field \(field) has wire type \(type.rawValue)")
-            default: try reader.skip(type)
-            }
-        }
-        return spec
+extension SentencePieceModel.NormalizerSpec {
+    init(_ spec: SentencePieceProtoNormalizerSpec) {
+        name = spec.name
+        precompiledCharsmapSize = spec.precompiledCharsmap.count
+        addDummyPrefix = spec.addDummyPrefix
+        removeExtraWhitespaces = spec.removeExtraWhitespaces
+        escapeWhitespaces = spec.escapeWhitespaces
     }
 }

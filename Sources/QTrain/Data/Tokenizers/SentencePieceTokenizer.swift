@@ -52,7 +52,7 @@ public struct SentencePieceTokenizer: Tokenizer {
         let model: SentencePieceModel
         do {
             model = try SentencePieceModel(parsing: bytes)
-        } catch let error as ProtobufReader.Malformed {
+        } catch let error as SentencePieceModel.Malformed {
             throw QTrainError.data("not a valid SentencePiece model: \(error.description) (\(bytes.count) bytes)",
                                    hint: "the .model file is damaged or of another format; fetch it again")
         }

@@ -25,12 +25,16 @@ let package = Package(
         .systemLibrary(
             name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        // librsvg and cairo through pkg-config, to draw the report's SVG as a PNG.
+        .systemLibrary(
+            name: "CRSVG", path: "Sources/CRSVG", pkgConfig: "librsvg-2.0",
+            providers: [.apt(["librsvg2-dev", "fonts-dejavu-core"])]),
         // Vectorised hot loops (Philox, stochastic rounding, unpacking) with per-CPU clones.
         .target(name: "QKernels", path: "Sources/QKernels",
                 cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno"])]),
         .target(
             name: "QTrain",
-            dependencies: ["CBLAS", "QKernels", .product(name: "Yams", package: "Yams"),
+            dependencies: ["CBLAS", "CRSVG", "QKernels", .product(name: "Yams", package: "Yams"),
                            .product(name: "Crypto", package: "swift-crypto"), "ZIPFoundation",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             path: "Sources/QTrain",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what qtrain needs on a Debian/Ubuntu machine, when missing:
-# Open MPI, OpenBLAS and zlib (development files; zlib is what ZIPFoundation inflates with),
-# pkg-config, Python with pip (for `prepare`), and
+# Open MPI, OpenBLAS, zlib and librsvg (development files; zlib is what ZIPFoundation inflates
+# with, librsvg draws `report --out x.png`) and a font for it, pkg-config, Python with pip
+# (for `prepare`), and
 # oneDNN (libdnnl-dev: its headers let the build include the BF16 matmul; the int8 and bf16
 # compute paths load the library when they run; without it they fall back to fp32).
 # Swift itself (6.0 or newer) must already be on PATH. Safe to run again: it only installs
@@ -14,6 +15,8 @@ pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
 pkg-config --exists ompi-c 2>/dev/null || need+=(libopenmpi-dev)
 command -v mpirun >/dev/null || need+=(openmpi-bin)
 pkg-config --exists zlib 2>/dev/null || need+=(zlib1g-dev)
+pkg-config --exists librsvg-2.0 2>/dev/null || need+=(librsvg2-dev)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 command -v python3 >/dev/null || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 [ -e /usr/include/oneapi/dnnl/dnnl.h ] && { [ -e /usr/lib/x86_64-linux-gnu/libdnnl.so.2 ] \

@@ -7,13 +7,13 @@ extension Report.XAxis: ExpressibleByArgument {}
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Draw the curves of one or more runs: loss, lr, grad norm, code changes, tokens/s (HTML or SVG).",
-        discussion: "The format follows the extension of --out: .html (every panel and a table of results and differing config keys), .svg (every panel) or, with --panels loss, the loss curves alone.")
+        abstract: "Draw the curves of one or more runs: loss, lr, grad norm, code changes, tokens/s (HTML, SVG or PNG).",
+        discussion: "The format follows the extension of --out: .html (every panel and a table of results and differing config keys), .svg or .png (every panel) or, with --panels loss, the loss curves alone.")
 
     @Argument(help: "Run directories (each with a metrics.jsonl).")
     var runs: [String]
 
-    @Option(help: "Output file: .html or .svg.")
+    @Option(help: "Output file: .html, .svg or .png.")
     var out: String = "report.html"
 
     @Option(help: "Chart title.")
@@ -31,23 +31,27 @@ struct ReportCommand: ParsableCommand {
         try reportingErrors {
             guard !runs.isEmpty else { throw QTrainError(.config, "report needs at least one run directory") }
             let ext = URL(fileURLWithPath: out).pathExtension.lowercased()
-            guard ext == "html" || ext == "svg" else {
+            guard ["html", "svg", "png"].contains(ext) else {
                 throw QTrainError(.config, "report cannot write '.\(ext)' files (\(out))",
-                                  hint: ext == "png" || ext == "pdf"
-                                      ? "write .svg or .html; an SVG converts with e.g. `rsvg-convert -o report.\(ext) report.svg`"
-                                      : "give --out a name ending in .html or .svg")
+                                  hint: ext == "pdf"
+                                      ? "write .svg, .png or .html; an SVG converts to PDF with e.g. `rsvg-convert -f pdf -o report.pdf report.svg`"
+                                      : "give --out a name ending in .html, .svg or .png")
             }
             let series = try runs.map { try Report.Series(runDirectory: URL(fileURLWithPath: $0)) }
             let text: String
             switch (ext, panels) {
-            case ("svg", .loss): text = Report.svg(series, title: title)
-            case ("svg", .all): text = Report.dashboard(series, title: title, x: x)
+            case (_, .loss) where ext != "html": text = Report.svg(series, title: title)
+            case (_, .all) where ext != "html": text = Report.dashboard(series, title: title, x: x)
             default: text = Report.html(series, title: title, x: x)
             }
-            do {
-                try text.write(toFile: out, atomically: true, encoding: .utf8)
-            } catch {
-                throw QTrainError(.io, "cannot write \(out): \(error.localizedDescription)")
+            if ext == "png" {
+                try Report.writePNG(svg: text, to: URL(fileURLWithPath: out))
+            } else {
+                do {
+                    try text.write(toFile: out, atomically: true, encoding: .utf8)
+                } catch {
+                    throw QTrainError(.io, "cannot write \(out): \(error.localizedDescription)")
+                }
             }
             print("wrote \(out)")
             for s in series {

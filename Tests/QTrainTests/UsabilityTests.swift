@@ -127,12 +127,37 @@ final class UsabilityTests: XCTestCase {
             XCTAssertTrue(picture.contains(panel), panel)
             XCTAssertTrue(page.contains(panel), panel)
         }
-        for column in ["tokens seen", "wall time", "best val loss", "quant.bits"] { XCTAssertTrue(page.contains(column), column) }
+        for column in ["tokens seen", "wall time", "best val loss", "val bits/byte", "B/param", "quant.bits"] {
+            XCTAssertTrue(page.contains(column), column)
+        }
         XCTAssertTrue(page.contains(">tokens</text>"))
+        // Bits per byte: with the byte tokenizer every target is one byte but <|endoftext|> (none),
+        // so it is the loss in bits, a little more.
+        let series = try Report.Series(runDirectory: a)
+        let (valStep, valLoss) = try XCTUnwrap(series.valLoss.last), (bpbStep, bpb) = try XCTUnwrap(series.valBitsPerByte.last)
+        XCTAssertEqual(valStep, bpbStep)
+        XCTAssertGreaterThanOrEqual(bpb, valLoss / log(2) * (1 - 1e-12))
+        XCTAssertLessThan(bpb, valLoss / log(2) * 1.02)
+        XCTAssertTrue(page.contains(String(format: "<td>%.4f</td>", bpb)), "bits per byte \(bpb) not in the table")
+        let perParameter = try XCTUnwrap(series.bytesPerParameter)
+        XCTAssertTrue(page.contains(String(format: "<td>%.2f</td>", perParameter)), "B/param \(perParameter) not in the table")
+        // PNG: the same panels drawn at twice the SVG's size, with content (a blank page compresses to a few KB).
+        let png = dir.appendingPathComponent("r.png")
+        XCTAssertEqual(try QTrainBinary.run(["report", a.path, b.path, "--out", png.path]).status, 0)
+        let bytes = [UInt8](try Data(contentsOf: png))
+        XCTAssertEqual(Array(bytes.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        func be32(_ at: Int) -> Int { bytes[at..<(at + 4)].reduce(0) { $0 << 8 | Int($1) } }
+        func attribute(_ name: String) -> Int? {
+            picture.range(of: " \(name)=\"").flatMap { Int(picture[$0.upperBound...].prefix { $0.isNumber }) }
+        }
+        XCTAssertEqual(be32(16), 2 * (try XCTUnwrap(attribute("width"))))
+        XCTAssertEqual(be32(20), 2 * (try XCTUnwrap(attribute("height"))))
+        XCTAssertGreaterThan(bytes.count, 40_000)
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: dir.path).contains { $0.contains(".tmp-") })
         // Round tick values only (no 6.09-style labels on the learning-rate axis).
         XCTAssertEqual(Report.ticks(5.5, 8.5), [6, 7, 8])
         XCTAssertEqual(Report.ticks(0, 0.0031, count: 3), [0, 0.002])
-        try oneLineError(["report", a.path, "--out", dir.appendingPathComponent("r.pdf").path], mentions: ["cannot write '.pdf'", ".svg or .html"])
-        try oneLineError(["report", a.path, "--out", dir.appendingPathComponent("r.png").path], mentions: ["cannot write '.png'"])
+        try oneLineError(["report", a.path, "--out", dir.appendingPathComponent("r.pdf").path], mentions: ["cannot write '.pdf'", ".svg, .png or .html"])
+        try oneLineError(["report", a.path, "--out", dir.appendingPathComponent("r.jpeg").path], mentions: ["cannot write '.jpeg'"])
     }
 }

@@ -10,6 +10,11 @@ public enum Report {
         public var loss: [(Int, Double)]
         /// (step, validation loss) at every evaluation.
         public var valLoss: [(Int, Double)]
+        /// (step, validation bits per byte) where the run knew its tokenizer.
+        public var valBitsPerByte: [(Int, Double)] = []
+        /// Training state per parameter and rank (weights, gradients, AdamW state, scratch) as
+        /// the memory plan of the run's config gives it.
+        public var bytesPerParameter: Double?
         public var lr: [(Int, Double)] = []
         public var gradNorm: [(Int, Double)] = []
         public var tokensPerSecond: [(Int, Double)] = []
@@ -33,6 +38,7 @@ public enum Report {
             var loss: [(Int, Double)] = [], val: [(Int, Double)] = []
             var lr: [(Int, Double)] = [], grad: [(Int, Double)] = [], tps: [(Int, Double)] = [], change: [(Int, Double)] = []
             var byRole: [String: [(Int, Double)]] = [:]
+            var bpb: [(Int, Double)] = []
             var wall: Double?
             for line in text.split(separator: "\n") {
                 guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
@@ -40,6 +46,7 @@ public enum Report {
                 func number(_ key: String) -> Double? { (obj[key] as? Double) ?? (obj[key] as? Int).map(Double.init) }
                 if let l = number("loss"), l.isFinite { loss.append((step, l)) }
                 if let v = number("val_loss"), v.isFinite { val.append((step, v)) }
+                if let v = number("val_bpb"), v.isFinite { bpb.append((step, v)) }
                 if let x = number("lr") { lr.append((step, x)) }
                 if let x = number("grad_norm"), x.isFinite { grad.append((step, x)) }
                 if let x = number("tokens_per_s") { tps.append((step, x)) }
@@ -58,10 +65,10 @@ public enum Report {
                     }
                 }
             }
-            if let cfg = try? RunConfig.load(path: directory.appendingPathComponent("config.yaml").path) {
-                label += " (\(cfg.policyLabel))"
-            }
+            let config = try? RunConfig.load(path: directory.appendingPathComponent("config.yaml").path)
+            if let config { label += " (\(config.policyLabel))" }
             self.init(name: label, loss: loss, valLoss: val)
+            valBitsPerByte = bpb
             self.lr = lr
             gradNorm = grad
             tokensPerSecond = tps
@@ -74,6 +81,10 @@ public enum Report {
                let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                let tokens = state["tokens_seen"] as? Int, let step = state["step"] as? Int, step > 0 {
                 tokensPerStep = tokens / step
+                if let config, let world = state["world_size"] as? Int, let batch = try? config.train.microBatch(world: world) {
+                    let plan = MemoryPlan(config, microBatch: batch, world: world)
+                    bytesPerParameter = plan.stateBytes / plan.parameters
+                }
             }
         }
 
@@ -150,7 +161,8 @@ public enum Report {
     }
 
     /// An HTML page with every panel and a table: steps, tokens seen, wall time, first, best and
-    /// last validation loss, mean tokens/s and the config keys that differ between runs.
+    /// last validation loss, the last in bits per byte, mean tokens/s, training state per
+    /// parameter and the config keys that differ between runs.
     public static func html(_ runs: [Series], title: String, x axis: XAxis = .steps) -> String {
         let differing = differingSettings(runs)
         var rows = ""
@@ -161,7 +173,7 @@ public enum Report {
             let settings = differing.map { "<td>\(escape(r.settings[$0] ?? "–"))</td>" }.joined()
             rows += "<tr><td>\(escape(r.name))</td><td>\(r.steps)</td><td>\(tokens)</td><td>\(f(r.wallSeconds, "%.0f s"))</td>"
                 + "<td>\(f(r.valLoss.first?.1, "%.4f"))</td><td>\(f(r.valLoss.map(\.1).min(), "%.4f"))</td><td>\(f(r.valLoss.last?.1, "%.4f"))</td>"
-                + "<td>\(f(tps, "%.0f"))</td>\(settings)</tr>\n"
+                + "<td>\(f(r.valBitsPerByte.last?.1, "%.4f"))</td><td>\(f(tps, "%.0f"))</td><td>\(f(r.bytesPerParameter, "%.2f"))</td>\(settings)</tr>\n"
         }
         let heads = differing.map { "<th>\(escape($0))</th>" }.joined()
         return """
@@ -169,7 +181,7 @@ public enum Report {
             <style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 12px;text-align:right}td:first-child{text-align:left}</style>
             </head><body>
             \(dashboard(runs, title: title, x: axis))
-            <table><tr><th>run</th><th>steps</th><th>tokens seen</th><th>wall time</th><th>first val loss</th><th>best val loss</th><th>last val loss</th><th>tokens/s</th>\(heads)</tr>
+            <table><tr><th>run</th><th>steps</th><th>tokens seen</th><th>wall time</th><th>first val loss</th><th>best val loss</th><th>last val loss</th><th>val bits/byte</th><th>tokens/s</th><th>B/param</th>\(heads)</tr>
             \(rows)</table></body></html>
 
             """

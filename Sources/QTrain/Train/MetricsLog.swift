@@ -18,6 +18,9 @@ public final class MetricsLog {
     let lastStep: Int
     let tokensPerStep: Int
     let world: Int
+    /// Bits per byte per nat of validation loss (target tokens ÷ (their UTF-8 bytes × ln 2)),
+    /// when the data's tokenizer is known: each record with `val_loss` then has `val_bpb`.
+    var bitsPerBytePerNat: Double?
     private var writer: MetricsWriter?
     private var tensorboard: TensorBoardWriter?
     private var started = Date()
@@ -55,7 +58,9 @@ public final class MetricsLog {
     /// The validation loss before training.
     func initial(validationLoss: Double) {
         console.line(String(format: "step %d | val loss %.4f", 0, validationLoss))
-        write(["step": 0, "val_loss": validationLoss])
+        var record: [String: Any] = ["step": 0, "val_loss": validationLoss]
+        if let f = bitsPerBytePerNat { record["val_bpb"] = validationLoss * f }
+        write(record)
     }
 
     /// Adds step `step` (which took `seconds`) to the window; writes a record and a progress
@@ -82,7 +87,10 @@ public final class MetricsLog {
             record["code_change_by_role"] = Dictionary(
                 uniqueKeysWithValues: r.codeChanges.fractionByRole.map { ($0.key.rawValue, $0.value) })
         }
-        if let val { record["val_loss"] = val }
+        if let val {
+            record["val_loss"] = val
+            if let f = bitsPerBytePerNat { record["val_bpb"] = val * f }
+        }
         write(record)
         console.progress(progressLine(step: step, r, val: val), permanent: val != nil || step == lastStep)
         return true

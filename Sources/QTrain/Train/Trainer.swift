@@ -93,6 +93,9 @@ public final class Trainer {
         metrics = MetricsLog(console: console, every: config.log.every, lastStep: config.train.steps,
                              tokensPerStep: stepper.tokensPerStep, world: comm.worldSize)
         divergence = DivergenceWatch(quant: config.quant, debug: options.debug, log: console.line)
+        if let tokenizer = try? TokenizerLoader.load(from: dataDir) {
+            metrics.bitsPerBytePerNat = validator.bitsPerBytePerNat(tokenizer)
+        }
         checkpointer = Checkpointer(run: runDirectory, config: config.checkpoint, comm: comm)
         checkpointed = [WeightsCheckpoint(model.weights), TokenizerCheckpoint(dataDirectory: dataDir),
                         OptimizerCheckpoint(optimizer, sharded: shards != nil)]

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Validation loss over fixed windows of the validation split, split among ranks; owns its
 /// cadence (`train.eval_every`, and always after the last step).
 public final class Validator {
@@ -33,6 +35,20 @@ public final class Validator {
         self.batch = batch
         tokens = AlignedBuffer(count: batch * data.seqLen, category: .activations, ledger: ledger)
         targets = AlignedBuffer(count: batch * data.seqLen, category: .activations, ledger: ledger)
+    }
+
+    /// Bits per byte for each nat of loss over ``windows``: their target tokens ÷ (the UTF-8
+    /// bytes those tokens stand for × ln 2); nil when no byte is counted.
+    public func bitsPerBytePerNat(_ tokenizer: any Tokenizer) -> Double? {
+        let T = data.seqLen
+        var bytes = 0
+        for w in windows {
+            data.window(w, tokens: tokens.pointer, targets: targets.pointer)
+            for t in 0..<T where targets.pointer[t] >= 0 && Int(targets.pointer[t]) < tokenizer.vocabSize {
+                bytes += tokenizer.byteCount(of: targets.pointer[t])
+            }
+        }
+        return bytes > 0 ? Double(windows.count * T) / (Double(bytes) * log(2)) : nil
     }
 
     /// Whether a validation is due after `step`.

@@ -77,7 +77,7 @@ public struct BPETokenizer: Tokenizer {
 
     /// Special tokens typed in the text (`<|endoftext|>`) become their ids, as in Hugging Face.
     public func encode(_ text: String) -> [Int32] {
-        encodeSplittingSpecials(text, specials: specials.sorted().map { (tokens[Int($0)], $0) }) { encodePlain($0) }
+        encodeSplittingSpecials(text, specials: specials.sorted().map { (tokens[Int($0)], $0) }) { piece, _ in encodePlain(piece) }
     }
 
     func encodePlain(_ text: String) -> [Int32] {

@@ -95,7 +95,7 @@ extension SentencePieceTokenizer {
     /// The text as the model's normalizer (the identity rules) leaves it: a dummy space in front
     /// (or behind, for whitespace-as-suffix models), every space as the space symbol,
     /// optionally without leading, trailing and repeated spaces.
-    func normalize(_ text: String) -> [UInt8] {
+    func normalize(_ text: String, dummyPrefix: Bool = true) -> [UInt8] {
         var out: [UInt8] = []
         var text = text
         text.withUTF8 { input in
@@ -106,7 +106,7 @@ extension SentencePieceTokenizer {
             }
             if i == n { return }
             out.reserveCapacity(n + n / 2 + 8)
-            if addDummyPrefix && !treatWhitespaceAsSuffix { out += spaceSymbol }
+            if addDummyPrefix && dummyPrefix && !treatWhitespaceAsSuffix { out += spaceSymbol }
             var previousWasSpace = removeExtraWhitespaces
             while i < n {
                 let b = input[i]

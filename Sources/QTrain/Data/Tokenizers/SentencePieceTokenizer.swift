@@ -150,10 +150,24 @@ public struct SentencePieceTokenizer: Tokenizer {
     /// `sentencepiece:<pieces>:<SHA-256 of the .model file>`.
     public var identity: String { "sentencepiece:\(types.count):\(modelSHA256)" }
 
-    /// The ids `sentencepiece` gives for `text`, without BOS or EOS.
+    /// The ids of `text`, without BOS or EOS added. The special pieces typed in it (`<s>`,
+    /// `</s>`, `<unk>`) become their ids, as in Hugging Face's tokenizer for the exported
+    /// files; the text between them is encoded as `sentencepiece` does, each part on its own.
+    /// A part after a special piece that begins with a space takes that space as its
+    /// dummy-prefix space instead of adding one (" y" is "▁y", not "▁", "▁y"), as there.
     public func encode(_ text: String) -> [Int32] {
+        let specials = [bosID, eosID, unkID].filter { $0 >= 0 && Int($0) < pieceTexts.count }
+            .map { (text: pieceTexts[Int($0)], id: $0) }
+        return encodeSplittingSpecials(text, specials: specials) { piece, startsText in
+            encodePlain(piece, dummyPrefix: startsText || !piece.hasPrefix(" "))
+        }
+    }
+
+    /// The ids the `sentencepiece` library gives for `text` (which reads `</s>` typed in a text
+    /// as characters); `dummyPrefix: false` leaves out the model's dummy-prefix space.
+    func encodePlain(_ text: String, dummyPrefix: Bool = true) -> [Int32] {
         var encoder = SentencePieceEncoder(self)
-        return encoder.encode(normalized: normalize(text))
+        return encoder.encode(normalized: normalize(text, dummyPrefix: dummyPrefix))
     }
 
     /// The text of `tokens` as `sentencepiece` decodes it: U+2581 becomes a space (the one the

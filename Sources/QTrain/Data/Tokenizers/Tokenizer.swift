@@ -37,7 +37,7 @@ public struct ByteTokenizer: Tokenizer {
 
     /// A literal `<|endoftext|>` in the text is the end-of-text id, as in the exported tokenizer.
     public func encode(_ text: String) -> [Int32] {
-        encodeSplittingSpecials(text, specials: [("<|endoftext|>", 256)]) { $0.utf8.map { Int32($0) } }
+        encodeSplittingSpecials(text, specials: [("<|endoftext|>", 256)]) { piece, _ in piece.utf8.map { Int32($0) } }
     }
 
     public func decode(_ tokens: [Int32]) -> String {
@@ -129,10 +129,12 @@ func byteLevelAlphabet() -> [Character] {
 }
 
 /// Encodes `text` with special tokens typed in it as their ids (what Hugging Face `tokenizers`
-/// does with added special tokens): the text between them goes through `plain` piece by piece.
-/// Training data, evaluation texts and prompts therefore tokenize as the exported tokenizer does.
-func encodeSplittingSpecials(_ text: String, specials: [(text: String, id: Int32)], plain: (String) -> [Int32]) -> [Int32] {
-    guard specials.contains(where: { !$0.text.isEmpty && text.contains($0.text) }) else { return plain(text) }
+/// does with added special tokens): the text between them goes through `plain` piece by piece,
+/// told whether the piece starts the text. Training data, evaluation texts and prompts
+/// therefore tokenize as the exported tokenizer does.
+func encodeSplittingSpecials(_ text: String, specials: [(text: String, id: Int32)],
+                             plain: (_ piece: String, _ startsText: Bool) -> [Int32]) -> [Int32] {
+    guard specials.contains(where: { !$0.text.isEmpty && text.contains($0.text) }) else { return plain(text, true) }
     var out: [Int32] = []
     var rest = text[...]
     while !rest.isEmpty {
@@ -144,10 +146,12 @@ func encodeSplittingSpecials(_ text: String, specials: [(text: String, id: Int32
             }
         }
         guard let hit = first else {
-            out += plain(String(rest))
+            out += plain(String(rest), rest.startIndex == text.startIndex)
             break
         }
-        if hit.range.lowerBound > rest.startIndex { out += plain(String(rest[..<hit.range.lowerBound])) }
+        if hit.range.lowerBound > rest.startIndex {
+            out += plain(String(rest[..<hit.range.lowerBound]), rest.startIndex == text.startIndex)
+        }
         out.append(hit.id)
         rest = rest[hit.range.upperBound...]
     }

@@ -27,6 +27,9 @@ struct ReportCommand: ParsableCommand {
 
     enum Panels: String, CaseIterable, ExpressibleByArgument { case all, loss }
 
+    @Flag(help: "Treat runs whose directory names differ only in a -seedN part as one setting: mean curves with the seeds' range of validation loss as a band, results as mean ± sd.")
+    var groupSeeds = false
+
     func run() throws {
         try reportingErrors {
             guard !runs.isEmpty else { throw QTrainError(.config, "report needs at least one run directory") }
@@ -38,8 +41,12 @@ struct ReportCommand: ParsableCommand {
                                       : "give --out a name ending in .html, .svg or .png")
             }
             let series = try runs.map { try Report.Series(runDirectory: URL(fileURLWithPath: $0)) }
+            let groups = Report.groups(series)
             let text: String
             switch (ext, panels) {
+            case ("html", _) where groupSeeds: text = Report.groupedHTML(groups, title: title, x: x)
+            case (_, .all) where groupSeeds: text = Report.dashboard(groups.map(\.mean), title: title, x: x, valBands: groups.map(\.valBand))
+            case (_, .loss) where groupSeeds && ext != "html": text = Report.svg(groups.map(\.mean), title: title)
             case (_, .loss) where ext != "html": text = Report.svg(series, title: title)
             case (_, .all) where ext != "html": text = Report.dashboard(series, title: title, x: x)
             default: text = Report.html(series, title: title, x: x)

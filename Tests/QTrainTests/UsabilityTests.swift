@@ -160,4 +160,38 @@ final class UsabilityTests: XCTestCase {
         try oneLineError(["report", a.path, "--out", dir.appendingPathComponent("r.pdf").path], mentions: ["cannot write '.pdf'", ".svg, .png or .html"])
         try oneLineError(["report", a.path, "--out", dir.appendingPathComponent("r.jpeg").path], mentions: ["cannot write '.jpeg'"])
     }
+
+    /// `report --group-seeds`: runs that differ only in -seedN become one row whose final loss
+    /// is the mean ± sd of the seeds' (computed here from their metrics.jsonl), with the band
+    /// between the seeds drawn and the eval.jsonl numbers in the table.
+    func testReportGroupsSeedsIntoMeanAndSpread() throws {
+        let runs = try [1, 2, 3].map { try trainTiny("t-dqt-seed\($0)", ["quant.mode=dqt", "train.seed=\($0)", "train.steps=4"]) }
+            + [try trainTiny("t-bitnet-seed1", ["quant.mode=bitnet", "train.seed=1", "train.steps=4"])]
+        func lastValLoss(_ run: URL) throws -> Double {
+            let lines = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            return try XCTUnwrap(lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["val_loss"] as? Double }.last)
+        }
+        let finals = try runs.prefix(3).map(lastValLoss)
+        XCTAssertGreaterThan(Set(finals).count, 1, "the seeds should differ")
+        let mean = finals.reduce(0, +) / 3
+        let sd = (finals.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 2).squareRoot()
+        // An evaluation line per seed, as the sweep writes them.
+        for (i, run) in runs.prefix(3).enumerated() {
+            let line = #"{"data":"sotu","weights":"stored","result":{"loss":\#(2.0 + Double(i)),"perplexity":\#(exp(2.0 + Double(i))),"bits_per_byte":1.5}}"#
+            try (line + "\n").write(to: run.appendingPathComponent("eval.jsonl"), atomically: true, encoding: .utf8)
+        }
+        let html = dir.appendingPathComponent("g.html"), png = dir.appendingPathComponent("g.png")
+        let r = try QTrainBinary.run(["report"] + runs.map(\.path) + ["--group-seeds", "--out", html.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try QTrainBinary.run(["report"] + runs.map(\.path) + ["--group-seeds", "--out", png.path]).status, 0)
+        let page = try String(contentsOf: html, encoding: .utf8)
+        XCTAssertTrue(page.contains("<td>t-dqt</td><td>3</td>"), page)
+        XCTAssertTrue(page.contains("<td>t-bitnet</td><td>1</td>"))
+        XCTAssertTrue(page.contains(String(format: "<td>%.4f ± %.4f</td>", mean, sd)), "mean ± sd \(mean) \(sd)")
+        XCTAssertTrue(page.contains("<td>3.0000 ± 1.0000</td>"), "eval loss mean ± sd")
+        XCTAssertTrue(page.contains("sotu perplexity"))
+        XCTAssertTrue(page.contains("fill-opacity=\"0.18\""), "no seed band drawn")
+        XCTAssertEqual(page.components(separatedBy: "fill-opacity=\"0.18\"").count - 1, 1, "one band: only the group with seeds")
+        XCTAssertFalse(page.contains("<th>train.seed</th>"))
+    }
 }

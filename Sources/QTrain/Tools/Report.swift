@@ -6,6 +6,10 @@ public enum Report {
     /// One run's curves.
     public struct Series {
         public var name: String
+        /// The run directory's own name (`name` adds the weight policy).
+        public var directoryName = ""
+        /// The lines of the run's `eval.jsonl`, when it has one.
+        public var evaluations: [Evaluation] = []
         /// (step, training loss) at every logged step.
         public var loss: [(Int, Double)]
         /// (step, validation loss) at every evaluation.
@@ -68,7 +72,18 @@ public enum Report {
             let config = try? RunConfig.load(path: directory.appendingPathComponent("config.yaml").path)
             if let config { label += " (\(config.policyLabel))" }
             self.init(name: label, loss: loss, valLoss: val)
+            directoryName = directory.lastPathComponent
             valBitsPerByte = bpb
+            if let text = try? String(contentsOf: directory.appendingPathComponent("eval.jsonl"), encoding: .utf8) {
+                for line in text.split(separator: "\n") {
+                    guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                          let data = obj["data"] as? String, let weights = obj["weights"] as? String,
+                          let result = obj["result"] as? [String: Any],
+                          let loss = result["loss"] as? Double, let ppl = result["perplexity"] as? Double else { continue }
+                    evaluations.append(Evaluation(data: data, weights: weights, loss: loss, perplexity: ppl,
+                                                  bitsPerByte: result["bits_per_byte"] as? Double))
+                }
+            }
             self.lr = lr
             gradNorm = grad
             tokensPerSecond = tps
@@ -98,7 +113,8 @@ public enum Report {
         }
     }
 
-    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                          "#7f7f7f", "#bcbd22", "#393b79", "#637939"]
 
     /// An SVG chart: validation loss (solid, with points) and training loss (faint) per run.
     public static func svg(_ runs: [Series], title: String, width: Int = 840, height: Int = 460) -> String {

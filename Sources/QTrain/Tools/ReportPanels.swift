@@ -35,11 +35,13 @@ extension Report {
         var width = 1.5
         var opacity = 1.0
         var dash: String?
+        /// (x, low, high): a shaded range drawn under the line.
+        var band: [(Double, Double, Double)] = []
     }
 
     /// One panel at (x0, y0) of size w × h: axes, round ticks, lines.
     static func panel(_ title: String, _ lines: [Line], x0: Double, y0: Double, w: Double, h: Double, xLabel: String, clipTop: Bool = false) -> String {
-        let pts = lines.flatMap(\.points).filter { $0.1.isFinite }
+        let pts = (lines.flatMap(\.points) + lines.flatMap { $0.band.flatMap { [($0.0, $0.1), ($0.0, $0.2)] } }).filter { $0.1.isFinite }
         var out = String(format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" font-weight=\"bold\">%@</text>\n", x0, y0 - 8, escape(title))
         guard !pts.isEmpty else {
             return out + String(format: "<text x=\"%.1f\" y=\"%.1f\" fill=\"#999\">no data</text>\n", x0 + 10, y0 + h / 2)
@@ -66,6 +68,11 @@ extension Report {
             out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"11\">%@</text>\n", px(v), y0 + h + 14, label(v, step: xstep))
         }
         out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"11\" fill=\"#555\">%@</text>\n", x0 + w / 2, y0 + h + 28, xLabel)
+        for line in lines where line.band.count > 1 {
+            let edge = line.band.map { ($0.0, $0.2) } + line.band.reversed().map { ($0.0, $0.1) }
+            let d = edge.enumerated().map { j, p in String(format: "%@%.1f,%.1f", j == 0 ? "M" : "L", px(p.0), py(p.1)) }.joined(separator: " ")
+            out += "<path d=\"\(d) Z\" fill=\"\(line.color)\" fill-opacity=\"0.18\" stroke=\"none\"/>\n"
+        }
         for line in lines where !line.points.isEmpty {
             let d = line.points.filter { $0.1.isFinite }.enumerated()
                 .map { j, p in String(format: "%@%.1f,%.1f", j == 0 ? "M" : "L", px(p.0), py(p.1)) }.joined(separator: " ")
@@ -77,8 +84,10 @@ extension Report {
 
     static let roleDashes = ["embedding": "1,3", "attention": "6,3", "mlp": "none", "head": "10,3,2,3"]
 
-    /// Every panel of the runs as one SVG.
-    public static func dashboard(_ runs: [Series], title: String, x axis: XAxis = .steps) -> String {
+    /// Every panel of the runs as one SVG; `valBands[i]` (step, low, high), when given, shades
+    /// a range around run i's validation loss.
+    public static func dashboard(_ runs: [Series], title: String, x axis: XAxis = .steps,
+                                 valBands: [[(Int, Double, Double)]] = []) -> String {
         let pw = 330.0, ph = 190.0, gapX = 90.0, gapY = 80.0, left = 70.0, top = 60.0
         let width = left + 3 * pw + 2 * gapX + 20, legendTop = top + 2 * (ph + gapY)
         let height = legendTop + Double(runs.count) * 18 + 50
@@ -94,7 +103,11 @@ extension Report {
         out += "<text x=\"\(Int(left))\" y=\"26\" font-size=\"16\">\(escape(title))</text>\n"
         func at(_ c: Int, _ r: Int) -> (Double, Double) { (left + Double(c) * (pw + gapX), top + Double(r) * (ph + gapY)) }
         var p = at(0, 0)
-        out += panel("validation loss (solid) and training loss (faint)", lines({ $0.loss }, width: 1, opacity: 0.3) + lines({ $0.valLoss }, width: 2),
+        var validation = lines({ $0.valLoss }, width: 2)
+        for (i, band) in valBands.enumerated() where i < validation.count {
+            validation[i].band = band.map { (axis == .tokens ? Double($0.0) * Double(runs[i].tokensPerStep ?? 0) : Double($0.0), $0.1, $0.2) }
+        }
+        out += panel("validation loss (solid) and training loss (faint)", lines({ $0.loss }, width: 1, opacity: 0.3) + validation,
                      x0: p.0, y0: p.1, w: pw, h: ph, xLabel: xLabel, clipTop: true)
         p = at(1, 0)
         out += panel("learning rate", lines { $0.lr }, x0: p.0, y0: p.1, w: pw, h: ph, xLabel: xLabel)

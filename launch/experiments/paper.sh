@@ -8,7 +8,8 @@
 #   launch/experiments/paper.sh             # everything not yet done
 #   launch/experiments/paper.sh '^s-'       # only the runs whose name matches a regex
 #
-# Resumable: a finished run (runs/paper/NAME/done) is skipped, an interrupted one resumes from
+# Resumable: a finished run (runs/paper/NAME/done, or docs/results/paper/NAME/eval.jsonl from an
+# earlier machine) is skipped, an interrupted one resumes from
 # its newest checkpoint (configs/paper-*.yaml checkpoint every 3 minutes), so the sweep can be
 # run in pieces. Set QTRAIN_SKIP_BUILD=1 to use the release binary as it is.
 set -euo pipefail
@@ -33,7 +34,8 @@ evaluate() {
     case "$name" in *bitnet*|*dqt8*) weights+=(ternary) ;; esac
     for data in sotu-bpe4k shakespeare-bpe4k; do
         for w in "${weights[@]}"; do
-            result=$("$bin" eval "$out" --data "data/$data" --weights "$w" --json | tail -1)
+            # Paths relative to the repository, so that the published lines name no machine.
+            result=$("$bin" eval "$out" --data "data/$data" --weights "$w" --json | tail -1 | sed "s|$PWD/||g")
             lines+=$(printf '{"data":"%s","weights":"%s","result":%s}' "${data%-bpe4k}" "$w" "$result")$'\n'
         done
     done
@@ -45,13 +47,16 @@ publish() {
     local out=$1 name=$2
     mkdir -p "$published/$name"
     cp "$out/metrics.jsonl" "$out/config.yaml" "$out/eval.jsonl" "$out/command.txt" "$published/$name/"
+    # The final checkpoint's state (step, tokens seen, world size) for the report's table.
+    cp "$out/$(cat "$out/latest")/state.json" "$published/$name/state.json"
 }
 
 # The list comes in on descriptor 3, so that no command of a run can read it from stdin.
 while read -r name config args <&3; do
     [[ "$name" =~ $pattern ]] || continue
     out=$runs/$name
-    [ -f "$out/done" ] && continue
+    # Done here, or published by an earlier machine (runs/ is not in the repository).
+    { [ -f "$out/done" ] || [ -f "$published/$name/eval.jsonl" ]; } && continue
     mkdir -p "$out"
     # shellcheck disable=SC2206
     sets=($args)
@@ -70,9 +75,12 @@ while read -r name config args <&3; do
     publish "$out" "$name"
 done 3< <(grep -v '^\s*#' launch/experiments/paper-runs.txt | grep -v '^\s*$')
 
-finished=()
-for d in "$runs"/*/; do [ -f "$d/done" ] && finished+=("${d%/}"); done
-if [ "${#finished[@]}" -gt 0 ]; then
-    "$bin" report "${finished[@]}" --out "$published/report.html" --title "paper reproduction sweep"
-    "$bin" report "${finished[@]}" --out "$published/report.png" --title "paper reproduction sweep"
-fi
+# The report of each size over every published run (seeds grouped into mean and spread).
+for size in s m; do
+    dirs=("$published/$size"-*/)
+    [ -d "${dirs[0]}" ] || continue
+    for ext in html png; do
+        "$bin" report "${dirs[@]%/}" --group-seeds --out "$published/report-$size.$ext" \
+            --title "paper reproduction sweep, size ${size^^} (configs/paper-$size.yaml)"
+    done
+done

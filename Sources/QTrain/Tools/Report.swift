@@ -44,6 +44,7 @@ public enum Report {
             var byRole: [String: [(Int, Double)]] = [:]
             var bpb: [(Int, Double)] = []
             var wall: Double?
+            var loggedCommunication = false
             for line in text.split(separator: "\n") {
                 guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                       let step = obj["step"] as? Int else { continue }
@@ -56,6 +57,7 @@ public enum Report {
                 if let x = number("tokens_per_s") { tps.append((step, x)) }
                 if let x = number("code_change") { change.append((step, x)) }
                 if let x = number("elapsed_s") { wall = x }
+                if obj["comm_wait_share"] != nil { loggedCommunication = true }
                 for case let (role, x as Double) in obj["code_change_by_role"] as? [String: Any] ?? [:] { byRole[role, default: []].append((step, x)) }
             }
             var label = directory.lastPathComponent
@@ -91,15 +93,29 @@ public enum Report {
             codeChangeByRole = byRole
             wallSeconds = wall
             self.settings = settings
-            if let latest = try? String(contentsOf: directory.appendingPathComponent("latest"), encoding: .utf8),
-               let data = try? Data(contentsOf: directory.appendingPathComponent(latest.trimmingCharacters(in: .whitespacesAndNewlines) + "/state.json")),
+            // The world size and tokens seen come from the newest checkpoint's state, or from a
+            // copy of it beside the metrics (a published run keeps no checkpoints); without either,
+            // from the config and what the metrics show (only multi-rank runs log comm_wait_share).
+            let latest = (try? String(contentsOf: directory.appendingPathComponent("latest"), encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let stateFile = [latest.map { directory.appendingPathComponent($0 + "/state.json") },
+                             directory.appendingPathComponent("state.json")]
+                .compactMap { $0 }.first { FileManager.default.fileExists(atPath: $0.path) }
+            var world: Int?
+            if let stateFile, let data = try? Data(contentsOf: stateFile),
                let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                let tokens = state["tokens_seen"] as? Int, let step = state["step"] as? Int, step > 0 {
                 tokensPerStep = tokens / step
-                if let config, let world = state["world_size"] as? Int, let batch = try? config.train.microBatch(world: world) {
-                    let plan = MemoryPlan(config, microBatch: batch, world: world)
-                    bytesPerParameter = plan.stateBytes / plan.parameters
-                }
+                world = state["world_size"] as? Int
+            } else if config != nil, !loggedCommunication {
+                world = 1
+            } else if let config, config.train.globalBatch > 0 {
+                world = config.train.globalBatch / (config.train.microBatch * config.train.gradAccum)
+            }
+            if let config, let world, let batch = try? config.train.microBatch(world: world) {
+                if tokensPerStep == nil { tokensPerStep = batch * config.train.gradAccum * world * config.model.seqLen }
+                let plan = MemoryPlan(config, microBatch: batch, world: world)
+                bytesPerParameter = plan.stateBytes / plan.parameters
             }
         }
 

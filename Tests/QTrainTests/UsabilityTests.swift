@@ -194,4 +194,41 @@ final class UsabilityTests: XCTestCase {
         XCTAssertEqual(page.components(separatedBy: "fill-opacity=\"0.18\"").count - 1, 1, "one band: only the group with seeds")
         XCTAssertFalse(page.contains("<th>train.seed</th>"))
     }
+
+    /// A published run keeps metrics, config and at most a copy of the final state.json (no
+    /// checkpoints): its tokens and B/param must still be those of the run it came from.
+    func testReportReadsAPublishedRunWithoutCheckpoints() throws {
+        let run = try trainTiny("p-dqt", ["quant.mode=dqt", "train.steps=3", "train.micro_batch=2", "train.grad_accum=2"])
+        let original = try Report.Series(runDirectory: run)
+        let tokens = try XCTUnwrap(original.tokensPerStep)
+        XCTAssertEqual(tokens, 2 * 2 * 16, "micro_batch × grad_accum × seq_len")
+        let bytes = try XCTUnwrap(original.bytesPerParameter)
+        let latest = try String(contentsOf: run.appendingPathComponent("latest"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        for withState in [false, true] {
+            let published = dir.appendingPathComponent("published-\(withState)")
+            try FileManager.default.createDirectory(at: published, withIntermediateDirectories: true)
+            for name in ["metrics.jsonl", "config.yaml"] {
+                try FileManager.default.copyItem(at: run.appendingPathComponent(name), to: published.appendingPathComponent(name))
+            }
+            if withState {
+                try FileManager.default.copyItem(at: run.appendingPathComponent(latest + "/state.json"),
+                                                 to: published.appendingPathComponent("state.json"))
+            }
+            let series = try Report.Series(runDirectory: published)
+            XCTAssertEqual(series.tokensPerStep, tokens, "state.json copied: \(withState)")
+            XCTAssertEqual(series.bytesPerParameter, bytes, "state.json copied: \(withState)")
+        }
+        // A multi-rank run's metrics (comm_wait_share) without its state: the world size is
+        // known only from train.global_batch, and unknown without it.
+        let ranks = dir.appendingPathComponent("published-ranks")
+        try FileManager.default.createDirectory(at: ranks, withIntermediateDirectories: true)
+        try #"{"step":1,"loss":5,"comm_wait_share":0.1}"#.write(to: ranks.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
+        let yaml = try String(contentsOf: run.appendingPathComponent("config.yaml"), encoding: .utf8)
+        try yaml.write(to: ranks.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+        XCTAssertNil(try Report.Series(runDirectory: ranks).tokensPerStep)
+        try yaml.replacingOccurrences(of: "global_batch: 0", with: "global_batch: 8")
+            .write(to: ranks.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(try Report.Series(runDirectory: ranks).tokensPerStep, 8 * 16, "global_batch × seq_len over 2 ranks")
+    }
 }

@@ -231,4 +231,18 @@ final class UsabilityTests: XCTestCase {
             .write(to: ranks.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
         XCTAssertEqual(try Report.Series(runDirectory: ranks).tokensPerStep, 8 * 16, "global_batch × seq_len over 2 ranks")
     }
+
+    /// Shares of changed codes span decades (ternary 1e-4, 8-bit 0.5): the panel draws them on
+    /// a log scale with a tick per power of ten, and the zoom keeps only the end of training.
+    func testReportPanelsDrawDecadesAndZoom() {
+        let line = Report.Line(points: [(0, 0), (10, 2e-4), (20, 0.5)], color: "#000")
+        let log = Report.panel("codes", [line], x0: 0, y0: 0, w: 100, h: 100, xLabel: "step", logY: true)
+        for tick in [">0.001<", ">0.01<", ">0.1<"] { XCTAssertTrue(log.contains(tick), "no tick \(tick) in \(log)") }
+        XCTAssertFalse(log.contains(">0.2<"), "linear ticks on a log panel")
+        XCTAssertEqual(log.components(separatedBy: "L").count - 1, 1, "the zero share is left out: two points, one segment")
+        let zoom = Report.panel("end", [Report.Line(points: [(0, 8), (50, 5), (100, 4.5)], color: "#000")],
+                                x0: 0, y0: 0, w: 100, h: 100, xLabel: "step", fromX: 50)
+        XCTAssertFalse(zoom.contains(">8<"), "the start of training sets the zoomed range: \(zoom)")
+        XCTAssertTrue(zoom.contains(">60<") && !zoom.contains(">0<"), "the x axis starts where the zoom does: \(zoom)")
+    }
 }

@@ -129,8 +129,10 @@ public enum Report {
         }
     }
 
+    /// Twenty colours that stay apart on white (a sweep of one size has about fifteen settings).
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-                          "#7f7f7f", "#bcbd22", "#393b79", "#637939"]
+                          "#7f7f7f", "#bcbd22", "#393b79", "#637939", "#000000", "#e7298a", "#66a61e", "#a6761d",
+                          "#7570b3", "#fdb462", "#1b9e77", "#b15928"]
 
     /// An SVG chart: validation loss (solid, with points) and training loss (faint) per run.
     public static func svg(_ runs: [Series], title: String, width: Int = 840, height: Int = 460) -> String {

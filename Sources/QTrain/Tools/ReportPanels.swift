@@ -40,13 +40,30 @@ extension Report {
     }
 
     /// One panel at (x0, y0) of size w × h: axes, round ticks, lines.
-    static func panel(_ title: String, _ lines: [Line], x0: Double, y0: Double, w: Double, h: Double, xLabel: String, clipTop: Bool = false) -> String {
+    /// With `logY` values are drawn on a log scale (values ≤ 0 are left out) with ticks at powers
+    /// of ten: shares of changed codes span 1e-4 (ternary) to 0.5 (8-bit) in one sweep. With
+    /// `fromX` only points at x ≥ fromX are drawn: a zoom on the end of training.
+    static func panel(_ title: String, _ lines: [Line], x0: Double, y0: Double, w: Double, h: Double, xLabel: String,
+                      clipTop: Bool = false, logY: Bool = false, fromX: Double = 0) -> String {
+        var lines = lines
+        if fromX > 0 {
+            for i in lines.indices {
+                lines[i].points = lines[i].points.filter { $0.0 >= fromX }
+                lines[i].band = lines[i].band.filter { $0.0 >= fromX }
+            }
+        }
+        if logY {
+            for i in lines.indices {
+                lines[i].points = lines[i].points.filter { $0.1 > 0 }.map { ($0.0, log10($0.1)) }
+                lines[i].band = lines[i].band.filter { $0.1 > 0 }.map { ($0.0, log10($0.1), log10($0.2)) }
+            }
+        }
         let pts = (lines.flatMap(\.points) + lines.flatMap { $0.band.flatMap { [($0.0, $0.1), ($0.0, $0.2)] } }).filter { $0.1.isFinite }
         var out = String(format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" font-weight=\"bold\">%@</text>\n", x0, y0 - 8, escape(title))
         guard !pts.isEmpty else {
             return out + String(format: "<text x=\"%.1f\" y=\"%.1f\" fill=\"#999\">no data</text>\n", x0 + 10, y0 + h / 2)
         }
-        let xMax = max(pts.map(\.0).max()!, 1), xMin = 0.0
+        let xMax = max(pts.map(\.0).max()!, fromX + 1), xMin = fromX
         var ys = pts.map(\.1).sorted()
         // Loss starts far above the rest: clip at the 98th percentile so the end is readable.
         if clipTop { ys = Array(ys.prefix(max(1, Int(Double(ys.count) * 0.98)))) }
@@ -54,16 +71,19 @@ extension Report {
         if yHi - yLo < 1e-12 * max(abs(yHi), 1) { yLo -= max(abs(yLo) * 0.05, 1e-6); yHi += max(abs(yHi) * 0.05, 1e-6) }
         let pad = (yHi - yLo) * 0.05
         yLo -= pad; yHi += pad
-        if ys.first! >= 0 && yLo < 0 { yLo = 0 }
+        if !logY && ys.first! >= 0 && yLo < 0 { yLo = 0 }
         func px(_ v: Double) -> Double { x0 + w * (v - xMin) / (xMax - xMin) }
         func py(_ v: Double) -> Double { y0 + h * (1 - (min(max(v, yLo), yHi) - yLo) / (yHi - yLo)) }
         out += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#bbb\"/>\n", x0, y0, w, h)
-        let yt = ticks(yLo, yHi), ystep = yt.count > 1 ? yt[1] - yt[0] : max(abs(yHi), 1)
+        let decades = Int(ceil(yLo))...max(Int(ceil(yLo)), Int(floor(yHi)))
+        let yt = !logY ? ticks(yLo, yHi) : Double(decades.upperBound) <= yHi ? decades.map(Double.init) : [yLo, yHi]
+        let ystep = yt.count > 1 ? yt[1] - yt[0] : max(abs(yHi), 1)
         for v in yt {
+            let text = logY ? label(pow(10, v), step: pow(10, v)) : label(v, step: ystep)
             out += String(format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>", x0, x0 + w, py(v), py(v))
-            out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%@</text>\n", x0 - 4, py(v) + 4, label(v, step: ystep))
+            out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\" font-size=\"11\">%@</text>\n", x0 - 4, py(v) + 4, text)
         }
-        let xt = ticks(xMin, xMax, count: 4), xstep = xt.count > 1 ? xt[1] - xt[0] : xMax
+        let xt = ticks(xMin, xMax, count: fromX > 0 ? 3 : 4), xstep = xt.count > 1 ? xt[1] - xt[0] : xMax
         for v in xt {
             out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"11\">%@</text>\n", px(v), y0 + h + 14, label(v, step: xstep))
         }
@@ -89,7 +109,7 @@ extension Report {
     public static func dashboard(_ runs: [Series], title: String, x axis: XAxis = .steps,
                                  valBands: [[(Int, Double, Double)]] = []) -> String {
         let pw = 330.0, ph = 190.0, gapX = 90.0, gapY = 80.0, left = 70.0, top = 60.0
-        let width = left + 3 * pw + 2 * gapX + 20, legendTop = top + 2 * (ph + gapY)
+        let width = left + 4 * pw + 3 * gapX + 20, legendTop = top + 2 * (ph + gapY)
         let height = legendTop + Double(runs.count) * 18 + 50
         func xs(_ r: Series, _ pts: [(Int, Double)]) -> [(Double, Double)] {
             pts.map { (axis == .tokens ? Double($0.0) * Double(r.tokensPerStep ?? 0) : Double($0.0), $0.1) }
@@ -109,12 +129,18 @@ extension Report {
         }
         out += panel("validation loss (solid) and training loss (faint)", lines({ $0.loss }, width: 1, opacity: 0.3) + validation,
                      x0: p.0, y0: p.1, w: pw, h: ph, xLabel: xLabel, clipTop: true)
+        // The end of training, where the settings part: the full panel's range is set by the start.
+        let lastX = validation.compactMap { $0.points.last?.0 }.max() ?? 0
         p = at(1, 0)
-        out += panel("learning rate", lines { $0.lr }, x0: p.0, y0: p.1, w: pw, h: ph, xLabel: xLabel)
+        out += panel("validation loss, second half (bands: seed range)", validation,
+                     x0: p.0, y0: p.1, w: pw, h: ph, xLabel: xLabel, fromX: lastX / 2)
         p = at(2, 0)
+        out += panel("learning rate", lines { $0.lr }, x0: p.0, y0: p.1, w: pw, h: ph, xLabel: xLabel)
+        p = at(3, 0)
         out += panel("gradient norm (before clipping)", lines { $0.gradNorm }, x0: p.0, y0: p.1, w: pw, h: ph, xLabel: xLabel, clipTop: true)
         p = at(0, 1)
-        out += panel("share of codes changed per step", lines { $0.codeChange }, x0: p.0, y0: p.1, w: pw, h: ph, xLabel: xLabel, clipTop: true)
+        out += panel("share of codes changed per step (log)", lines { $0.codeChange }, x0: p.0, y0: p.1, w: pw, h: ph,
+                     xLabel: xLabel, logY: true)
         p = at(1, 1)
         var roles: [Line] = []
         for (i, r) in runs.enumerated() {
@@ -123,7 +149,7 @@ extension Report {
                 roles.append(Line(points: xs(r, pts), color: palette[i % palette.count], width: 1.2, dash: dash == "none" ? nil : dash))
             }
         }
-        out += panel("codes changed by role (line style)", roles, x0: p.0, y0: p.1, w: pw, h: ph, xLabel: xLabel, clipTop: true)
+        out += panel("codes changed by role (line style, log)", roles, x0: p.0, y0: p.1, w: pw, h: ph, xLabel: xLabel, logY: true)
         p = at(2, 1)
         out += panel("throughput (tokens/s)", lines { $0.tokensPerSecond }, x0: p.0, y0: p.1, w: pw, h: ph, xLabel: xLabel)
         var ly = legendTop

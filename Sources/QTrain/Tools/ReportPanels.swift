@@ -22,6 +22,13 @@ extension Report {
         return out
     }
 
+    /// Ticks of a log-scale panel (values are log10): every power of ten in [lo, hi], or the two
+    /// ends when the range holds none.
+    static func decadeTicks(_ lo: Double, _ hi: Double) -> [Double] {
+        let first = ceil(lo), last = floor(hi)
+        return first <= last ? stride(from: first, through: last, by: 1).map { $0 } : [lo, hi]
+    }
+
     /// A tick label with as many decimals as the step needs (5.5, 6, 6.5; 0.001; 2e+04).
     static func label(_ v: Double, step: Double) -> String {
         if v != 0 && (abs(v) >= 1e5 || abs(v) < 1e-3) { return String(format: "%.3g", v) }
@@ -75,8 +82,7 @@ extension Report {
         func px(_ v: Double) -> Double { x0 + w * (v - xMin) / (xMax - xMin) }
         func py(_ v: Double) -> Double { y0 + h * (1 - (min(max(v, yLo), yHi) - yLo) / (yHi - yLo)) }
         out += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#bbb\"/>\n", x0, y0, w, h)
-        let decades = Int(ceil(yLo))...max(Int(ceil(yLo)), Int(floor(yHi)))
-        let yt = !logY ? ticks(yLo, yHi) : Double(decades.upperBound) <= yHi ? decades.map(Double.init) : [yLo, yHi]
+        let yt = logY ? decadeTicks(yLo, yHi) : ticks(yLo, yHi)
         let ystep = yt.count > 1 ? yt[1] - yt[0] : max(abs(yHi), 1)
         for v in yt {
             let text = logY ? label(pow(10, v), step: pow(10, v)) : label(v, step: ystep)

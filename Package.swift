@@ -1,12 +1,28 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Release builds keep Swift's overflow and bounds traps: measured against -Ounchecked they cost
+// nothing visible (the hot loops run in C or on unsafe buffers), and a crafted input then traps
+// instead of corrupting memory. QTRAIN_UNCHECKED=1 builds without them.
+let swiftSettings: [SwiftSetting] = Context.environment["QTRAIN_UNCHECKED"] != nil
+    ? [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))] : []
+
+/// A layer of the library: it may use only the targets it names, which sit below it (README,
+/// "How it is built"); an upward reference does not compile.
+func layer(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+    .target(name: name, dependencies: dependencies, path: "Sources/\(name)", swiftSettings: swiftSettings)
+}
+
 let package = Package(
     name: "qtrain",
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "qtrain-dist", targets: ["qtrain-dist"]),
-        .library(name: "QTrain", targets: ["QTrain"]),
+        .library(name: "QTrain", targets: [
+            "QTrainCore", "QTrainData", "QTrainWeights", "QTrainModel", "QTrainOptim", "QTrainDist",
+            "QTrainCheckpoint", "QTrainTraining", "QTrainExport", "QTrainInference", "QTrainBench",
+            "QTrainReport", "QTrainPNG", "QTrainMPI",
+        ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,30 +48,51 @@ let package = Package(
         // Vectorised hot loops (Philox, stochastic rounding, unpacking) with per-CPU clones.
         .target(name: "QKernels", path: "Sources/QKernels",
                 cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno"])]),
-        .target(
-            name: "QTrain",
-            dependencies: ["CBLAS", "CRSVG", "QKernels", .product(name: "Yams", package: "Yams"),
-                           .product(name: "Crypto", package: "swift-crypto"), "ZIPFoundation",
-                           .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            path: "Sources/QTrain",
-            // Release builds keep Swift's overflow and bounds traps: measured against -Ounchecked they
-            // cost nothing visible (the hot loops run in C or on unsafe buffers), and a crafted
-            // input then traps instead of corrupting memory. QTRAIN_UNCHECKED=1 builds without them.
-            swiftSettings: Context.environment["QTRAIN_UNCHECKED"] != nil
-                ? [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))] : []),
-        .target(name: "QTrainMPI", dependencies: ["QTrain", "CMPI"], path: "Sources/QTrainMPI"),
+
+        // The layers, bottom to top (README, "How it is built"; tools/check_layers.py keeps the two equal).
+        layer("QTrainCore", ["CBLAS", "QKernels", .product(name: "Crypto", package: "swift-crypto")]),
+        layer("QTrainData", ["QTrainCore", "ZIPFoundation", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        layer("QTrainWeights", ["QTrainCore", "QKernels"]),
+        layer("QTrainModel", ["QTrainWeights", "QTrainCore", "QKernels"]),
+        layer("QTrainOptim", ["QTrainWeights", "QTrainCore", "QKernels"]),
+        layer("QTrainDist", ["QTrainOptim", "QTrainWeights", "QTrainCore", "QKernels"]),
+        layer("QTrainCheckpoint", ["QTrainModel", "QTrainDist", "QTrainOptim", "QTrainData", "QTrainWeights", "QTrainCore",
+                                   "QKernels", .product(name: "Yams", package: "Yams")]),
+        layer("QTrainTraining", ["QTrainCheckpoint", "QTrainModel", "QTrainDist", "QTrainOptim", "QTrainData",
+                                 "QTrainWeights", "QTrainCore", "QKernels"]),
+        layer("QTrainExport", ["QTrainCheckpoint", "QTrainData", "QTrainWeights", "QTrainCore", "QKernels"]),
+        layer("QTrainInference", ["QTrainCheckpoint", "QTrainModel", "QTrainData", "QTrainCore"]),
+        layer("QTrainBench", ["QTrainTraining", "QTrainCheckpoint", "QTrainModel", "QTrainDist", "QTrainOptim",
+                              "QTrainCore", "QKernels"]),
+        layer("QTrainReport", ["QTrainTraining", "QTrainCheckpoint", "QTrainCore"]),
+        // SVG to PNG through librsvg and cairo, kept out of every other target.
+        layer("QTrainPNG", ["QTrainCore", "CRSVG"]),
+        // The Open MPI Communicator: the only importer of CMPI.
+        .target(name: "QTrainMPI", dependencies: ["QTrainCore", "QKernels", "CMPI"], path: "Sources/QTrainMPI"),
+
         .executableTarget(
             name: "qtrain-dist",
             dependencies: [
-                "QTrain", "QTrainMPI",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "QTrainCore", "QTrainData", "QTrainWeights", "QTrainModel", "QTrainDist", "QTrainCheckpoint",
+                "QTrainTraining", "QTrainExport", "QTrainInference", "QTrainBench", "QTrainReport", "QTrainPNG",
+                "QTrainMPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/qtrain-dist"),
         // The file-format fuzzer (launch/fuzz.sh; a short run is part of the tests).
-        .executableTarget(name: "qtrain-fuzz", dependencies: ["QTrain"], path: "Sources/qtrain-fuzz"),
+        .executableTarget(
+            name: "qtrain-fuzz",
+            dependencies: [
+                "QTrainCore", "QTrainData", "QTrainModel", "QTrainCheckpoint", "QTrainTraining",
+            ],
+            path: "Sources/qtrain-fuzz"),
         .testTarget(
-            name: "QTrainTests", dependencies: ["QTrain", "QTrainMPI"], path: "Tests/QTrainTests",
-            resources: [.copy("Fixtures")]),
+            name: "QTrainTests",
+            dependencies: [
+                "QTrainCore", "QTrainData", "QTrainWeights", "QTrainModel", "QTrainOptim", "QTrainDist",
+                "QTrainCheckpoint", "QTrainTraining", "QTrainExport", "QTrainInference", "QTrainBench",
+                "QTrainReport", "QTrainPNG", "QTrainMPI",
+            ],
+            path: "Tests/QTrainTests", resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -24,4 +24,6 @@ if [ -z "${QTRAIN_TEST_PYTHON:-}" ]; then
     export QTRAIN_TEST_PYTHON="$PWD/$venv/bin/python"
 fi
 swift build -c release -Xswiftc -enable-testing --build-tests
+# The target graph, the README's layer table and every target's imports must agree.
+python3 tools/check_layers.py
 swift test -c release -Xswiftc -enable-testing --skip-build --disable-swift-testing "$@"

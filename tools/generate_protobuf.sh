@@ -18,5 +18,5 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 protoc --plugin=protoc-gen-swift="$plugin" --swift_out="$out" --swift_opt=Visibility=Internal \
     --proto_path=proto proto/sentencepiece_model.proto
-mv "$out/sentencepiece_model.pb.swift" Sources/QTrain/Data/Tokenizers/SentencePieceModel.pb.swift
-echo "generate_protobuf: wrote Sources/QTrain/Data/Tokenizers/SentencePieceModel.pb.swift ($(protoc --version))"
+mv "$out/sentencepiece_model.pb.swift" Sources/QTrainData/Tokenizers/SentencePieceModel.pb.swift
+echo "generate_protobuf: wrote Sources/QTrainData/Tokenizers/SentencePieceModel.pb.swift ($(protoc --version))"

@@ -1,7 +1,7 @@
 import CMPI
 import Foundation
 import QKernels
-import QTrain
+import QTrainCore
 
 /// The ``Communicator`` over Open MPI's COMM_WORLD. Every MPI call's status is checked; a
 /// failure becomes a ``QTrainError`` of kind `distributed` carrying MPI's own error string.

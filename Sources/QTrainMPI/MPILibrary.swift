@@ -1,6 +1,5 @@
 import CMPI
 import Foundation
-import QTrain
 
 /// Facts about the Open MPI library and launch environment, available before MPI_Init.
 public enum MPILibrary {

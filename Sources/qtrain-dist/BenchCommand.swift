@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
-import QTrain
 import QTrainMPI
+import QTrainBench
+import QTrainCheckpoint
+import QTrainCore
+import QTrainTraining
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

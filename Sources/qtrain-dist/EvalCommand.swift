@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
-import QTrain
+import QTrainCheckpoint
+import QTrainCore
+import QTrainInference
+import QTrainWeights
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

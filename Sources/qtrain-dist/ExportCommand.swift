@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import QTrain
+import QTrainExport
+import QTrainCheckpoint
 
 extension HuggingFaceExport.DType: ExpressibleByArgument {}
 

@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
-import QTrain
+import QTrainCheckpoint
+import QTrainCore
+import QTrainInference
+import QTrainModel
+import QTrainWeights
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

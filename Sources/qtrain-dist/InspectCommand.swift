@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import QTrain
+import QTrainInference
 
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import QTrain
+import QTrainData
 
 struct PrepareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
-import QTrain
 import QTrainMPI
+import QTrainCheckpoint
+import QTrainCore
+import QTrainWeights
 
 @main
 struct QTrainDist: ParsableCommand {

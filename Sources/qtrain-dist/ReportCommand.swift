@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
-import QTrain
+import QTrainCore
+import QTrainPNG
+import QTrainReport
 
 extension Report.XAxis: ExpressibleByArgument {}
 
@@ -52,7 +54,7 @@ struct ReportCommand: ParsableCommand {
             default: text = Report.html(series, title: title, x: x)
             }
             if ext == "png" {
-                try Report.writePNG(svg: text, to: URL(fileURLWithPath: out))
+                try PNGRendering.write(svg: text, to: URL(fileURLWithPath: out))
             } else {
                 do {
                     try text.write(toFile: out, atomically: true, encoding: .utf8)

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
-import QTrain
 import QTrainMPI
+import QTrainCheckpoint
+import QTrainCore
+import QTrainDist
+import QTrainTraining
 
 /// `--debug`, `--ranks` and the fault-injection aid.
 struct DistributedOptions: ParsableArguments {

@@ -13,7 +13,11 @@
 // feedback (the toolchain's libFuzzer is not available to SwiftPM builds here), so the corpus is
 // the seeds and the search is breadth by count.
 import Foundation
-import QTrain
+import QTrainCheckpoint
+import QTrainCore
+import QTrainData
+import QTrainModel
+import QTrainTraining
 
 struct Options {
     var run: URL?

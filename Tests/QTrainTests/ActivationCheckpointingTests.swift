@@ -1,5 +1,7 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainCore
+@testable import QTrainModel
+@testable import QTrainWeights
 
 /// `train.activation_checkpointing: blocks`: backward recomputes each block from its input and
 /// gives the same loss and gradients as keeping every block's activations, in a smaller arena.

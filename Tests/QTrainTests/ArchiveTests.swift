@@ -1,6 +1,6 @@
 import Foundation
-@testable import QTrain
 import XCTest
+@testable import QTrainData
 
 /// The archive reader against archives Python's zipfile and tarfile write: the members a
 /// pattern selects, byte for byte, long names included; damaged archives end in one message.

@@ -1,6 +1,11 @@
 import XCTest
 import QKernels
-@testable import QTrain
+@testable import QTrainCheckpoint
+@testable import QTrainCore
+@testable import QTrainDist
+@testable import QTrainModel
+@testable import QTrainTraining
+@testable import QTrainWeights
 
 /// `quant.compute: int8-bf16`: oneDNN's BF16 matmul against Float64, the gradient rounding
 /// kernel, each layer's gradients within the bound the BF16 rounding of dY allows, training

@@ -1,5 +1,5 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainData
 
 /// Byte-level BPE: GPT-2's pre-tokenizer, GPT-2's real tokenizer against ids from two
 /// independent implementations (committed fixture), training on the real corpus, and files

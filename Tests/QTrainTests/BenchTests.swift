@@ -1,5 +1,4 @@
 import XCTest
-@testable import QTrain
 
 final class BenchTests: XCTestCase {
     func testBenchJSONHasTheDocumentedKeys() throws {

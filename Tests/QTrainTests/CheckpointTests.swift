@@ -1,5 +1,8 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainCheckpoint
+@testable import QTrainCore
+@testable import QTrainModel
+@testable import QTrainOptim
 
 /// Checkpoints: bitwise resume (1 and 2 ranks), world-size changes, integrity checks and
 /// fall-back, a kill in the middle of a write, a full disk, and a scheduler's SIGTERM.

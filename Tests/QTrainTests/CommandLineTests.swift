@@ -1,5 +1,5 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainData
 
 /// The command line as a user meets it: bad input ends with one clear `error:` line and a
 /// non-zero exit status.

@@ -1,5 +1,8 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainCheckpoint
+@testable import QTrainCore
+@testable import QTrainOptim
+@testable import QTrainWeights
 
 final class ConfigTests: XCTestCase {
     func write(_ yaml: String) -> String {

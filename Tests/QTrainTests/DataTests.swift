@@ -1,5 +1,6 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainCore
+@testable import QTrainData
 
 final class DataTests: XCTestCase {
     func testShardRoundTripNarrowAndWide() throws {

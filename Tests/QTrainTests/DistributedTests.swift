@@ -1,5 +1,4 @@
 import XCTest
-@testable import QTrain
 
 /// Real `mpirun` launches of the tiny config: replicas stay bit-identical, N ranks × B match one
 /// process × N·B, debug ranks match MPI ranks, ZeRO-1 matches replication, desyncs are caught

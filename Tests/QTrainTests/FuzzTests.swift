@@ -1,5 +1,5 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainData
 
 /// A short fixed-seed run of the file-format fuzzer (launch/fuzz.sh runs the long one): every
 /// mutated safetensors file, shard, state.json, tokenizer.json, SentencePiece model and config

@@ -1,5 +1,4 @@
 import XCTest
-@testable import QTrain
 
 /// `export --format gguf`, read back with llama.cpp's `gguf` package (tools/check_gguf.py):
 /// tensor types, shapes, values within the FP16 rounding of the block step, tokenizer metadata.

@@ -1,5 +1,8 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainCheckpoint
+@testable import QTrainCore
+@testable import QTrainModel
+@testable import QTrainWeights
 
 /// Hand-written backward passes against central finite differences of an independent Float64
 /// forward (Support/ReferenceModel.swift): relative error below 1e-4 on every parameter

@@ -1,6 +1,9 @@
 import QKernels
 import XCTest
-@testable import QTrain
+@testable import QTrainCore
+@testable import QTrainDist
+@testable import QTrainModel
+@testable import QTrainWeights
 
 /// `optim.grad_dtype: bf16` and the gradient store's window: the BF16 all-reduce against a
 /// widened FP32 reference, and a model's BF16 gradients against its FP32 ones.
@@ -60,7 +63,7 @@ final class GradientStoreTests: XCTestCase {
         q.mode = .dqt
         q.compute = compute
         let store = GradientStore(dtype: gradients, layoutCount: ParameterLayout(c).count,
-                                  windowFloats: GradientStore.windowFloats(c), ledger: nil)
+                                  windowFloats: GradientStore.windowFloats(c, blockRows: Int8Matmul.blockRows), ledger: nil)
         let m = Model(config: c, quant: q, batch: 2, ledger: nil, gradients: store)
         m.weights.initialize(seed: 5, std: 0.05)
         return m

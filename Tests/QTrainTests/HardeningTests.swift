@@ -1,5 +1,12 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainBench
+@testable import QTrainCheckpoint
+@testable import QTrainCore
+@testable import QTrainData
+@testable import QTrainModel
+@testable import QTrainOptim
+@testable import QTrainTraining
+@testable import QTrainWeights
 
 /// Crafted inputs that used to crash or pass silently end in one clear error.
 final class HardeningTests: XCTestCase {

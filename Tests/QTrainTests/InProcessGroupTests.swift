@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
-@testable import QTrain
+@testable import QTrainCore
+@testable import QTrainDist
 
 /// The in-process communicator behind `--debug --ranks N`, hammered from N threads: every
 /// collective returns the right values on every rank, many thousand times in a row (ranks

@@ -1,5 +1,8 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainCheckpoint
+@testable import QTrainCore
+@testable import QTrainData
+@testable import QTrainModel
 
 /// What a finished run leaves: eval, generate (with its key/value cache), export, inspect.
 final class InferenceTests: XCTestCase {

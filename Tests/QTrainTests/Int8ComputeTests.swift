@@ -1,6 +1,10 @@
 import XCTest
 import QKernels
-@testable import QTrain
+@testable import QTrainCheckpoint
+@testable import QTrainCore
+@testable import QTrainModel
+@testable import QTrainTraining
+@testable import QTrainWeights
 
 /// `quant.compute: int8`: oneDNN's integer GEMM is exact, the int8 forward agrees with the FP32
 /// path to FP32 rounding, training follows the FP32 path, and a machine that cannot run it

@@ -1,6 +1,7 @@
 import QKernels
 import XCTest
-@testable import QTrain
+@testable import QTrainCore
+@testable import QTrainOptim
 
 final class KernelTests: XCTestCase {
     /// Random123's published known-answer vectors for Philox4x32-10.

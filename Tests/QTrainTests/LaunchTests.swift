@@ -1,5 +1,4 @@
 import XCTest
-@testable import QTrain
 
 /// The launch scripts, run for real.
 final class LaunchTests: XCTestCase {

@@ -1,6 +1,8 @@
 import QKernels
 import XCTest
-@testable import QTrain
+@testable import QTrainCore
+@testable import QTrainModel
+@testable import QTrainWeights
 
 /// `optim.state_dtype: bf16`: AdamW's moments in two bytes each, widened for the FP32 update
 /// and rounded back stochastically with seeded Philox.

@@ -1,6 +1,9 @@
 import QKernels
 import XCTest
-@testable import QTrain
+@testable import QTrainCore
+@testable import QTrainModel
+@testable import QTrainOptim
+@testable import QTrainWeights
 
 final class QuantTests: XCTestCase {
     static let allGrids: [QuantGrid] = [.ternary] + (2...8).map { try! QuantGrid(bits: Double($0)) }

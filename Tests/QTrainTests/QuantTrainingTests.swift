@@ -1,5 +1,10 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainCheckpoint
+@testable import QTrainCore
+@testable import QTrainModel
+@testable import QTrainOptim
+@testable import QTrainTraining
+@testable import QTrainWeights
 
 /// The weight policies inside the model: BitLinear's straight-through gradients, the
 /// quantised-weight GEMM path, training that keeps codes on the grid, and memory.

@@ -1,5 +1,7 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainCore
+@testable import QTrainModel
+@testable import QTrainWeights
 
 /// The tiny model against the committed NumPy reference (tools/reference_model.py): the same
 /// weights and tokens give the same logits, loss and every gradient (relative error < 1e-4).

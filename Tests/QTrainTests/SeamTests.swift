@@ -1,5 +1,12 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainBench
+@testable import QTrainCheckpoint
+@testable import QTrainCore
+@testable import QTrainData
+@testable import QTrainDist
+@testable import QTrainModel
+@testable import QTrainTraining
+@testable import QTrainWeights
 
 /// The seams of the architecture are real: a second matmul backend trains through them, bench
 /// times the step that training runs, and every storage kind serialises, slices and

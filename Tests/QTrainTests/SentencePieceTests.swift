@@ -1,5 +1,6 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainCore
+@testable import QTrainData
 
 /// SentencePieceTokenizer against the `sentencepiece` library's own output for Mistral's v1
 /// model (Fixtures/sentencepiece_mistral_v1.json, written by tools/make_sentencepiece_fixture.py).

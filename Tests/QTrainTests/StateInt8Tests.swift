@@ -1,7 +1,11 @@
 import Foundation
 import QKernels
 import XCTest
-@testable import QTrain
+@testable import QTrainCheckpoint
+@testable import QTrainCore
+@testable import QTrainModel
+@testable import QTrainOptim
+@testable import QTrainWeights
 
 /// `optim.state_dtype: int8`: block-wise 8-bit moments against the NumPy reference of the same
 /// scheme (tools/make_state8_fixture.py), unbiased stochastic rounding, shard independence,

@@ -1,5 +1,5 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainTraining
 
 /// `log.tensorboard: true`: the event files, read back with the `tensorboard` package, hold
 /// every number of every `metrics.jsonl` record at its step, across a resume.

@@ -1,5 +1,7 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainCheckpoint
+@testable import QTrainReport
+@testable import QTrainTraining
 
 final class TrainerTests: XCTestCase {
     func tinyConfig(_ dir: URL, data: URL) throws -> RunConfig {

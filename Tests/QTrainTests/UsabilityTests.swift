@@ -1,5 +1,8 @@
 import XCTest
-@testable import QTrain
+@testable import QTrainCheckpoint
+@testable import QTrainCore
+@testable import QTrainData
+@testable import QTrainReport
 
 /// The command line as a new user meets it: mistyped commands, --version, the config a run
 /// records, eval's JSON and short texts, generate's comparison switches, tokenizer parity.

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import QTrain
+@testable import QTrainData
 
 /// Runs the built `qtrain-dist` (next to the test bundle) and captures its output.
 struct CommandResult {

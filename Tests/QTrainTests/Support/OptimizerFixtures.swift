@@ -1,4 +1,7 @@
-@testable import QTrain
+@testable import QTrainCore
+@testable import QTrainModel
+@testable import QTrainOptim
+@testable import QTrainWeights
 
 /// A one-block model (vocabulary 300, width 64) for optimizer-state tests, initialised with seed 3.
 func optimizerTestModel(_ quant: QuantConfig = QuantConfig()) -> Model {

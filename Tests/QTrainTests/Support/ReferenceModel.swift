@@ -1,5 +1,6 @@
 import Foundation
-@testable import QTrain
+@testable import QTrainCore
+@testable import QTrainModel
 
 /// An independent Float64 implementation of the model's forward pass with plain loops, used
 /// as the function that finite differences differentiate. It shares nothing with the

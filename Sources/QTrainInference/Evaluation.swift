@@ -1,0 +1,79 @@
+import Foundation
+import QTrainCore
+import QTrainData
+import QTrainModel
+
+/// Loss, perplexity and bits per byte of a model over fixed windows of a token sequence
+/// (`qtrain-dist eval`).
+public enum Evaluation {
+    public struct Result: Sendable {
+        public var loss: Double
+        public var tokens: Int
+        public var bytes: Int
+        public var sequences: Int
+        public var perplexity: Double { exp(loss) }
+        /// Total nats over all targets, per UTF-8 byte they stand for, in bits.
+        public var bitsPerByte: Double { bytes > 0 ? loss * Double(tokens) / (Double(bytes) * log(2)) : .nan }
+    }
+
+    /// Tokens of the text `source`: a prepared data directory (its validation split), a shard
+    /// file, or a text file encoded with `tokenizer`.
+    public static func tokens(from source: URL, tokenizer: any Tokenizer) throws -> [Int32] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source.path, isDirectory: &isDir) else {
+            throw QTrainError.data("evaluation data \(source.path) does not exist")
+        }
+        if isDir.boolValue {
+            let data = try TokenDataset(directory: source, split: "val", seqLen: 1)
+            return data.shards.flatMap { s in (0..<s.count).map { s[$0] } }
+        }
+        if source.pathExtension == "bin" {
+            let s = try MappedShard(url: source)
+            return (0..<s.count).map { s[$0] }
+        }
+        guard let data = try? Data(contentsOf: source) else { throw QTrainError.data("cannot read \(source.path)") }
+        return tokenizer.encode(Document.normalizedText(data))
+    }
+
+    /// Evaluates `model` on up to `maxSequences` non-overlapping windows of T+1 tokens, spread
+    /// evenly over `tokens`. Without a limit every token after the first is scored once: the
+    /// tokens after the last whole window (and a text shorter than one window) are scored as one
+    /// shorter window, which sees only its own tokens as context.
+    public static func run(model: Model, tokens all: [Int32], tokenizer: any Tokenizer, maxSequences: Int?) throws -> Result {
+        let T = model.config.seqLen, B = model.maxBatch
+        guard all.count >= 2 else {
+            throw QTrainError.data("evaluation text has \(all.count) token\(all.count == 1 ? "" : "s"); at least 2 are needed (one to predict from, one to score)")
+        }
+        var starts = Array(stride(from: 0, to: max(0, all.count - T), by: T))
+        var tail = 0..<0
+        if let k = maxSequences, k < starts.count {
+            starts = (0..<k).map { starts[$0 * starts.count / k] }
+        } else {
+            let covered = starts.count * T
+            if all.count - 1 > covered { tail = covered..<(all.count - 1) }
+        }
+        var x = [Int32](repeating: 0, count: B * T), y = x
+        var nats = 0.0, bytes = 0
+        for first in stride(from: 0, to: starts.count, by: B) {
+            let n = min(B, starts.count - first)
+            for b in 0..<n {
+                let s = starts[first + b]
+                for t in 0..<T {
+                    x[b * T + t] = all[s + t]
+                    y[b * T + t] = all[s + t + 1]
+                    bytes += tokenizer.byteCount(of: all[s + t + 1])
+                }
+            }
+            let loss = try model.loss(tokens: x, targets: y, batch: n, length: T)
+            nats += loss * Double(n * T)
+        }
+        if !tail.isEmpty {
+            let n = tail.count
+            let x = Array(all[tail]), y = Array(all[(tail.lowerBound + 1)...(tail.upperBound)])
+            for t in y { bytes += tokenizer.byteCount(of: t) }
+            nats += try model.loss(tokens: x, targets: y, batch: 1, length: n) * Double(n)
+        }
+        let tokens = starts.count * T + tail.count
+        return Result(loss: nats / Double(tokens), tokens: tokens, bytes: bytes, sequences: starts.count + (tail.isEmpty ? 0 : 1))
+    }
+}

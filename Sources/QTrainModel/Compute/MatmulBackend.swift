@@ -1,0 +1,152 @@
+import QTrainCore
+import QTrainWeights
+/// The GEMMs of every linear layer go through a backend (DESIGN.md, "Compute paths"):
+/// `quant.compute` picks one per run. A backend receives each operand in every form it may
+/// want — FP32 rows, the tensors as stored (codes with their scale), and for a quantised
+/// input the int8 activation codes with their per-row scales — and computes in whatever
+/// arithmetic it implements. Every backend is tested against ``ReferenceGemm``.
+public protocol MatmulBackend: AnyObject {
+    /// A short name for logs, e.g. `fp32 (OpenBLAS)`.
+    var name: String { get }
+    /// Whether the backend reads ``LinearInput/codes``; when false the activation quantiser
+    /// does not keep them.
+    var wantsActivationCodes: Bool { get }
+
+    /// out (M, N) = input (M, K) · Wᵀ, or out += … when `accumulate` (a residual add).
+    func forward(out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
+                 accumulate: Bool)
+
+    /// dWeight (N, K) += dOutᵀ · input, piece by piece as ``WeightGradient`` hands out rows
+    /// (each finished once final); dInput (M, K) = dOut · W, or += when `accumulate`.
+    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) throws
+
+    /// Called before each backward pass: a backend that rounds stochastically draws from
+    /// `seed`, layer by layer in call order (the same seed repeats the same pass).
+    func beginBackward(seed: UInt64)
+}
+
+extension MatmulBackend {
+    public func beginBackward(seed: UInt64) {}
+
+    /// ``backward(dInput:dWeight:dOut:input:rows:weights:accumulate:)`` adding dWeight into
+    /// FP32 memory (N × K) in place.
+    public func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
+                         input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) {
+        // A direct destination has nothing to commit, so nothing can throw.
+        try! backward(dInput: dInput, dWeight: .direct(dWeight, cols: weights.cols), dOut: dOut, input: input, rows: M,
+                      weights: weights, accumulate: accumulate)
+    }
+}
+
+/// The input of a linear layer: its FP32 values (already fake-quantised when the layer
+/// quantises its input) and, when the backend asked for them, the int8 codes they came from.
+public struct LinearInput {
+    /// (M, K) FP32 values, row-major.
+    public let values: UnsafePointer<Float>
+    /// (M, K) int8 codes with `values[r·K + c] == Float(codes[r·K + c]) · rowScales[r]` exactly.
+    public let codes: UnsafePointer<Int8>?
+    /// (M) the value of one code step in each row.
+    public let rowScales: UnsafePointer<Float>?
+    /// Whether every row of `values` is on the per-token int8 absmax grid (the layer quantises
+    /// its input), so that a backend may recover the codes from the values alone.
+    public let onCodeGrid: Bool
+
+    public init(values: UnsafePointer<Float>, codes: UnsafePointer<Int8>? = nil, rowScales: UnsafePointer<Float>? = nil,
+                onCodeGrid: Bool? = nil) {
+        self.values = values
+        self.codes = codes
+        self.rowScales = rowScales
+        self.onCodeGrid = onCodeGrid ?? (codes != nil)
+    }
+}
+
+/// The weight matrix (N × K) of a linear layer: parameter tensors stacked along rows, as the
+/// forward pass uses them (FP32 row blocks) and as they are stored (one storage per part).
+public struct LinearWeights {
+    public let matrix: StackedMatrix
+    public let weights: ModelWeights
+    let scratch: UnsafeMutablePointer<Float>
+    let scratchCount: Int
+
+    /// N.
+    public var rows: Int { matrix.rows }
+    /// K.
+    public var cols: Int { matrix.cols }
+
+    /// Each stacked tensor's rows of the matrix and its storage (codes and scale under DQT).
+    public var parts: [(rows: Range<Int>, storage: TensorStorage)] {
+        var r0 = 0
+        return matrix.params.map { p in
+            let n = weights.layout.specs[p].rows
+            defer { r0 += n }
+            return (r0..<(r0 + n), weights.storage[p])
+        }
+    }
+
+    /// Whether the forward pass multiplies with the stored values unchanged (so codes / scale
+    /// are exactly the weights; false under BitNet, whose forward ternarises latent weights).
+    public var usesStoredValues: Bool { matrix.params.allSatisfy { weights.policy.usesStoredValues($0) } }
+
+    /// Calls `body(rowStart, rowCount, rows)` over FP32 row blocks of the forward weights: in
+    /// place when they are stored so, else materialised into scratch a block at a time.
+    public func forEachRowBlock(_ body: (_ rowStart: Int, _ rowCount: Int, _ rows: UnsafePointer<Float>) -> Void) {
+        weights.forEachRowBlock(matrix, scratch: scratch, scratchCount: scratchCount, body)
+    }
+}
+
+/// What runs a `quant.compute` path on this machine.
+public enum ComputeKind: Sendable, Equatable {
+    case fp32, reference, int8
+    /// int8 forward, BF16 backward.
+    case int8BF16
+
+    /// Whether the kind allocates the int8 path's scratch and keeps activation codes.
+    package var usesInt8: Bool { self == .int8 || self == .int8BF16 }
+}
+
+/// The `quant.compute` choices this build has.
+extension ComputePath {
+    /// The kind that runs this path here, and a one-line notice when the path cannot run and
+    /// another stands in (or when `auto` chose). `inputsAreCodes`: whether quantised layers
+    /// take int8 inputs at all. ``makeBackend`` builds it; ``MemoryPlan`` sizes it.
+    public func resolved(inputsAreCodes: Bool = true) -> (kind: ComputeKind, notice: String?) {
+        // Without int8 inputs (quant.mode fp32, or activation_bits 0) there is no integer product to take.
+        if usesInt8Forward && !inputsAreCodes {
+            return (.fp32, self == .auto ? nil
+                : "notice: quant.compute \(rawValue) needs int8 layer inputs (quant.mode bitnet or dqt, activation_bits 8); computing in fp32")
+        }
+        switch self {
+        case .fp32: return (.fp32, nil)
+        case .reference: return (.reference, nil)
+        case .int8:
+            if Int8Matmul.isAvailable { return (.int8, nil) }
+            return (.fp32, "notice: quant.compute int8 cannot run here (\(Int8Matmul.unavailableReason ?? "unavailable")); computing in fp32 instead")
+        case .int8BF16, .auto:
+            if Int8Matmul.isBF16Available {
+                return (.int8BF16, self == .auto ? "compute auto: int8 forward, bf16 backward (AVX-512 VNNI and BF16 through oneDNN)" : nil)
+            }
+            let why = Int8Matmul.bf16UnavailableReason ?? "unavailable"
+            if Int8Matmul.isAvailable {
+                return (.int8, self == .auto ? "compute auto: int8 forward, fp32 backward (bf16 unavailable: \(why))"
+                    : "notice: quant.compute int8-bf16 cannot run its bf16 backward here (\(why)); backward in fp32 instead")
+            }
+            return (.fp32, self == .auto ? "compute auto: fp32 (int8 unavailable: \(why))"
+                : "notice: quant.compute int8-bf16 cannot run here (\(why)); computing in fp32 instead")
+        }
+    }
+
+    /// The backend that runs this path for products of at most `maxRows` rows and inner
+    /// dimension `maxInner` (`rounding`: of the incoming gradient under int8-bf16), with
+    /// ``resolved(inputsAreCodes:)``'s notice.
+    public func makeBackend(maxRows: Int, maxInner: Int, rounding: BackwardRounding = .stochastic, inputsAreCodes: Bool = true,
+                            ledger: MemoryLedger?) -> (MatmulBackend, notice: String?) {
+        let (kind, notice) = resolved(inputsAreCodes: inputsAreCodes)
+        switch kind {
+        case .fp32: return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"), notice)
+        case .reference: return (FP32Matmul<ReferenceGemm>(name: "reference (triple loop, Float64 sums)"), notice)
+        case .int8: return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, ledger: ledger), notice)
+        case .int8BF16: return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, backward: rounding, ledger: ledger), notice)
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import QTrainCore
+/// Learning-rate schedule shape (`optim.schedule`).
+public enum ScheduleKind: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// Linear warm-up, then cosine decay to `min_lr_ratio · lr` at the last step.
+    case cosine
+    /// Linear warm-up, then constant.
+    case constant
+}
+
+/// Storage of AdamW's moments m and v (`optim.state_dtype`).
+public enum StateType: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// Four bytes per moment, as the paper.
+    case fp32
+    /// Two bytes per moment, rounded stochastically from the FP32 update (8 → 4 B/param).
+    case bf16
+    /// One byte per moment, block-wise with an FP32 absmax per 2048 values and a non-linear
+    /// code, rounded stochastically (8 → 2.004 B/param).
+    case int8
+
+    /// Bytes per stored value (without the 8-bit blocks' scales).
+    public var size: Int {
+        switch self {
+        case .fp32: return 4
+        case .bf16: return 2
+        case .int8: return 1
+        }
+    }
+
+    /// Bytes per parameter of both moments, scales included.
+    public var bytesPerParameter: Double { 2 * (Double(size) + (self == .int8 ? 4 / Double(StateSegments.block) : 0)) }
+}
+
+/// The `optim:` section. Defaults are the paper's settings for its 130M model.
+public struct OptimConfig: Codable, Equatable, Sendable {
+    /// Peak learning rate.
+    public var lr = 5e-4
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public var eps = 1e-6
+    /// Decoupled weight decay, applied to weight matrices only (not to RMSNorm gains).
+    public var weightDecay = 0.01
+    /// Global gradient-norm clip; 0 switches clipping off.
+    public var gradClip = 1.0
+    /// Linear warm-up steps.
+    public var warmupSteps = 2000
+    public var schedule: ScheduleKind = .cosine
+    /// Final learning rate as a fraction of `lr` (cosine).
+    public var minLRRatio = 0.0
+    /// Storage of the moments; the update itself always computes in FP32.
+    public var stateDtype: StateType = .fp32
+    /// Storage of the gradients; clipping and the update read them widened to FP32.
+    public var gradDtype: GradientType = .fp32
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case lr, beta1, beta2, eps, weightDecay = "weight_decay", gradClip = "grad_clip"
+        case warmupSteps = "warmup_steps", schedule, minLRRatio = "min_lr_ratio", stateDtype = "state_dtype"
+        case gradDtype = "grad_dtype"
+    }
+
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let read = try ConfigReader<CodingKeys>(decoder)
+        lr = try read(.lr, lr)
+        beta1 = try read(.beta1, beta1)
+        beta2 = try read(.beta2, beta2)
+        eps = try read(.eps, eps)
+        weightDecay = try read(.weightDecay, weightDecay)
+        gradClip = try read(.gradClip, gradClip)
+        warmupSteps = try read(.warmupSteps, warmupSteps)
+        schedule = try read(.schedule, schedule)
+        minLRRatio = try read(.minLRRatio, minLRRatio)
+        stateDtype = try read(.stateDtype, stateDtype)
+        gradDtype = try read(.gradDtype, gradDtype)
+    }
+
+    package func validate(path: String = "optim") throws {
+        let check = ConfigCheck(path: path)
+        try check.require(lr > 0 && lr < 1, "lr", lr, "between 0 and 1")
+        try check.require(beta1 >= 0 && beta1 < 1, "beta1", beta1, "in [0, 1)")
+        try check.require(beta2 >= 0 && beta2 < 1, "beta2", beta2, "in [0, 1)")
+        try check.require(eps > 0 && eps < 1, "eps", eps, "between 0 and 1")
+        try check.require(weightDecay >= 0 && weightDecay < 1, "weight_decay", weightDecay, "in [0, 1)")
+        try check.require(gradClip >= 0, "grad_clip", gradClip, "0 (off) or positive")
+        try check.require(warmupSteps >= 0, "warmup_steps", warmupSteps, "0 or more")
+        try check.require(minLRRatio >= 0 && minLRRatio <= 1, "min_lr_ratio", minLRRatio, "in [0, 1]")
+    }
+}

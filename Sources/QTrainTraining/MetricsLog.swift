@@ -1,0 +1,108 @@
+import Foundation
+import QTrainCore
+
+/// The run's progress for people and for tools: a progress line (step, loss, lr, gradient
+/// norm, tokens/s, ETA) on the console and one record per logged step in `metrics.jsonl`.
+/// Owns its cadence (`log.every`, after the last step, on a stop, and whenever a validation
+/// loss is reported) and the throughput window between logged steps.
+public final class MetricsLog {
+    /// Throughput over the last logged window.
+    public struct State: Codable, Sendable, Equatable {
+        public var tokensPerSecond = 0.0
+        /// Share of step time spent waiting for gradient communication.
+        public var communicationShare = 0.0
+    }
+
+    public private(set) var state = State()
+    let console: Console
+    let every: Int
+    let lastStep: Int
+    let tokensPerStep: Int
+    let world: Int
+    /// Bits per byte per nat of validation loss (target tokens ÷ (their UTF-8 bytes × ln 2)),
+    /// when the data's tokenizer is known: each record with `val_loss` then has `val_bpb`.
+    var bitsPerBytePerNat: Double?
+    private var writer: MetricsWriter?
+    private var tensorboard: TensorBoardWriter?
+    private var started = Date()
+    private var window = (start: Date(), tokens: 0, waits: 0.0, seconds: 0.0)
+
+    init(console: Console, every: Int, lastStep: Int, tokensPerStep: Int, world: Int) {
+        self.console = console
+        self.every = every
+        self.lastStep = lastStep
+        self.tokensPerStep = tokensPerStep
+        self.world = world
+    }
+
+    /// Opens `metrics.jsonl` (appending when resuming) and, when asked, a TensorBoard event
+    /// file in `tensorboardDirectory`.
+    func open(_ url: URL, append: Bool, enabled: Bool, tensorboardDirectory: URL? = nil) throws {
+        writer = try MetricsWriter(url: url, append: append, enabled: enabled)
+        if enabled, let tensorboardDirectory { tensorboard = try TensorBoardWriter(directory: tensorboardDirectory) }
+    }
+
+    private func write(_ record: [String: Any]) {
+        writer?.write(record)
+        tensorboard?.write(record)
+    }
+
+    /// Starts the clocks of elapsed time and throughput (when the first step begins).
+    func startClock() {
+        started = Date()
+        window = (started, 0, 0, 0)
+    }
+
+    /// Whether a record is due after `step`.
+    public func isDue(step: Int, stopping: Bool) -> Bool { step % every == 0 || step == lastStep || stopping }
+
+    /// The validation loss before training.
+    func initial(validationLoss: Double) {
+        console.line(String(format: "step %d | val loss %.4f", 0, validationLoss))
+        var record: [String: Any] = ["step": 0, "val_loss": validationLoss]
+        if let f = bitsPerBytePerNat { record["val_bpb"] = validationLoss * f }
+        write(record)
+    }
+
+    /// Adds step `step` (which took `seconds`) to the window; writes a record and a progress
+    /// line when due or when a validation loss is given. Returns whether it wrote.
+    @discardableResult
+    func record(step: Int, _ r: TrainStep.Result, seconds: Double, validationLoss val: Double?, stopping: Bool) -> Bool {
+        window.tokens += tokensPerStep
+        window.waits += r.communicationWait
+        window.seconds += seconds
+        let due = isDue(step: step, stopping: stopping) || val != nil
+        guard due else { return false }
+        let now = Date()
+        state.tokensPerSecond = Double(window.tokens) / max(now.timeIntervalSince(window.start), 1e-9)
+        state.communicationShare = window.waits / max(window.seconds, 1e-9)
+        window = (now, 0, 0, 0)
+        var record: [String: Any] = [
+            "step": step, "loss": r.loss, "lr": r.lr, "grad_norm": r.gradNorm,
+            "elapsed_s": now.timeIntervalSince(started), "step_s": seconds, "tokens_per_s": state.tokensPerSecond,
+            "rss_bytes": MemoryReport.residentBytes(),
+        ]
+        if world > 1 { record["comm_wait_share"] = state.communicationShare }
+        if let f = r.codeChanges.fraction {
+            record["code_change"] = f
+            record["code_change_by_role"] = Dictionary(
+                uniqueKeysWithValues: r.codeChanges.fractionByRole.map { ($0.key.rawValue, $0.value) })
+        }
+        if let val {
+            record["val_loss"] = val
+            if let f = bitsPerBytePerNat { record["val_bpb"] = val * f }
+        }
+        write(record)
+        console.progress(progressLine(step: step, r, val: val), permanent: val != nil || step == lastStep)
+        return true
+    }
+
+    private func progressLine(step: Int, _ r: TrainStep.Result, val: Double?) -> String {
+        let eta = Double(lastStep - step) * Double(tokensPerStep) / max(state.tokensPerSecond, 1e-9)
+        var text = String(format: "step %d/%d | loss %.4f | lr %.2e | grad %.3f | %@ tok/s | ETA %@",
+                          step, lastStep, r.loss, r.lr, r.gradNorm, formatCount(Int(state.tokensPerSecond)), formatDuration(eta))
+        if let f = r.codeChanges.fraction { text += String(format: " | changed %.4f%%", 100 * f) }
+        if let val { text += String(format: " | val loss %.4f", val) }
+        return text
+    }
+}

@@ -1,0 +1,29 @@
+import QTrainCheckpoint
+import QTrainCore
+import QTrainModel
+import QTrainOptim
+/// The model, ZeRO split and optimizer of one rank as a run's config asks for them: the one
+/// place that turns `optim.grad_dtype`, `optim.state_dtype`, `dist.shard_optimizer`,
+/// `dist.shard_gradients` and `train.activation_checkpointing` into buffers (``Trainer`` and
+/// ``Benchmark`` both build a rank this way).
+package struct RankSetup {
+    package let model: Model
+    /// ZeRO-1's (and ZeRO-2's) split, when the optimizer state is sharded.
+    package let shards: ShardPlan?
+    package let optimizer: Optimizer
+
+    package init(config: RunConfig, comm: Communicator, batch: Int, ledger: MemoryLedger) {
+        let layout = ParameterLayout(config.model)
+        let shards = config.dist.shardOptimizer && comm.worldSize > 1
+            ? ShardPlan(layout: layout, world: comm.worldSize, alignment: ShardPlan.alignment(for: config.optim.stateDtype)) : nil
+        let zero2 = config.dist.shardGradients ? shards : nil
+        let gradients = GradientStore(dtype: config.optim.gradDtype, layoutCount: layout.count, shards: zero2,
+                                      comm: zero2 == nil ? nil : comm, windowFloats: GradientStore.windowFloats(config.model, blockRows: Int8Matmul.blockRows),
+                                      ledger: ledger)
+        model = Model(config: config.model, quant: config.quant, batch: batch, ledger: ledger, gradients: gradients,
+                      recomputesBlocks: config.train.activationCheckpointing == .blocks)
+        model.weights.initialize(seed: UInt64(config.train.seed), std: Float(config.model.initStd))
+        self.shards = shards
+        optimizer = Optimizer(config: config.optim, layout: model.layout, range: shards?.ranges[comm.rank], ledger: ledger)
+    }
+}

@@ -1,0 +1,71 @@
+import QKernels
+import QTrainCore
+
+/// A weight tensor stored only as packed integer codes plus one FP32 scale (DQT).
+///
+/// Codes are packed by ``QuantGrid`` rules (ternary five per byte, n-bit as an n-bit stream);
+/// the value of code `q` is `q / scale`. No FP32 copy of the tensor is kept: callers
+/// dequantise the rows they need into scratch (``dequantize(into:from:count:)``).
+public final class QuantizedTensor: @unchecked Sendable {
+    public let grid: QuantGrid
+    /// Number of codes.
+    public let count: Int
+    /// The packed codes.
+    public let packed: AlignedBuffer<UInt8>
+    /// Codes per unit value: the grid step is 1/scale.
+    public var scale: Float
+    /// The scale the next update rounds onto when a scale rule moves it (``ScaleRule/rescale``):
+    /// set before the update, committed to ``scale`` and cleared after it by the weight policy.
+    /// Nil otherwise, so whoever sets ``scale`` needs to know nothing of it.
+    public var pendingScale: Float?
+
+    public init(grid: QuantGrid, count: Int, scale: Float = 1, ledger: MemoryLedger?) {
+        self.grid = grid
+        self.count = count
+        self.scale = scale
+        packed = AlignedBuffer(count: grid.packedBytes(count), category: .weights, ledger: ledger)
+    }
+
+    /// Quantises `values` with the absmean rule of DQT initialisation:
+    /// `scale = qp / mean(|w|)`, `q = clamp(round(w · scale), qn, qp)`.
+    public func initialize(absmean values: UnsafePointer<Float>) {
+        let mean = qk_abs_sum(values, Int64(count)) / Double(max(count, 1))
+        scale = mean > 0 ? Float(Double(grid.qp) / mean) : 1
+        setCodes { i in
+            let x = (values[i] * scale).rounded(.toNearestOrEven)
+            return Int8(Swift.min(Swift.max(x, Float(grid.qn)), Float(grid.qp)))
+        }
+    }
+
+    /// Writes every code from `code(i)` (values must lie on the grid).
+    public func setCodes(_ code: (Int) -> Int8) {
+        let chunk = 4000
+        var tmp = [Int8](repeating: 0, count: chunk)
+        var start = 0
+        while start < count {
+            let n = Swift.min(chunk, count - start)
+            for j in 0..<n { tmp[j] = code(start + j) }
+            qk_pack_i8(packed.pointer, tmp, Int32(grid.bits), Int32(grid.qn), Int64(start), Int64(n))
+            start += n
+        }
+    }
+
+    /// All codes, unpacked (tests, inspection, checkpoint conversion).
+    public func codes() -> [Int8] {
+        var out = [Int8](repeating: 0, count: count)
+        out.withUnsafeMutableBufferPointer {
+            qk_unpack_i8($0.baseAddress!, packed.pointer, Int32(grid.bits), Int32(grid.qn), 0, Int64(count))
+        }
+        return out
+    }
+
+    /// Writes values `q / scale` of codes [start, start+count) to `out`.
+    public func dequantize(into out: UnsafeMutablePointer<Float>, from start: Int, count n: Int) {
+        qk_dequant(out, packed.pointer, Int32(grid.bits), Int32(grid.qn), Int64(start), Int64(n), 1 / scale)
+    }
+
+    /// The largest code (for the rescale policy).
+    public func maxCode() -> Int {
+        Int(qk_max_code(packed.pointer, Int32(grid.bits), Int32(grid.qn), 0, Int64(count)))
+    }
+}

@@ -116,68 +116,6 @@ public enum Benchmark {
         }
     }
 
-    /// Measures the best SGEMM rate over a few large square products, in GFLOP/s.
-    public static func sgemmPeak(size n: Int = 2048, repeats: Int = 4) -> Double {
-        let a = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: nil)
-        let b = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: nil)
-        let c = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: nil)
-        for i in 0..<(n * n) {
-            a.pointer[i] = Float(i % 7) * 0.01
-            b.pointer[i] = Float(i % 5) * 0.01
-        }
-        var best = Double.infinity
-        for _ in 0..<repeats {
-            let t = Date()
-            Gemm.multiply(m: n, n: n, k: n, a: a.pointer, lda: n, b: b.pointer, ldb: n, c: c.pointer, ldc: n)
-            best = min(best, Date().timeIntervalSince(t))
-        }
-        return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
-    }
-
-    /// Measures the best int8 GEMM rate (oneDNN, int32 results) over large square products, in
-    /// GOP/s (one multiply-add = 2 operations); nil where the int8 path cannot run.
-    public static func int8Peak(size n: Int = 2048, repeats: Int = 3) -> Double? {
-        guard Int8Matmul.isAvailable else { return nil }
-        let a = AlignedBuffer<Int8>(count: n * n, category: .scratch, ledger: nil)
-        let b = AlignedBuffer<Int8>(count: n * n, category: .scratch, ledger: nil)
-        let c = AlignedBuffer<Int32>(count: n * n, category: .scratch, ledger: nil)
-        for i in 0..<(n * n) {
-            a.pointer[i] = Int8(i % 255 - 127)
-            b.pointer[i] = Int8(i % 3 - 1)
-        }
-        return bestRate(n: n, repeats: repeats) {
-            _ = qk_int8_gemm_nt(Int64(n), Int64(n), Int64(n), a.pointer, Int64(n), b.pointer, Int64(n), c.pointer, Int64(n))
-        }
-    }
-
-    /// Measures the best BF16 matmul rate (oneDNN, FP32 accumulation and output) over large
-    /// square products, in GFLOP/s; nil where the BF16 path cannot run.
-    public static func bf16Peak(size n: Int = 2048, repeats: Int = 3) -> Double? {
-        guard Int8Matmul.isBF16Available else { return nil }
-        let a = AlignedBuffer<UInt16>(count: n * n, category: .scratch, ledger: nil)
-        let b = AlignedBuffer<UInt16>(count: n * n, category: .scratch, ledger: nil)
-        let c = AlignedBuffer<Float>(count: n * n, category: .scratch, ledger: nil)
-        for i in 0..<(n * n) {
-            a.pointer[i] = 0x3F80 + UInt16(i % 64)  // 1 + small fractions
-            b.pointer[i] = 0x3C00 + UInt16(i % 32)
-        }
-        return bestRate(n: n, repeats: repeats) {
-            _ = qk_bf16_matmul(Int64(n), Int64(n), Int64(n), a.pointer, Int64(n), 1, b.pointer, Int64(n), 1, c.pointer,
-                               Int64(n), 0)
-        }
-    }
-
-    private static func bestRate(n: Int, repeats: Int, _ product: () -> Void) -> Double {
-        product()  // primitive creation and first-touch are not the rate
-        var best = Double.infinity
-        for _ in 0..<repeats {
-            let t = Date()
-            product()
-            best = min(best, Date().timeIntervalSince(t))
-        }
-        return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
-    }
-
     /// The GEMM peaks of this machine with this run's threads, measured now: SGEMM always,
     /// int8 and BF16 when asked for and available.
     public struct GemmPeaks: Sendable {
@@ -185,8 +123,12 @@ public enum Benchmark {
         public var int8: Double?
         public var bf16: Double?
 
-        public static func measure(int8: Bool, bf16: Bool) -> GemmPeaks {
-            GemmPeaks(fp32: sgemmPeak(repeats: 3), int8: int8 ? int8Peak() : nil, bf16: bf16 ? bf16Peak() : nil)
+        /// SGEMM, and the arithmetic of each backend in `needs` (as its needs declare it).
+        public static func measure(for needs: [BackendNeeds]) -> GemmPeaks {
+            let used = Set(needs.flatMap { [$0.forward, $0.backward] })
+            return GemmPeaks(fp32: ProductArithmetic.fp32.measurePeak()!,
+                             int8: used.contains(.int8) ? ProductArithmetic.int8.measurePeak() : nil,
+                             bf16: used.contains(.bf16) ? ProductArithmetic.bf16.measurePeak() : nil)
         }
 
         /// The median of each peak over `samples` (one per timed step).
@@ -222,7 +164,7 @@ public enum Benchmark {
             let (times, loss) = try session.step()
             if s >= warmup {
                 for (k, v) in times { phases[k, default: 0] += v }
-                peaks.append(.measure(int8: session.usesInt8, bf16: session.usesBF16))
+                peaks.append(.measure(for: [session.model.backend.needs]))
             }
             log(String(format: "  step %d%@: %.3f s, loss %.4f", s + 1, s < warmup ? " (warm-up)" : "",
                        times.values.reduce(0, +), loss))
@@ -259,7 +201,7 @@ public enum Benchmark {
                            times.values.reduce(0, +)))
             }
             if s >= warmup {
-                peaks.append(.measure(int8: sessions.contains(where: \.usesInt8), bf16: sessions.contains(where: \.usesBF16)))
+                peaks.append(.measure(for: sessions.map(\.model.backend.needs)))
             }
         }
         let peak = GemmPeaks.median(peaks)
@@ -332,10 +274,6 @@ final class BenchSession {
     }
 
     /// The result of the timed steps (`phases` already per step); memory is gathered over ranks.
-    /// Whether the linear layers' forward runs on the int8 GEMM.
-    var usesInt8: Bool { model.backend is Int8Matmul }
-    /// Whether their backward runs on the BF16 matmul.
-    var usesBF16: Bool { (model.backend as? Int8Matmul)?.bf16 != nil }
 
     func result(phases: [String: Double], peaks: Benchmark.GemmPeaks) throws -> Benchmark.Result {
         let peak = peaks.fp32
@@ -360,10 +298,12 @@ final class BenchSession {
         result.shardedGradients = stepper.model.gradients.shards != nil
         result.gradAccum = stepper.gradAccum
         result.compute = model.backend.name
-        if usesInt8, let int8Peak = peaks.int8 {
+        let needs = model.backend.needs
+        if needs.forward == .int8, let int8Peak = peaks.int8 {
             // The path's peak: the linear layers' forward (2·N of the 6·N) at the int8 rate, their
             // backward (4·N) at the BF16 rate under int8-bf16, the rest at the FP32 rate.
             let world = Double(comm.worldSize), forward = 2 * Double(model.layout.matmulParameterCount)
+            let usesBF16 = needs.backward == .bf16
             let backward = usesBF16 && peaks.bf16 != nil ? 2 * forward : 0
             result.int8PeakGOPS = int8Peak * world
             result.bf16PeakGFLOPS = usesBF16 ? peaks.bf16.map { $0 * world } : nil

@@ -31,17 +31,18 @@ public struct MemoryPlan: Sendable {
         let stateSize = config.optim.stateDtype.bytesPerParameter / (sharded ? Double(world) : 1)
         let zero2 = sharded && config.dist.shardGradients
         let gradientSize = Double(config.optim.gradDtype.size) / (zero2 ? Double(world) : 1)
-        let window = zero2 || config.optim.gradDtype != .fp32 ? 4 * GradientStore.plannedWindowFloats(m, blockRows: Int8Matmul.blockRows) : 0
+        // The backend the run's compute path resolves to here (Model's decision) declares its needs.
+        let needs = config.quant.compute.resolved(inputsAreCodes: config.quant.quantizesLayerInputs).kind.needs
+        let window = zero2 || config.optim.gradDtype != .fp32
+            ? 4 * GradientStore.plannedWindowFloats(m, blockRows: needs.gradientRows) : 0
         // Quantised weights are materialised a block at a time into scratch (the largest block
-        // matrix, or fewer rows beside an int8 path's own scratch); the kind is Model's decision.
-        let kind = config.quant.compute.resolved(inputsAreCodes: config.quant.quantizesLayerInputs).kind
+        // matrix, or the backend's row blocks beside its own scratch).
         let rows = Double(microBatch) * Double(m.seqLen), inner = Double(max(m.dim, m.hiddenDim))
         let scratch = config.quant.mode == .fp32 ? 0
-            : 4 * Scratch.plannedWeightFloats(config: m, blockRows: kind.usesInt8 ? Int8Matmul.blockRows : nil)
-            + (kind.usesInt8 ? Int8Matmul.scratchBytes(maxRows: rows, maxInner: inner, bf16: kind == .int8BF16) : 0)
+            : 4 * Scratch.plannedWeightFloats(config: m, blockRows: needs.weightBlockRows) + needs.scratchBytes(rows, inner)
         stateBytes = parameters * (weightBytes + gradientSize + stateSize) + window + scratch
         // The activation arena, counted view by view as Activations allocates it.
-        let codes = kind.usesInt8
+        let codes = needs.activationCodes
         activationBytes = 4 * Activations.floatCounts(config: m, B: microBatch, T: m.seqLen, keepsInputCodes: codes,
                                                       recomputesBlocks: config.train.activationCheckpointing == .blocks)
             .reduce(0) { $0 + $1.1 }

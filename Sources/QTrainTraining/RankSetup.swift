@@ -17,8 +17,10 @@ package struct RankSetup {
         let shards = config.dist.shardOptimizer && comm.worldSize > 1
             ? ShardPlan(layout: layout, world: comm.worldSize, alignment: ShardPlan.alignment(for: config.optim.stateDtype)) : nil
         let zero2 = config.dist.shardGradients ? shards : nil
+        let needs = config.quant.compute.resolved(inputsAreCodes: config.quant.quantizesLayerInputs).kind.needs
         let gradients = GradientStore(dtype: config.optim.gradDtype, layoutCount: layout.count, shards: zero2,
-                                      comm: zero2 == nil ? nil : comm, windowFloats: GradientStore.windowFloats(config.model, blockRows: Int8Matmul.blockRows),
+                                      comm: zero2 == nil ? nil : comm,
+                                      windowFloats: GradientStore.windowFloats(config.model, blockRows: needs.gradientRows),
                                       ledger: ledger)
         model = Model(config: config.model, quant: config.quant, batch: batch, ledger: ledger, gradients: gradients,
                       recomputesBlocks: config.train.activationCheckpointing == .blocks)

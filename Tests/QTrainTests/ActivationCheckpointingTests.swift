@@ -23,7 +23,7 @@ final class ActivationCheckpointingTests: XCTestCase {
         var rng = TestRandom(12)
         let tokens = rng.tokens(32, below: 300), targets = rng.tokens(32, below: 300)
         let cases: [(QuantMode, ComputePath)] = [(.fp32, .fp32), (.dqt, .fp32), (.bitnet, .fp32), (.dqt, .int8BF16)]
-        for (mode, compute) in cases where compute == .fp32 || Int8Matmul.isBF16Available {
+        for (mode, compute) in cases where compute == .fp32 || ProductArithmetic.bf16.isAvailable {
             let keepLedger = MemoryLedger(), recomputeLedger = MemoryLedger()
             let keep = model(recompute: false, mode: mode, compute: compute, ledger: keepLedger)
             let again = model(recompute: true, mode: mode, compute: compute, ledger: recomputeLedger)

@@ -12,7 +12,7 @@ import QKernels
 /// that follows the FP32 path, and the fallback when the path cannot run.
 final class BF16BackwardTests: XCTestCase {
     override func setUpWithError() throws {
-        try XCTSkipUnless(Int8Matmul.isBF16Available, "bf16 matmul unavailable here: \(Int8Matmul.bf16UnavailableReason ?? "")")
+        try XCTSkipUnless(ProductArithmetic.bf16.isAvailable, "bf16 matmul unavailable here: \(ProductArithmetic.bf16.unavailableReason ?? "")")
     }
 
     static func bf16(_ x: Float) -> UInt16 { UInt16(x.bitPattern >> 16) }
@@ -152,7 +152,7 @@ final class BF16BackwardTests: XCTestCase {
             let plain = try Trainer(config: c)
             c.quant.compute = .int8BF16
             let fast = try Trainer(config: c), twin = try Trainer(config: c)
-            XCTAssertNotNil((fast.model.backend as? Int8Matmul)?.bf16)
+            XCTAssertEqual(fast.model.backend.needs.backward, .bf16)
             for s in 0..<8 {
                 let a = try plain.trainStep().loss, b = try fast.trainStep().loss
                 XCTAssertEqual(b, try twin.trainStep().loss, "same seed, same bits")
@@ -184,7 +184,7 @@ final class BackwardProbe: MatmulBackend {
     let tested: MatmulBackend
     let u: Double
     var name: String { "probing " + tested.name }
-    var wantsActivationCodes: Bool { tested.wantsActivationCodes }
+    var needs: BackendNeeds { tested.needs }
     var worst = 0.0, worstUse = 0.0, calls = 0
 
     init(_ tested: MatmulBackend, u: Double) {

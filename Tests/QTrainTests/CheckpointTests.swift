@@ -136,7 +136,7 @@ final class CheckpointTests: XCTestCase {
     /// Under int8-bf16 (stochastically rounded gradients) two ranks keep bit-identical
     /// replicas, compared after every step, and a resumed run repeats the roundings bit for bit.
     func testInt8BF16KeepsReplicasIdenticalAndResumesBitwise() throws {
-        try XCTSkipUnless(Int8Matmul.isBF16Available, Int8Matmul.bf16UnavailableReason ?? "")
+        try XCTSkipUnless(ProductArithmetic.bf16.isAvailable, ProductArithmetic.bf16.unavailableReason ?? "")
         let fast = ["--set", "quant.compute=int8-bf16", "--set", "dist.check_every=1"]
         let r = try mpirun(2, "straight", fast)
         XCTAssertTrue(r.stdout.contains("bf16 backward"), r.stdout)

@@ -75,7 +75,7 @@ final class GradientStoreTests: XCTestCase {
     func testBF16GradientsFollowFP32Gradients() throws {
         var rng = TestRandom(3)
         let tokens = rng.tokens(64, below: 300), targets = rng.tokens(64, below: 300)
-        for compute in [ComputePath.fp32, .int8BF16] where compute == .fp32 || Int8Matmul.isBF16Available {
+        for compute in [ComputePath.fp32, .int8BF16] where compute == .fp32 || ProductArithmetic.bf16.isAvailable {
             let f32 = model(.fp32, compute: compute), b16 = model(.bf16, compute: compute)
             let n = f32.layout.count
             var first = [Float]()  // FP32 gradients after the first micro-batch

@@ -11,7 +11,7 @@ import QKernels
 /// falls back with a notice.
 final class Int8ComputeTests: XCTestCase {
     override func setUpWithError() throws {
-        try XCTSkipUnless(Int8Matmul.isAvailable, "int8 GEMM unavailable here: \(Int8Matmul.unavailableReason ?? "")")
+        try XCTSkipUnless(ProductArithmetic.int8.isAvailable, "int8 GEMM unavailable here: \(ProductArithmetic.int8.unavailableReason ?? "")")
     }
 
     /// Each int32 result equals the integer product summed exactly (Int64), extremes included.
@@ -161,7 +161,7 @@ final class ComparingBackend: MatmulBackend {
     let tested: MatmulBackend
     let fp32 = FP32Matmul<Gemm>(name: "fp32")
     var name: String { "comparing " + tested.name }
-    var wantsActivationCodes: Bool { tested.wantsActivationCodes }
+    var needs: BackendNeeds { tested.needs }
     var worst = 0.0, calls = 0
 
     init(_ tested: MatmulBackend) { self.tested = tested }

@@ -161,7 +161,11 @@ final class SeamTests: XCTestCase {
 final class CodeProbe: MatmulBackend {
     let inner = FP32Matmul<Gemm>(name: "probe")
     var name: String { "code probe" }
-    var wantsActivationCodes: Bool { true }
+    var needs: BackendNeeds {
+        var n = FP32Matmul<Gemm>.needs
+        n.activationCodes = true
+        return n
+    }
     var forwards = 0, mismatches = 0, nonZeroCodes = 0
 
     func forward(out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) {

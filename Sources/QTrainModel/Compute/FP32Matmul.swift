@@ -5,7 +5,13 @@ import QTrainCore
 /// GEMM as FP32 rows, dequantised (or ternarised) block by block into scratch.
 public final class FP32Matmul<Kernel: GemmKernel>: MatmulBackend {
     public let name: String
-    public var wantsActivationCodes: Bool { false }
+    /// Whole matrices in FP32, no scratch of its own; gradient rows in the int8 path's blocks, so
+    /// that every path commits the same gradient windows.
+    public static var needs: BackendNeeds {
+        BackendNeeds(weightBlockRows: nil, gradientRows: Int8Matmul.blockRows, activationCodes: false, forward: .fp32,
+                     backward: .fp32, scratchBytes: { _, _ in 0 })
+    }
+    public var needs: BackendNeeds { Self.needs }
 
     public init(name: String) { self.name = name }
 

@@ -16,7 +16,14 @@ public final class Int8Matmul: MatmulBackend {
         "int8 forward (" + String(cString: qk_int8_gemm_status()) + "), "
             + (bf16 != nil ? "bf16 backward (" + String(cString: qk_bf16_matmul_status()) + ")" : "fp32 backward (OpenBLAS)")
     }
-    public var wantsActivationCodes: Bool { true }
+    /// Weight codes in blocks of ``blockRows`` rows, activation codes, int8 forward; BF16
+    /// backward when `bf16`, else FP32.
+    public static func needs(bf16: Bool) -> BackendNeeds {
+        BackendNeeds(weightBlockRows: blockRows, gradientRows: blockRows, activationCodes: true, forward: .int8,
+                     backward: bf16 ? .bf16 : .fp32,
+                     scratchBytes: { scratchBytes(maxRows: $0, maxInner: $1, bf16: bf16) })
+    }
+    public var needs: BackendNeeds { Self.needs(bf16: bf16 != nil) }
     let fp32 = FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)")
     /// Weight rows per GEMM (a multiple of 40, so every block starts on a packing group).
     let blockRows: Int
@@ -26,16 +33,6 @@ public final class Int8Matmul: MatmulBackend {
     let maxRows: Int
     /// The BF16 backward pass (`int8-bf16`), or nil for FP32.
     package let bf16: BF16Backward?
-
-    /// Whether this machine can run the path; when not, ``unavailableReason`` says why.
-    public static var isAvailable: Bool { qk_int8_gemm_available() != 0 }
-    public static var unavailableReason: String? { isAvailable ? nil : String(cString: qk_int8_gemm_status()) }
-
-    /// Whether this machine can run the BF16 backward too; when not, ``bf16UnavailableReason`` says why.
-    public static var isBF16Available: Bool { isAvailable && qk_bf16_matmul_available() != 0 }
-    public static var bf16UnavailableReason: String? {
-        isBF16Available ? nil : unavailableReason ?? String(cString: qk_bf16_matmul_status())
-    }
 
     /// - Parameters: maxRows: the most rows (tokens) of one product; maxInner: the largest K;
     ///   backward: how to round the incoming gradient for a BF16 backward pass, nil for FP32.
@@ -58,13 +55,8 @@ public final class Int8Matmul: MatmulBackend {
     public func beginBackward(seed: UInt64) { bf16?.begin(seed: seed) }
 
     /// Bytes of scratch the path allocates for products of `maxRows` rows and inner dimension
-    /// `maxInner` (for ``MemoryPlan``).
-    static func scratchBytes(maxRows: Int, maxInner: Int, bf16: Bool) -> Int {
-        Int(scratchBytes(maxRows: Double(maxRows), maxInner: Double(maxInner), bf16: bf16))
-    }
-
-    /// The same in Float64, for plans of sizes that would overflow Int.
-    package static func scratchBytes(maxRows: Double, maxInner: Double, bf16: Bool) -> Double {
+    /// `maxInner` (Float64, for plans of sizes that would overflow Int).
+    static func scratchBytes(maxRows: Double, maxInner: Double, bf16: Bool) -> Double {
         let b = Double(blockRows)
         let forward = b * maxInner + 4 * maxRows * b
         return forward + (bf16 ? 2 * b * maxInner + 2 * maxRows * maxInner + 4 * maxRows : 0)

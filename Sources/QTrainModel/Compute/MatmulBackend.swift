@@ -8,9 +8,10 @@ import QTrainWeights
 public protocol MatmulBackend: AnyObject {
     /// A short name for logs, e.g. `fp32 (OpenBLAS)`.
     var name: String { get }
-    /// Whether the backend reads ``LinearInput/codes``; when false the activation quantiser
-    /// does not keep them.
-    var wantsActivationCodes: Bool { get }
+    /// What the backend needs from the model around it and computes with (its block rows,
+    /// scratch, activation codes and arithmetic), known before one is built: see
+    /// ``ComputeKind/needs``.
+    var needs: BackendNeeds { get }
 
     /// out (M, N) = input (M, K) · Wᵀ, or out += … when `accumulate` (a residual add).
     func forward(out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
@@ -101,8 +102,15 @@ public enum ComputeKind: Sendable, Equatable {
     /// int8 forward, BF16 backward.
     case int8BF16
 
-    /// Whether the kind allocates the int8 path's scratch and keeps activation codes.
-    package var usesInt8: Bool { self == .int8 || self == .int8BF16 }
+    /// What the backend of this kind needs, before one is built (``MemoryPlan`` sizes a run from it).
+    public var needs: BackendNeeds {
+        switch self {
+        case .fp32: return FP32Matmul<Gemm>.needs
+        case .reference: return FP32Matmul<ReferenceGemm>.needs
+        case .int8: return Int8Matmul.needs(bf16: false)
+        case .int8BF16: return Int8Matmul.needs(bf16: true)
+        }
+    }
 }
 
 /// The `quant.compute` choices this build has.
@@ -120,14 +128,14 @@ extension ComputePath {
         case .fp32: return (.fp32, nil)
         case .reference: return (.reference, nil)
         case .int8:
-            if Int8Matmul.isAvailable { return (.int8, nil) }
-            return (.fp32, "notice: quant.compute int8 cannot run here (\(Int8Matmul.unavailableReason ?? "unavailable")); computing in fp32 instead")
+            if ProductArithmetic.int8.isAvailable { return (.int8, nil) }
+            return (.fp32, "notice: quant.compute int8 cannot run here (\(ProductArithmetic.int8.unavailableReason ?? "unavailable")); computing in fp32 instead")
         case .int8BF16, .auto:
-            if Int8Matmul.isBF16Available {
+            if ProductArithmetic.bf16.isAvailable {
                 return (.int8BF16, self == .auto ? "compute auto: int8 forward, bf16 backward (AVX-512 VNNI and BF16 through oneDNN)" : nil)
             }
-            let why = Int8Matmul.bf16UnavailableReason ?? "unavailable"
-            if Int8Matmul.isAvailable {
+            let why = ProductArithmetic.bf16.unavailableReason ?? "unavailable"
+            if ProductArithmetic.int8.isAvailable {
                 return (.int8, self == .auto ? "compute auto: int8 forward, fp32 backward (bf16 unavailable: \(why))"
                     : "notice: quant.compute int8-bf16 cannot run its bf16 backward here (\(why)); backward in fp32 instead")
             }

@@ -73,12 +73,12 @@ public final class Model {
         self.backend = backend
         computeNotice = chosen.1
         self.gradients = gradients ?? GradientStore(dtype: .fp32, layoutCount: layout.count,
-                                                    windowFloats: GradientStore.windowFloats(config, blockRows: Int8Matmul.blockRows), ledger: ledger)
+                                                    windowFloats: GradientStore.windowFloats(config, blockRows: backend.needs.gradientRows), ledger: ledger)
         maxBatch = batch
         acts = Activations(config: config, B: batch, T: config.seqLen,
-                           keepsInputCodes: quantizesInputs && backend.wantsActivationCodes, recomputesBlocks: recomputesBlocks,
+                           keepsInputCodes: quantizesInputs && backend.needs.activationCodes, recomputesBlocks: recomputesBlocks,
                            ledger: ledger)
-        let scratch = Scratch(config: config, weights: weights, blockRows: (backend as? Int8Matmul)?.blockRows, ledger: ledger)
+        let scratch = Scratch(config: config, weights: weights, blockRows: backend.needs.weightBlockRows, ledger: ledger)
         self.scratch = scratch
         rope = RoPE(T: config.seqLen, headDim: config.headDim, theta: config.ropeTheta, ledger: ledger)
         tokenCopy = AlignedBuffer(count: batch * config.seqLen, category: .activations, ledger: ledger)

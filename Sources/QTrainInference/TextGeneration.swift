@@ -27,8 +27,8 @@ public struct TextGeneration {
         if context.isEmpty { context = [tokenizer.endOfText] }
         if context.count >= gen.maxLength { context = Array(context.suffix(gen.maxLength - 1)) }
         let out = StreamingDecoder(tokenizer: tokenizer, context: context, output: output)
-        var logits = UnsafeBufferPointer<Float>(start: nil, count: 0)
-        for t in context { logits = gen.step(t) }
+        // The prompt in one forward pass.
+        var logits = gen.feed(context)
         var produced = 0
         while produced < maxTokens {
             let next = sampler.next(logits)
@@ -40,8 +40,7 @@ public struct TextGeneration {
                 // The context is full: start again from the last half of it.
                 let keep = Array(out.history.suffix(gen.maxLength / 2))
                 gen.reset()
-                for t in keep.dropLast() { _ = gen.step(t) }
-                logits = gen.step(keep.last!)
+                logits = gen.feed(keep)
             } else {
                 logits = gen.step(next)
             }

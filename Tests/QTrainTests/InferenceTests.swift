@@ -71,6 +71,16 @@ final class InferenceTests: XCTestCase {
                 let full = (0..<V).map { Double(model.acts.logits[p * V + $0]) }
                 XCTAssertLessThan(relativeError(logits.map(Double.init), full), 1e-4, "\(choice) position \(p)")
             }
+            // The prompt in one pass (attention by GEMMs over the cached keys) gives the last position's logits.
+            let batched = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations)
+            let last = Array(batched.feed(Array(tokens))).map(Double.init)
+            XCTAssertEqual(batched.position, n)
+            XCTAssertLessThan(relativeError(last, (0..<V).map { Double(model.acts.logits[(n - 1) * V + $0]) }), 1e-4, "\(choice) batched")
+            // A prompt in two parts: the second part's queries see the first part's cached keys.
+            batched.reset()
+            _ = batched.feed(Array(tokens.prefix(2)))
+            let split = Array(batched.feed(Array(tokens.dropFirst(2)))).map(Double.init)
+            XCTAssertLessThan(relativeError(split, last), 1e-4, "\(choice) in two parts")
         }
     }
 

@@ -2,7 +2,7 @@ import QKernels
 import QTrainCore
 import QTrainWeights
 
-/// The linear layers' weights as the decoder (``Generator``) multiplies them one token at a
+/// The linear layers' weights as the decoding backend (``DecodeMatmul``) multiplies them one row at a
 /// time, where reading the weights is the whole cost: ternary tensors at 2 bits per weight
 /// (unpacked inside the dot product), other integer codes at one byte, each tensor with its
 /// step. Every product is exact in int32 before the one rescale (AVX-512 VNNI where the CPU

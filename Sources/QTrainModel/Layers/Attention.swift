@@ -17,23 +17,56 @@ enum Attention {
         out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
         qkv: UnsafePointer<Float>, B: Int, T: Int, C: Int, H: Int, blockRows: Int = 64
     ) {
+        forward(out: out, probs: probs, queries: qkv, keys: qkv + C, values: qkv + 2 * C, ld: 3 * C, keysLD: 3 * C,
+                B: B, T: T, start: 0, C: C, H: H, blockRows: blockRows)
+    }
+
+    /// The same for `T` queries per sequence at positions `start ..< start + T` whose keys and
+    /// values for positions `0 ..< start + T` are elsewhere (a decoder's key/value cache, row
+    /// stride `keysLD`, sequence b's at `b · (start + T) · keysLD`); probs is (B, H, T, start + T).
+    /// One query row per sequence (decoding a token) takes dot products in place of GEMMs: at
+    /// that size the GEMMs' call overhead would cost more than their arithmetic.
+    static func forward(
+        out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, queries: UnsafePointer<Float>,
+        keys: UnsafePointer<Float>, values: UnsafePointer<Float>, ld: Int, keysLD: Int, B: Int, T: Int, start: Int,
+        C: Int, H: Int, blockRows: Int = 64
+    ) {
         OpProfile.shared.time("attention forward") {
-            let d = C / H, ld = 3 * C
+            let d = C / H, S = start + T
             let scale = Float(1 / Double(d).squareRoot())
             Threads.withSingleThreadedBLAS {
                 Threads.parallelFor(B * H) { pairs in
                     for pair in pairs {
                         let b = pair / H, h = pair % H
-                        let q = qkv + b * T * ld + h * d, k = q + C, v = q + 2 * C
-                        let p = probs + (b * H + h) * T * T, o = out + b * T * C + h * d
+                        let q = queries + b * T * ld + h * d
+                        let k = keys + b * S * keysLD + h * d, v = values + b * S * keysLD + h * d
+                        let p = probs + (b * H + h) * T * S, o = out + b * T * C + h * d
+                        if T == 1 {
+                            for j in 0..<S {
+                                let kj = k + j * keysLD
+                                var dot: Float = 0
+                                for e in 0..<d { dot += q[e] * kj[e] }
+                                p[j] = dot
+                            }
+                            qk_softmax(p, Int64(S), scale)
+                            o.initialize(repeating: 0, count: d)
+                            for j in 0..<S {
+                                let vj = v + j * keysLD, pj = p[j]
+                                for e in 0..<d { o[e] += pj * vj[e] }
+                            }
+                            continue
+                        }
+                        // Row i of this sequence is position start + i: seen as row start + i of a
+                        // (S × S) causal softmax whose first `start` rows are not stored.
+                        let rowsFromZero = p - start * S
                         for r0 in stride(from: 0, to: T, by: blockRows) {
-                            let rows = min(blockRows, T - r0), keys = r0 + rows
+                            let rows = min(blockRows, T - r0), seen = start + r0 + rows
                             // S = q kᵀ over the keys this block can see (the scale is applied in the softmax)
-                            Gemm.multiply(transB: true, m: rows, n: keys, k: d, a: q + r0 * ld, lda: ld, b: k, ldb: ld,
-                                          c: p + r0 * T, ldc: T)
-                            qk_causal_softmax_rows(p, Int64(T), Int64(r0), Int64(keys), scale)
+                            Gemm.multiply(transB: true, m: rows, n: seen, k: d, a: q + r0 * ld, lda: ld, b: k, ldb: keysLD,
+                                          c: p + r0 * S, ldc: S)
+                            qk_causal_softmax_rows(rowsFromZero, Int64(S), Int64(start + r0), Int64(seen), scale)
                             // O = P v
-                            Gemm.multiply(m: rows, n: d, k: keys, a: p + r0 * T, lda: T, b: v, ldb: ld, c: o + r0 * C, ldc: C)
+                            Gemm.multiply(m: rows, n: d, k: seen, a: p + r0 * S, lda: S, b: v, ldb: keysLD, c: o + r0 * C, ldc: C)
                         }
                     }
                 }

@@ -55,15 +55,18 @@ public final class Model {
     public let recomputesBlocks: Bool
 
     /// - Parameters: batch: the most sequences per forward pass; ledger: receives every
-    ///   allocation; backend: the matmul backend, by default the one `quant.compute` names;
+    ///   allocation; weights: another model's weights to compute with (a decoder's), by default
+    ///   its own; backend: the matmul backend, by default the one `quant.compute` names;
     ///   gradients: where gradients go, by default FP32 in place; recomputesBlocks: activation
-    ///   checkpointing.
-    public init(config: ModelConfig, quant: QuantConfig, batch: Int, ledger: MemoryLedger?, backend: MatmulBackend? = nil,
-                gradients: GradientStore? = nil, recomputesBlocks: Bool = false) {
+    ///   checkpointing; positions: the most positions a sequence may reach (RoPE's table; by
+    ///   default the context length).
+    public init(config: ModelConfig, quant: QuantConfig, batch: Int, ledger: MemoryLedger?, weights shared: ModelWeights? = nil,
+                backend: MatmulBackend? = nil, gradients: GradientStore? = nil, recomputesBlocks: Bool = false,
+                positions: Int? = nil) {
         self.recomputesBlocks = recomputesBlocks
         self.config = config
-        layout = ParameterLayout(config)
-        let weights = ModelWeights(layout: layout, quant: quant, ledger: ledger)
+        let weights = shared ?? ModelWeights(layout: ParameterLayout(config), quant: quant, ledger: ledger)
+        layout = weights.layout
         self.weights = weights
         let quantizesInputs = quant.quantizesLayerInputs
         let chosen = backend.map { ($0, nil as String?) }
@@ -80,7 +83,8 @@ public final class Model {
                            ledger: ledger)
         let scratch = Scratch(config: config, weights: weights, blockRows: backend.needs.weightBlockRows, ledger: ledger)
         self.scratch = scratch
-        rope = RoPE(T: config.seqLen, headDim: config.headDim, theta: config.ropeTheta, ledger: ledger)
+        rope = RoPE(T: max(positions ?? config.seqLen, config.seqLen), headDim: config.headDim, theta: config.ropeTheta,
+                    ledger: ledger)
         tokenCopy = AlignedBuffer(count: batch * config.seqLen, category: .activations, ledger: ledger)
         quantizesActivations = quantizesInputs
         let l = layout
@@ -184,6 +188,34 @@ public final class Model {
                                             gradScale: gradScale)
     }
 
+    /// Decoding: `n` tokens of one sequence at the cache's next positions go through the same
+    /// layers as training (one forward of `n` rows), their keys and values join the cache, and
+    /// the logits of the last come back (V floats, valid until the next call).
+    public func decode(_ tokens: UnsafePointer<Int32>, count n: Int, cache: KeyValueCache) throws -> UnsafeBufferPointer<Float> {
+        let C = config.dim, V = config.vocabSize, L = config.nLayers
+        // Kept in every build, -Ounchecked too.
+        if !(1...(maxBatch * config.seqLen)).contains(n) { fatalError("\(n) tokens exceed the model's buffers") }
+        if cache.count + n > min(cache.capacity, rope.T) {
+            fatalError("the key/value cache is full (\(cache.count) of \(min(cache.capacity, rope.T)) positions); reset it")
+        }
+        for i in 0..<n where tokens[i] < 0 || Int(tokens[i]) >= V {
+            throw QTrainError.data("token id \(tokens[i]) is outside the model's vocabulary (model.vocab_size = \(V))",
+                                   hint: "decode with the tokenizer the model was trained with")
+        }
+        let a = acts
+        Embedding.forward(out: a.residual, tokens: tokens, count: n, weights: weights, param: layout.embedding, C: C)
+        for l in 0..<L {
+            try blockForward(l, B: 1, T: n, writesOutput: true, cache: cache)
+        }
+        cache.count += n
+        // Only the last position's logits are asked for: the head multiplies one row.
+        let last = a.residual + L * n * C + (n - 1) * C
+        RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, input: last, weight: gain(layout.finalNorm), rows: 1, C: C,
+                        eps: Float(config.normEps))
+        Linear.forward(out: a.logits, input: quantizeInput(a.lnf, rows: 1, cols: C), rows: 1, weights: headMatrix, backend: backend)
+        return UnsafeBufferPointer(start: a.logits, count: V)
+    }
+
     /// The activation views of block `l` (its slot: `l`, or the one slot under activation
     /// checkpointing; the block input always its own).
     private struct BlockViews {
@@ -201,15 +233,24 @@ public final class Model {
 
     /// Block `l`'s forward from its input `residual[l]`; `writesOutput`: also the down
     /// projection into `residual[l + 1]` (a recomputation for backward needs all but that).
-    private func blockForward(_ l: Int, B: Int, T: Int, writesOutput: Bool) throws {
+    private func blockForward(_ l: Int, B: Int, T: Int, writesOutput: Bool, cache: KeyValueCache? = nil) throws {
         let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads
         let eps = Float(config.normEps)
         let blk = layout.blocks[l], v = views(l, B: B, T: T)
         RMSNorm.forward(out: v.ln1, rstd: v.ln1Rstd, input: v.x, weight: gain(blk.attnNorm), rows: N, C: C, eps: eps)
         let qkvInput = quantizeInput(v.ln1, rows: N, cols: C)
         Linear.forward(out: v.qkv, input: qkvInput, rows: N, weights: qkvMatrices[l], backend: backend)
-        rope.apply(v.qkv, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)
-        Attention.forward(out: v.att, probs: v.probs, qkv: v.qkv, B: B, T: T, C: C, H: H)
+        if let cache {
+            // Decoding one sequence: its new positions follow the cached ones and see them all.
+            let start = cache.count
+            rope.apply(v.qkv, ld: 3 * C, rows: N, seqLen: T, offset: start, heads: 2 * H, inverse: false)
+            cache.append(l, qkv: v.qkv, rows: N)
+            Attention.forward(out: v.att, probs: v.probs, queries: v.qkv, keys: cache.keys(l), values: cache.values(l),
+                              ld: 3 * C, keysLD: C, B: 1, T: T, start: start, C: C, H: H)
+        } else {
+            rope.apply(v.qkv, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)
+            Attention.forward(out: v.att, probs: v.probs, qkv: v.qkv, B: B, T: T, C: C, H: H)
+        }
         let oInput = quantizeInput(v.att, rows: N, cols: C)
         v.mid.update(from: v.x, count: N * C)
         Linear.forward(out: v.mid, input: oInput, rows: N, weights: oMatrices[l], backend: backend, accumulate: true)
@@ -231,6 +272,7 @@ public final class Model {
         let B = lastBatch, T = lastLength
         let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads
         let a = acts, g = gradients
+        if g.layoutCount != layout.count { fatalError("this model keeps no gradients (a decoder); it cannot run backward") }
         backend.beginBackward(seed: backwardSeed)
         /// RMSNorm backward with its gain's gradient in the store.
         func normBackward(_ p: Int, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, rstd: UnsafePointer<Float>) throws {

@@ -18,6 +18,11 @@ public struct CheckpointState: Codable, Sendable {
     public var config: String
     public var created: String
 
+    /// Reads a `state.json`.
+    public static func read(_ url: URL) throws -> CheckpointState {
+        try JSONDecoder().decode(CheckpointState.self, from: Data(contentsOf: url))
+    }
+
     enum CodingKeys: String, CodingKey {
         case format, step, optimizerStep = "optimizer_step", tokensSeen = "tokens_seen", dataCursor = "data_cursor"
         case seed, worldSize = "world_size", shardOptimizer = "shard_optimizer", fingerprint, files, config, created

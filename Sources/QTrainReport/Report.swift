@@ -1,7 +1,6 @@
 import Foundation
 import QTrainCheckpoint
 import QTrainCore
-
 import QTrainTraining
 
 /// Loss curves of one or more runs as a self-contained SVG (and an HTML page around it),
@@ -40,63 +39,31 @@ public enum Report {
         /// weight policy in `config.yaml`).
         public init(runDirectory directory: URL) throws {
             let file = directory.appendingPathComponent("metrics.jsonl")
-            guard let text = try? String(contentsOf: file, encoding: .utf8) else {
+            guard let records = try? MetricsRecord.read(file) else {
                 throw QTrainError.data("no metrics at \(file.path)", hint: "give a run directory written by `qtrain-dist train`")
             }
-            var loss: [(Int, Double)] = [], val: [(Int, Double)] = []
-            var lr: [(Int, Double)] = [], grad: [(Int, Double)] = [], tps: [(Int, Double)] = [], change: [(Int, Double)] = []
+            func series(_ value: (MetricsRecord) -> Double?, finite: Bool = false) -> [(Int, Double)] {
+                records.compactMap { r in value(r).flatMap { !finite || $0.isFinite ? (r.step, $0) : nil } }
+            }
             var byRole: [String: [(Int, Double)]] = [:]
-            var bpb: [(Int, Double)] = []
-            var wall: Double?
-            var loggedCommunication = false
-            for line in text.split(separator: "\n") {
-                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let step = obj["step"] as? Int else { continue }
-                func number(_ key: String) -> Double? { (obj[key] as? Double) ?? (obj[key] as? Int).map(Double.init) }
-                if let l = number("loss"), l.isFinite { loss.append((step, l)) }
-                if let v = number("val_loss"), v.isFinite { val.append((step, v)) }
-                if let v = number("val_bpb"), v.isFinite { bpb.append((step, v)) }
-                if let x = number("lr") { lr.append((step, x)) }
-                if let x = number("grad_norm"), x.isFinite { grad.append((step, x)) }
-                if let x = number("tokens_per_s") { tps.append((step, x)) }
-                if let x = number("code_change") { change.append((step, x)) }
-                if let x = number("elapsed_s") { wall = x }
-                if obj["comm_wait_share"] != nil { loggedCommunication = true }
-                for case let (role, x as Double) in obj["code_change_by_role"] as? [String: Any] ?? [:] { byRole[role, default: []].append((step, x)) }
+            for r in records {
+                for (role, x) in r.codeChangeByRole ?? [:] { byRole[role, default: []].append((r.step, x)) }
             }
+            let configFile = directory.appendingPathComponent("config.yaml").path
+            let config = try? RunConfig.load(path: configFile)
             var label = directory.lastPathComponent
-            var settings: [String: String] = [:]
-            if let yaml = try? String(contentsOf: directory.appendingPathComponent("config.yaml"), encoding: .utf8) {
-                var section = ""
-                for line in yaml.split(separator: "\n") {
-                    if !line.hasPrefix(" "), line.hasSuffix(":") { section = String(line.dropLast()) }
-                    else if let colon = line.range(of: ": ") {
-                        settings[section + "." + line[..<colon.lowerBound].trimmingCharacters(in: .whitespaces)] = String(line[colon.upperBound...])
-                    }
-                }
-            }
-            let config = try? RunConfig.load(path: directory.appendingPathComponent("config.yaml").path)
             if let config { label += " (\(config.policyLabel))" }
-            self.init(name: label, loss: loss, valLoss: val)
+            self.init(name: label, loss: series(\.loss, finite: true), valLoss: series(\.valLoss, finite: true))
             directoryName = directory.lastPathComponent
-            valBitsPerByte = bpb
-            if let text = try? String(contentsOf: directory.appendingPathComponent("eval.jsonl"), encoding: .utf8) {
-                for line in text.split(separator: "\n") {
-                    guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                          let data = obj["data"] as? String, let weights = obj["weights"] as? String,
-                          let result = obj["result"] as? [String: Any],
-                          let loss = result["loss"] as? Double, let ppl = result["perplexity"] as? Double else { continue }
-                    evaluations.append(Evaluation(data: data, weights: weights, loss: loss, perplexity: ppl,
-                                                  bitsPerByte: result["bits_per_byte"] as? Double))
-                }
-            }
-            self.lr = lr
-            gradNorm = grad
-            tokensPerSecond = tps
-            codeChange = change
+            valBitsPerByte = series(\.valBpb, finite: true)
+            evaluations = Self.evaluations(in: directory)
+            lr = series(\.lr)
+            gradNorm = series(\.gradNorm, finite: true)
+            tokensPerSecond = series(\.tokensPerS)
+            codeChange = series(\.codeChange)
             codeChangeByRole = byRole
-            wallSeconds = wall
-            self.settings = settings
+            wallSeconds = records.last { $0.elapsedS != nil }?.elapsedS
+            settings = RunConfig.settings(ofFile: configFile) ?? [:]
             // The world size and tokens seen come from the newest checkpoint's state, or from a
             // copy of it beside the metrics (a published run keeps no checkpoints); without either,
             // from the config and what the metrics show (only multi-rank runs log comm_wait_share).
@@ -106,12 +73,10 @@ public enum Report {
                              directory.appendingPathComponent("state.json")]
                 .compactMap { $0 }.first { FileManager.default.fileExists(atPath: $0.path) }
             var world: Int?
-            if let stateFile, let data = try? Data(contentsOf: stateFile),
-               let state = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-               let tokens = state["tokens_seen"] as? Int, let step = state["step"] as? Int, step > 0 {
-                tokensPerStep = tokens / step
-                world = state["world_size"] as? Int
-            } else if config != nil, !loggedCommunication {
+            if let stateFile, let state = try? CheckpointState.read(stateFile), state.step > 0 {
+                tokensPerStep = state.tokensSeen / state.step
+                world = state.worldSize
+            } else if config != nil, !records.contains(where: { $0.commWaitShare != nil }) {
                 world = 1
             } else if let config, config.train.globalBatch > 0 {
                 world = config.train.globalBatch / (config.train.microBatch * config.train.gradAccum)
@@ -121,6 +86,12 @@ public enum Report {
                 let plan = MemoryPlan(config, microBatch: batch, world: world)
                 bytesPerParameter = plan.stateBytes / plan.parameters
             }
+        }
+
+        /// The lines of `directory/eval.jsonl` (none when it has none; a line that is not one is skipped).
+        static func evaluations(in directory: URL) -> [Evaluation] {
+            guard let text = try? String(contentsOf: directory.appendingPathComponent("eval.jsonl"), encoding: .utf8) else { return [] }
+            return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(Evaluation.self, from: Data($0.utf8)) }
         }
 
         /// The last step logged.

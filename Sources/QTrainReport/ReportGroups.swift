@@ -7,12 +7,25 @@ import Foundation
 extension Report {
     /// What `eval --json` measured on one data set with one weight setting (the lines of a
     /// run's `eval.jsonl`, which launch/experiments/paper.sh writes).
-    public struct Evaluation: Sendable {
+    public struct Evaluation: Sendable, Decodable {
         public var data: String
         public var weights: String
         public var loss: Double
         public var perplexity: Double
         public var bitsPerByte: Double?
+
+        private enum Line: String, CodingKey { case data, weights, result }
+        private enum Result: String, CodingKey { case loss, perplexity, bitsPerByte = "bits_per_byte" }
+
+        public init(from decoder: Decoder) throws {
+            let line = try decoder.container(keyedBy: Line.self)
+            data = try line.decode(String.self, forKey: .data)
+            weights = try line.decode(String.self, forKey: .weights)
+            let result = try line.nestedContainer(keyedBy: Result.self, forKey: .result)
+            loss = try result.decode(Double.self, forKey: .loss)
+            perplexity = try result.decode(Double.self, forKey: .perplexity)
+            bitsPerByte = try result.decodeIfPresent(Double.self, forKey: .bitsPerByte)
+        }
     }
 
     /// Runs named alike but for a `-seedN` part, and their summary.

@@ -70,10 +70,8 @@ public final class MetricsWriter {
 
     /// Writes one record as one line in one write; on failure, warns once on standard error
     /// and stops writing (the checkpoints, not the metrics, are what a run must not lose).
-    public func write(_ record: [String: Any]) {
-        guard let handle, failure == nil,
-              let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])
-        else { return }
+    public func write(_ record: MetricsRecord) {
+        guard let handle, failure == nil, let data = try? record.jsonLine() else { return }
         do {
             try handle.write(contentsOf: data + Data("\n".utf8))
         } catch {

@@ -42,7 +42,7 @@ public final class MetricsLog {
         if enabled, let tensorboardDirectory { tensorboard = try TensorBoardWriter(directory: tensorboardDirectory) }
     }
 
-    private func write(_ record: [String: Any]) {
+    private func write(_ record: MetricsRecord) {
         writer?.write(record)
         tensorboard?.write(record)
     }
@@ -59,8 +59,9 @@ public final class MetricsLog {
     /// The validation loss before training.
     func initial(validationLoss: Double) {
         console.line(String(format: "step %d | val loss %.4f", 0, validationLoss))
-        var record: [String: Any] = ["step": 0, "val_loss": validationLoss]
-        if let f = bitsPerBytePerNat { record["val_bpb"] = validationLoss * f }
+        var record = MetricsRecord(step: 0)
+        record.valLoss = validationLoss
+        record.valBpb = bitsPerBytePerNat.map { validationLoss * $0 }
         write(record)
     }
 
@@ -77,20 +78,22 @@ public final class MetricsLog {
         state.tokensPerSecond = Double(window.tokens) / max(now.timeIntervalSince(window.start), 1e-9)
         state.communicationShare = window.waits / max(window.seconds, 1e-9)
         window = (now, 0, 0, 0)
-        var record: [String: Any] = [
-            "step": step, "loss": r.loss, "lr": r.lr, "grad_norm": r.gradNorm,
-            "elapsed_s": now.timeIntervalSince(started), "step_s": seconds, "tokens_per_s": state.tokensPerSecond,
-            "rss_bytes": MemoryReport.residentBytes(),
-        ]
-        if world > 1 { record["comm_wait_share"] = state.communicationShare }
+        var record = MetricsRecord(step: step)
+        record.loss = r.loss
+        record.lr = r.lr
+        record.gradNorm = r.gradNorm
+        record.elapsedS = now.timeIntervalSince(started)
+        record.stepS = seconds
+        record.tokensPerS = state.tokensPerSecond
+        record.rssBytes = MemoryReport.residentBytes()
+        if world > 1 { record.commWaitShare = state.communicationShare }
         if let f = r.codeChanges.fraction {
-            record["code_change"] = f
-            record["code_change_by_role"] = Dictionary(
-                uniqueKeysWithValues: r.codeChanges.fractionByRole.map { ($0.key.rawValue, $0.value) })
+            record.codeChange = f
+            record.codeChangeByRole = Dictionary(uniqueKeysWithValues: r.codeChanges.fractionByRole.map { ($0.key.rawValue, $0.value) })
         }
         if let val {
-            record["val_loss"] = val
-            if let f = bitsPerBytePerNat { record["val_bpb"] = val * f }
+            record.valLoss = val
+            record.valBpb = bitsPerBytePerNat.map { val * $0 }
         }
         write(record)
         console.progress(progressLine(step: step, r, val: val), permanent: val != nil || step == lastStep)

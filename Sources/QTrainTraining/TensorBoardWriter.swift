@@ -38,10 +38,9 @@ public final class TensorBoardWriter {
     deinit { try? handle.close() }
 
     /// Writes the numbers of one metrics record (its `step` is the events' step).
-    public func write(_ record: [String: Any]) {
-        guard let step = record["step"] as? Int else { return }
+    public func write(_ record: MetricsRecord) {
         var summary = Protobuf()
-        for (tag, value) in Self.scalars(record).sorted(by: { $0.0 < $1.0 }) {
+        for (tag, value) in record.scalars.sorted(by: { $0.0 < $1.0 }) {
             var v = Protobuf()
             v.bytes(1, Array(tag.utf8))
             v.float(2, Float(value))
@@ -49,25 +48,9 @@ public final class TensorBoardWriter {
         }
         var event = Protobuf()
         event.double(1, Date().timeIntervalSince1970)
-        event.varint(2, UInt64(bitPattern: Int64(step)))
+        event.varint(2, UInt64(bitPattern: Int64(record.step)))
         event.bytes(5, summary.out)
         append(event.out)
-    }
-
-    /// The record's numbers by tag, `step` excepted.
-    static func scalars(_ record: [String: Any], prefix: String = "") -> [(String, Double)] {
-        var out: [(String, Double)] = []
-        for (key, value) in record where !(prefix.isEmpty && key == "step") {
-            let tag = prefix.isEmpty ? key : prefix + "/" + key
-            if let d = value as? [String: Any] {
-                out += scalars(d, prefix: tag)
-            } else if let x = value as? Double {
-                out.append((tag, x))
-            } else if let x = value as? Int {
-                out.append((tag, Double(x)))
-            }
-        }
-        return out
     }
 
     private func append(_ data: [UInt8]) {

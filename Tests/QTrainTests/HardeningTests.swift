@@ -77,9 +77,12 @@ final class HardeningTests: XCTestCase {
     func testMetricsOnAFullDiskWarnOnceAndGoOn() throws {
         let writer = try MetricsWriter(url: URL(fileURLWithPath: "/dev/full"), append: true, enabled: true)
         XCTAssertNil(writer.failure)
-        writer.write(["step": 1, "loss": 2.5])
+        var record = MetricsRecord(step: 1)
+        record.loss = 2.5
+        writer.write(record)
         let first = try XCTUnwrap(writer.failure, "the failed write was noticed")
-        writer.write(["step": 2, "loss": 2.4])
+        record.step = 2
+        writer.write(record)
         XCTAssertEqual(writer.failure, first)
     }
 

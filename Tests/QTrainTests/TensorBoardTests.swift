@@ -30,12 +30,20 @@ final class TensorBoardTests: XCTestCase {
             """, [run.path])
         XCTAssertEqual(r.status, 0, r.stderr)
         let events = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: [[Double]]])
-        // What metrics.jsonl says, flattened the same way.
+        // What metrics.jsonl says, read as plain JSON and flattened here (nested keys as `outer/inner`).
+        func flatten(_ obj: [String: Any], prefix: String = "") -> [(String, Double)] {
+            obj.flatMap { key, value -> [(String, Double)] in
+                if prefix.isEmpty && key == "step" { return [] }
+                let tag = prefix.isEmpty ? key : prefix + "/" + key
+                if let nested = value as? [String: Any] { return flatten(nested, prefix: tag) }
+                return (value as? NSNumber).map { [(tag, $0.doubleValue)] } ?? []
+            }
+        }
         var expected: [String: [(Int, Double)]] = [:]
         for line in try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n") {
             let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             let step = try XCTUnwrap(obj["step"] as? Int)
-            for (tag, value) in TensorBoardWriter.scalars(obj) { expected[tag, default: []].append((step, value)) }
+            for (tag, value) in flatten(obj) { expected[tag, default: []].append((step, value)) }
         }
         for tag in ["loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "rss_bytes", "code_change", "code_change_by_role/mlp",
                     "code_change_by_role/attention", "code_change_by_role/embedding", "code_change_by_role/head"] {

@@ -102,6 +102,23 @@ public struct RunConfig: Codable, Equatable, Sendable {
         return config
     }
 
+    /// The keys a configuration file sets, as `section.key` → the value as written (what a
+    /// report compares between runs); nil when the file is missing or not a YAML mapping.
+    public static func settings(ofFile path: String) -> [String: String]? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let root = (try? Yams.compose(yaml: text)) ?? nil, let sections = root.mapping else { return nil }
+        var out: [String: String] = [:]
+        for (section, keys) in sections {
+            guard let name = section.string, let keys = keys.mapping else { continue }
+            for (key, value) in keys {
+                guard let key = key.string else { continue }
+                out[name + "." + key] = value.scalar?.string ?? (try? Yams.serialize(node: value))?
+                    .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            }
+        }
+        return out
+    }
+
     /// Sets `a.b=v` in the YAML tree; `v` is parsed as a YAML scalar.
     static func apply(override: String, to root: inout Node) throws {
         guard let eq = override.firstIndex(of: "=") else {

@@ -90,30 +90,19 @@ public enum Benchmark {
             return s
         }
 
-        public var json: [String: Any] {
-            var o: [String: Any] = [
-                "label": label, "parameters": parameters, "tokens_per_step": tokensPerStep, "threads": threads,
-                "tokens_per_s": tokensPerSecond, "gflops": gflops, "peak_gflops": peakGFLOPS, "mfu": mfu,
-                "step_s": stepSeconds, "phases": phases, "flops_per_token": flopsPerToken, "grad_accum": gradAccum,
-                "compute": compute, "int8_peak_gops": int8PeakGOPS ?? NSNull(),
-                "bf16_peak_gflops": bf16PeakGFLOPS ?? NSNull(), "path_peak_gflops": pathPeakGFLOPS ?? peakGFLOPS,
-                "path_mfu": pathMFU,
-                "world": world, "overlap": overlap, "shard_optimizer": sharded, "shard_gradients": shardedGradients, "comm_wait_share": communicationShare,
-                "memory": [
-                    "bytes_per_param": bytesPerParameterMaxRank, "peak_rss_bytes": peakRSSMaxRank,
-                    "categories": memory,
-                ] as [String: Any],
-            ]
-            if let c = checkpoint {
-                o["checkpoint"] = ["bytes": c.bytes, "write_s": c.writeSeconds, "verify_s": c.verifySeconds]
-            }
-            return o
+        /// The result as `bench --json` prints it.
+        public var record: BenchRecord {
+            BenchRecord(
+                mode: nil, label: label, parameters: parameters, tokensPerStep: tokensPerStep, threads: threads,
+                tokensPerS: tokensPerSecond, gflops: gflops, peakGflops: peakGFLOPS, mfu: mfu, stepS: stepSeconds, phases: phases,
+                flopsPerToken: flopsPerToken, gradAccum: gradAccum, compute: compute, int8PeakGops: int8PeakGOPS,
+                bf16PeakGflops: bf16PeakGFLOPS, pathPeakGflops: pathPeakGFLOPS ?? peakGFLOPS, pathMfu: pathMFU, world: world,
+                overlap: overlap, shardOptimizer: sharded, shardGradients: shardedGradients, commWaitShare: communicationShare,
+                memory: .init(bytesPerParam: bytesPerParameterMaxRank, peakRssBytes: peakRSSMaxRank, categories: memory),
+                checkpoint: checkpoint.map { .init(bytes: $0.bytes, writeS: $0.writeSeconds, verifyS: $0.verifySeconds) })
         }
 
-        public var jsonLine: String {
-            let data = (try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])) ?? Data()
-            return String(decoding: data, as: UTF8.self)
-        }
+        public var jsonLine: String { record.jsonLine }
     }
 
     /// The GEMM peaks of this machine with this run's threads, measured now: SGEMM always,

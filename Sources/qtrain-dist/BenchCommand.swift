@@ -54,7 +54,7 @@ struct BenchCommand: ParsableCommand {
                 let list = modes.map { $0.split(separator: ",").map(String.init) } ?? [""]
                 for mode in list {
                     let config = try RunConfig.load(path: options.config,
-                                                    overrides: options.overrides + (mode.isEmpty ? [] : try Self.overrides(forMode: mode)))
+                                                    overrides: options.overrides + (mode.isEmpty ? [] : try BenchModes.overrides(for: mode)))
                     let ranks = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? "") ?? 1
                     let plan = MemoryPlan(config, microBatch: try config.train.microBatch(world: ranks), world: ranks)
                     print(String(format: "%@: %@ parameters; per rank %@ of weights, gradients, AdamW state and scratch (%.3f B/param), %@ of activations, %@ in all",
@@ -80,107 +80,22 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    /// `--set` overrides that select a mode.
-    static func overrides(forMode mode: String) throws -> [String] {
-        // Suffixes add options to a mode, e.g. dqt+bf16-grad+int8-state: +bf16-state /
-        // +int8-state (AdamW state), +bf16-grad (gradients), +zero1 / +zero2 (sharding),
-        // +ckpt (activation checkpointing), +int8 / +int8-bf16 / +reference (compute path).
-        let suffixes = ["+bf16-state": "optim.state_dtype=bf16", "+int8-state": "optim.state_dtype=int8",
-                        "+bf16-grad": "optim.grad_dtype=bf16", "+zero1": "dist.shard_optimizer=true",
-                        "+zero2": "dist.shard_optimizer=true,dist.shard_gradients=true",
-                        "+ckpt": "train.activation_checkpointing=blocks", "+int8": "quant.compute=int8",
-                        "+int8-bf16": "quant.compute=int8-bf16", "+reference": "quant.compute=reference"]
-        for (suffix, option) in suffixes where mode.hasSuffix(suffix) {
-            return try overrides(forMode: String(mode.dropLast(suffix.count))) + option.split(separator: ",").map(String.init)
-        }
-        switch mode {
-        case "fp32": return ["quant.mode=fp32"]
-        case "bitnet": return ["quant.mode=bitnet"]
-        case "bitnet-bf16": return ["quant.mode=bitnet", "quant.latent_dtype=bf16"]
-        case "dqt": return ["quant.mode=dqt"]
-        default:
-            if mode.hasPrefix("dqt:") { return ["quant.mode=dqt", "quant.bits=\(mode.dropFirst(4))"] }
-            throw QTrainError(.config, "unknown bench mode '\(mode)'", hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N, optionally followed by any of +bf16-state, +int8-state, +bf16-grad, +zero1, +zero2, +ckpt, +int8, +int8-bf16, +reference")
-        }
-    }
-
     func compareInterleaved(_ modes: [String]) throws {
-        let configs = try modes.map { try RunConfig.load(path: options.config, overrides: options.overrides + (try Self.overrides(forMode: $0))) }
-        let results = try Benchmark.interleaved(configs: configs, steps: steps, warmup: warmup, log: { print($0) })
-        let base = results[0].stepSeconds
-        let peaks = [String(format: "SGEMM %.1f GFLOP/s", results[0].peakGFLOPS)]
-            + (results.compactMap(\.int8PeakGOPS).first.map { [String(format: "int8 %.1f GOP/s", $0)] } ?? [])
-            + (results.compactMap(\.bf16PeakGFLOPS).first.map { [String(format: "bf16 %.1f GFLOP/s", $0)] } ?? [])
-        print("\ninterleaved; measured peaks: " + peaks.joined(separator: ", "))
-        let width = max(12, modes.map(\.count).max() ?? 0)
-        print("mode".padding(toLength: width, withPad: " ", startingAt: 0)
-            + "   step s   ×first  tokens/s    MFU  path peak  path MFU")
-        for (mode, r) in zip(modes, results) {
-            print(mode.padding(toLength: width, withPad: " ", startingAt: 0)
-                + String(format: "  %7.3f  %6.3f  %8.1f  %5.3f  %9.1f  %8.3f", r.stepSeconds, r.stepSeconds / base,
-                         r.tokensPerSecond, r.mfu, r.pathPeakGFLOPS ?? r.peakGFLOPS, r.pathMFU))
-        }
-        if json {
-            var objs: [[String: Any]] = []
-            for (mode, r) in zip(modes, results) {
-                var o = r.json
-                o["mode"] = mode
-                objs.append(o)
+        let configs = try BenchModes.configs(modes, path: options.config, overrides: options.overrides)
+        let records = try Benchmark.interleaved(configs: configs, steps: steps, warmup: warmup, log: { print($0) })
+            .enumerated().map { i, result in
+                var r = result.record
+                r.mode = modes[i]
+                return r
             }
-            let data = try JSONSerialization.data(withJSONObject: ["modes": objs, "interleaved": true], options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-        }
+        print(BenchModes.table(records, interleaved: true))
+        if json { print(BenchComparison(modes: records, interleaved: true).jsonLine) }
     }
 
     func compare(_ modes: [String]) throws {
-        var results: [[String: Any]] = []
-        for mode in modes {
-            var args = ["bench", "--steps", "\(steps)", "--warmup", "\(warmup)", "--json"]
-            if let c = options.config { args += ["--config", c] }
-            for o in options.overrides + (try Self.overrides(forMode: mode)) { args += ["--set", o] }
-            print("== \(mode)")
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-            p.arguments = args
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            try p.run()
-            var lastLine = ""
-            var buffer = Data()
-            while true {
-                let chunk = pipe.fileHandleForReading.availableData
-                if chunk.isEmpty { break }
-                buffer.append(chunk)
-                while let nl = buffer.firstIndex(of: 0x0A) {
-                    let line = String(decoding: buffer[buffer.startIndex..<nl], as: UTF8.self)
-                    buffer.removeSubrange(buffer.startIndex...nl)
-                    if line.hasPrefix("{") { lastLine = line } else { print(line) }
-                }
-            }
-            p.waitUntilExit()
-            guard p.terminationStatus == 0,
-                  var obj = (try? JSONSerialization.jsonObject(with: Data(lastLine.utf8))) as? [String: Any]
-            else { throw QTrainError(.io, "bench of mode \(mode) failed (exit \(p.terminationStatus))") }
-            obj["mode"] = mode
-            results.append(obj)
-        }
-        let base = results[0]["step_s"] as? Double ?? 1
-        let width = max(12, modes.map(\.count).max() ?? 0)
-        print("\n" + "mode".padding(toLength: width, withPad: " ", startingAt: 0)
-            + "   step s   ×first  tokens/s    MFU  path MFU   B/param  peak RSS")
-        for r in results {
-            let step = r["step_s"] as? Double ?? 0
-            let mem = r["memory"] as? [String: Any] ?? [:]
-            let line = ((r["mode"] as? String ?? "").padding(toLength: width, withPad: " ", startingAt: 0))
-                + String(format: "  %7.3f  %6.3f  %8.1f  %5.3f  %8.3f  %8.3f  ", step, step / base,
-                         r["tokens_per_s"] as? Double ?? 0, r["mfu"] as? Double ?? 0, r["path_mfu"] as? Double ?? 0,
-                         mem["bytes_per_param"] as? Double ?? 0)
-                + formatBytes(mem["peak_rss_bytes"] as? Int ?? 0)
-            print(line)
-        }
-        if json {
-            let data = try JSONSerialization.data(withJSONObject: ["modes": results], options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-        }
+        let records = try BenchModes.runEach(modes, executable: URL(fileURLWithPath: "/proc/self/exe"), path: options.config,
+                                             overrides: options.overrides, steps: steps, warmup: warmup, log: { print($0) })
+        print(BenchModes.table(records, interleaved: false))
+        if json { print(BenchComparison(modes: records).jsonLine) }
     }
 }

@@ -37,7 +37,7 @@ public final class InProcessGroup: @unchecked Sendable {
     func barrier() throws {
         cond.lock()
         defer { cond.unlock() }
-        if let failure { throw QTrainError(.distributed, "another in-process rank failed: \(failure)") }
+        if let failure { throw PeerRankFailure(reason: failure) }
         let gen = generation
         arrived += 1
         if arrived == size {
@@ -47,7 +47,7 @@ public final class InProcessGroup: @unchecked Sendable {
             return
         }
         while gen == generation && failure == nil { cond.wait() }
-        if gen == generation, let failure { throw QTrainError(.distributed, "another in-process rank failed: \(failure)") }
+        if gen == generation, let failure { throw PeerRankFailure(reason: failure) }
     }
 
     /// Runs `body` holding the lock. Every access to `slots` and `values` goes through it:
@@ -163,4 +163,14 @@ final class InProcessCommunicator: Communicator {
     }
 
     func barrier() throws { try group.barrier() }
+}
+
+/// What a collective of an in-process group throws once another rank has failed: an echo of
+/// that rank's error (`reason`), not a cause of its own, so that whoever runs the ranks can
+/// report the root cause.
+public struct PeerRankFailure: Error, CustomStringConvertible {
+    public let reason: String
+    public var description: String { "another in-process rank failed: \(reason)" }
+
+    public init(reason: String) { self.reason = reason }
 }

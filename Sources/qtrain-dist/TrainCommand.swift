@@ -103,58 +103,6 @@ struct TrainCommand: ParsableCommand {
 
     /// `--debug --ranks N`: N trainers on N threads sharing an in-process communicator.
     func runInProcess(ranks n: Int) throws {
-        let config = try loadConfig()
-        let group = InProcessGroup(size: n)
-        let results = RankResults(count: n)
-        let options = dist.trainerOptions, resumeURL = self.resumeURL
-        // One real thread per rank: every rank must be running for a collective to complete.
-        let threads = (0..<n).map { r in
-            Thread {
-                do {
-                    let trainer = try Trainer(config: config, communicator: group.communicator(rank: r), options: options)
-                    try trainer.resume(from: resumeURL)
-                    results.set(r, .success(try trainer.run()))
-                } catch {
-                    group.abort("rank \(r): \(error)")
-                    results.set(r, .failure(error))
-                }
-            }
-        }
-        threads.forEach { $0.stackSize = 16 << 20; $0.start() }
-        results.waitForAll()
-        let outcomes = results.all
-        // Report the root cause: the first failure that is not another rank's echo.
-        let failures = outcomes.compactMap { r -> Error? in if case .failure(let e)? = r { return e } else { return nil } }
-        if let root = failures.first(where: { !"\($0)".contains("another in-process rank failed") }) ?? failures.first {
-            throw root
-        }
-        if case .success(let s)? = outcomes[0] { printSummary(s) }
-    }
-}
-
-/// The outcomes of in-process ranks, filled by their threads.
-final class RankResults: @unchecked Sendable {
-    private let cond = NSCondition()
-    private var results: [Result<TrainingSummary, Error>?]
-
-    init(count: Int) { results = Array(repeating: nil, count: count) }
-
-    func set(_ r: Int, _ value: Result<TrainingSummary, Error>) {
-        cond.lock()
-        results[r] = value
-        cond.broadcast()
-        cond.unlock()
-    }
-
-    func waitForAll() {
-        cond.lock()
-        while results.contains(where: { $0 == nil }) { cond.wait() }
-        cond.unlock()
-    }
-
-    var all: [Result<TrainingSummary, Error>?] {
-        cond.lock()
-        defer { cond.unlock() }
-        return results
+        printSummary(try InProcessRanks.train(config: try loadConfig(), ranks: n, options: dist.trainerOptions, resume: resumeURL))
     }
 }

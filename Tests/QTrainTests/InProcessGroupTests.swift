@@ -7,6 +7,19 @@ import XCTest
 /// collective returns the right values on every rank, many thousand times in a row (ranks
 /// once raced on the group's shared arrays and crashed one run in ten under load).
 final class InProcessGroupTests: XCTestCase {
+    /// After one rank fails, the others' collectives throw a typed echo carrying its reason,
+    /// which the runner of the ranks tells apart from a root cause.
+    func testAFailedRankIsEchoedAsAPeerFailure() throws {
+        let group = InProcessGroup(size: 2)
+        group.abort("rank 1: out of data")
+        var values = [1.0]
+        XCTAssertThrowsError(try group.communicator(rank: 0).allReduceSum(&values)) { error in
+            let echo = error as? PeerRankFailure
+            XCTAssertEqual(echo?.reason, "rank 1: out of data", "\(error)")
+            XCTAssertEqual(echo?.description, "another in-process rank failed: rank 1: out of data")
+        }
+    }
+
     func testCollectivesFromManyThreadsAgree() throws {
         let n = 4, rounds = 3000
         let group = InProcessGroup(size: n)

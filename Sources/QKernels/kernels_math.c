@@ -181,11 +181,6 @@ void qk_add(float *y, const float *x, int64_t n) {
 }
 
 QK_CLONES
-void qk_scale(float *y, float a, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] *= a;
-}
-
-QK_CLONES
 void qk_softmax(float *x, int64_t n, float scale) {
     const float mx = qk_max(x, n);
     const float inv = 1.0f / qk_sum_exp(x, n, mx, scale, 1);

@@ -21,11 +21,6 @@ QK_INLINE float qk_sum_abs_block(const float *x, int64_t n) {
     return s;
 }
 
-int64_t qk_packed_bytes(int bits, int64_t count) {
-    if (bits == 0) return (count + 4) / 5;
-    return (count * bits + 7) / 8;
-}
-
 // Decoding table of the ternary format: the five digits of each byte value 0..242.
 static int8_t qk_ternary_lut[243][8];
 static void qk_ternary_lut_build(void) {

@@ -28,8 +28,3 @@ void qk_install_stop_handlers(void) {
 }
 
 int qk_stop_requested(void) { return (int)qk_stop_signal; }
-
-void qk_clear_stop(void) {
-    qk_stop_signal = 0;
-    qk_interrupts = 0;
-}

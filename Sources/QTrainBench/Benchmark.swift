@@ -217,18 +217,13 @@ final class BenchSession {
     init(config: RunConfig, comm: Communicator, batches: BatchSource? = nil) throws {
         self.config = config
         self.comm = comm
-        Threads.configure(config.train.threads > 0 ? config.train.threads : max(1, Threads.availableCores / max(comm.localSize, 1)))
-        let batch = try config.train.microBatch(world: comm.worldSize)
-        try RunAgreement.check(RunAgreement.items(config: config), comm: comm)
-        try MemoryPlan(config, microBatch: batch, world: comm.worldSize).check(ranksPerNode: comm.localSize)
-        let rank = RankSetup(config: config, comm: comm, batch: batch, ledger: ledger)
-        model = rank.model
-        let (shards, optimizer) = (rank.shards, rank.optimizer)
-        self.optimizer = optimizer
-        let tokens = batches ?? SyntheticBatches(count: batch * config.model.seqLen, vocabulary: config.model.vocabSize,
-                                                 rank: comm.rank, ledger: ledger)
-        stepper = TrainStep(config: config, model: model, optimizer: optimizer, shards: shards, comm: comm, batches: tokens,
-                            microBatch: batch, ledger: ledger)
+        let ledger = self.ledger
+        let rank = try RankSetup(config: config, comm: comm, agreement: RunAgreement.items(config: config), ledger: ledger,
+                                 batches: { batch in
+                                     batches ?? SyntheticBatches(count: batch * config.model.seqLen, vocabulary: config.model.vocabSize,
+                                                                 rank: comm.rank, ledger: ledger)
+                                 })
+        (model, optimizer, stepper) = (rank.model, rank.optimizer, rank.stepper)
     }
 
     /// One training step on the synthetic tokens, the ranks lined up first; seconds per phase and the loss.

@@ -11,8 +11,23 @@ package struct RankSetup {
     /// ZeRO-1's (and ZeRO-2's) split, when the optimizer state is sharded.
     package let shards: ShardPlan?
     package let optimizer: Optimizer
+    /// The one training step over `batches`.
+    package let stepper: TrainStep
+    /// Sequences per forward pass on this rank, and threads per rank.
+    package let microBatch: Int
+    package let threads: Int
 
-    package init(config: RunConfig, comm: Communicator, batch: Int, ledger: MemoryLedger) {
+    /// Sets the rank's threads (``Threads/configure(requested:ranksOnNode:)``), checks that all
+    /// ranks agree on `agreement` (the config, and the data when training) and that the
+    /// memory plan fits the node, then builds the model, gradients, ZeRO split, optimizer and
+    /// the step that feeds them from `batches` (given the micro-batch).
+    package init(config: RunConfig, comm: Communicator, agreement: [RunAgreement.Item], ledger: MemoryLedger,
+                 batches: (_ microBatch: Int) -> BatchSource) throws {
+        threads = Threads.configure(requested: config.train.threads, ranksOnNode: comm.localSize)
+        let batch = try config.train.microBatch(world: comm.worldSize)
+        microBatch = batch
+        try RunAgreement.check(agreement, comm: comm)
+        try MemoryPlan(config, microBatch: batch, world: comm.worldSize).check(ranksPerNode: max(comm.localSize, 1))
         let layout = ParameterLayout(config.model)
         let shards = config.dist.shardOptimizer && comm.worldSize > 1
             ? ShardPlan(layout: layout, world: comm.worldSize, alignment: ShardPlan.alignment(for: config.optim.stateDtype)) : nil
@@ -27,5 +42,7 @@ package struct RankSetup {
         model.weights.initialize(seed: UInt64(config.train.seed), std: Float(config.model.initStd))
         self.shards = shards
         optimizer = Optimizer(config: config.optim, layout: model.layout, range: shards?.ranges[comm.rank], ledger: ledger)
+        stepper = TrainStep(config: config, model: model, optimizer: optimizer, shards: shards, comm: comm, batches: batches(batch),
+                            microBatch: batch, ledger: ledger)
     }
 }

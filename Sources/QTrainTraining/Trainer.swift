@@ -68,10 +68,7 @@ public final class Trainer {
         let console = Console(enabled: communicator.rank == 0, mode: config.log.progress)
         self.console = console
         runDirectory = URL(fileURLWithPath: config.train.outDir)
-        let cores = Threads.availableCores, perNode = max(comm.localSize, 1)
-        let threads = config.train.threads > 0 ? config.train.threads : max(1, cores / perNode)
-        Threads.configure(threads)
-        let B = try config.train.microBatch(world: comm.worldSize), T = config.model.seqLen
+        let T = config.model.seqLen
 
         let dataDir = URL(fileURLWithPath: config.data.dir)
         trainData = try TokenDataset(directory: dataDir, split: "train", seqLen: T)
@@ -82,16 +79,14 @@ public final class Trainer {
                 "the data in \(dataDir.path) has a vocabulary of \(trainData.vocabSize), larger than model.vocab_size = \(config.model.vocabSize)",
                 hint: "set model.vocab_size to at least \(trainData.vocabSize)")
         }
-        try RunAgreement.check(RunAgreement.items(config: config, splits: [("train", trainData), ("validation", valData)]),
-                               comm: comm)
-        try MemoryPlan(config, microBatch: B, world: comm.worldSize).check(ranksPerNode: perNode)
-        let rank = RankSetup(config: config, comm: comm, batch: B, ledger: ledger)
-        (model, optimizer) = (rank.model, rank.optimizer)
-        let shards = rank.shards
-        let batches = DatasetBatches(trainData, sampler: BatchSampler(seed: UInt64(config.train.seed)), rank: comm.rank,
-                                     world: comm.worldSize)
-        stepper = TrainStep(config: config, model: model, optimizer: optimizer, shards: shards, comm: comm, batches: batches,
-                            microBatch: B, ledger: ledger)
+        let data = trainData, rankIndex = comm.rank, world = comm.worldSize
+        let rank = try RankSetup(
+            config: config, comm: comm,
+            agreement: RunAgreement.items(config: config, splits: [("train", trainData), ("validation", valData)]), ledger: ledger,
+            batches: { _ in DatasetBatches(data, sampler: BatchSampler(seed: UInt64(config.train.seed)), rank: rankIndex, world: world) })
+        (model, optimizer, stepper) = (rank.model, rank.optimizer, rank.stepper)
+        let shards = rank.shards, B = rank.microBatch, threads = rank.threads
+        let cores = Threads.availableCores, perNode = max(comm.localSize, 1)
         validator = Validator(data: valData, sequences: config.train.evalSequences, every: config.train.evalEvery,
                               lastStep: config.train.steps, model: model, comm: comm, batch: B, ledger: ledger)
         replicas = ReplicaMonitor(weights: model.weights, replicatedOptimizer: shards == nil ? optimizer : nil, comm: comm,
@@ -107,7 +102,6 @@ public final class Trainer {
                         OptimizerCheckpoint(optimizer, sharded: shards != nil)]
         if options.debug { installDebugChecks() }
 
-        let world = comm.worldSize
         console.line("qtrain: \(config.policyLabel), \(formatCount(model.layout.count)) parameters "
             + "(d \(config.model.dim), \(config.model.nLayers) layers, \(config.model.nHeads) heads, "
             + "ffn \(config.model.hiddenDim), vocab \(config.model.vocabSize), context \(T))")

@@ -41,7 +41,7 @@ struct EvalCommand: ParsableCommand {
             let ckpt = try LoadedCheckpoint(path: URL(fileURLWithPath: checkpoint), log: { message in
                 if json { FileHandle.standardError.write(Data((message + "\n").utf8)) } else { print(message) }
             })
-            Threads.configure(ckpt.config.train.threads > 0 ? ckpt.config.train.threads : Threads.availableCores)
+            Threads.configure(requested: ckpt.config.train.threads)
             let model = try ckpt.model(batch: batch, weights: weights, compute: compute)
             if activationQuant == .off { model.quantizesActivations = false }
             let source = URL(fileURLWithPath: data ?? ckpt.config.data.dir)

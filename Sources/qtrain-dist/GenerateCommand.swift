@@ -63,7 +63,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let ckpt = try LoadedCheckpoint(path: URL(fileURLWithPath: checkpoint))
-            Threads.configure(ckpt.config.train.threads > 0 ? ckpt.config.train.threads : Threads.availableCores)
+            Threads.configure(requested: ckpt.config.train.threads)
             let model = try ckpt.model(batch: 1, weights: weights)
             if activationQuant == .off { model.quantizesActivations = false }
             let gen = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations,

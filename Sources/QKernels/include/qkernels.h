@@ -58,9 +58,6 @@ double qk_sum_squares(const float *x, int64_t n);
 /// y[i] += x[i].
 void qk_add(float *y, const float *x, int64_t n);
 
-/// y[i] *= a.
-void qk_scale(float *y, float a, int64_t n);
-
 // MARK: - Quantization
 
 /// Per-row int8 absmax fake-quantisation in place: x = clamp(rint(x * 127/amax), -128, 127) * amax/127.
@@ -76,9 +73,6 @@ void qk_ternarize(float *out, const float *w, int64_t n, float beta);
 /// Sum of |w| in double.
 double qk_abs_sum(const float *w, int64_t n);
 
-/// Bytes needed for `count` codes. bits == 0 means ternary base-3 (5 codes per byte);
-/// 2..8 means an LSB-first bitstream of (code - qn).
-int64_t qk_packed_bytes(int bits, int64_t count);
 
 /// Unpack codes [start, start+count) into int8. `start` must be a multiple of 40.
 void qk_unpack_i8(int8_t *out, const uint8_t *packed, int bits, int qn, int64_t start, int64_t count);
@@ -255,9 +249,8 @@ int qk_int8_gemv_uses_vnni(void);
 
 /// Installs handlers so that SIGTERM and SIGUSR1 set a flag instead of killing the process.
 void qk_install_stop_handlers(void);
-/// The signal number received since the last clear, or 0.
+/// The signal number received, or 0.
 int qk_stop_requested(void);
-void qk_clear_stop(void);
 
 // MARK: - CPU
 

@@ -74,25 +74,8 @@ extension ConfigEnum where Self: RawRepresentable & CaseIterable, RawValue == St
     package static var choices: [String] { allCases.map(\.rawValue) }
 }
 
-/// Levenshtein distance, for "did you mean".
-func editDistance(_ a: String, _ b: String) -> Int {
-    let x = Array(a), y = Array(b)
-    if x.isEmpty { return y.count }
-    if y.isEmpty { return x.count }
-    var prev = Array(0...y.count)
-    var cur = [Int](repeating: 0, count: y.count + 1)
-    for i in 1...x.count {
-        cur[0] = i
-        for j in 1...y.count {
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
-        }
-        swap(&prev, &cur)
-    }
-    return prev[y.count]
-}
-
 /// The closest string to `word`, if any is reasonably close.
-func nearest(_ word: String, among candidates: [String]) -> String? {
+public func nearest(_ word: String, among candidates: [String]) -> String? {
     let w = word.lowercased()
     // A key cut short or run on ("warmup" for "warmup_steps") is the likeliest slip.
     if w.count >= 3, let partial = candidates.first(where: { $0.lowercased().hasPrefix(w) || w.hasPrefix($0.lowercased()) }) {

@@ -12,7 +12,6 @@ public enum MemoryCategory: String, CaseIterable, Sendable, Codable {
 public final class MemoryLedger: @unchecked Sendable {
     private let lock = NSLock()
     private var current: [MemoryCategory: Int] = [:]
-    private var peak: [MemoryCategory: Int] = [:]
 
     public init() {}
 
@@ -20,7 +19,6 @@ public final class MemoryLedger: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         current[category, default: 0] += bytes
-        peak[category] = max(peak[category, default: 0], current[category, default: 0])
     }
 
     /// Bytes held now in `category`.
@@ -28,13 +26,6 @@ public final class MemoryLedger: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return current[category, default: 0]
-    }
-
-    /// The most bytes `category` has held at once.
-    public func peakBytes(_ category: MemoryCategory) -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return peak[category, default: 0]
     }
 
     /// Bytes held now in all categories.

@@ -19,6 +19,14 @@ public enum Threads {
         qk_int8_gemm_set_threads(Int32(configured))
     }
 
+    /// The one thread rule (`train.threads`): `requested` when set (> 0), else this process's
+    /// share of the cores, `ranksOnNode` processes sharing them. Sets it and returns it.
+    @discardableResult
+    public static func configure(requested: Int, ranksOnNode: Int = 1) -> Int {
+        configure(requested > 0 ? requested : max(1, availableCores / max(ranksOnNode, 1)))
+        return count
+    }
+
     /// Cores this process may run on.
     public static var availableCores: Int { ProcessInfo.processInfo.activeProcessorCount }
 

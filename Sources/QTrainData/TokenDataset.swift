@@ -115,21 +115,45 @@ public struct BatchSampler: Sendable {
     }
 }
 
-/// The fixed validation windows: `count` windows spread evenly over the non-overlapping
-/// windows of the split, so every evaluation sees the same tokens.
-public func evaluationWindows(_ data: TokenDataset, count: Int) -> [Int] {
-    let T = data.seqLen
-    var starts: [Int] = []
-    var base = 0
-    for s in data.shards {
-        let n = max(0, s.count - T)
+/// One place where a model is scored: `length` inputs from token `offset` of segment `segment`,
+/// each with the next token as its target.
+public struct ScoringWindow: Equatable, Sendable {
+    public var segment: Int
+    public var offset: Int
+    public var length: Int
+}
+
+/// Where validation (training) and `eval` score a model on a text held as `segments` (the
+/// token counts of pieces no window crosses, e.g. shards): non-overlapping windows of T + 1
+/// tokens from the start of each segment; with a `limit` below their number, that many
+/// spread evenly over them (so every evaluation sees the same tokens); otherwise all of them
+/// and, with `scoringRemainder`, each segment's tokens after its last whole window as one
+/// shorter window, so that every token after a segment's first is scored once.
+public func scoringWindows(segments: [Int], length T: Int, limit: Int?, scoringRemainder: Bool) -> [ScoringWindow] {
+    var whole: [ScoringWindow] = []
+    for (i, n) in segments.enumerated() {
         var o = 0
-        while o < n {
-            starts.append(base + o)
+        while o < n - T {
+            whole.append(ScoringWindow(segment: i, offset: o, length: T))
             o += T
         }
-        base += n
     }
-    if count >= starts.count { return starts }
-    return (0..<count).map { starts[$0 * starts.count / count] }
+    if let k = limit, k < whole.count { return (0..<k).map { whole[$0 * whole.count / k] } }
+    guard scoringRemainder else { return whole }
+    var all = whole
+    for (i, n) in segments.enumerated() {
+        let covered = whole.filter { $0.segment == i }.count * T
+        if n - 1 > covered { all.append(ScoringWindow(segment: i, offset: covered, length: n - 1 - covered)) }
+    }
+    return all
+}
+
+/// The fixed validation windows of a split (starts in ``TokenDataset/window(_:tokens:targets:)``'s
+/// numbering): ``scoringWindows(segments:length:limit:scoringRemainder:)`` over its shards.
+public func evaluationWindows(_ data: TokenDataset, count: Int) -> [Int] {
+    let T = data.seqLen
+    var base = [0]
+    for s in data.shards { base.append(base.last! + max(0, s.count - T)) }
+    return scoringWindows(segments: data.shards.map(\.count), length: T, limit: count, scoringRemainder: false)
+        .map { base[$0.segment] + $0.offset }
 }

@@ -44,14 +44,9 @@ public enum Evaluation {
         guard all.count >= 2 else {
             throw QTrainError.data("evaluation text has \(all.count) token\(all.count == 1 ? "" : "s"); at least 2 are needed (one to predict from, one to score)")
         }
-        var starts = Array(stride(from: 0, to: max(0, all.count - T), by: T))
-        var tail = 0..<0
-        if let k = maxSequences, k < starts.count {
-            starts = (0..<k).map { starts[$0 * starts.count / k] }
-        } else {
-            let covered = starts.count * T
-            if all.count - 1 > covered { tail = covered..<(all.count - 1) }
-        }
+        let windows = scoringWindows(segments: [all.count], length: T, limit: maxSequences, scoringRemainder: true)
+        let starts = windows.filter { $0.length == T }.map(\.offset)
+        let tail = windows.first { $0.length < T }.map { $0.offset..<($0.offset + $0.length) } ?? 0..<0
         var x = [Int32](repeating: 0, count: B * T), y = x
         var nats = 0.0, bytes = 0
         for first in stride(from: 0, to: starts.count, by: B) {

@@ -93,6 +93,18 @@ final class DataTests: XCTestCase {
         XCTAssertEqual(windows, evaluationWindows(data, count: 5))
     }
 
+    /// Validation and eval score the same windows: whole ones per segment, thinned evenly under
+    /// a limit, else with each segment's remainder as one shorter window.
+    func testScoringWindows() {
+        func w(_ s: Int, _ o: Int, _ n: Int) -> ScoringWindow { ScoringWindow(segment: s, offset: o, length: n) }
+        XCTAssertEqual(scoringWindows(segments: [10, 3], length: 4, limit: nil, scoringRemainder: false), [w(0, 0, 4), w(0, 4, 4)])
+        XCTAssertEqual(scoringWindows(segments: [10, 3], length: 4, limit: nil, scoringRemainder: true),
+                       [w(0, 0, 4), w(0, 4, 4), w(0, 8, 1), w(1, 0, 2)])
+        XCTAssertEqual(scoringWindows(segments: [10, 3], length: 4, limit: 1, scoringRemainder: true), [w(0, 0, 4)])
+        XCTAssertEqual(scoringWindows(segments: [9], length: 4, limit: 5, scoringRemainder: true), [w(0, 0, 4), w(0, 4, 4)])
+        XCTAssertEqual(scoringWindows(segments: [41], length: 4, limit: 3, scoringRemainder: false).map(\.offset), [0, 12, 24])
+    }
+
     func testByteTokenizerRoundTrip() {
         let tok = ByteTokenizer()
         let text = "Fellow-Citizens — ünïcödé ✓"

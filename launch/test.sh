@@ -23,6 +23,8 @@ if [ -z "${QTRAIN_TEST_PYTHON:-}" ]; then
     fi
     export QTRAIN_TEST_PYTHON="$PWD/$venv/bin/python"
 fi
+# Every Swift file as swift-format (.swift-format) writes it: ./tools/format.sh fixes what this finds.
+./tools/format.sh --check
 swift build -c release -Xswiftc -enable-testing --build-tests
 # The target graph, the README's layer table and every target's imports must agree.
 python3 tools/check_layers.py

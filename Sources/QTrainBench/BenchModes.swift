@@ -12,13 +12,14 @@ public enum BenchModes {
         "+bf16-grad": "optim.grad_dtype=bf16", "+zero1": "dist.shard_optimizer=true",
         "+zero2": "dist.shard_optimizer=true,dist.shard_gradients=true",
         "+ckpt": "train.activation_checkpointing=blocks", "+int8": "quant.compute=int8",
-        "+int8-bf16": "quant.compute=int8-bf16", "+reference": "quant.compute=reference",
+        "+int8-bf16": "quant.compute=int8-bf16", "+reference": "quant.compute=reference"
     ]
 
     /// The `--set` overrides that select `mode`.
     public static func overrides(for mode: String) throws -> [String] {
         for (suffix, option) in suffixes where mode.hasSuffix(suffix) {
-            return try overrides(for: String(mode.dropLast(suffix.count))) + option.split(separator: ",").map(String.init)
+            return try overrides(for: String(mode.dropLast(suffix.count)))
+                + option.split(separator: ",").map(String.init)
         }
         switch mode {
         case "fp32": return ["quant.mode=fp32"]
@@ -27,9 +28,10 @@ public enum BenchModes {
         case "dqt": return ["quant.mode=dqt"]
         default:
             if mode.hasPrefix("dqt:") { return ["quant.mode=dqt", "quant.bits=\(mode.dropFirst(4))"] }
-            throw QTrainError(.config, "unknown bench mode '\(mode)'",
-                              hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N, optionally followed by any of "
-                                  + suffixes.map(\.key).joined(separator: ", "))
+            throw QTrainError(
+                .config, "unknown bench mode '\(mode)'",
+                hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N, optionally followed by any of "
+                    + suffixes.map(\.key).joined(separator: ", "))
         }
     }
 
@@ -41,8 +43,10 @@ public enum BenchModes {
     /// Runs `bench … --json` of each mode in its own process of `executable` (so that each peak
     /// RSS is its own), one after another, passing its other lines to `log`; the records come
     /// back with their mode set.
-    public static func runEach(_ modes: [String], executable: URL, path: String?, overrides: [String], steps: Int, warmup: Int,
-                               log: (String) -> Void) throws -> [BenchRecord] {
+    public static func runEach(
+        _ modes: [String], executable: URL, path: String?, overrides: [String], steps: Int, warmup: Int,
+        log: (String) -> Void
+    ) throws -> [BenchRecord] {
         try modes.map { mode in
             var args = ["bench", "--steps", "\(steps)", "--warmup", "\(warmup)", "--json"]
             if let path { args += ["--config", path] }
@@ -63,7 +67,8 @@ public enum BenchModes {
                 while let nl = buffer.firstIndex(of: 0x0A) {
                     let line = Data(buffer[buffer.startIndex..<nl])
                     buffer.removeSubrange(buffer.startIndex...nl)
-                    if line.first == UInt8(ascii: "{"), let r = try? JSONDecoder().decode(BenchRecord.self, from: line) {
+                    if line.first == UInt8(ascii: "{"), let r = try? JSONDecoder().decode(BenchRecord.self, from: line)
+                    {
                         record = r
                     } else {
                         log(String(decoding: line, as: UTF8.self))
@@ -84,27 +89,38 @@ public enum BenchModes {
     public static func table(_ records: [BenchRecord], interleaved: Bool) -> String {
         let base = records.first?.stepS ?? 1
         let width = max(12, records.map { $0.mode?.count ?? 0 }.max() ?? 0)
-        func name(_ r: BenchRecord) -> String { (r.mode ?? r.label).padding(toLength: width, withPad: " ", startingAt: 0) }
+        func name(_ r: BenchRecord) -> String {
+            (r.mode ?? r.label).padding(toLength: width, withPad: " ", startingAt: 0)
+        }
         var lines: [String] = []
         if interleaved {
             let first = records.first
-            let peaks = [String(format: "SGEMM %.1f GFLOP/s", first?.peakGflops ?? 0)]
+            let peaks =
+                [String(format: "SGEMM %.1f GFLOP/s", first?.peakGflops ?? 0)]
                 + (records.compactMap(\.int8PeakGops).first.map { [String(format: "int8 %.1f GOP/s", $0)] } ?? [])
                 + (records.compactMap(\.bf16PeakGflops).first.map { [String(format: "bf16 %.1f GFLOP/s", $0)] } ?? [])
             lines.append("\ninterleaved; measured peaks: " + peaks.joined(separator: ", "))
-            lines.append("mode".padding(toLength: width, withPad: " ", startingAt: 0)
-                + "   step s   ×first  tokens/s    MFU  path peak  path MFU")
+            lines.append(
+                "mode".padding(toLength: width, withPad: " ", startingAt: 0)
+                    + "   step s   ×first  tokens/s    MFU  path peak  path MFU")
             for r in records {
-                lines.append(name(r) + String(format: "  %7.3f  %6.3f  %8.1f  %5.3f  %9.1f  %8.3f", r.stepS, r.stepS / base,
-                                              r.tokensPerS, r.mfu, r.pathPeakGflops, r.pathMfu))
+                lines.append(
+                    name(r)
+                        + String(
+                            format: "  %7.3f  %6.3f  %8.1f  %5.3f  %9.1f  %8.3f", r.stepS, r.stepS / base,
+                            r.tokensPerS, r.mfu, r.pathPeakGflops, r.pathMfu))
             }
         } else {
-            lines.append("\n" + "mode".padding(toLength: width, withPad: " ", startingAt: 0)
-                + "   step s   ×first  tokens/s    MFU  path MFU   B/param  peak RSS")
+            lines.append(
+                "\n" + "mode".padding(toLength: width, withPad: " ", startingAt: 0)
+                    + "   step s   ×first  tokens/s    MFU  path MFU   B/param  peak RSS")
             for r in records {
-                lines.append(name(r) + String(format: "  %7.3f  %6.3f  %8.1f  %5.3f  %8.3f  %8.3f  ", r.stepS, r.stepS / base,
-                                              r.tokensPerS, r.mfu, r.pathMfu, r.memory.bytesPerParam)
-                    + formatBytes(r.memory.peakRssBytes))
+                lines.append(
+                    name(r)
+                        + String(
+                            format: "  %7.3f  %6.3f  %8.1f  %5.3f  %8.3f  %8.3f  ", r.stepS, r.stepS / base,
+                            r.tokensPerS, r.mfu, r.pathMfu, r.memory.bytesPerParam)
+                        + formatBytes(r.memory.peakRssBytes))
             }
         }
         return lines.joined(separator: "\n")

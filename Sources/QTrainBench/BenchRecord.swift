@@ -56,7 +56,8 @@ public struct BenchRecord: Codable, Sendable {
         case mode, label, parameters, tokensPerStep = "tokens_per_step", threads, tokensPerS = "tokens_per_s", gflops
         case peakGflops = "peak_gflops", mfu, stepS = "step_s", phases, flopsPerToken = "flops_per_token"
         case gradAccum = "grad_accum", compute, int8PeakGops = "int8_peak_gops", bf16PeakGflops = "bf16_peak_gflops"
-        case pathPeakGflops = "path_peak_gflops", pathMfu = "path_mfu", world, overlap, shardOptimizer = "shard_optimizer"
+        case pathPeakGflops = "path_peak_gflops", pathMfu = "path_mfu", world, overlap, shardOptimizer =
+            "shard_optimizer"
         case shardGradients = "shard_gradients", commWaitShare = "comm_wait_share", memory, checkpoint
     }
 

@@ -59,32 +59,44 @@ public enum Benchmark {
         public var communicationShare: Double { (phases["communication"] ?? 0) / stepSeconds }
 
         public var table: String {
-            var s = "\(label): \(formatCount(parameters)) parameters, \(tokensPerStep) tokens/step"
+            var s =
+                "\(label): \(formatCount(parameters)) parameters, \(tokensPerStep) tokens/step"
                 + (gradAccum > 1 ? " (\(gradAccum) micro-batches)" : "") + ", \(world) rank(s) × \(threads) thread(s)"
             if world > 1 { s += ", overlap \(overlap)\(shardedGradients ? ", ZeRO-2" : sharded ? ", ZeRO-1" : "")" }
             s += "\n"
-            s += String(format: "  step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak %.1f GFLOP/s | MFU %.3f\n",
-                        stepSeconds, tokensPerSecond, gflops, peakGFLOPS, mfu)
+            s += String(
+                format: "  step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak %.1f GFLOP/s | MFU %.3f\n",
+                stepSeconds, tokensPerSecond, gflops, peakGFLOPS, mfu)
             if let int8PeakGOPS, let pathPeakGFLOPS {
                 let bf16 = bf16PeakGFLOPS.map { String(format: ", bf16 peak %.1f GFLOP/s", $0) } ?? ""
-                s += String(format: "  compute %@: int8 peak %.1f GOP/s%@, path peak %.1f GFLOP/s, MFU of the path %.3f\n",
-                            compute, int8PeakGOPS, bf16, pathPeakGFLOPS, pathMFU)
+                s += String(
+                    format: "  compute %@: int8 peak %.1f GOP/s%@, path peak %.1f GFLOP/s, MFU of the path %.3f\n",
+                    compute, int8PeakGOPS, bf16, pathPeakGFLOPS, pathMFU)
             }
-            s += "  phases: " + ["forward", "backward", "communication", "optimizer"].filter { phases[$0] != nil }.map {
-                String(format: "%@ %.3f s (%.0f%%)", $0, phases[$0] ?? 0, 100 * (phases[$0] ?? 0) / stepSeconds)
-            }.joined(separator: ", ") + "\n"
-            s += String(format: "  memory per rank: %.3f B/param without activations; peak RSS %@", bytesPerParameterMaxRank,
-                        formatBytes(peakRSSMaxRank))
-            if world > 1 { s += String(format: "\n  waiting on communication: %.1f%% of the step", 100 * communicationShare) }
+            s +=
+                "  phases: "
+                + ["forward", "backward", "communication", "optimizer"].filter { phases[$0] != nil }.map {
+                    String(format: "%@ %.3f s (%.0f%%)", $0, phases[$0] ?? 0, 100 * (phases[$0] ?? 0) / stepSeconds)
+                }.joined(separator: ", ") + "\n"
+            s += String(
+                format: "  memory per rank: %.3f B/param without activations; peak RSS %@", bytesPerParameterMaxRank,
+                formatBytes(peakRSSMaxRank))
+            if world > 1 {
+                s += String(format: "\n  waiting on communication: %.1f%% of the step", 100 * communicationShare)
+            }
             if let c = checkpoint {
-                s += String(format: "\n  checkpoint: %@ written in %.2f s (%.0f MB/s, SHA-256 and fsync included), verified in %.2f s (%.0f MB/s)",
-                            formatBytes(c.bytes), c.writeSeconds, Double(c.bytes) / c.writeSeconds / 1e6,
-                            c.verifySeconds, Double(c.bytes) / c.verifySeconds / 1e6)
+                s += String(
+                    format:
+                        "\n  checkpoint: %@ written in %.2f s (%.0f MB/s, SHA-256 and fsync included), verified in %.2f s (%.0f MB/s)",
+                    formatBytes(c.bytes), c.writeSeconds, Double(c.bytes) / c.writeSeconds / 1e6,
+                    c.verifySeconds, Double(c.bytes) / c.verifySeconds / 1e6)
             }
             if !operations.isEmpty {
                 s += "\n  operations (seconds per step):"
                 for (name, t) in operations.sorted(by: { $0.1 > $1.1 }) {
-                    s += String(format: "\n    %@ %7.3f s  %5.1f%%", name.padding(toLength: 22, withPad: " ", startingAt: 0), t, 100 * t / stepSeconds)
+                    s += String(
+                        format: "\n    %@ %7.3f s  %5.1f%%", name.padding(toLength: 22, withPad: " ", startingAt: 0), t,
+                        100 * t / stepSeconds)
                 }
             }
             return s
@@ -94,12 +106,18 @@ public enum Benchmark {
         public var record: BenchRecord {
             BenchRecord(
                 mode: nil, label: label, parameters: parameters, tokensPerStep: tokensPerStep, threads: threads,
-                tokensPerS: tokensPerSecond, gflops: gflops, peakGflops: peakGFLOPS, mfu: mfu, stepS: stepSeconds, phases: phases,
+                tokensPerS: tokensPerSecond, gflops: gflops, peakGflops: peakGFLOPS, mfu: mfu, stepS: stepSeconds,
+                phases: phases,
                 flopsPerToken: flopsPerToken, gradAccum: gradAccum, compute: compute, int8PeakGops: int8PeakGOPS,
-                bf16PeakGflops: bf16PeakGFLOPS, pathPeakGflops: pathPeakGFLOPS ?? peakGFLOPS, pathMfu: pathMFU, world: world,
-                overlap: overlap, shardOptimizer: sharded, shardGradients: shardedGradients, commWaitShare: communicationShare,
-                memory: .init(bytesPerParam: bytesPerParameterMaxRank, peakRssBytes: peakRSSMaxRank, categories: memory),
-                checkpoint: checkpoint.map { .init(bytes: $0.bytes, writeS: $0.writeSeconds, verifyS: $0.verifySeconds) })
+                bf16PeakGflops: bf16PeakGFLOPS, pathPeakGflops: pathPeakGFLOPS ?? peakGFLOPS, pathMfu: pathMFU,
+                world: world,
+                overlap: overlap, shardOptimizer: sharded, shardGradients: shardedGradients,
+                commWaitShare: communicationShare,
+                memory: .init(
+                    bytesPerParam: bytesPerParameterMaxRank, peakRssBytes: peakRSSMaxRank, categories: memory),
+                checkpoint: checkpoint.map {
+                    .init(bytes: $0.bytes, writeS: $0.writeSeconds, verifyS: $0.verifySeconds)
+                })
         }
 
         public var jsonLine: String { record.jsonLine }
@@ -115,16 +133,18 @@ public enum Benchmark {
         /// SGEMM, and the arithmetic of each backend in `needs` (as its needs declare it).
         public static func measure(for needs: [BackendNeeds]) -> GemmPeaks {
             let used = Set(needs.flatMap { [$0.forward, $0.backward] })
-            return GemmPeaks(fp32: ProductArithmetic.fp32.measurePeak()!,
-                             int8: used.contains(.int8) ? ProductArithmetic.int8.measurePeak() : nil,
-                             bf16: used.contains(.bf16) ? ProductArithmetic.bf16.measurePeak() : nil)
+            return GemmPeaks(
+                fp32: ProductArithmetic.fp32.measurePeak()!,
+                int8: used.contains(.int8) ? ProductArithmetic.int8.measurePeak() : nil,
+                bf16: used.contains(.bf16) ? ProductArithmetic.bf16.measurePeak() : nil)
         }
 
         /// The median of each peak over `samples` (one per timed step).
         public static func median(_ samples: [GemmPeaks]) -> GemmPeaks {
             func mid(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.sorted()[v.count / 2] }
-            return GemmPeaks(fp32: mid(samples.map(\.fp32))!, int8: mid(samples.compactMap(\.int8)),
-                             bf16: mid(samples.compactMap(\.bf16)))
+            return GemmPeaks(
+                fp32: mid(samples.map(\.fp32))!, int8: mid(samples.compactMap(\.int8)),
+                bf16: mid(samples.compactMap(\.bf16)))
         }
     }
 
@@ -134,12 +154,15 @@ public enum Benchmark {
     ///
     /// With `checkpoint`, it then writes a checkpoint of the state into `train.out_dir/bench-checkpoint`
     /// (removed afterwards) and verifies it, and the result holds both times.
-    public static func run(config: RunConfig, steps: Int, warmup: Int, comm: Communicator = SingleProcessCommunicator(),
-                           profile: Bool = false, checkpoint: Bool = false, log: (String) -> Void) throws -> Result {
+    public static func run(
+        config: RunConfig, steps: Int, warmup: Int, comm: Communicator = SingleProcessCommunicator(),
+        profile: Bool = false, checkpoint: Bool = false, log: (String) -> Void
+    ) throws -> Result {
         let session = try BenchSession(config: config, comm: comm)
-        log("bench: \(config.policyLabel), \(formatCount(session.model.layout.count)) parameters, B=\(session.batch), "
-            + "T=\(config.model.seqLen), \(comm.worldSize) rank(s) × \(Threads.count) thread(s), OpenBLAS \(BLASCore.name), "
-            + "compute \(session.model.backend.name)")
+        log(
+            "bench: \(config.policyLabel), \(formatCount(session.model.layout.count)) parameters, B=\(session.batch), "
+                + "T=\(config.model.seqLen), \(comm.worldSize) rank(s) × \(Threads.count) thread(s), OpenBLAS \(BLASCore.name), "
+                + "compute \(session.model.backend.name)")
         if let notice = session.model.computeNotice { log(notice) }
         // The peak is measured right after every timed step and the median kept, so that it sees
         // the machine as the steps saw it (on a shared machine the rate drifts by ±15%).
@@ -155,15 +178,18 @@ public enum Benchmark {
                 for (k, v) in times { phases[k, default: 0] += v }
                 peaks.append(.measure(for: [session.model.backend.needs]))
             }
-            log(String(format: "  step %d%@: %.3f s, loss %.4f", s + 1, s < warmup ? " (warm-up)" : "",
-                       times.values.reduce(0, +), loss))
+            log(
+                String(
+                    format: "  step %d%@: %.3f s, loss %.4f", s + 1, s < warmup ? " (warm-up)" : "",
+                    times.values.reduce(0, +), loss))
         }
         OpProfile.shared.enabled = false
         for k in phases.keys { phases[k]! /= Double(max(steps, 1)) }
         var result = try session.result(phases: phases, peaks: .median(peaks))
         if profile { result.operations = OpProfile.shared.report(steps: steps) }
         if checkpoint {
-            result.checkpoint = try session.timeCheckpoint(in: URL(fileURLWithPath: config.train.outDir).appendingPathComponent("bench-checkpoint"))
+            result.checkpoint = try session.timeCheckpoint(
+                in: URL(fileURLWithPath: config.train.outDir).appendingPathComponent("bench-checkpoint"))
         }
         return result
     }
@@ -178,7 +204,9 @@ public enum Benchmark {
     /// Several configurations in one process, their steps taken in turn (A, B, C, A, B, C, …),
     /// so that every configuration meets the same machine conditions: the fair way to compare
     /// step times on a shared machine. Memory figures are not per configuration here.
-    public static func interleaved(configs: [RunConfig], steps: Int, warmup: Int, log: (String) -> Void) throws -> [Result] {
+    public static func interleaved(
+        configs: [RunConfig], steps: Int, warmup: Int, log: (String) -> Void
+    ) throws -> [Result] {
         let sessions = try configs.map { try BenchSession(config: $0, comm: SingleProcessCommunicator()) }
         var phases = [[String: Double]](repeating: [:], count: configs.count)
         var peaks: [GemmPeaks] = []
@@ -186,8 +214,11 @@ public enum Benchmark {
             for (i, session) in sessions.enumerated() {
                 let (times, _) = try session.step()
                 if s >= warmup { for (k, v) in times { phases[i][k, default: 0] += v } }
-                log(String(format: "  round %d%@, %@: %.3f s", s + 1, s < warmup ? " (warm-up)" : "", configs[i].policyLabel,
-                           times.values.reduce(0, +)))
+                log(
+                    String(
+                        format: "  round %d%@, %@: %.3f s", s + 1, s < warmup ? " (warm-up)" : "",
+                        configs[i].policyLabel,
+                        times.values.reduce(0, +)))
             }
             if s >= warmup {
                 peaks.append(.measure(for: sessions.map(\.model.backend.needs)))
@@ -218,11 +249,14 @@ final class BenchSession {
         self.config = config
         self.comm = comm
         let ledger = self.ledger
-        let rank = try RankSetup(config: config, comm: comm, agreement: RunAgreement.items(config: config), ledger: ledger,
-                                 batches: { batch in
-                                     batches ?? SyntheticBatches(count: batch * config.model.seqLen, vocabulary: config.model.vocabSize,
-                                                                 rank: comm.rank, ledger: ledger)
-                                 })
+        let rank = try RankSetup(
+            config: config, comm: comm, agreement: RunAgreement.items(config: config), ledger: ledger,
+            batches: { batch in
+                batches
+                    ?? SyntheticBatches(
+                        count: batch * config.model.seqLen, vocabulary: config.model.vocabSize,
+                        rank: comm.rank, ledger: ledger)
+            })
         (model, optimizer, stepper) = (rank.model, rank.optimizer, rank.stepper)
     }
 
@@ -241,18 +275,23 @@ final class BenchSession {
         if comm.rank == 0 { try? FileManager.default.removeItem(at: run) }
         defer { if comm.rank == 0 { try? FileManager.default.removeItem(at: run) } }
         try comm.barrier()
-        let components: [CheckpointComponent] = [WeightsCheckpoint(model.weights),
-                                                 OptimizerCheckpoint(optimizer, sharded: stepper.shards != nil)]
+        let components: [CheckpointComponent] = [
+            WeightsCheckpoint(model.weights),
+            OptimizerCheckpoint(optimizer, sharded: stepper.shards != nil)
+        ]
         var t = Date()
-        let dir = try checkpointer.save(TrainProgress(step: steps, tokensSeen: steps * stepper.tokensPerStep), components: components,
-                                        config: config, optimizerStep: optimizer.step, fingerprint: ReplicaCheck.fingerprint(model.weights))
+        let dir = try checkpointer.save(
+            TrainProgress(step: steps, tokensSeen: steps * stepper.tokensPerStep), components: components,
+            config: config, optimizerStep: optimizer.step, fingerprint: ReplicaCheck.fingerprint(model.weights))
         let write = Date().timeIntervalSince(t)
         try comm.barrier()
         t = Date()
         let state = try Checkpointer.verify(dir)
         let verify = Date().timeIntervalSince(t)
         let bytes = state.files.keys.reduce(0) { sum, name in
-            sum + ((try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent(name).path)[.size] as? Int) ?? 0)
+            sum
+                + ((try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent(name).path)[.size]
+                    as? Int) ?? 0)
         }
         return .init(bytes: bytes, writeSeconds: write, verifySeconds: verify)
     }
@@ -262,7 +301,10 @@ final class BenchSession {
     func result(phases: [String: Double], peaks: Benchmark.GemmPeaks) throws -> Benchmark.Result {
         let peak = peaks.fp32
         // Rank 0's timings stand for the step; the slowest rank's memory for the job.
-        var mem = [MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count), Double(MemoryReport.peakResidentBytes())]
+        var mem = [
+            MemoryReport.bytesPerParameter(ledger, parameters: model.layout.count),
+            Double(MemoryReport.peakResidentBytes())
+        ]
         try comm.allReduceMax(&mem)
         let T = config.model.seqLen, L = config.model.nLayers, C = config.model.dim
         let flops = 6 * Double(model.layout.matmulParameterCount) + 12 * Double(L * T * C)
@@ -291,8 +333,10 @@ final class BenchSession {
             let backward = usesBF16 && peaks.bf16 != nil ? 2 * forward : 0
             result.int8PeakGOPS = int8Peak * world
             result.bf16PeakGFLOPS = usesBF16 ? peaks.bf16.map { $0 * world } : nil
-            result.pathPeakGFLOPS = flops / (forward / (int8Peak * world) + backward / ((peaks.bf16 ?? 1) * world)
-                + (flops - forward - backward) / (peak * world))
+            result.pathPeakGFLOPS =
+                flops
+                / (forward / (int8Peak * world) + backward / ((peaks.bf16 ?? 1) * world)
+                    + (flops - forward - backward) / (peak * world))
         }
         return result
     }
@@ -310,7 +354,9 @@ final class SyntheticBatches: BatchSource {
         for i in 0...count { tokens.pointer[i] = Int32(stream.word(i) % UInt32(V)) }
     }
 
-    func fill(tokens t: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, step: Int, micro: Int, batch: Int) {
+    func fill(
+        tokens t: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, step: Int, micro: Int, batch: Int
+    ) {
         t.update(from: tokens.pointer, count: count)
         targets.update(from: tokens.pointer + 1, count: count)
     }

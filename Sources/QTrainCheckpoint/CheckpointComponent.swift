@@ -35,14 +35,20 @@ public final class WeightsCheckpoint: CheckpointComponent {
 
     public func save(into dir: URL, rank: Int) throws -> [String: String] {
         guard rank == 0 else { return [:] }
-        return ["model.safetensors": try CheckpointFormat.modelWriter(weights).write(to: dir.appendingPathComponent("model.safetensors"))]
+        return [
+            "model.safetensors": try CheckpointFormat.modelWriter(weights).write(
+                to: dir.appendingPathComponent("model.safetensors"))
+        ]
     }
 
     public func restore(from dir: URL, state: CheckpointState) throws {
-        try CheckpointFormat.loadModel(weights, from: SafetensorsFile(url: dir.appendingPathComponent("model.safetensors")))
+        try CheckpointFormat.loadModel(
+            weights, from: SafetensorsFile(url: dir.appendingPathComponent("model.safetensors")))
         let fp = String(format: "%016llx", ReplicaCheck.fingerprint(weights))
         guard fp == state.fingerprint else {
-            throw QTrainError(.checkpoint, "the weights loaded from \(dir.path) have fingerprint \(fp), state.json says \(state.fingerprint)")
+            throw QTrainError(
+                .checkpoint,
+                "the weights loaded from \(dir.path) have fingerprint \(fp), state.json says \(state.fingerprint)")
         }
     }
 }
@@ -70,7 +76,8 @@ public final class OptimizerCheckpoint: CheckpointComponent {
 
     public func restore(from dir: URL, state: CheckpointState) throws {
         let names = state.files.keys.filter { $0.hasPrefix("optimizer") }.sorted()
-        try CheckpointFormat.loadOptimizer(optimizer, from: names.map { try SafetensorsFile(url: dir.appendingPathComponent($0)) })
+        try CheckpointFormat.loadOptimizer(
+            optimizer, from: names.map { try SafetensorsFile(url: dir.appendingPathComponent($0)) })
     }
 }
 

@@ -1,4 +1,5 @@
 import QTrainCore
+
 /// The `checkpoint:` section.
 public struct CheckpointConfig: Codable, Equatable, Sendable {
     /// Write a checkpoint every this many steps; 0 writes only at the end of the run, when a

@@ -34,7 +34,8 @@ public enum CheckpointFormat {
         if o.m.dtype == .int8 { out.metadata["state_block"] = "\(StateSegments.block)" }
         for (name, moment) in [("m", o.m), ("v", o.v)] {
             for part in moment.stored {
-                out.tensors.append(.init(name: name + part.suffix, dtype: part.dtype, shape: [part.count], pointer: part.pointer))
+                out.tensors.append(
+                    .init(name: name + part.suffix, dtype: part.dtype, shape: [part.count], pointer: part.pointer))
             }
         }
         return out
@@ -49,8 +50,9 @@ public enum CheckpointFormat {
         let damaged = "the file is damaged; use an older checkpoint"
         var sources: [(file: SafetensorsFile, range: Range<Int>)] = []
         for f in files {
-            guard let lo = f.metadata["range_start"].flatMap(Int.init), let hi = f.metadata["range_end"].flatMap(Int.init),
-                  let step = f.metadata["step"].flatMap(Int.init), 0 <= lo, lo <= hi, hi <= o.layout.count, step >= 0
+            guard let lo = f.metadata["range_start"].flatMap(Int.init),
+                let hi = f.metadata["range_end"].flatMap(Int.init),
+                let step = f.metadata["step"].flatMap(Int.init), 0 <= lo, lo <= hi, hi <= o.layout.count, step >= 0
             else { throw QTrainError(.checkpoint, "\(f.url.path) lacks its range metadata", hint: damaged) }
             o.step = step
             sources.append((f, lo..<hi))
@@ -66,19 +68,23 @@ public enum CheckpointFormat {
                     let a = max(lo, r.lowerBound), b = min(hi, r.upperBound)
                     guard a < b else { continue }
                     try values.withUnsafeMutableBufferPointer { out in
-                        try decode(name, of: f, range: r, elements: a..<b, layout: o.layout, into: out.baseAddress! + (a - lo))
+                        try decode(
+                            name, of: f, range: r, elements: a..<b, layout: o.layout, into: out.baseAddress! + (a - lo))
                     }
                     covered += b - a
                 }
                 if let i = values.firstIndex(where: { !$0.isFinite || (name == "v" && $0 < 0) }) {
-                    throw QTrainError(.checkpoint, "\(name) of the optimizer state holds \(values[i]) at element \(lo + i)", hint: damaged)
+                    throw QTrainError(
+                        .checkpoint, "\(name) of the optimizer state holds \(values[i]) at element \(lo + i)",
+                        hint: damaged)
                 }
                 moment.assign(floats: values, count: seg.count, at: seg.stateOffset)
             }
         }
         guard covered == o.range.count else {
-            throw QTrainError(.checkpoint, "the optimizer files cover \(covered) of this rank's \(o.range.count) values",
-                              hint: "a file of the checkpoint is missing; use an older checkpoint")
+            throw QTrainError(
+                .checkpoint, "the optimizer files cover \(covered) of this rank's \(o.range.count) values",
+                hint: "a file of the checkpoint is missing; use an older checkpoint")
         }
     }
 
@@ -87,20 +93,31 @@ public enum CheckpointFormat {
     private static func copyExactly(_ o: Optimizer, from f: SafetensorsFile) throws -> Bool {
         for (name, moment) in [("m", o.m), ("v", o.v)] {
             for part in moment.stored {
-                guard let e = try? f.entry(name + part.suffix), e.dtype == part.dtype, e.count == part.count else { return false }
+                guard let e = try? f.entry(name + part.suffix), e.dtype == part.dtype, e.count == part.count else {
+                    return false
+                }
             }
         }
         for (name, moment) in [("m", o.m), ("v", o.v)] {
             for part in moment.stored {
-                try f.withBytes(name + part.suffix) { part.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                try f.withBytes(name + part.suffix) {
+                    part.pointer.copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+                }
             }
             // 8-bit moments are finite when their scales are; other moments are checked value by value.
-            let values: [Float] = moment.dtype == .int8
-                ? Array(UnsafeBufferPointer(start: moment.stored[1].pointer.assumingMemoryBound(to: Float.self), count: moment.stored[1].count))
+            let values: [Float] =
+                moment.dtype == .int8
+                ? Array(
+                    UnsafeBufferPointer(
+                        start: moment.stored[1].pointer.assumingMemoryBound(to: Float.self),
+                        count: moment.stored[1].count))
                 : moment.values
-            if let bad = values.firstIndex(where: { !$0.isFinite || ((name == "v" || moment.dtype == .int8) && $0 < 0) }) {
-                throw QTrainError(.checkpoint, "\(name)\(moment.dtype == .int8 ? ".scale" : "") in \(f.url.path) holds \(values[bad]) at \(moment.dtype == .int8 ? "block" : "element") \(bad)",
-                                  hint: "the file is damaged; use an older checkpoint")
+            if let bad = values.firstIndex(where: { !$0.isFinite || ((name == "v" || moment.dtype == .int8) && $0 < 0) }
+            ) {
+                throw QTrainError(
+                    .checkpoint,
+                    "\(name)\(moment.dtype == .int8 ? ".scale" : "") in \(f.url.path) holds \(values[bad]) at \(moment.dtype == .int8 ? "block" : "element") \(bad)",
+                    hint: "the file is damaged; use an older checkpoint")
             }
         }
         return true
@@ -108,30 +125,42 @@ public enum CheckpointFormat {
 
     /// Widens the layout elements `elements` (inside one tensor) of moment `name` from file `f`,
     /// which covers `range`, into `out`.
-    private static func decode(_ name: String, of f: SafetensorsFile, range: Range<Int>, elements: Range<Int>,
-                               layout: ParameterLayout, into out: UnsafeMutablePointer<Float>) throws {
+    private static func decode(
+        _ name: String, of f: SafetensorsFile, range: Range<Int>, elements: Range<Int>,
+        layout: ParameterLayout, into out: UnsafeMutablePointer<Float>
+    ) throws {
         let e = try f.entry(name), n = elements.count, at = elements.lowerBound - range.lowerBound
         let damaged = "the file is damaged; use an older checkpoint"
         guard e.count == range.count, [.f32, .bf16, .u8].contains(e.dtype) else {
-            throw QTrainError(.checkpoint, "\(name) in \(f.url.path) holds \(e.count) \(e.dtype.rawValue) values for range \(range)", hint: damaged)
+            throw QTrainError(
+                .checkpoint, "\(name) in \(f.url.path) holds \(e.count) \(e.dtype.rawValue) values for range \(range)",
+                hint: damaged)
         }
         switch e.dtype {
         case .f32:
-            try f.withBytes(name) { out.update(from: $0.baseAddress!.assumingMemoryBound(to: Float.self) + at, count: n) }
+            try f.withBytes(name) {
+                out.update(from: $0.baseAddress!.assumingMemoryBound(to: Float.self) + at, count: n)
+            }
         case .bf16:
-            try f.withBytes(name) { qk_bf16_to_f32_array(out, $0.baseAddress!.assumingMemoryBound(to: UInt16.self) + at, Int64(n)) }
+            try f.withBytes(name) {
+                qk_bf16_to_f32_array(out, $0.baseAddress!.assumingMemoryBound(to: UInt16.self) + at, Int64(n))
+            }
         default:
             let blocks = StateSegments(layout: layout, range: range)
             let scales = try f.entry(name + ".scale")
-            guard f.metadata["state_block"] == "\(StateSegments.block)", scales.dtype == .f32, scales.count == blocks.scaleCount else {
-                throw QTrainError(.checkpoint, "\(name).scale in \(f.url.path) does not match its 8-bit blocks", hint: damaged)
+            guard f.metadata["state_block"] == "\(StateSegments.block)", scales.dtype == .f32,
+                scales.count == blocks.scaleCount
+            else {
+                throw QTrainError(
+                    .checkpoint, "\(name).scale in \(f.url.path) does not match its 8-bit blocks", hint: damaged)
             }
             let (s, first) = blocks.locate(at)
             try f.withBytes(name) { codes in
                 try f.withBytes(name + ".scale") { sc in
-                    qk_state8_decode(out, codes.baseAddress!.assumingMemoryBound(to: UInt8.self) + at,
-                                     sc.baseAddress!.assumingMemoryBound(to: Float.self) + s, Int64(n), Int64(first),
-                                     name == "m" ? 1 : 0)
+                    qk_state8_decode(
+                        out, codes.baseAddress!.assumingMemoryBound(to: UInt8.self) + at,
+                        sc.baseAddress!.assumingMemoryBound(to: Float.self) + s, Int64(n), Int64(first),
+                        name == "m" ? 1 : 0)
                 }
             }
         }

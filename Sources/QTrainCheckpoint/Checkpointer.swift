@@ -70,8 +70,10 @@ public final class Checkpointer {
     /// Writes a checkpoint of `progress` holding every component's files, with the run's
     /// `config` and the weights' `fingerprint` in `state.json`; returns its directory.
     @discardableResult
-    public func save(_ progress: TrainProgress, components: [CheckpointComponent], config: RunConfig,
-                     optimizerStep: Int, fingerprint: UInt64) throws -> URL {
+    public func save(
+        _ progress: TrainProgress, components: [CheckpointComponent], config: RunConfig,
+        optimizerStep: Int, fingerprint: UInt64
+    ) throws -> URL {
         let step = progress.step
         let name = Self.directoryName(step: step)
         let tmp = run.appendingPathComponent(".tmp-\(name)")
@@ -88,7 +90,9 @@ public final class Checkpointer {
                     mine.merge(try component.save(into: tmp, rank: comm.rank)) { a, _ in a }
                     // Test aid: a pause between the files, so a test can kill the process mid-write.
                     if i < components.count - 1,
-                       let delay = ProcessInfo.processInfo.environment["QTRAIN_TEST_CHECKPOINT_DELAY"].flatMap(Double.init) {
+                        let delay = ProcessInfo.processInfo.environment["QTRAIN_TEST_CHECKPOINT_DELAY"].flatMap(
+                            Double.init)
+                    {
                         Thread.sleep(forTimeInterval: delay)
                     }
                 }
@@ -116,9 +120,10 @@ public final class Checkpointer {
         } catch {
             if comm.rank == 0 { try? FileManager.default.removeItem(at: tmp) }
             let previous = Self.candidates(in: run).first { $0.lastPathComponent != name }
-            throw QTrainError(.checkpoint, "the checkpoint of step \(step) could not be written: \(error)",
-                              hint: previous.map { "the previous checkpoint \($0.path) is intact; free disk space and resume" }
-                                  ?? "free disk space and start again")
+            throw QTrainError(
+                .checkpoint, "the checkpoint of step \(step) could not be written: \(error)",
+                hint: previous.map { "the previous checkpoint \($0.path) is intact; free disk space and resume" }
+                    ?? "free disk space and start again")
         }
         lastSave = Date()
         return final
@@ -173,8 +178,11 @@ public final class Checkpointer {
             let name = text.trimmingCharacters(in: .whitespacesAndNewlines)
             if !name.isEmpty { out.append(run.appendingPathComponent(name)) }
         }
-        let steps = ((try? fm.contentsOfDirectory(atPath: run.path)) ?? []).filter { $0.hasPrefix("step-") }.sorted(by: >)
-        for s in steps where !out.contains(where: { $0.lastPathComponent == s }) { out.append(run.appendingPathComponent(s)) }
+        let steps = ((try? fm.contentsOfDirectory(atPath: run.path)) ?? []).filter { $0.hasPrefix("step-") }.sorted(
+            by: >)
+        for s in steps where !out.contains(where: { $0.lastPathComponent == s }) {
+            out.append(run.appendingPathComponent(s))
+        }
         return out
     }
 
@@ -192,37 +200,50 @@ public final class Checkpointer {
         do {
             state = try JSONDecoder().decode(CheckpointState.self, from: data)
         } catch let error as DecodingError {
-            throw QTrainError(.checkpoint, "\(stateURL.path) is not a valid checkpoint state: \(describe(error))",
-                              hint: "the file is damaged; use another checkpoint")
+            throw QTrainError(
+                .checkpoint, "\(stateURL.path) is not a valid checkpoint state: \(describe(error))",
+                hint: "the file is damaged; use another checkpoint")
         }
         guard state.format == CheckpointFormat.version else {
-            throw QTrainError(.checkpoint, "\(dir.path) has checkpoint format \(state.format); this build reads \(CheckpointFormat.version)")
+            throw QTrainError(
+                .checkpoint,
+                "\(dir.path) has checkpoint format \(state.format); this build reads \(CheckpointFormat.version)")
         }
         // The state as a whole: where it says it is, and every file a checkpoint must hold.
         guard state.step >= 0, dir.lastPathComponent == directoryName(step: state.step) else {
-            throw QTrainError(.checkpoint, "\(stateURL.path) says step \(state.step), but the checkpoint directory is \(dir.lastPathComponent)",
-                              hint: "the file is damaged or was moved; use another checkpoint")
+            throw QTrainError(
+                .checkpoint,
+                "\(stateURL.path) says step \(state.step), but the checkpoint directory is \(dir.lastPathComponent)",
+                hint: "the file is damaged or was moved; use another checkpoint")
         }
         guard state.worldSize >= 1, state.optimizerStep >= 0, state.tokensSeen >= 0 else {
-            throw QTrainError(.checkpoint, "\(stateURL.path) has an impossible world size \(state.worldSize), optimizer step \(state.optimizerStep) or token count \(state.tokensSeen)",
-                              hint: "the file is damaged; use another checkpoint")
+            throw QTrainError(
+                .checkpoint,
+                "\(stateURL.path) has an impossible world size \(state.worldSize), optimizer step \(state.optimizerStep) or token count \(state.tokensSeen)",
+                hint: "the file is damaged; use another checkpoint")
         }
-        let optimizerFiles = state.shardOptimizer
-            ? (0..<state.worldSize).map { OptimizerCheckpoint.fileName(rank: $0) } : [OptimizerCheckpoint.fileName(rank: nil)]
+        let optimizerFiles =
+            state.shardOptimizer
+            ? (0..<state.worldSize).map { OptimizerCheckpoint.fileName(rank: $0) }
+            : [OptimizerCheckpoint.fileName(rank: nil)]
         let required = Set(["model.safetensors"] + optimizerFiles)
         let known = required.union(["tokenizer.json"])
         if let missing = required.subtracting(state.files.keys).sorted().first {
-            throw QTrainError(.checkpoint, "\(stateURL.path) lists no checksum for \(missing)", hint: "the file is damaged; use another checkpoint")
+            throw QTrainError(
+                .checkpoint, "\(stateURL.path) lists no checksum for \(missing)",
+                hint: "the file is damaged; use another checkpoint")
         }
         if let extra = Set(state.files.keys).subtracting(known).sorted().first {
-            throw QTrainError(.checkpoint, "\(stateURL.path) lists a file this format does not have: \(extra)",
-                              hint: "the file is damaged; use another checkpoint")
+            throw QTrainError(
+                .checkpoint, "\(stateURL.path) lists a file this format does not have: \(extra)",
+                hint: "the file is damaged; use another checkpoint")
         }
         do {
             _ = try RunConfig.parse(yaml: state.config)
         } catch {
-            throw QTrainError(.checkpoint, "the configuration stored in \(stateURL.path) cannot be read: \(error)",
-                              hint: "the file is damaged; use another checkpoint")
+            throw QTrainError(
+                .checkpoint, "the configuration stored in \(stateURL.path) cannot be read: \(error)",
+                hint: "the file is damaged; use another checkpoint")
         }
         for (name, expected) in state.files.sorted(by: { $0.key < $1.key }) {
             let url = dir.appendingPathComponent(name)
@@ -230,7 +251,8 @@ public final class Checkpointer {
                 throw QTrainError(.checkpoint, "\(url.path) is missing from the checkpoint")
             }
             guard actual == expected else {
-                throw QTrainError(.checkpoint, "\(url.path) does not match the SHA-256 in state.json (truncated or modified)")
+                throw QTrainError(
+                    .checkpoint, "\(url.path) does not match the SHA-256 in state.json (truncated or modified)")
             }
             if name.hasSuffix(".safetensors") { _ = try SafetensorsFile(url: url) }
         }
@@ -242,8 +264,10 @@ public final class Checkpointer {
         func path(_ c: [CodingKey]) -> String { c.map(\.stringValue).joined(separator: ".") }
         switch error {
         case .keyNotFound(let key, let ctx): return "key '\(path(ctx.codingPath + [key]))' is missing"
-        case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx): return "key '\(path(ctx.codingPath))' has the wrong type"
-        case .dataCorrupted(let ctx): return ctx.codingPath.isEmpty ? "it is not JSON" : "key '\(path(ctx.codingPath))' is malformed"
+        case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx):
+            return "key '\(path(ctx.codingPath))' has the wrong type"
+        case .dataCorrupted(let ctx):
+            return ctx.codingPath.isEmpty ? "it is not JSON" : "key '\(path(ctx.codingPath))' is malformed"
         @unknown default: return "\(error)"
         }
     }
@@ -269,23 +293,30 @@ public final class Checkpointer {
     /// split differs and converted if its storage type differs). Returns the configuration the
     /// checkpoint was saved with and the progress it records.
     @discardableResult
-    public func restore(_ components: [CheckpointComponent], from dir: URL, state: CheckpointState,
-                        config: RunConfig) throws -> (config: RunConfig, progress: TrainProgress) {
+    public func restore(
+        _ components: [CheckpointComponent], from dir: URL, state: CheckpointState,
+        config: RunConfig
+    ) throws -> (config: RunConfig, progress: TrainProgress) {
         let saved: RunConfig
         do {
             saved = try RunConfig.parse(yaml: state.config)
         } catch {
-            throw QTrainError(.checkpoint, "the configuration stored in \(dir.path)/state.json cannot be read: \(error)")
+            throw QTrainError(
+                .checkpoint, "the configuration stored in \(dir.path)/state.json cannot be read: \(error)")
         }
         if saved.model != config.model {
-            throw QTrainError(.checkpoint, "checkpoint \(dir.path) was trained with a different model section (\(describe(saved.model)) vs \(describe(config.model)))",
-                              hint: "resume with the checkpoint's configs, or use another train.out_dir to start afresh")
+            throw QTrainError(
+                .checkpoint,
+                "checkpoint \(dir.path) was trained with a different model section (\(describe(saved.model)) vs \(describe(config.model)))",
+                hint: "resume with the checkpoint's configs, or use another train.out_dir to start afresh")
         }
         var savedQuant = saved.quant
         savedQuant.compute = config.quant.compute  // how it was computed does not change what was trained
         if savedQuant.resolved != config.quant.resolved {
-            throw QTrainError(.checkpoint, "checkpoint \(dir.path) was trained with quant mode \(saved.quant.label), this run has \(config.quant.label)",
-                              hint: "resume with the checkpoint's quant settings, or use another train.out_dir")
+            throw QTrainError(
+                .checkpoint,
+                "checkpoint \(dir.path) was trained with quant mode \(saved.quant.label), this run has \(config.quant.label)",
+                hint: "resume with the checkpoint's quant settings, or use another train.out_dir")
         }
         for component in components { try component.restore(from: dir, state: state) }
         return (saved, TrainProgress(step: state.step, tokensSeen: state.tokensSeen))

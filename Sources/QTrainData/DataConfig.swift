@@ -1,4 +1,5 @@
 import QTrainCore
+
 /// The `data:` section.
 public struct DataConfig: Codable, Equatable, Sendable {
     /// Directory written by `qtrain-dist prepare`: `train_*.bin`, `val_*.bin`, `tokenizer.json`.

@@ -30,9 +30,12 @@ public enum DataPreparer {
 
     /// The training and validation documents, each in name order: every `valEvery`-th
     /// document (offset valEvery/2) is validation.
-    public static func split(_ documents: [Document], valEvery: Int) throws -> (train: [Document], validation: [Document]) {
+    public static func split(
+        _ documents: [Document], valEvery: Int
+    ) throws -> (train: [Document], validation: [Document]) {
         guard documents.count >= 2 else {
-            throw QTrainError.data("a corpus needs at least two documents to split into train and validation (got \(documents.count))")
+            throw QTrainError.data(
+                "a corpus needs at least two documents to split into train and validation (got \(documents.count))")
         }
         guard valEvery >= 2 else { throw QTrainError.config("--val-every must be at least 2") }
         var train: [Document] = [], validation: [Document] = []
@@ -43,7 +46,8 @@ public enum DataPreparer {
         guard !validation.isEmpty else {
             throw QTrainError.data(
                 "\(documents.count) documents with --val-every \(valEvery) leave no document for validation (document \(valEvery / 2) of every \(valEvery) goes there)",
-                hint: "use --val-every \(max(2, min(valEvery, 2 * (documents.count - 1)))) or fewer, or a larger corpus")
+                hint: "use --val-every \(max(2, min(valEvery, 2 * (documents.count - 1)))) or fewer, or a larger corpus"
+            )
         }
         return (train, validation)
     }
@@ -59,7 +63,9 @@ public enum DataPreparer {
         where (name.hasPrefix("train_") || name.hasPrefix("val_")) && name.hasSuffix(".bin") {
             try FileManager.default.removeItem(at: out.appendingPathComponent(name))
         }
-        func tokens(_ docs: [Document]) -> [Int32] { docs.flatMap { tokenizer.encode($0.text) + [tokenizer.endOfText] } }
+        func tokens(_ docs: [Document]) -> [Int32] {
+            docs.flatMap { tokenizer.encode($0.text) + [tokenizer.endOfText] }
+        }
         let train = tokens(trainDocs), val = tokens(valDocs)
         let trainNames = trainDocs.map(\.name), valNames = valDocs.map(\.name)
         let hash = tokenizer.identityHash
@@ -87,8 +93,13 @@ public enum DataPreparer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(meta).write(to: out.appendingPathComponent("meta.json"), options: .atomic)
-        log("wrote \(train.count) train tokens (\(trainNames.count) documents) and \(val.count) validation tokens (\(valNames.count) documents) to \(out.path)")
-        log(String(format: "unigram entropy of the training tokens: %.4f nats (%.4f bits)", entropy, entropy / Foundation.log(2.0)))
+        log(
+            "wrote \(train.count) train tokens (\(trainNames.count) documents) and \(val.count) validation tokens (\(valNames.count) documents) to \(out.path)"
+        )
+        log(
+            String(
+                format: "unigram entropy of the training tokens: %.4f nats (%.4f bits)", entropy,
+                entropy / Foundation.log(2.0)))
         return meta
     }
 }

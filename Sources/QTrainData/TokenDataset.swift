@@ -32,13 +32,16 @@ public final class TokenDataset: @unchecked Sendable {
         }
         shards = try names.map { try MappedShard(url: directory.appendingPathComponent($0)) }
         let first = shards[0].header
-        for s in shards.dropFirst() where s.header.tokenizerHash != first.tokenizerHash || s.header.vocabSize != first.vocabSize {
-            throw QTrainError.data("shard \(s.url.path) was made with a different tokenizer than \(shards[0].url.path)",
-                                   hint: "re-create the directory with `qtrain-dist prepare`")
+        for s in shards.dropFirst()
+        where s.header.tokenizerHash != first.tokenizerHash || s.header.vocabSize != first.vocabSize {
+            throw QTrainError.data(
+                "shard \(s.url.path) was made with a different tokenizer than \(shards[0].url.path)",
+                hint: "re-create the directory with `qtrain-dist prepare`")
         }
         if first.tokenizerHash.allSatisfy({ $0 == 0 }) {
-            throw QTrainError.data("shard \(shards[0].url.path) records no tokenizer (its tokenizer hash is zero)",
-                                   hint: "re-create the directory with `qtrain-dist prepare`")
+            throw QTrainError.data(
+                "shard \(shards[0].url.path) records no tokenizer (its tokenizer hash is zero)",
+                hint: "re-create the directory with `qtrain-dist prepare`")
         }
         vocabSize = first.vocabSize
         var cum = [0]
@@ -46,8 +49,9 @@ public final class TokenDataset: @unchecked Sendable {
         cumulative = cum
         windowCount = cum.last!
         guard windowCount > 0 else {
-            throw QTrainError.data("the \(split) shards in \(directory.path) hold fewer than seq_len+1 = \(seqLen + 1) tokens",
-                                   hint: "use a shorter model.seq_len or more text")
+            throw QTrainError.data(
+                "the \(split) shards in \(directory.path) hold fewer than seq_len+1 = \(seqLen + 1) tokens",
+                hint: "use a shorter model.seq_len or more text")
         }
     }
 
@@ -63,12 +67,14 @@ public final class TokenDataset: @unchecked Sendable {
     public func checkSameTokenizer(as other: TokenDataset, tokenizer: any Tokenizer) throws {
         let hint = "re-create the directory with `qtrain-dist prepare` (every split and tokenizer.json together)"
         if other.tokenizerHash != tokenizerHash || other.vocabSize != vocabSize {
-            throw QTrainError.data("the \(other.split) shards in \(directory.path) were made with a different tokenizer than the \(split) shards",
-                                   hint: hint)
+            throw QTrainError.data(
+                "the \(other.split) shards in \(directory.path) were made with a different tokenizer than the \(split) shards",
+                hint: hint)
         }
         if tokenizer.identityHash != tokenizerHash {
-            throw QTrainError.data("the shards in \(directory.path) were made with a different tokenizer than its tokenizer.json",
-                                   hint: hint)
+            throw QTrainError.data(
+                "the shards in \(directory.path) were made with a different tokenizer than its tokenizer.json",
+                hint: hint)
         }
     }
 
@@ -109,8 +115,9 @@ public struct BatchSampler: Sendable {
         let T = data.seqLen
         for b in 0..<B {
             let j = (micro * world + rank) * B + b
-            data.window(window(step: step, sequence: j, windowCount: data.windowCount),
-                        tokens: tokens + b * T, targets: targets + b * T)
+            data.window(
+                window(step: step, sequence: j, windowCount: data.windowCount),
+                tokens: tokens + b * T, targets: targets + b * T)
         }
     }
 }

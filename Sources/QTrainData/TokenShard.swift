@@ -48,7 +48,8 @@ public struct ShardHeader: Equatable, Sendable {
     init(parsing raw: UnsafeRawBufferPointer, file: String) throws {
         let remedy = "re-create it with `qtrain-dist prepare`"
         guard raw.count >= ShardHeader.size else {
-            throw QTrainError.data("shard \(file) is truncated: \(raw.count) bytes, shorter than its 64-byte header", hint: remedy)
+            throw QTrainError.data(
+                "shard \(file) is truncated: \(raw.count) bytes, shorter than its 64-byte header", hint: remedy)
         }
         guard Array(raw[0..<8]) == ShardHeader.magic else {
             throw QTrainError.data("\(file) is not a token shard (wrong magic bytes)", hint: remedy)
@@ -56,14 +57,17 @@ public struct ShardHeader: Equatable, Sendable {
         func get32(_ o: Int) -> Int { Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self))) }
         let version = get32(8)
         guard version == Int(ShardHeader.version) else {
-            throw QTrainError.data("shard \(file) has format version \(version); this build reads version \(ShardHeader.version)", hint: remedy)
+            throw QTrainError.data(
+                "shard \(file) has format version \(version); this build reads version \(ShardHeader.version)",
+                hint: remedy)
         }
         tokenBytes = get32(12)
         vocabSize = get32(16)
         let rawCount = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
         tokenizerHash = Array(raw[32..<64])
         guard tokenBytes == 2 || tokenBytes == 4, vocabSize > 0 else {
-            throw QTrainError.data("shard \(file) has a corrupt header (token width \(tokenBytes), vocab \(vocabSize))", hint: remedy)
+            throw QTrainError.data(
+                "shard \(file) has a corrupt header (token width \(tokenBytes), vocab \(vocabSize))", hint: remedy)
         }
         // The count sizes every later read: check it against the file before any arithmetic can wrap.
         let payload = UInt64(raw.count - ShardHeader.size)
@@ -114,8 +118,9 @@ public final class MappedShard: @unchecked Sendable {
         self.url = url
         let fd = open(url.path, O_RDONLY)
         guard fd >= 0 else {
-            throw QTrainError.data("cannot open shard \(url.path): \(String(cString: strerror(errno)))",
-                                   hint: "run `qtrain-dist prepare` to create it")
+            throw QTrainError.data(
+                "cannot open shard \(url.path): \(String(cString: strerror(errno)))",
+                hint: "run `qtrain-dist prepare` to create it")
         }
         defer { close(fd) }
         var st = stat()

@@ -1,4 +1,5 @@
 import QTrainCore
+
 /// What a rank does when its weights differ from the others' (`dist.on_desync`).
 public enum DesyncAction: String, CaseIterable, Codable, Sendable, ConfigEnum {
     /// Stop the run, naming the step, the ranks and the first differing tensor.
@@ -41,7 +42,8 @@ public struct DistConfig: Codable, Equatable, Sendable {
     public var timeoutS = 600.0
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case checkEvery = "check_every", onDesync = "on_desync", shardOptimizer = "shard_optimizer", shardGradients = "shard_gradients"
+        case checkEvery = "check_every", onDesync = "on_desync", shardOptimizer = "shard_optimizer", shardGradients =
+            "shard_gradients"
         case bucketMB = "bucket_mb", overlap, timeoutS = "timeout_s"
     }
 
@@ -62,11 +64,13 @@ public struct DistConfig: Codable, Equatable, Sendable {
         let check = ConfigCheck(path: path)
         try check.require(checkEvery >= 0, "check_every", checkEvery, "0 or more")
         if shardGradients && !shardOptimizer {
-            throw QTrainError.config("config key '\(path).shard_gradients' is true but '\(path).shard_optimizer' is false",
-                                     hint: "ZeRO-2 shards the gradients on top of ZeRO-1: set \(path).shard_optimizer=true too")
+            throw QTrainError.config(
+                "config key '\(path).shard_gradients' is true but '\(path).shard_optimizer' is false",
+                hint: "ZeRO-2 shards the gradients on top of ZeRO-1: set \(path).shard_optimizer=true too")
         }
         try check.require(bucketMB > 0 && bucketMB <= 4096, "bucket_mb", bucketMB, "between 0 and 4096")
-        try check.require(timeoutS == 0 || (timeoutS >= 2 && timeoutS <= 604_800), "timeout_s", timeoutS,
-                          "0 (off) or between 2 and 604800 seconds")
+        try check.require(
+            timeoutS == 0 || (timeoutS >= 2 && timeoutS <= 604_800), "timeout_s", timeoutS,
+            "0 (off) or between 2 and 604800 seconds")
     }
 }

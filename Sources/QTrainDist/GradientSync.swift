@@ -28,8 +28,10 @@ public final class GradientSynchronizer {
     /// Seconds ``finish()`` waited in the last step.
     public private(set) var lastWait = 0.0
 
-    public init(comm: Communicator, gradients: GradientStore, bucketBytes: Int, mode: OverlapMode,
-                shards: ShardPlan? = nil) {
+    public init(
+        comm: Communicator, gradients: GradientStore, bucketBytes: Int, mode: OverlapMode,
+        shards: ShardPlan? = nil
+    ) {
         self.comm = comm
         self.shards = shards
         let mode = mode == .auto ? (shards == nil ? OverlapMode.nonblocking : .off) : mode
@@ -83,7 +85,8 @@ public final class GradientSynchronizer {
             case (.nonblocking, nil): pending.append(try comm.startAllReduceSumBF16(p, count: n))
             case (.nonblocking, let root?): pending.append(try comm.startReduceSumBF16(p, count: n, root: root))
             case (.thread, nil): pending.append(worker!.submit { [comm] in try comm.allReduceSumBF16(p, count: n) })
-            case (.thread, let root?): pending.append(worker!.submit { [comm] in try comm.reduceSumBF16(p, count: n, root: root) })
+            case (.thread, let root?):
+                pending.append(worker!.submit { [comm] in try comm.reduceSumBF16(p, count: n, root: root) })
             case (.off, nil), (.auto, nil): try comm.allReduceSumBF16(p, count: n)
             case (.off, let root?), (.auto, let root?): try comm.reduceSumBF16(p, count: n, root: root)
             }
@@ -94,7 +97,8 @@ public final class GradientSynchronizer {
         case (.nonblocking, nil): pending.append(try comm.startAllReduceSum(p, count: n))
         case (.nonblocking, let root?): pending.append(try comm.startReduceSum(p, count: n, root: root))
         case (.thread, nil): pending.append(worker!.submit { [comm] in try comm.allReduceSum(p, count: n) })
-        case (.thread, let root?): pending.append(worker!.submit { [comm] in try comm.reduceSum(p, count: n, root: root) })
+        case (.thread, let root?):
+            pending.append(worker!.submit { [comm] in try comm.reduceSum(p, count: n, root: root) })
         case (.off, nil), (.auto, nil): try comm.allReduceSum(p, count: n)
         case (.off, let root?), (.auto, let root?): try comm.reduceSum(p, count: n, root: root)
         }

@@ -63,7 +63,9 @@ public final class Watchdog {
     /// One heartbeat; false once stopped. Exits the process when progress stalled.
     private func tick() -> Bool {
         lock.lock()
-        let (quiet, step, phase, stopped) = (Date().timeIntervalSince(lastProgress), self.step, self.phase, self.stopped)
+        let (quiet, step, phase, stopped) = (
+            Date().timeIntervalSince(lastProgress), self.step, self.phase, self.stopped
+        )
         lock.unlock()
         if stopped { return false }
         let now = Date().timeIntervalSince1970
@@ -72,7 +74,8 @@ public final class Watchdog {
         let frozen = Date().timeIntervalSince(lastTick)
         lastTick = Date()
         if frozen > Self.silence {
-            FileHandle.standardError.write(Data(String(format: "warning: rank %d was stopped or frozen for %.0f s\n", rank, frozen).utf8))
+            FileHandle.standardError.write(
+                Data(String(format: "warning: rank %d was stopped or frozen for %.0f s\n", rank, frozen).utf8))
             beat(step: step, phase: phase)
             return true
         }
@@ -98,18 +101,23 @@ public final class Watchdog {
                 alive.append("rank \(r) in \(where_)")
             }
         }
-        var message = String(format: "error: rank %d: no progress for %.0f s in step %d (%@), past dist.timeout_s = %g", rank,
-                             quiet, step, phase, timeout)
+        var message = String(
+            format: "error: rank %d: no progress for %.0f s in step %d (%@), past dist.timeout_s = %g", rank,
+            quiet, step, phase, timeout)
         if !silent.isEmpty {
-            message += "; not answering: " + silent.joined(separator: ", ") + " — stopped, hung in the kernel or on a dead node"
+            message +=
+                "; not answering: " + silent.joined(separator: ", ")
+                + " — stopped, hung in the kernel or on a dead node"
         } else if !alive.isEmpty {
             message += "; every rank is alive (" + alive.joined(separator: ", ") + "): a collective is stuck"
         }
         if !unknown.isEmpty {
-            message += "; no heartbeat from rank\(unknown.count == 1 ? "" : "s") "
+            message +=
+                "; no heartbeat from rank\(unknown.count == 1 ? "" : "s") "
                 + unknown.map(String.init).joined(separator: ", ") + " in \(directory.path) (not a shared file system?)"
         }
-        message += "; ending the job\n  hint: raise dist.timeout_s if steps, validations or checkpoints legitimately take longer\n"
+        message +=
+            "; ending the job\n  hint: raise dist.timeout_s if steps, validations or checkpoints legitimately take longer\n"
         FileHandle.standardError.write(Data(message.utf8))
         _exit(5)
     }

@@ -22,7 +22,9 @@ public enum GGUFExport {
         public var fallbacks: [String] = []
     }
 
-    public static func write(_ ckpt: LoadedCheckpoint, weights: WeightChoice, dense: HuggingFaceExport.DType, to url: URL) throws -> Summary {
+    public static func write(
+        _ ckpt: LoadedCheckpoint, weights: WeightChoice, dense: HuggingFaceExport.DType, to url: URL
+    ) throws -> Summary {
         let model = try ckpt.model(batch: 1, weights: weights)
         let w = model.weights, layout = model.layout, m = ckpt.config.model
         var file = GGUFFile()
@@ -37,9 +39,12 @@ public enum GGUFExport {
             let block = spec.layer.map { layout.blocks[$0] }
             let permuted = block?.q == spec.index || block?.k == spec.index
             let order = permuted ? ropeRowOrder(rows: rows, heads: m.nHeads) : nil
-            file.tensors.append(.init(name: ggufName(spec, layout), dims: spec.shape.count == 2 ? [cols, rows] : [cols], type: plan.type) { sink in
-                try encode(spec, w, plan: plan, rows: rows, cols: cols, order: order, sink: sink)
-            })
+            file.tensors.append(
+                .init(
+                    name: ggufName(spec, layout), dims: spec.shape.count == 2 ? [cols, rows] : [cols], type: plan.type
+                ) { sink in
+                    try encode(spec, w, plan: plan, rows: rows, cols: cols, order: order, sink: sink)
+                })
         }
         file.metadata = modelMetadata(ckpt, weights: weights, fileType: fileType(dominant ?? .f32))
         file.metadata += try tokenizerMetadata(ckpt.tokenizer, vocabSize: m.vocabSize)
@@ -55,29 +60,43 @@ public enum GGUFExport {
         var fallback: String?
     }
 
-    static func tensorPlan(_ spec: ParameterSpec, _ w: ModelWeights, dense: HuggingFaceExport.DType) throws -> TensorPlan {
+    static func tensorPlan(
+        _ spec: ParameterSpec, _ w: ModelWeights, dense: HuggingFaceExport.DType
+    ) throws -> TensorPlan {
         let cols = spec.shape.count == 2 ? spec.cols : spec.count
         let denseType: GGUFFile.TensorType = dense == .bf16 && spec.role.isMatrix ? .bf16 : .f32
-        guard spec.role.isMatrix, let d = w.policy.forwardCodeStep(w, of: spec.index) else { return TensorPlan(type: denseType) }
+        guard spec.role.isMatrix, let d = w.policy.forwardCodeStep(w, of: spec.index) else {
+            return TensorPlan(type: denseType)
+        }
         guard let step = GGUFBlocks.step(d) else {
-            return TensorPlan(type: denseType, fallback: "its code step \(d) has no FP16 value, written \(denseType.name)")
+            return TensorPlan(
+                type: denseType, fallback: "its code step \(d) has no FP16 value, written \(denseType.name)")
         }
         let grid = w.codes(spec.index)?.grid ?? .ternary
         let natural: GGUFFile.TensorType = grid.bits == 0 ? .tq2_0 : grid.bits <= 4 ? .q4_0 : .q8_0
         if cols % natural.blockSize == 0 { return TensorPlan(type: natural, step: step) }
         if cols % 32 == 0 {
-            return TensorPlan(type: .q8_0, step: step, fallback: "rows of \(cols) are not a multiple of \(natural.blockSize) for \(natural.name), written Q8_0 (exact)")
+            return TensorPlan(
+                type: .q8_0, step: step,
+                fallback:
+                    "rows of \(cols) are not a multiple of \(natural.blockSize) for \(natural.name), written Q8_0 (exact)"
+            )
         }
-        return TensorPlan(type: denseType, fallback: "rows of \(cols) are not a multiple of 32, written \(denseType.name)")
+        return TensorPlan(
+            type: denseType, fallback: "rows of \(cols) are not a multiple of 32, written \(denseType.name)")
     }
 
-    static func encode(_ spec: ParameterSpec, _ w: ModelWeights, plan: TensorPlan, rows: Int, cols: Int, order: [Int]?,
-                       sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    static func encode(
+        _ spec: ParameterSpec, _ w: ModelWeights, plan: TensorPlan, rows: Int, cols: Int, order: [Int]?,
+        sink: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         var out: [UInt8] = []
         out.reserveCapacity(cols / plan.type.blockSize * plan.type.blockBytes + 64)
         if let step = plan.step {
             var codes = [Int8](repeating: 0, count: spec.count)
-            codes.withUnsafeMutableBufferPointer { w.policy.forwardCodes(w, of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!) }
+            codes.withUnsafeMutableBufferPointer {
+                w.policy.forwardCodes(w, of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!)
+            }
             try codes.withUnsafeBufferPointer { all in
                 for r in 0..<rows {
                     let row = all.baseAddress! + (order?[r] ?? r) * cols
@@ -93,7 +112,9 @@ public enum GGUFExport {
             return
         }
         var values = [Float](repeating: 0, count: spec.count)
-        values.withUnsafeMutableBufferPointer { w.writeValues(of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!) }
+        values.withUnsafeMutableBufferPointer {
+            w.writeValues(of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!)
+        }
         var half = [UInt16](repeating: 0, count: cols)
         for r in 0..<rows {
             try values.withUnsafeBufferPointer { all in
@@ -149,7 +170,9 @@ public enum GGUFExport {
         }
     }
 
-    static func modelMetadata(_ ckpt: LoadedCheckpoint, weights: WeightChoice, fileType: UInt32) -> [(String, GGUFFile.Value)] {
+    static func modelMetadata(
+        _ ckpt: LoadedCheckpoint, weights: WeightChoice, fileType: UInt32
+    ) -> [(String, GGUFFile.Value)] {
         let m = ckpt.config.model
         return [
             ("general.architecture", .string("llama")),
@@ -169,7 +192,7 @@ public enum GGUFExport {
             ("qtrain.step", .uint64(UInt64(ckpt.state.step))),
             ("qtrain.quant", .string(ckpt.config.quant.label)),
             ("qtrain.weights", .string(weights.rawValue)),
-            ("qtrain.fingerprint", .string(ckpt.state.fingerprint)),
+            ("qtrain.fingerprint", .string(ckpt.state.fingerprint))
         ]
     }
 
@@ -185,7 +208,9 @@ public enum GGUFExport {
             scores = sp.scores
             out.append(("tokenizer.ggml.model", .string("llama")))
             out.append(("tokenizer.ggml.unknown_token_id", .uint32(UInt32(sp.unkID))))
-            if sp.bosID >= 0 && Int(sp.bosID) < tokens.count { out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(sp.bosID)))) }
+            if sp.bosID >= 0 && Int(sp.bosID) < tokens.count {
+                out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(sp.bosID))))
+            }
             out.append(("tokenizer.ggml.add_space_prefix", .bool(sp.addDummyPrefix)))
         } else {
             let merges: [String]
@@ -206,7 +231,8 @@ public enum GGUFExport {
             out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(tokenizer.endOfText))))
         }
         guard tokens.count <= vocabSize else {
-            throw QTrainError(.checkpoint, "the tokenizer has \(tokens.count) tokens but the model only \(vocabSize) embeddings")
+            throw QTrainError(
+                .checkpoint, "the tokenizer has \(tokens.count) tokens but the model only \(vocabSize) embeddings")
         }
         for i in tokens.count..<vocabSize {
             tokens.append("[PAD\(i)]")
@@ -219,7 +245,7 @@ public enum GGUFExport {
         out += [
             ("tokenizer.ggml.eos_token_id", .uint32(UInt32(tokenizer.endOfText))),
             ("tokenizer.ggml.add_bos_token", .bool(false)),
-            ("tokenizer.ggml.add_eos_token", .bool(false)),
+            ("tokenizer.ggml.add_eos_token", .bool(false))
         ]
         return out
     }

@@ -68,9 +68,12 @@ public struct GGUFFile {
     /// never leaves a half-written file under the final name.
     public func write(to url: URL) throws {
         let tmp = url.appendingPathExtension("tmp")
-        let fail = { (why: String) in QTrainError(.io, "cannot write \(url.path): \(why)", hint: "check free disk space and permissions") }
+        let fail = { (why: String) in
+            QTrainError(.io, "cannot write \(url.path): \(why)", hint: "check free disk space and permissions")
+        }
         guard FileManager.default.createFile(atPath: tmp.path, contents: nil),
-              let handle = FileHandle(forWritingAtPath: tmp.path) else { throw fail("cannot create \(tmp.lastPathComponent)") }
+            let handle = FileHandle(forWritingAtPath: tmp.path)
+        else { throw fail("cannot create \(tmp.lastPathComponent)") }
         var out = ByteSink(handle: handle)
         do {
             out.u32(0x4655_4747)  // "GGUF"
@@ -83,7 +86,9 @@ public struct GGUFFile {
             }
             var offset = 0
             for t in tensors {
-                precondition(t.dims[0] % t.type.blockSize == 0, "\(t.name): rows of \(t.dims[0]) do not split into \(t.type.name) blocks")
+                precondition(
+                    t.dims[0] % t.type.blockSize == 0,
+                    "\(t.name): rows of \(t.dims[0]) do not split into \(t.type.name) blocks")
                 out.string(t.name)
                 out.u32(UInt32(t.dims.count))
                 for d in t.dims { out.u64(UInt64(d)) }
@@ -99,7 +104,9 @@ public struct GGUFFile {
                     try out.bytes(raw)
                 }
                 // A size mismatch would shift every later tensor: a bug, not a user error.
-                if written != t.byteCount { fatalError("GGUF tensor \(t.name) wrote \(written) bytes, expected \(t.byteCount)") }
+                if written != t.byteCount {
+                    fatalError("GGUF tensor \(t.name) wrote \(written) bytes, expected \(t.byteCount)")
+                }
                 out.pad(to: Self.alignment)
             }
             try out.flush()
@@ -146,15 +153,39 @@ private struct ByteSink {
     mutating func value(_ v: GGUFFile.Value) {
         // Value type ids of the GGUF specification.
         switch v {
-        case .uint32(let x): u32(4); raw(x)
-        case .int32(let x): u32(5); raw(x)
-        case .float32(let x): u32(6); raw(x.bitPattern)
-        case .bool(let x): u32(7); raw(UInt8(x ? 1 : 0))
-        case .string(let s): u32(8); string(s)
-        case .uint64(let x): u32(10); raw(x)
-        case .strings(let a): u32(9); u32(8); u64(UInt64(a.count)); for s in a { string(s) }
-        case .float32s(let a): u32(9); u32(6); u64(UInt64(a.count)); for x in a { raw(x.bitPattern) }
-        case .int32s(let a): u32(9); u32(5); u64(UInt64(a.count)); for x in a { raw(x) }
+        case .uint32(let x):
+            u32(4)
+            raw(x)
+        case .int32(let x):
+            u32(5)
+            raw(x)
+        case .float32(let x):
+            u32(6)
+            raw(x.bitPattern)
+        case .bool(let x):
+            u32(7)
+            raw(UInt8(x ? 1 : 0))
+        case .string(let s):
+            u32(8)
+            string(s)
+        case .uint64(let x):
+            u32(10)
+            raw(x)
+        case .strings(let a):
+            u32(9)
+            u32(8)
+            u64(UInt64(a.count))
+            for s in a { string(s) }
+        case .float32s(let a):
+            u32(9)
+            u32(6)
+            u64(UInt64(a.count))
+            for x in a { raw(x.bitPattern) }
+        case .int32s(let a):
+            u32(9)
+            u32(5)
+            u64(UInt64(a.count))
+            for x in a { raw(x) }
         }
     }
 

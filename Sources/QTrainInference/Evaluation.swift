@@ -39,10 +39,14 @@ public enum Evaluation {
     /// evenly over `tokens`. Without a limit every token after the first is scored once: the
     /// tokens after the last whole window (and a text shorter than one window) are scored as one
     /// shorter window, which sees only its own tokens as context.
-    public static func run(model: Model, tokens all: [Int32], tokenizer: any Tokenizer, maxSequences: Int?) throws -> Result {
+    public static func run(
+        model: Model, tokens all: [Int32], tokenizer: any Tokenizer, maxSequences: Int?
+    ) throws -> Result {
         let T = model.config.seqLen, B = model.maxBatch
         guard all.count >= 2 else {
-            throw QTrainError.data("evaluation text has \(all.count) token\(all.count == 1 ? "" : "s"); at least 2 are needed (one to predict from, one to score)")
+            throw QTrainError.data(
+                "evaluation text has \(all.count) token\(all.count == 1 ? "" : "s"); at least 2 are needed (one to predict from, one to score)"
+            )
         }
         let windows = scoringWindows(segments: [all.count], length: T, limit: maxSequences, scoringRemainder: true)
         let starts = windows.filter { $0.length == T }.map(\.offset)
@@ -69,6 +73,7 @@ public enum Evaluation {
             nats += try model.loss(tokens: x, targets: y, batch: 1, length: n) * Double(n)
         }
         let tokens = starts.count * T + tail.count
-        return Result(loss: nats / Double(tokens), tokens: tokens, bytes: bytes, sequences: starts.count + (tail.isEmpty ? 0 : 1))
+        return Result(
+            loss: nats / Double(tokens), tokens: tokens, bytes: bytes, sequences: starts.count + (tail.isEmpty ? 0 : 1))
     }
 }

@@ -13,14 +13,19 @@ public enum Inspector {
             throw QTrainError(.io, "\(url.path) does not exist")
         }
         if isDir.boolValue {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("meta.json").path) { return try dataDirectory(url) }
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("meta.json").path) {
+                return try dataDirectory(url)
+            }
             return try checkpoint(url)
         }
         switch url.pathExtension {
         case "bin": return try shard(url)
         case "safetensors": return try safetensors(url)
         case "json": return try tokenizer(url)
-        default: throw QTrainError(.io, "\(url.path): not a file qtrain knows (checkpoint, data directory, .bin, .safetensors, tokenizer.json)")
+        default:
+            throw QTrainError(
+                .io,
+                "\(url.path): not a file qtrain knows (checkpoint, data directory, .bin, .safetensors, tokenizer.json)")
         }
     }
 
@@ -28,11 +33,17 @@ public enum Inspector {
         let ckpt = try LoadedCheckpoint(path: url)
         let s = ckpt.state, c = ckpt.config
         var lines = ["checkpoint \(ckpt.directory.path) (all \(s.files.count) files match their SHA-256)"]
-        lines.append("  step \(s.step), \(formatCount(s.tokensSeen)) tokens seen, written by \(s.worldSize) rank(s)\(s.shardOptimizer ? " with ZeRO-1" : ""), \(s.created)")
-        lines.append("  model: d \(c.model.dim), \(c.model.nLayers) layers, \(c.model.nHeads) heads, ffn \(c.model.hiddenDim), vocab \(c.model.vocabSize), context \(c.model.seqLen)")
+        lines.append(
+            "  step \(s.step), \(formatCount(s.tokensSeen)) tokens seen, written by \(s.worldSize) rank(s)\(s.shardOptimizer ? " with ZeRO-1" : ""), \(s.created)"
+        )
+        lines.append(
+            "  model: d \(c.model.dim), \(c.model.nLayers) layers, \(c.model.nHeads) heads, ffn \(c.model.hiddenDim), vocab \(c.model.vocabSize), context \(c.model.seqLen)"
+        )
         lines.append("  weights: \(c.policyLabel); tokenizer: \(ckpt.tokenizer.identity); fingerprint \(s.fingerprint)")
         for (name, _) in s.files.sorted(by: { $0.key < $1.key }) {
-            let size = (try? FileManager.default.attributesOfItem(atPath: ckpt.directory.appendingPathComponent(name).path)[.size] as? Int) ?? 0
+            let size =
+                (try? FileManager.default.attributesOfItem(atPath: ckpt.directory.appendingPathComponent(name).path)[
+                    .size] as? Int) ?? 0
             lines.append("  \(name.padding(toLength: 32, withPad: " ", startingAt: 0)) \(formatBytes(size))")
         }
         let file = try SafetensorsFile(url: ckpt.directory.appendingPathComponent("model.safetensors"))
@@ -50,7 +61,8 @@ public enum Inspector {
     }
 
     static func dataDirectory(_ url: URL) throws -> String {
-        let meta = try JSONDecoder().decode(PreparedData.self, from: Data(contentsOf: url.appendingPathComponent("meta.json")))
+        let meta = try JSONDecoder().decode(
+            PreparedData.self, from: Data(contentsOf: url.appendingPathComponent("meta.json")))
         return """
             data directory \(url.path): \(meta.source), tokenizer \(meta.tokenizer) (vocabulary \(meta.vocabSize))
               train: \(formatCount(meta.trainTokens)) tokens from \(meta.trainDocuments.count) documents
@@ -62,7 +74,8 @@ public enum Inspector {
     static func shard(_ url: URL) throws -> String {
         let s = try MappedShard(url: url)
         let h = s.header
-        var text = "token shard \(url.path): format \(ShardHeader.version), \(formatCount(h.tokenCount)) tokens of \(h.tokenBytes) bytes, vocabulary \(h.vocabSize), tokenizer \(h.tokenizerHash.prefix(8).hexString)…"
+        var text =
+            "token shard \(url.path): format \(ShardHeader.version), \(formatCount(h.tokenCount)) tokens of \(h.tokenBytes) bytes, vocabulary \(h.vocabSize), tokenizer \(h.tokenizerHash.prefix(8).hexString)…"
         let dir = url.deletingLastPathComponent()
         if let tok = try? TokenizerLoader.load(from: dir), tok.identityHash == h.tokenizerHash {
             let head = (0..<min(120, s.count)).map { s[$0] }

@@ -20,8 +20,10 @@ public struct TextGeneration {
     /// tokens sampled.
     @discardableResult
     /// `sampled` sees every sampled token id, end-of-text included.
-    public func run(prompt: String, maxTokens: Int, sampler: inout TokenSampler, sampled: (Int32) -> Void = { _ in },
-                    output: @escaping ([UInt8]) -> Void) -> Int {
+    public func run(
+        prompt: String, maxTokens: Int, sampler: inout TokenSampler, sampled: (Int32) -> Void = { _ in },
+        output: @escaping ([UInt8]) -> Void
+    ) -> Int {
         let gen = generator
         var context = tokenizer.encode(prompt)
         if context.isEmpty { context = [tokenizer.endOfText] }

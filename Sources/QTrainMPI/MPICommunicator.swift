@@ -23,12 +23,14 @@ public final class MPICommunicator: Communicator {
         var argc: Int32 = 0
         let rc = MPI_Init_thread(&argc, nil, qt_mpi_thread_serialized(), &provided)
         guard rc == qt_mpi_success() else {
-            throw QTrainError(.distributed, "MPI_Init_thread failed: \(MPICommunicator.describe(rc))",
-                              hint: "launch with mpirun (or srun with PMIx) and check the Open MPI installation")
+            throw QTrainError(
+                .distributed, "MPI_Init_thread failed: \(MPICommunicator.describe(rc))",
+                hint: "launch with mpirun (or srun with PMIx) and check the Open MPI installation")
         }
         guard provided >= qt_mpi_thread_serialized() else {
-            throw QTrainError(.distributed, "this MPI library provides thread level \(provided); qtrain needs MPI_THREAD_SERIALIZED",
-                              hint: "use an Open MPI built with thread support")
+            throw QTrainError(
+                .distributed, "this MPI library provides thread level \(provided); qtrain needs MPI_THREAD_SERIALIZED",
+                hint: "use an Open MPI built with thread support")
         }
         comm = qt_mpi_comm_world()
         MPI_Comm_set_errhandler(comm, qt_mpi_errors_return())
@@ -46,11 +48,16 @@ public final class MPICommunicator: Communicator {
         localRank = Int(lr)
         localSize = Int(ln)
         name = MPILibrary.version()
-        let sum: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int32>?,
-                                 UnsafeMutablePointer<MPI_Datatype?>?) -> Void = { input, inout_, length, _ in
-            guard let input, let inout_, let length else { return }
-            qk_bf16_sum_into(inout_.assumingMemoryBound(to: UInt16.self), input.assumingMemoryBound(to: UInt16.self), Int64(length.pointee))
-        }
+        let sum:
+            @convention(c) (
+                UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int32>?,
+                UnsafeMutablePointer<MPI_Datatype?>?
+            ) -> Void = { input, inout_, length, _ in
+                guard let input, let inout_, let length else { return }
+                qk_bf16_sum_into(
+                    inout_.assumingMemoryBound(to: UInt16.self), input.assumingMemoryBound(to: UInt16.self),
+                    Int64(length.pointee))
+            }
         var op: MPI_Op? = nil
         try check(MPI_Op_create(sum, 1, &op), "MPI_Op_create")
         bf16Sum = op
@@ -83,7 +90,8 @@ public final class MPICommunicator: Communicator {
         try reduce(buffer, count: count, root: root, type: qt_mpi_float(), op: qt_mpi_sum())
     }
 
-    public func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective {
+    public func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective
+    {
         try startReduce(buffer, count: count, root: root, type: qt_mpi_float(), op: qt_mpi_sum())
     }
 
@@ -99,7 +107,9 @@ public final class MPICommunicator: Communicator {
         try reduce(buffer, count: count, root: root, type: qt_mpi_uint16(), op: bf16Sum)
     }
 
-    public func startReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws -> PendingCollective {
+    public func startReduceSumBF16(
+        _ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int
+    ) throws -> PendingCollective {
         try startReduce(buffer, count: count, root: root, type: qt_mpi_uint16(), op: bf16Sum)
     }
 
@@ -115,21 +125,27 @@ public final class MPICommunicator: Communicator {
         }
     }
 
-    private func startAllReduce<T>(_ buffer: UnsafeMutablePointer<T>, count: Int, type: MPI_Datatype?, op: MPI_Op?) throws
+    private func startAllReduce<T>(
+        _ buffer: UnsafeMutablePointer<T>, count: Int, type: MPI_Datatype?, op: MPI_Op?
+    ) throws
         -> PendingCollective
     {
         precondition(count <= Int(Int32.max), "bucket too large for one MPI call")
         let request = MPIRequest(owner: self)
-        try check(MPI_Iallreduce(qt_mpi_in_place(), buffer, Int32(count), type, op, comm, &request.handle), "MPI_Iallreduce")
+        try check(
+            MPI_Iallreduce(qt_mpi_in_place(), buffer, Int32(count), type, op, comm, &request.handle), "MPI_Iallreduce")
         outstanding.append(request)
         return request
     }
 
-    private func reduce<T>(_ buffer: UnsafeMutablePointer<T>, count: Int, root: Int, type: MPI_Datatype?, op: MPI_Op?) throws {
+    private func reduce<T>(
+        _ buffer: UnsafeMutablePointer<T>, count: Int, root: Int, type: MPI_Datatype?, op: MPI_Op?
+    ) throws {
         var done = 0
         while done < count {
             let n = Int32(min(count - done, Int(Int32.max)))
-            let rc = rank == root
+            let rc =
+                rank == root
                 ? MPI_Reduce(qt_mpi_in_place(), buffer + done, n, type, op, Int32(root), comm)
                 : MPI_Reduce(buffer + done, nil, n, type, op, Int32(root), comm)
             try check(rc, "MPI_Reduce")
@@ -137,12 +153,15 @@ public final class MPICommunicator: Communicator {
         }
     }
 
-    private func startReduce<T>(_ buffer: UnsafeMutablePointer<T>, count: Int, root: Int, type: MPI_Datatype?, op: MPI_Op?) throws
+    private func startReduce<T>(
+        _ buffer: UnsafeMutablePointer<T>, count: Int, root: Int, type: MPI_Datatype?, op: MPI_Op?
+    ) throws
         -> PendingCollective
     {
         precondition(count <= Int(Int32.max), "bucket too large for one MPI call")
         let request = MPIRequest(owner: self)
-        let rc = rank == root
+        let rc =
+            rank == root
             ? MPI_Ireduce(qt_mpi_in_place(), buffer, Int32(count), type, op, Int32(root), comm, &request.handle)
             : MPI_Ireduce(buffer, nil, Int32(count), type, op, Int32(root), comm, &request.handle)
         try check(rc, "MPI_Ireduce")
@@ -158,14 +177,18 @@ public final class MPICommunicator: Communicator {
     public func allReduceSum(_ values: inout [Double]) throws {
         let n = Int32(values.count)
         try values.withUnsafeMutableBufferPointer {
-            try check(MPI_Allreduce(qt_mpi_in_place(), $0.baseAddress, n, qt_mpi_double(), qt_mpi_sum(), comm), "MPI_Allreduce")
+            try check(
+                MPI_Allreduce(qt_mpi_in_place(), $0.baseAddress, n, qt_mpi_double(), qt_mpi_sum(), comm),
+                "MPI_Allreduce")
         }
     }
 
     public func allReduceMax(_ values: inout [Double]) throws {
         let n = Int32(values.count)
         try values.withUnsafeMutableBufferPointer {
-            try check(MPI_Allreduce(qt_mpi_in_place(), $0.baseAddress, n, qt_mpi_double(), qt_mpi_max(), comm), "MPI_Allreduce")
+            try check(
+                MPI_Allreduce(qt_mpi_in_place(), $0.baseAddress, n, qt_mpi_double(), qt_mpi_max(), comm),
+                "MPI_Allreduce")
         }
     }
 
@@ -173,14 +196,17 @@ public final class MPICommunicator: Communicator {
     /// (which also puts an in-place result at the buffer's start, not at the rank's offset).
     public func allGatherBytes(_ buffer: UnsafeMutableRawPointer, counts: [Int]) throws {
         let c32 = counts.map { Int32($0) }, d32 = displacements(counts).map { Int32($0) }
-        try check(MPI_Allgatherv(qt_mpi_in_place(), 0, qt_mpi_byte(), buffer, c32, d32, qt_mpi_byte(), comm), "MPI_Allgatherv")
+        try check(
+            MPI_Allgatherv(qt_mpi_in_place(), 0, qt_mpi_byte(), buffer, c32, d32, qt_mpi_byte(), comm), "MPI_Allgatherv"
+        )
     }
 
     public func allGather(_ value: UInt64) throws -> [UInt64] {
         var mine = value
         var all = [UInt64](repeating: 0, count: worldSize)
         try all.withUnsafeMutableBufferPointer { out in
-            try check(MPI_Allgather(&mine, 1, qt_mpi_uint64(), out.baseAddress, 1, qt_mpi_uint64(), comm), "MPI_Allgather")
+            try check(
+                MPI_Allgather(&mine, 1, qt_mpi_uint64(), out.baseAddress, 1, qt_mpi_uint64(), comm), "MPI_Allgather")
         }
         return all
     }

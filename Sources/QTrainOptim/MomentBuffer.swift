@@ -41,8 +41,10 @@ public final class MomentBuffer {
         case .fp32: return [("", .f32, UnsafeMutableRawPointer(f32!.pointer), count)]
         case .bf16: return [("", .bf16, UnsafeMutableRawPointer(bf16!.pointer), count)]
         case .int8:
-            return [("", .u8, UnsafeMutableRawPointer(codes!.pointer), count),
-                    (".scale", .f32, UnsafeMutableRawPointer(scales!.pointer), segments.scaleCount)]
+            return [
+                ("", .u8, UnsafeMutableRawPointer(codes!.pointer), count),
+                (".scale", .f32, UnsafeMutableRawPointer(scales!.pointer), segments.scaleCount)
+            ]
         }
     }
 
@@ -70,21 +72,25 @@ public final class MomentBuffer {
     /// with a counter hash instead (cheaper, and vectorised inside the encoder; measured 0.5 ns
     /// an element less than Philox): one 32-bit word per element keyed by the first moment's
     /// stream, m taking its high 16 bits and v its low 16.
-    func store(_ values: UnsafePointer<Float>, at offset: Int, count n: Int,
-               seed: UInt64, tensor: Int, step: Int, element: Int) {
+    func store(
+        _ values: UnsafePointer<Float>, at offset: Int, count n: Int,
+        seed: UInt64, tensor: Int, step: Int, element: Int
+    ) {
         guard dtype != .fp32 else { return }
         if dtype == .int8 {
             let key = RandomStream(seed: seed, purpose: .firstMoment, tensor: tensor, step: step).word64(0)
             let s = segments.locate(offset).scale
-            qk_state8_encode(codes!.pointer + offset, scales!.pointer + s, values, Int64(n), Int64(element), isSigned,
-                             1, key, purpose == .firstMoment ? 16 : 0)
+            qk_state8_encode(
+                codes!.pointer + offset, scales!.pointer + s, values, Int64(n), Int64(element), isSigned,
+                1, key, purpose == .firstMoment ? 16 : 0)
             return
         }
         let stream = RandomStream(seed: seed, purpose: purpose, tensor: tensor, step: step)
         var key = (stream.key.0, stream.key.1)
         withUnsafePointer(to: &key) {
             $0.withMemoryRebound(to: UInt32.self, capacity: 2) { k in
-                qk_f32_to_bf16_stochastic(bf16!.pointer + offset, values, Int64(element), Int64(n), k, stream.c2, stream.c3)
+                qk_f32_to_bf16_stochastic(
+                    bf16!.pointer + offset, values, Int64(element), Int64(n), k, stream.c2, stream.c3)
             }
         }
     }
@@ -100,8 +106,14 @@ public final class MomentBuffer {
             return x
         }
         set {
-            if let f32 { f32.pointer[i] = newValue; return }
-            if let bf16 { qk_f32_to_bf16_array(bf16.pointer + i, [newValue], 1); return }
+            if let f32 {
+                f32.pointer[i] = newValue
+                return
+            }
+            if let bf16 {
+                qk_f32_to_bf16_array(bf16.pointer + i, [newValue], 1)
+                return
+            }
             let seg = segments.segment(containing: i), e = seg.first + i - seg.stateOffset
             let lo = max(seg.first, e / StateSegments.block * StateSegments.block)
             let hi = min(seg.first + seg.count, lo - lo % StateSegments.block + StateSegments.block)
@@ -118,7 +130,9 @@ public final class MomentBuffer {
         out.withUnsafeMutableBufferPointer { o in
             for s in segments.segments where s.count > 0 {
                 let p = floats(at: s.stateOffset, count: s.count, scratch: o.baseAddress! + s.stateOffset)
-                if p != o.baseAddress! + s.stateOffset { (o.baseAddress! + s.stateOffset).update(from: p, count: s.count) }
+                if p != o.baseAddress! + s.stateOffset {
+                    (o.baseAddress! + s.stateOffset).update(from: p, count: s.count)
+                }
             }
         }
         return out
@@ -132,7 +146,8 @@ public final class MomentBuffer {
         case .bf16: qk_f32_to_bf16_array(bf16!.pointer + offset, values, Int64(n))
         case .int8:
             let (s, e) = segments.locate(offset)
-            qk_state8_encode(codes!.pointer + offset, scales!.pointer + s, values, Int64(n), Int64(e), isSigned, 0, 0, 0)
+            qk_state8_encode(
+                codes!.pointer + offset, scales!.pointer + s, values, Int64(n), Int64(e), isSigned, 0, 0, 0)
         }
     }
 }

@@ -1,4 +1,5 @@
 import QTrainCore
+
 /// Learning-rate schedule shape (`optim.schedule`).
 public enum ScheduleKind: String, CaseIterable, Codable, Sendable, ConfigEnum {
     /// Linear warm-up, then cosine decay to `min_lr_ratio · lr` at the last step.

@@ -62,12 +62,19 @@ public final class Optimizer {
         self.layout = layout
         self.range = range ?? 0..<layout.count
         let segments = StateSegments(layout: layout, range: self.range)
-        m = MomentBuffer(dtype: config.stateDtype, segments: segments, count: self.range.count, purpose: .firstMoment, ledger: ledger)
-        v = MomentBuffer(dtype: config.stateDtype, segments: segments, count: self.range.count, purpose: .secondMoment, ledger: ledger)
+        m = MomentBuffer(
+            dtype: config.stateDtype, segments: segments, count: self.range.count, purpose: .firstMoment, ledger: ledger
+        )
+        v = MomentBuffer(
+            dtype: config.stateDtype, segments: segments, count: self.range.count, purpose: .secondMoment,
+            ledger: ledger)
         scratchSlots = max(Threads.count, Threads.availableCores)
-        scratch = config.stateDtype == .fp32 ? nil
+        scratch =
+            config.stateDtype == .fp32
+            ? nil
             : AlignedBuffer(count: 2 * Self.chunk * scratchSlots, category: .scratch, ledger: ledger)
-        gradientScratch = config.gradDtype == .bf16
+        gradientScratch =
+            config.gradDtype == .bf16
             ? AlignedBuffer(count: Self.chunk * scratchSlots, category: .scratch, ledger: ledger) : nil
     }
 
@@ -88,7 +95,9 @@ public final class Optimizer {
 
     /// Applies one update with the gradients of `store` (which holds at least the owned elements).
     @discardableResult
-    public func update(weights: ModelWeights, gradients store: GradientStore, gradScale: Float, lr: Double, seed: UInt64)
+    public func update(
+        weights: ModelWeights, gradients store: GradientStore, gradScale: Float, lr: Double, seed: UInt64
+    )
         -> CodeChangeStats
     {
         update(weights: weights, gradScale: gradScale, lr: lr, seed: seed) { offset, n, scratch in
@@ -97,9 +106,13 @@ public final class Optimizer {
     }
 
     /// Gradients of layout elements offset ..< offset + n as FP32, using the per-thread scratch if needed.
-    typealias GradientReader = (_ offset: Int, _ n: Int, _ scratch: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float>
+    typealias GradientReader = (_ offset: Int, _ n: Int, _ scratch: UnsafeMutablePointer<Float>?) -> UnsafePointer<
+        Float
+    >
 
-    private func update(weights: ModelWeights, gradScale: Float, lr: Double, seed: UInt64, gradients: GradientReader)
+    private func update(
+        weights: ModelWeights, gradScale: Float, lr: Double, seed: UInt64, gradients: GradientReader
+    )
         -> CodeChangeStats
     {
         step += 1
@@ -117,8 +130,9 @@ public final class Optimizer {
             let local = lo - spec.offset
             let storage = weights.storage[spec.index]
             let kernel = storage.updateKernel(UpdateStep(seed: seed, tensor: spec.index, step: step))
-            let changed = run(kernel, elements: local..<(local + hi - lo), of: spec, layoutOffset: lo, gradients: gradients,
-                              stateOffset: lo - range.lowerBound, params: p, seed: seed)
+            let changed = run(
+                kernel, elements: local..<(local + hi - lo), of: spec, layoutOffset: lo, gradients: gradients,
+                stateOffset: lo - range.lowerBound, params: p, seed: seed)
             if storage.isQuantized {
                 stats.changed[spec.role, default: 0] += changed
                 stats.total[spec.role, default: 0] += hi - lo
@@ -130,14 +144,20 @@ public final class Optimizer {
 
     /// Runs `kernel` over `elements` of tensor `spec` in chunks on all threads, widening and
     /// storing BF16 or 8-bit moments around each chunk; returns the kernel's summed count.
-    private func run(_ kernel: UpdateKernel, elements: Range<Int>, of spec: ParameterSpec, layoutOffset: Int, gradients: GradientReader,
-                     stateOffset: Int, params: qk_adamw_params, seed: UInt64) -> Int {
+    private func run(
+        _ kernel: UpdateKernel, elements: Range<Int>, of spec: ParameterSpec, layoutOffset: Int,
+        gradients: GradientReader,
+        stateOffset: Int, params: qk_adamw_params, seed: UInt64
+    ) -> Int {
         let chunk = Self.chunk
         // Chunk boundaries at tensor-local multiples of `chunk` (the first and last may be short).
         let firstBoundary = (elements.lowerBound / chunk + 1) * chunk
         var starts = [elements.lowerBound]
         var b = firstBoundary
-        while b < elements.upperBound { starts.append(b); b += chunk }
+        while b < elements.upperBound {
+            starts.append(b)
+            b += chunk
+        }
         var counts = [Int](repeating: 0, count: starts.count)
         counts.withUnsafeMutableBufferPointer { counts in
             Threads.parallelChunks(starts.count, maxParts: scratchSlots) { slot, range in

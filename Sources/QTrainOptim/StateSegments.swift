@@ -1,4 +1,6 @@
+import QKernels
 import QTrainCore
+
 /// Where each tensor's part of an optimizer range lies in the moment buffers.
 ///
 /// 8-bit moments keep one scale per block of ``block`` elements *of a tensor* (blocks start at
@@ -21,7 +23,9 @@ public struct StateSegments: Sendable {
         public let scaleBase: Int
 
         /// Blocks the segment touches.
-        public var scaleCount: Int { count == 0 ? 0 : (first + count - 1) / StateSegments.block - first / StateSegments.block + 1 }
+        public var scaleCount: Int {
+            count == 0 ? 0 : (first + count - 1) / StateSegments.block - first / StateSegments.block + 1
+        }
     }
 
     public let segments: [Segment]
@@ -34,8 +38,9 @@ public struct StateSegments: Sendable {
         for spec in layout.specs {
             let lo = max(spec.offset, range.lowerBound), hi = min(spec.offset + spec.count, range.upperBound)
             guard lo < hi else { continue }
-            let s = Segment(tensor: spec.index, stateOffset: lo - range.lowerBound, first: lo - spec.offset, count: hi - lo,
-                            scaleBase: scales)
+            let s = Segment(
+                tensor: spec.index, stateOffset: lo - range.lowerBound, first: lo - spec.offset, count: hi - lo,
+                scaleBase: scales)
             scales += s.scaleCount
             out.append(s)
         }
@@ -60,5 +65,3 @@ public struct StateSegments: Sendable {
         return (s.scaleBase + e / Self.block - s.first / Self.block, e)
     }
 }
-
-import QKernels

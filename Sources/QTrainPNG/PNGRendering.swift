@@ -9,14 +9,23 @@ public enum PNGRendering {
     /// The file is written under a temporary name and renamed, so a failure leaves none.
     public static func write(svg: String, to url: URL, scale: Double = 2) throws {
         func failure(_ why: String) -> QTrainError {
-            QTrainError(.io, "cannot draw \(url.path): \(why)",
-                        hint: "librsvg and a font are needed (launch/setup.sh installs librsvg2-dev and fonts-dejavu-core); or write .svg")
+            QTrainError(
+                .io, "cannot draw \(url.path): \(why)",
+                hint:
+                    "librsvg and a font are needed (launch/setup.sh installs librsvg2-dev and fonts-dejavu-core); or write .svg"
+            )
         }
         var error: UnsafeMutablePointer<GError>?
         let bytes = Array(svg.utf8)
-        guard let handle = bytes.withUnsafeBufferPointer({ rsvg_handle_new_from_data($0.baseAddress, gsize($0.count), &error) }) else {
+        guard
+            let handle = bytes.withUnsafeBufferPointer({
+                rsvg_handle_new_from_data($0.baseAddress, gsize($0.count), &error)
+            })
+        else {
             defer { g_clear_error(&error) }
-            throw failure("librsvg cannot read the SVG (\(error.map { String(cString: $0.pointee.message) } ?? "no reason given"))")
+            throw failure(
+                "librsvg cannot read the SVG (\(error.map { String(cString: $0.pointee.message) } ?? "no reason given"))"
+            )
         }
         defer { g_object_unref(UnsafeMutableRawPointer(handle)) }
         var width = 0.0, height = 0.0
@@ -25,7 +34,8 @@ public enum PNGRendering {
         }
         let pixelsWide = Int32((width * scale).rounded(.up)), pixelsHigh = Int32((height * scale).rounded(.up))
         guard let surface = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, pixelsWide, pixelsHigh),
-              cairo_surface_status(surface) == CAIRO_STATUS_SUCCESS else {
+            cairo_surface_status(surface) == CAIRO_STATUS_SUCCESS
+        else {
             throw failure("cairo cannot make a \(pixelsWide)×\(pixelsHigh) image")
         }
         defer { cairo_surface_destroy(surface) }
@@ -38,10 +48,13 @@ public enum PNGRendering {
         var viewport = RsvgRectangle(x: 0, y: 0, width: width, height: height)
         guard rsvg_handle_render_document(handle, context, &viewport, &error) != 0 else {
             defer { g_clear_error(&error) }
-            throw failure("librsvg cannot render the SVG (\(error.map { String(cString: $0.pointee.message) } ?? "no reason given"))")
+            throw failure(
+                "librsvg cannot render the SVG (\(error.map { String(cString: $0.pointee.message) } ?? "no reason given"))"
+            )
         }
         cairo_surface_flush(surface)
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(
+            ".\(url.lastPathComponent).tmp-\(getpid())")
         let status = cairo_surface_write_to_png(surface, temporary.path)
         guard status == CAIRO_STATUS_SUCCESS else {
             try? FileManager.default.removeItem(at: temporary)

@@ -40,7 +40,8 @@ public enum Report {
         public init(runDirectory directory: URL) throws {
             let file = directory.appendingPathComponent("metrics.jsonl")
             guard let records = try? MetricsRecord.read(file) else {
-                throw QTrainError.data("no metrics at \(file.path)", hint: "give a run directory written by `qtrain-dist train`")
+                throw QTrainError.data(
+                    "no metrics at \(file.path)", hint: "give a run directory written by `qtrain-dist train`")
             }
             func series(_ value: (MetricsRecord) -> Double?, finite: Bool = false) -> [(Int, Double)] {
                 records.compactMap { r in value(r).flatMap { !finite || $0.isFinite ? (r.step, $0) : nil } }
@@ -69,9 +70,11 @@ public enum Report {
             // from the config and what the metrics show (only multi-rank runs log comm_wait_share).
             let latest = (try? String(contentsOf: directory.appendingPathComponent("latest"), encoding: .utf8))?
                 .trimmingCharacters(in: .whitespacesAndNewlines)
-            let stateFile = [latest.map { directory.appendingPathComponent($0 + "/state.json") },
-                             directory.appendingPathComponent("state.json")]
-                .compactMap { $0 }.first { FileManager.default.fileExists(atPath: $0.path) }
+            let stateFile = [
+                latest.map { directory.appendingPathComponent($0 + "/state.json") },
+                directory.appendingPathComponent("state.json")
+            ]
+            .compactMap { $0 }.first { FileManager.default.fileExists(atPath: $0.path) }
             var world: Int?
             if let stateFile, let state = try? CheckpointState.read(stateFile), state.step > 0 {
                 tokensPerStep = state.tokensSeen / state.step
@@ -90,8 +93,11 @@ public enum Report {
 
         /// The lines of `directory/eval.jsonl` (none when it has none; a line that is not one is skipped).
         static func evaluations(in directory: URL) -> [Evaluation] {
-            guard let text = try? String(contentsOf: directory.appendingPathComponent("eval.jsonl"), encoding: .utf8) else { return [] }
-            return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(Evaluation.self, from: Data($0.utf8)) }
+            guard let text = try? String(contentsOf: directory.appendingPathComponent("eval.jsonl"), encoding: .utf8)
+            else { return [] }
+            return text.split(separator: "\n").compactMap {
+                try? JSONDecoder().decode(Evaluation.self, from: Data($0.utf8))
+            }
         }
 
         /// The last step logged.
@@ -105,9 +111,11 @@ public enum Report {
     }
 
     /// Twenty colours that stay apart on white (a sweep of one size has about fifteen settings).
-    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-                          "#7f7f7f", "#bcbd22", "#393b79", "#637939", "#000000", "#e7298a", "#66a61e", "#a6761d",
-                          "#7570b3", "#fdb462", "#1b9e77", "#b15928"]
+    static let palette = [
+        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+        "#7f7f7f", "#bcbd22", "#393b79", "#637939", "#000000", "#e7298a", "#66a61e", "#a6761d",
+        "#7570b3", "#fdb462", "#1b9e77", "#b15928"
+    ]
 
     /// An SVG chart: validation loss (solid, with points) and training loss (faint) per run.
     public static func svg(_ runs: [Series], title: String, width: Int = 840, height: Int = 460) -> String {
@@ -130,19 +138,29 @@ public enum Report {
             """
         let yTicks = ticks(yMin, yMax), yStep = yTicks.count > 1 ? yTicks[1] - yTicks[0] : 1
         for v in yTicks {
-            out += String(format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>", left, left + w, y(v), y(v))
-            out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%@</text>\n", left - 6, y(v) + 4, label(v, step: yStep))
+            out += String(
+                format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>", left, left + w, y(v),
+                y(v))
+            out += String(
+                format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%@</text>\n", left - 6, y(v) + 4,
+                label(v, step: yStep))
         }
         for v in ticks(0, maxStep) {
-            out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n", x(Int(v)), top + h + 18, Int(v))
+            out += String(
+                format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n", x(Int(v)), top + h + 18,
+                Int(v))
         }
-        out += String(format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">step</text>\n", left + w / 2, top + h + 34)
-        out += String(format: "<text x=\"16\" y=\"%.1f\" transform=\"rotate(-90 16 %.1f)\" text-anchor=\"middle\">loss (nats/token)</text>\n",
-                      top + h / 2, top + h / 2)
+        out += String(
+            format: "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">step</text>\n", left + w / 2, top + h + 34)
+        out += String(
+            format:
+                "<text x=\"16\" y=\"%.1f\" transform=\"rotate(-90 16 %.1f)\" text-anchor=\"middle\">loss (nats/token)</text>\n",
+            top + h / 2, top + h / 2)
         for (i, run) in runs.enumerated() {
             let color = palette[i % palette.count]
             func path(_ pts: [(Int, Double)]) -> String {
-                pts.enumerated().map { j, p in String(format: "%@%.1f,%.1f", j == 0 ? "M" : "L", x(p.0), y(p.1)) }.joined(separator: " ")
+                pts.enumerated().map { j, p in String(format: "%@%.1f,%.1f", j == 0 ? "M" : "L", x(p.0), y(p.1)) }
+                    .joined(separator: " ")
             }
             if !run.loss.isEmpty {
                 out += "<path d=\"\(path(run.loss))\" fill=\"none\" stroke=\"\(color)\" stroke-opacity=\"0.3\"/>\n"
@@ -150,16 +168,19 @@ public enum Report {
             if !run.valLoss.isEmpty {
                 out += "<path d=\"\(path(run.valLoss))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
                 for p in run.valLoss {
-                    out += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%@\"/>", x(p.0), y(p.1), color)
+                    out += String(
+                        format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%@\"/>", x(p.0), y(p.1), color)
                 }
             }
             let ly = top + 10 + Double(i) * 34
             let last = run.valLoss.last.map { String(format: "val %.4f", $0.1) } ?? ""
-            out += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"3\" fill=\"%@\"/>", left + w + 14, ly, color)
+            out += String(
+                format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"3\" fill=\"%@\"/>", left + w + 14, ly, color)
             out += String(format: "<text x=\"%.1f\" y=\"%.1f\">%@</text>", left + w + 32, ly + 5, escape(run.name))
             out += String(format: "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">%@</text>\n", left + w + 32, ly + 19, last)
         }
-        out += "<text x=\"\(Int(left))\" y=\"\(height - 6)\" fill=\"#777\">solid: validation loss; faint: training loss</text>\n</svg>\n"
+        out +=
+            "<text x=\"\(Int(left))\" y=\"\(height - 6)\" fill=\"#777\">solid: validation loss; faint: training loss</text>\n</svg>\n"
         return out
     }
 
@@ -178,9 +199,12 @@ public enum Report {
         for r in runs {
             func f(_ v: Double?, _ format: String) -> String { v.map { String(format: format, $0) } ?? "–" }
             let tokens = r.tokensPerStep.map { "\($0 * r.steps)" } ?? "–"
-            let tps = r.tokensPerSecond.isEmpty ? nil : r.tokensPerSecond.map(\.1).reduce(0, +) / Double(r.tokensPerSecond.count)
+            let tps =
+                r.tokensPerSecond.isEmpty
+                ? nil : r.tokensPerSecond.map(\.1).reduce(0, +) / Double(r.tokensPerSecond.count)
             let settings = differing.map { "<td>\(escape(r.settings[$0] ?? "–"))</td>" }.joined()
-            rows += "<tr><td>\(escape(r.name))</td><td>\(r.steps)</td><td>\(tokens)</td><td>\(f(r.wallSeconds, "%.0f s"))</td>"
+            rows +=
+                "<tr><td>\(escape(r.name))</td><td>\(r.steps)</td><td>\(tokens)</td><td>\(f(r.wallSeconds, "%.0f s"))</td>"
                 + "<td>\(f(r.valLoss.first?.1, "%.4f"))</td><td>\(f(r.valLoss.map(\.1).min(), "%.4f"))</td><td>\(f(r.valLoss.last?.1, "%.4f"))</td>"
                 + "<td>\(f(r.valBitsPerByte.last?.1, "%.4f"))</td><td>\(f(tps, "%.0f"))</td><td>\(f(r.bytesPerParameter, "%.2f"))</td>\(settings)</tr>\n"
         }
@@ -197,6 +221,7 @@ public enum Report {
     }
 
     static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+            of: ">", with: "&gt;")
     }
 }

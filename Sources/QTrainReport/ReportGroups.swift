@@ -1,6 +1,5 @@
 import Foundation
 
-
 /// Runs of one setting that differ only in their seed (`report --group-seeds`): curves as the
 /// mean over seeds with the range between the lowest and highest seed as a band, and results
 /// as mean ± standard deviation.
@@ -51,7 +50,8 @@ extension Report {
         public var finalValLosses: [Double] { runs.compactMap { $0.valLoss.last?.1 } }
 
         /// One evaluation's `pick` over the runs that have it.
-        public func evaluations(_ data: String, weights: String = "stored", _ pick: (Evaluation) -> Double?) -> [Double] {
+        public func evaluations(_ data: String, weights: String = "stored", _ pick: (Evaluation) -> Double?) -> [Double]
+        {
             runs.compactMap { r in r.evaluations.first { $0.data == data && $0.weights == weights }.flatMap(pick) }
         }
     }
@@ -118,24 +118,29 @@ extension Report {
         let datasets = Array(Set(groups.flatMap { $0.runs.flatMap { $0.evaluations.map(\.data) } })).sorted()
         func pm(_ values: [Double], _ digits: Int = 4) -> String {
             guard let s = Group.spread(values) else { return "–" }
-            return values.count > 1 ? String(format: "%.\(digits)f ± %.\(digits)f", s.mean, s.sd) : String(format: "%.\(digits)f", s.mean)
+            return values.count > 1
+                ? String(format: "%.\(digits)f ± %.\(digits)f", s.mean, s.sd) : String(format: "%.\(digits)f", s.mean)
         }
         var heads = "<th>setting</th><th>seeds</th><th>tokens seen</th><th>final val loss</th>"
         for d in datasets {
-            heads += "<th>\(escape(d)) loss</th><th>\(escape(d)) perplexity</th><th>\(escape(d)) bits/byte</th><th>\(escape(d)) loss, ternary weights</th>"
+            heads +=
+                "<th>\(escape(d)) loss</th><th>\(escape(d)) perplexity</th><th>\(escape(d)) bits/byte</th><th>\(escape(d)) loss, ternary weights</th>"
         }
         heads += "<th>tokens/s (median)</th><th>B/param</th>" + differing.map { "<th>\(escape($0))</th>" }.joined()
         var rows = ""
         for g in groups {
             let m = g.mean
-            rows += "<tr><td>\(escape(g.name))</td><td>\(g.runs.count)</td><td>\(m.tokensPerStep.map { "\($0 * m.steps)" } ?? "–")</td>"
+            rows +=
+                "<tr><td>\(escape(g.name))</td><td>\(g.runs.count)</td><td>\(m.tokensPerStep.map { "\($0 * m.steps)" } ?? "–")</td>"
                 + "<td>\(pm(g.finalValLosses))</td>"
             for d in datasets {
-                rows += "<td>\(pm(g.evaluations(d) { $0.loss }))</td><td>\(pm(g.evaluations(d) { $0.perplexity }, 2))</td>"
+                rows +=
+                    "<td>\(pm(g.evaluations(d) { $0.loss }))</td><td>\(pm(g.evaluations(d) { $0.perplexity }, 2))</td>"
                     + "<td>\(pm(g.evaluations(d) { $0.bitsPerByte }))</td><td>\(pm(g.evaluations(d, weights: "ternary") { $0.loss }))</td>"
             }
             let tps = median(g.runs.flatMap { $0.tokensPerSecond.map(\.1) })
-            rows += "<td>\(tps.map { String(format: "%.0f", $0) } ?? "–")</td><td>\(m.bytesPerParameter.map { String(format: "%.2f", $0) } ?? "–")</td>"
+            rows +=
+                "<td>\(tps.map { String(format: "%.0f", $0) } ?? "–")</td><td>\(m.bytesPerParameter.map { String(format: "%.2f", $0) } ?? "–")</td>"
                 + differing.map { "<td>\(escape(m.settings[$0] ?? "–"))</td>" }.joined() + "</tr>\n"
         }
         return """

@@ -76,7 +76,10 @@ public final class MetricsWriter {
             try handle.write(contentsOf: data + Data("\n".utf8))
         } catch {
             failure = error.localizedDescription
-            FileHandle.standardError.write(Data("warning: cannot append to \(url.path) (\(error.localizedDescription)); metrics are no longer recorded, training goes on\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "warning: cannot append to \(url.path) (\(error.localizedDescription)); metrics are no longer recorded, training goes on\n"
+                        .utf8))
         }
     }
 }

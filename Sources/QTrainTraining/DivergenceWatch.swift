@@ -1,5 +1,6 @@
 import QTrainCore
 import QTrainWeights
+
 /// Watches a quantised run (bitnet, dqt) for the failures that do not show up as NaN: a loss
 /// that climbs well above where it started, and codes that stop changing altogether (the
 /// update has become too small for stochastic rounding to move anything). Each warns once; in
@@ -41,15 +42,20 @@ public final class DivergenceWatch {
         if state.reference == nil { state.reference = r.loss }
         if let reference = state.reference, r.loss > Self.limit(reference), !state.warnedLoss {
             state.warnedLoss = true
-            try report(String(format: "the training loss %.4f at step %d is far above where the run started (%.4f): it is diverging", r.loss, step, reference),
-                       hint: "lower optim.lr or raise optim.warmup_steps")
+            try report(
+                String(
+                    format:
+                        "the training loss %.4f at step %d is far above where the run started (%.4f): it is diverging",
+                    r.loss, step, reference),
+                hint: "lower optim.lr or raise optim.warmup_steps")
         }
         if let f = r.codeChanges.fraction {
             state.frozenSteps = f == 0 ? state.frozenSteps + 1 : 0
             if state.frozenSteps >= Self.patience && !state.warnedFrozen {
                 state.warnedFrozen = true
-                try report("no weight code has changed for \(Self.patience) steps (step \(step)): the updates are too small to move the grid",
-                           hint: "raise optim.lr, or check that the schedule has not reached zero")
+                try report(
+                    "no weight code has changed for \(Self.patience) steps (step \(step)): the updates are too small to move the grid",
+                    hint: "raise optim.lr, or check that the schedule has not reached zero")
             }
         }
     }

@@ -34,7 +34,8 @@ public enum MemoryReport {
         lines.append("  category         bytes   B/param")
         for c in MemoryCategory.allCases { lines.append(row(c.rawValue, ledger.bytes(c))) }
         lines.append(row("total", ledger.totalBytes))
-        lines.append(String(format: "  without activations: %.3f B/param", bytesPerParameter(ledger, parameters: parameters)))
+        lines.append(
+            String(format: "  without activations: %.3f B/param", bytesPerParameter(ledger, parameters: parameters)))
         return lines.joined(separator: "\n")
     }
 }

@@ -33,18 +33,26 @@ public struct MemoryPlan: Sendable {
         let gradientSize = Double(config.optim.gradDtype.size) / (zero2 ? Double(world) : 1)
         // The backend the run's compute path resolves to here (Model's decision) declares its needs.
         let needs = config.quant.compute.resolved(inputsAreCodes: config.quant.quantizesLayerInputs).kind.needs
-        let window = zero2 || config.optim.gradDtype != .fp32
+        let window =
+            zero2 || config.optim.gradDtype != .fp32
             ? 4 * GradientStore.plannedWindowFloats(m, blockRows: needs.gradientRows) : 0
         // Quantised weights are materialised a block at a time into scratch (the largest block
         // matrix, or the backend's row blocks beside its own scratch).
         let rows = Double(microBatch) * Double(m.seqLen), inner = Double(max(m.dim, m.hiddenDim))
-        let scratch = config.quant.mode == .fp32 ? 0
-            : 4 * Scratch.plannedWeightFloats(config: m, blockRows: needs.weightBlockRows) + needs.scratchBytes(rows, inner)
+        let scratch =
+            config.quant.mode == .fp32
+            ? 0
+            : 4 * Scratch.plannedWeightFloats(config: m, blockRows: needs.weightBlockRows)
+                + needs.scratchBytes(rows, inner)
         stateBytes = parameters * (weightBytes + gradientSize + stateSize) + window + scratch
         // The activation arena, counted view by view as Activations allocates it.
         let codes = needs.activationCodes
-        activationBytes = 4 * Activations.floatCounts(config: m, B: microBatch, T: m.seqLen, keepsInputCodes: codes,
-                                                      recomputesBlocks: config.train.activationCheckpointing == .blocks)
+        activationBytes =
+            4
+            * Activations.floatCounts(
+                config: m, B: microBatch, T: m.seqLen, keepsInputCodes: codes,
+                recomputesBlocks: config.train.activationCheckpointing == .blocks
+            )
             .reduce(0) { $0 + $1.1 }
     }
 
@@ -59,13 +67,20 @@ public struct MemoryPlan: Sendable {
         let needed = totalBytes * Double(max(ranksPerNode, 1))
         guard needed < available else {
             throw QTrainError.config(
-                String(format: "this run needs about %@ per rank (%@ parameters: %@ of weights, gradients and AdamW state, %@ of activations), %d rank(s) on a machine with %@",
-                       formatBytes(needed / Double(max(ranksPerNode, 1))), formatCount(parameters), formatBytes(stateBytes),
-                       formatBytes(activationBytes), ranksPerNode, formatBytes(available)),
+                String(
+                    format:
+                        "this run needs about %@ per rank (%@ parameters: %@ of weights, gradients and AdamW state, %@ of activations), %d rank(s) on a machine with %@",
+                    formatBytes(needed / Double(max(ranksPerNode, 1))), formatCount(parameters),
+                    formatBytes(stateBytes),
+                    formatBytes(activationBytes), ranksPerNode, formatBytes(available)),
                 hint: "lower model.dim, model.n_layers, model.vocab_size, model.seq_len or train.micro_batch")
         }
     }
 }
 
-private func formatBytes(_ b: Double) -> String { b > 9e18 ? String(format: "%.3g B", b) : QTrainCore.formatBytes(Int(b)) }
-private func formatCount(_ n: Double) -> String { n > 9e18 ? String(format: "%.3g", n) : QTrainCore.formatCount(Int(n)) }
+private func formatBytes(_ b: Double) -> String {
+    b > 9e18 ? String(format: "%.3g B", b) : QTrainCore.formatBytes(Int(b))
+}
+private func formatCount(_ n: Double) -> String {
+    n > 9e18 ? String(format: "%.3g", n) : QTrainCore.formatCount(Int(n))
+}

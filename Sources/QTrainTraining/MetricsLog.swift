@@ -68,7 +68,8 @@ public final class MetricsLog {
     /// Adds step `step` (which took `seconds`) to the window; writes a record and a progress
     /// line when due or when a validation loss is given. Returns whether it wrote.
     @discardableResult
-    func record(step: Int, _ r: TrainStep.Result, seconds: Double, validationLoss val: Double?, stopping: Bool) -> Bool {
+    func record(step: Int, _ r: TrainStep.Result, seconds: Double, validationLoss val: Double?, stopping: Bool) -> Bool
+    {
         window.tokens += tokensPerStep
         window.waits += r.communicationWait
         window.seconds += seconds
@@ -89,7 +90,8 @@ public final class MetricsLog {
         if world > 1 { record.commWaitShare = state.communicationShare }
         if let f = r.codeChanges.fraction {
             record.codeChange = f
-            record.codeChangeByRole = Dictionary(uniqueKeysWithValues: r.codeChanges.fractionByRole.map { ($0.key.rawValue, $0.value) })
+            record.codeChangeByRole = Dictionary(
+                uniqueKeysWithValues: r.codeChanges.fractionByRole.map { ($0.key.rawValue, $0.value) })
         }
         if let val {
             record.valLoss = val
@@ -102,8 +104,9 @@ public final class MetricsLog {
 
     private func progressLine(step: Int, _ r: TrainStep.Result, val: Double?) -> String {
         let eta = Double(lastStep - step) * Double(tokensPerStep) / max(state.tokensPerSecond, 1e-9)
-        var text = String(format: "step %d/%d | loss %.4f | lr %.2e | grad %.3f | %@ tok/s | ETA %@",
-                          step, lastStep, r.loss, r.lr, r.gradNorm, formatCount(Int(state.tokensPerSecond)), formatDuration(eta))
+        var text = String(
+            format: "step %d/%d | loss %.4f | lr %.2e | grad %.3f | %@ tok/s | ETA %@",
+            step, lastStep, r.loss, r.lr, r.gradNorm, formatCount(Int(state.tokensPerSecond)), formatDuration(eta))
         if let f = r.codeChanges.fraction { text += String(format: " | changed %.4f%%", 100 * f) }
         if let val { text += String(format: " | val loss %.4f", val) }
         return text

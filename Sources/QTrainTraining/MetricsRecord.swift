@@ -29,7 +29,8 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
     public init(step: Int) { self.step = step }
 
     enum CodingKeys: String, CodingKey {
-        case step, loss, lr, gradNorm = "grad_norm", elapsedS = "elapsed_s", stepS = "step_s", tokensPerS = "tokens_per_s"
+        case step, loss, lr, gradNorm = "grad_norm", elapsedS = "elapsed_s", stepS = "step_s", tokensPerS =
+            "tokens_per_s"
         case rssBytes = "rss_bytes", commWaitShare = "comm_wait_share", codeChange = "code_change"
         case codeChangeByRole = "code_change_by_role", valLoss = "val_loss", valBpb = "val_bpb"
     }
@@ -38,9 +39,17 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
     public var scalars: [(String, Double)] {
         var out: [(String, Double)] = []
         func add(_ key: CodingKeys, _ value: Double?) { if let value { out.append((key.rawValue, value)) } }
-        add(.loss, loss); add(.lr, lr); add(.gradNorm, gradNorm); add(.elapsedS, elapsedS); add(.stepS, stepS)
-        add(.tokensPerS, tokensPerS); add(.rssBytes, rssBytes.map(Double.init)); add(.commWaitShare, commWaitShare)
-        add(.codeChange, codeChange); add(.valLoss, valLoss); add(.valBpb, valBpb)
+        add(.loss, loss)
+        add(.lr, lr)
+        add(.gradNorm, gradNorm)
+        add(.elapsedS, elapsedS)
+        add(.stepS, stepS)
+        add(.tokensPerS, tokensPerS)
+        add(.rssBytes, rssBytes.map(Double.init))
+        add(.commWaitShare, commWaitShare)
+        add(.codeChange, codeChange)
+        add(.valLoss, valLoss)
+        add(.valBpb, valBpb)
         for (role, x) in codeChangeByRole ?? [:] { out.append((CodingKeys.codeChangeByRole.rawValue + "/" + role, x)) }
         return out
     }
@@ -49,8 +58,9 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
     public func jsonLine() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity",
-                                                                      nan: "NaN")
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity",
+            nan: "NaN")
         return try encoder.encode(self)
     }
 
@@ -59,8 +69,9 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
     public static func read(_ url: URL) throws -> [MetricsRecord] {
         let text = try String(contentsOf: url, encoding: .utf8)
         let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity",
-                                                                        nan: "NaN")
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "Infinity", negativeInfinity: "-Infinity",
+            nan: "NaN")
         return text.split(separator: "\n").compactMap { try? decoder.decode(MetricsRecord.self, from: Data($0.utf8)) }
     }
 }

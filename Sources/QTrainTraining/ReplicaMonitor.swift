@@ -2,6 +2,7 @@ import QTrainCore
 import QTrainDist
 import QTrainOptim
 import QTrainWeights
+
 /// Keeps the data-parallel replicas identical: compares their fingerprints on its cadence
 /// (`dist.check_every`, every step in debug mode, and after the last step) and on a mismatch
 /// stops the run or, with `dist.on_desync: resync`, copies rank 0's state to every rank.
@@ -24,8 +25,10 @@ public final class ReplicaMonitor {
     let onDesync: DesyncAction
     let log: (String) -> Void
 
-    init(weights: ModelWeights, replicatedOptimizer: Optimizer?, comm: Communicator, config: DistConfig, debug: Bool,
-         lastStep: Int, log: @escaping (String) -> Void) {
+    init(
+        weights: ModelWeights, replicatedOptimizer: Optimizer?, comm: Communicator, config: DistConfig, debug: Bool,
+        lastStep: Int, log: @escaping (String) -> Void
+    ) {
         self.weights = weights
         self.replicatedOptimizer = replicatedOptimizer
         self.comm = comm
@@ -46,8 +49,11 @@ public final class ReplicaMonitor {
         guard let mismatch = try ReplicaCheck.compare(weights, comm: comm, step: step) else { return }
         switch onDesync {
         case .stop:
-            throw QTrainError(.distributed, mismatch.description,
-                              hint: "set dist.on_desync: resync to copy rank 0's weights instead; check that every rank runs the same build on the same CPU type")
+            throw QTrainError(
+                .distributed, mismatch.description,
+                hint:
+                    "set dist.on_desync: resync to copy rank 0's weights instead; check that every rank runs the same build on the same CPU type"
+            )
         case .resync:
             try ReplicaCheck.resynchronize(weights, optimizer: replicatedOptimizer, comm: comm)
             state.resyncs += 1

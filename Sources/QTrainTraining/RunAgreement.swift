@@ -20,7 +20,9 @@ public enum RunAgreement {
     public static func items(config: RunConfig, splits: [(name: String, data: TokenDataset)] = []) -> [Item] {
         var items = configKeys(config).map { Item(name: $0.key, fingerprint: fnv1a($0.value)) }
         for (name, data) in splits {
-            let shards = data.shards.map { "\($0.header.tokenCount)/\($0.header.vocabSize)/\(hex($0.header.tokenizerHash))" }
+            let shards = data.shards.map {
+                "\($0.header.tokenCount)/\($0.header.vocabSize)/\(hex($0.header.tokenizerHash))"
+            }
             items.append(Item(name: "the \(name) shards", fingerprint: fnv1a(shards.joined(separator: ","))))
         }
         if let first = splits.first?.data {
@@ -38,25 +40,29 @@ public enum RunAgreement {
         let layout = try comm.allGather(names), whole = try comm.allGather(all)
         if Set(whole).count == 1 { return }
         guard Set(layout).count == 1 else {
-            throw QTrainError(.distributed, "the ranks run different builds of qtrain (their configs have different keys)",
-                              hint: "start every rank from the same build")
+            throw QTrainError(
+                .distributed, "the ranks run different builds of qtrain (their configs have different keys)",
+                hint: "start every rank from the same build")
         }
         var differing: [String] = []
         for item in items {
             let values = try comm.allGather(item.fingerprint)
             let odd = values.indices.filter { values[$0] != values[0] }
             if !odd.isEmpty {
-                differing.append("\(item.name) (rank\(odd.count == 1 ? "" : "s") \(odd.map(String.init).joined(separator: ", ")) differ\(odd.count == 1 ? "s" : "") from rank 0)")
+                differing.append(
+                    "\(item.name) (rank\(odd.count == 1 ? "" : "s") \(odd.map(String.init).joined(separator: ", ")) differ\(odd.count == 1 ? "s" : "") from rank 0)"
+                )
             }
         }
-        throw QTrainError(.distributed, "the ranks disagree on the run: " + differing.joined(separator: "; "),
-                          hint: "start every rank with the same config file, --set options and data")
+        throw QTrainError(
+            .distributed, "the ranks disagree on the run: " + differing.joined(separator: "; "),
+            hint: "start every rank with the same config file, --set options and data")
     }
 
     /// `section.key` → the value's JSON text, for every key of the resolved config.
     static func configKeys(_ config: RunConfig) -> [(key: String, value: String)] {
         guard let data = try? JSONEncoder().encode(config),
-              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else { return [("config", config.yaml())] }
         var out: [(String, String)] = []
         for section in root.keys.sorted() {
@@ -71,7 +77,7 @@ public enum RunAgreement {
 
     private static func text(_ value: Any) -> String {
         guard JSONSerialization.isValidJSONObject([value]),
-              let d = try? JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys])
+            let d = try? JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys])
         else { return "\(value)" }
         return String(decoding: d, as: UTF8.self)
     }

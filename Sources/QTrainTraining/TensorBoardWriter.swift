@@ -19,12 +19,16 @@ public final class TensorBoardWriter {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw QTrainError(.io, "cannot create \(directory.path): \(error.localizedDescription)", hint: "check that the run directory is writable")
+            throw QTrainError(
+                .io, "cannot create \(directory.path): \(error.localizedDescription)",
+                hint: "check that the run directory is writable")
         }
         let now = Date().timeIntervalSince1970
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
         url = directory.appendingPathComponent("events.out.tfevents.\(Int(now)).\(host).\(getpid())")
-        guard FileManager.default.createFile(atPath: url.path, contents: nil), let h = FileHandle(forWritingAtPath: url.path) else {
+        guard FileManager.default.createFile(atPath: url.path, contents: nil),
+            let h = FileHandle(forWritingAtPath: url.path)
+        else {
             throw QTrainError(.io, "cannot create \(url.path)", hint: "check that the run directory is writable")
         }
         handle = h
@@ -65,7 +69,8 @@ public final class TensorBoardWriter {
             try handle.write(contentsOf: record)
         } catch {
             failure = error.localizedDescription
-            FileHandle.standardError.write(Data("warning: TensorBoard events stop (\(url.path): \(error.localizedDescription))\n".utf8))
+            FileHandle.standardError.write(
+                Data("warning: TensorBoard events stop (\(url.path): \(error.localizedDescription))\n".utf8))
         }
     }
 }

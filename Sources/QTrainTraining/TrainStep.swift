@@ -9,7 +9,8 @@ import QTrainOptim
 public protocol BatchSource: AnyObject {
     /// Fills `batch` sequences of tokens and their next-token targets (batch × T each) for
     /// micro-step `micro` of step `step` on this rank.
-    func fill(tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, step: Int, micro: Int, batch: Int)
+    func fill(
+        tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, step: Int, micro: Int, batch: Int)
 }
 
 /// One optimizer step of one rank, and the only code that runs one: ``Trainer`` and
@@ -51,8 +52,10 @@ public final class TrainStep {
     let tokens: AlignedBuffer<Int32>
     let targets: AlignedBuffer<Int32>
 
-    public init(config: RunConfig, model: Model, optimizer: Optimizer, shards: ShardPlan?, comm: Communicator,
-                batches: BatchSource, microBatch: Int, ledger: MemoryLedger?) {
+    public init(
+        config: RunConfig, model: Model, optimizer: Optimizer, shards: ShardPlan?, comm: Communicator,
+        batches: BatchSource, microBatch: Int, ledger: MemoryLedger?
+    ) {
         self.model = model
         self.optimizer = optimizer
         self.shards = shards
@@ -63,8 +66,9 @@ public final class TrainStep {
         gradClip = config.optim.gradClip
         seed = UInt64(config.train.seed)
         schedule = LearningRateSchedule(config.optim, totalSteps: config.train.steps)
-        sync = GradientSynchronizer(comm: comm, gradients: model.gradients, bucketBytes: Int(config.dist.bucketMB * 1_048_576),
-                                    mode: config.dist.overlap, shards: shards)
+        sync = GradientSynchronizer(
+            comm: comm, gradients: model.gradients, bucketBytes: Int(config.dist.bucketMB * 1_048_576),
+            mode: config.dist.overlap, shards: shards)
         let n = microBatch * model.config.seqLen
         tokens = AlignedBuffer(count: n, category: .activations, ledger: ledger)
         targets = AlignedBuffer(count: n, category: .activations, ledger: ledger)
@@ -82,8 +86,9 @@ public final class TrainStep {
         for micro in 0..<gradAccum {
             batches.fill(tokens: tokens.pointer, targets: targets.pointer, step: step, micro: micro, batch: B)
             clock.restart()
-            loss += try model.forward(tokens: tokens.pointer, targets: targets.pointer, batch: B, length: T,
-                                      gradScale: (1 / Float(gradAccum)) / Float(B * T))
+            loss += try model.forward(
+                tokens: tokens.pointer, targets: targets.pointer, batch: B, length: T,
+                gradScale: (1 / Float(gradAccum)) / Float(B * T))
             clock.lap("forward")
             if micro == gradAccum - 1 {
                 sync.begin()
@@ -109,8 +114,10 @@ public final class TrainStep {
         let meanLoss = losses[0] / Double(comm.worldSize)
         clock.lap("communication")
         guard meanLoss.isFinite else {
-            throw QTrainError(.numerics, "the training loss became \(meanLoss) at step \(step + 1)",
-                              hint: "lower optim.lr or raise optim.warmup_steps; run with --debug to find the first non-finite tensor")
+            throw QTrainError(
+                .numerics, "the training loss became \(meanLoss) at step \(step + 1)",
+                hint: "lower optim.lr or raise optim.warmup_steps; run with --debug to find the first non-finite tensor"
+            )
         }
         let toMean = 1 / Float(comm.worldSize), g = model.gradients
         let norm: Double
@@ -123,7 +130,8 @@ public final class TrainStep {
         }
         let clip = GradientClipping.factor(norm: norm, maxNorm: gradClip)
         let lr = schedule(step)
-        var changes = optimizer.update(weights: model.weights, gradients: g, gradScale: toMean * clip, lr: lr, seed: seed)
+        var changes = optimizer.update(
+            weights: model.weights, gradients: g, gradScale: toMean * clip, lr: lr, seed: seed)
         clock.lap("optimizer")
         if let shards {
             try shards.allGather(model.weights, comm: comm)
@@ -131,8 +139,9 @@ public final class TrainStep {
             clock.lap("communication")
         }
         if comm.worldSize == 1 { clock.phases["communication"] = nil }
-        return Result(loss: meanLoss, lr: lr, gradNorm: norm, codeChanges: changes, phases: clock.phases,
-                      communicationWait: sync.lastWait + committed)
+        return Result(
+            loss: meanLoss, lr: lr, gradNorm: norm, codeChanges: changes, phases: clock.phases,
+            communicationWait: sync.lastWait + committed)
     }
 }
 

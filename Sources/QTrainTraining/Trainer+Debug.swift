@@ -8,8 +8,10 @@ extension Trainer {
         let rank = comm.rank
         model.inspector = { [unowned self] label, x, n in
             for i in 0..<n where !x[i].isFinite {
-                throw QTrainError(.numerics, "non-finite value \(x[i]) in \(label), element \(i), at step \(self.step + 1) on rank \(rank)",
-                                  hint: "lower optim.lr or check the data")
+                throw QTrainError(
+                    .numerics,
+                    "non-finite value \(x[i]) in \(label), element \(i), at step \(self.step + 1) on rank \(rank)",
+                    hint: "lower optim.lr or check the data")
             }
         }
     }
@@ -19,14 +21,17 @@ extension Trainer {
         let g = model.gradients, layout = model.layout
         // Under ZeRO-2 each rank holds a slice: a block's norm adds the ranks' parts.
         var squares: [Double] = []
-        let groups = [[layout.embedding]] + layout.blocks.map { b in [b.attnNorm, b.q, b.k, b.v, b.o, b.mlpNorm, b.gate, b.up, b.down] }
+        let groups =
+            [[layout.embedding]]
+            + layout.blocks.map { b in [b.attnNorm, b.q, b.k, b.v, b.o, b.mlpNorm, b.gate, b.up, b.down] }
             + [[layout.finalNorm, layout.head]]
         for ids in groups {
-            squares.append(ids.reduce(0.0) { acc, p in
-                let s = layout.specs[p]
-                let lo = max(s.offset, g.held.lowerBound), hi = min(s.offset + s.count, g.held.upperBound)
-                return acc + (lo < hi ? g.squaredNorm(lo..<hi) : 0)
-            })
+            squares.append(
+                ids.reduce(0.0) { acc, p in
+                    let s = layout.specs[p]
+                    let lo = max(s.offset, g.held.lowerBound), hi = min(s.offset + s.count, g.held.upperBound)
+                    return acc + (lo < hi ? g.squaredNorm(lo..<hi) : 0)
+                })
         }
         if g.shards != nil { try comm.allReduceSum(&squares) }
         var next = 0
@@ -36,7 +41,10 @@ extension Trainer {
         }
         var parts = [String(format: "embedding %.3g", norm([layout.embedding]))]
         for (l, b) in layout.blocks.enumerated() {
-            parts.append(String(format: "block %d %.3g", l, norm([b.attnNorm, b.q, b.k, b.v, b.o, b.mlpNorm, b.gate, b.up, b.down])))
+            parts.append(
+                String(
+                    format: "block %d %.3g", l, norm([b.attnNorm, b.q, b.k, b.v, b.o, b.mlpNorm, b.gate, b.up, b.down]))
+            )
         }
         parts.append(String(format: "head %.3g", norm([layout.finalNorm, layout.head])))
         console.line("  gradient norms: " + parts.joined(separator: ", "))

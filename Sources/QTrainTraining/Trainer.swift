@@ -60,8 +60,10 @@ public final class Trainer {
     public var tokensPerStep: Int { stepper.tokensPerStep }
 
     /// Builds every component; prints the set-up and the memory table on rank 0.
-    public init(config: RunConfig, communicator: Communicator = SingleProcessCommunicator(),
-                options: TrainerOptions = TrainerOptions()) throws {
+    public init(
+        config: RunConfig, communicator: Communicator = SingleProcessCommunicator(),
+        options: TrainerOptions = TrainerOptions()
+    ) throws {
         self.config = config
         self.options = options
         comm = communicator
@@ -82,41 +84,60 @@ public final class Trainer {
         let data = trainData, rankIndex = comm.rank, world = comm.worldSize
         let rank = try RankSetup(
             config: config, comm: comm,
-            agreement: RunAgreement.items(config: config, splits: [("train", trainData), ("validation", valData)]), ledger: ledger,
-            batches: { _ in DatasetBatches(data, sampler: BatchSampler(seed: UInt64(config.train.seed)), rank: rankIndex, world: world) })
+            agreement: RunAgreement.items(config: config, splits: [("train", trainData), ("validation", valData)]),
+            ledger: ledger,
+            batches: { _ in
+                DatasetBatches(
+                    data, sampler: BatchSampler(seed: UInt64(config.train.seed)), rank: rankIndex, world: world)
+            })
         (model, optimizer, stepper) = (rank.model, rank.optimizer, rank.stepper)
         let shards = rank.shards, B = rank.microBatch, threads = rank.threads
         let cores = Threads.availableCores, perNode = max(comm.localSize, 1)
-        validator = Validator(data: valData, sequences: config.train.evalSequences, every: config.train.evalEvery,
-                              lastStep: config.train.steps, model: model, comm: comm, batch: B, ledger: ledger)
-        replicas = ReplicaMonitor(weights: model.weights, replicatedOptimizer: shards == nil ? optimizer : nil, comm: comm,
-                                  config: config.dist, debug: options.debug, lastStep: config.train.steps, log: console.line)
-        metrics = MetricsLog(console: console, every: config.log.every, lastStep: config.train.steps,
-                             tokensPerStep: stepper.tokensPerStep, world: comm.worldSize)
+        validator = Validator(
+            data: valData, sequences: config.train.evalSequences, every: config.train.evalEvery,
+            lastStep: config.train.steps, model: model, comm: comm, batch: B, ledger: ledger)
+        replicas = ReplicaMonitor(
+            weights: model.weights, replicatedOptimizer: shards == nil ? optimizer : nil, comm: comm,
+            config: config.dist, debug: options.debug, lastStep: config.train.steps, log: console.line)
+        metrics = MetricsLog(
+            console: console, every: config.log.every, lastStep: config.train.steps,
+            tokensPerStep: stepper.tokensPerStep, world: comm.worldSize)
         divergence = DivergenceWatch(quant: config.quant, debug: options.debug, log: console.line)
         if let tokenizer = try? TokenizerLoader.load(from: dataDir) {
             metrics.bitsPerBytePerNat = validator.bitsPerBytePerNat(tokenizer)
         }
         checkpointer = Checkpointer(run: runDirectory, config: config.checkpoint, comm: comm)
-        checkpointed = [WeightsCheckpoint(model.weights), TokenizerCheckpoint(dataDirectory: dataDir),
-                        OptimizerCheckpoint(optimizer, sharded: shards != nil)]
+        checkpointed = [
+            WeightsCheckpoint(model.weights), TokenizerCheckpoint(dataDirectory: dataDir),
+            OptimizerCheckpoint(optimizer, sharded: shards != nil)
+        ]
         if options.debug { installDebugChecks() }
 
-        console.line("qtrain: \(config.policyLabel), \(formatCount(model.layout.count)) parameters "
-            + "(d \(config.model.dim), \(config.model.nLayers) layers, \(config.model.nHeads) heads, "
-            + "ffn \(config.model.hiddenDim), vocab \(config.model.vocabSize), context \(T))")
-        console.line("batch: \(world) rank\(world == 1 ? "" : "s") × \(B) sequences × \(config.train.gradAccum) accumulation"
-            + " = \(world * B * config.train.gradAccum) sequences of \(T) tokens per step; \(threads) thread\(threads == 1 ? "" : "s") per rank (OpenBLAS \(BLASCore.name)); \(comm.name)")
+        console.line(
+            "qtrain: \(config.policyLabel), \(formatCount(model.layout.count)) parameters "
+                + "(d \(config.model.dim), \(config.model.nLayers) layers, \(config.model.nHeads) heads, "
+                + "ffn \(config.model.hiddenDim), vocab \(config.model.vocabSize), context \(T))")
+        console.line(
+            "batch: \(world) rank\(world == 1 ? "" : "s") × \(B) sequences × \(config.train.gradAccum) accumulation"
+                + " = \(world * B * config.train.gradAccum) sequences of \(T) tokens per step; \(threads) thread\(threads == 1 ? "" : "s") per rank (OpenBLAS \(BLASCore.name)); \(comm.name)"
+        )
         if let notice = model.computeNotice { console.line(notice) }
         if config.quant.compute != .fp32 { console.line("compute: \(model.backend.name)") }
         if perNode * threads > cores {
             console.line("warning: \(perNode) ranks × \(threads) threads on \(cores) cores: the node is oversubscribed")
         }
         if world > 1 {
-            console.line("data parallel: gradient buckets of \(config.dist.bucketMB) MB, overlap \(stepper.sync.mode.rawValue)"
-                + (shards == nil ? "" : config.dist.shardGradients ? ", ZeRO-2 optimizer and gradient sharding" : ", ZeRO-1 optimizer sharding") + ", replica check every \(config.dist.checkEvery) steps")
+            console.line(
+                "data parallel: gradient buckets of \(config.dist.bucketMB) MB, overlap \(stepper.sync.mode.rawValue)"
+                    + (shards == nil
+                        ? ""
+                        : config.dist.shardGradients
+                            ? ", ZeRO-2 optimizer and gradient sharding" : ", ZeRO-1 optimizer sharding")
+                    + ", replica check every \(config.dist.checkEvery) steps")
         }
-        console.line("data: \(formatCount(trainData.tokenCount)) train tokens, \(formatCount(valData.tokenCount)) validation tokens in \(dataDir.path)")
+        console.line(
+            "data: \(formatCount(trainData.tokenCount)) train tokens, \(formatCount(valData.tokenCount)) validation tokens in \(dataDir.path)"
+        )
         console.line(MemoryReport.table(ledger, parameters: model.layout.count, title: config.policyLabel))
     }
 
@@ -132,17 +153,23 @@ public final class Trainer {
         } else {
             found = nil
             if !Checkpointer.candidates(in: runDirectory).isEmpty {
-                throw QTrainError(.checkpoint, "run directory \(runDirectory.path) already holds checkpoints and checkpoint.resume is false",
-                                  hint: "resume (checkpoint.resume: true) or choose another train.out_dir")
+                throw QTrainError(
+                    .checkpoint,
+                    "run directory \(runDirectory.path) already holds checkpoints and checkpoint.resume is false",
+                    hint: "resume (checkpoint.resume: true) or choose another train.out_dir")
             }
         }
         guard let (dir, state) = found else { return false }
         let (saved, progress) = try checkpointer.restore(checkpointed, from: dir, state: state, config: config)
         self.progress = progress
         if saved.optim.stateDtype != config.optim.stateDtype {
-            console.line("optimizer state converted from \(saved.optim.stateDtype.rawValue) to \(config.optim.stateDtype.rawValue)")
+            console.line(
+                "optimizer state converted from \(saved.optim.stateDtype.rawValue) to \(config.optim.stateDtype.rawValue)"
+            )
         }
-        console.line("resumed from \(dir.path) at step \(step) (saved by \(state.worldSize) rank\(state.worldSize == 1 ? "" : "s"), \(formatCount(state.tokensSeen)) tokens seen)")
+        console.line(
+            "resumed from \(dir.path) at step \(step) (saved by \(state.worldSize) rank\(state.worldSize == 1 ? "" : "s"), \(formatCount(state.tokensSeen)) tokens seen)"
+        )
         return true
     }
 
@@ -150,8 +177,9 @@ public final class Trainer {
     func saveCheckpoint() throws {
         try replicas.check(at: step)
         let t = Date()
-        let dir = try checkpointer.save(progress, components: checkpointed, config: config, optimizerStep: optimizer.step,
-                                        fingerprint: ReplicaCheck.fingerprint(model.weights))
+        let dir = try checkpointer.save(
+            progress, components: checkpointed, config: config, optimizerStep: optimizer.step,
+            fingerprint: ReplicaCheck.fingerprint(model.weights))
         console.line(String(format: "checkpoint %@ written in %.1f s", dir.path, Date().timeIntervalSince(t)))
     }
 
@@ -172,7 +200,8 @@ public final class Trainer {
         qk_install_stop_handlers()
         try prepareRunDirectory()
         let total = config.train.steps
-        let watchdog = comm.worldSize > 1 && config.dist.timeoutS > 0
+        let watchdog =
+            comm.worldSize > 1 && config.dist.timeoutS > 0
             ? Watchdog(timeout: config.dist.timeoutS, rank: comm.rank, world: comm.worldSize, run: runDirectory) : nil
         watchdog?.start()
         defer { watchdog?.stop() }
@@ -200,8 +229,10 @@ public final class Trainer {
             let agreed = try agreedFlags()
             stop = agreed.signal.map(StopReason.signal) ?? (options.stopAt == step ? .asked : nil)
             let val = validator.isDue(step: step) ? try validator.run(after: step) : nil
-            if metrics.record(step: step, result, seconds: seconds, validationLoss: val, stopping: stop?.isSignal ?? false),
-               options.debug {
+            if metrics.record(
+                step: step, result, seconds: seconds, validationLoss: val, stopping: stop?.isSignal ?? false),
+                options.debug
+            {
                 try logBlockGradientNorms()
             }
             if checkpointer.shouldSave(step: step, lastStep: total, stopping: stop != nil) || agreed.checkpointByTime {
@@ -222,7 +253,8 @@ public final class Trainer {
 
         func message(step: Int) -> String {
             switch self {
-            case .signal(let s): return "stopping after step \(step) on signal \(s) (all ranks agreed); resume from the checkpoint"
+            case .signal(let s):
+                return "stopping after step \(step) on signal \(s) (all ranks agreed); resume from the checkpoint"
             case .asked: return "stopping after step \(step) as asked (--stop-at); resume to continue"
             }
         }
@@ -232,7 +264,8 @@ public final class Trainer {
         let elapsed = Date().timeIntervalSince(started)
         if step >= config.train.steps && comm.rank == 0 {
             // Batch scripts loop on requeue until this file appears.
-            try? "step \(step)\n".write(to: runDirectory.appendingPathComponent("DONE"), atomically: true, encoding: .utf8)
+            try? "step \(step)\n".write(
+                to: runDirectory.appendingPathComponent("DONE"), atomically: true, encoding: .utf8)
         }
         let fingerprint = ReplicaCheck.fingerprint(model.weights)
         try reportMemoryPerRank()
@@ -240,7 +273,8 @@ public final class Trainer {
         var signal: Int32?
         if case .signal(let s) = stop { signal = s }
         return TrainingSummary(
-            steps: step, finalLoss: lastLoss, finalValLoss: validator.state.lastLoss, firstValLoss: validator.state.firstLoss,
+            steps: step, finalLoss: lastLoss, finalValLoss: validator.state.lastLoss,
+            firstValLoss: validator.state.firstLoss,
             tokensPerSecond: elapsed > 0 ? Double(tokensPerStep * max(step, 1)) / elapsed : 0,
             peakResidentBytes: MemoryReport.peakResidentBytes(), fingerprint: fingerprint,
             stoppedBySignal: signal, communicationShare: metrics.state.communicationShare)
@@ -254,17 +288,22 @@ public final class Trainer {
 
     private func prepareRunDirectory() throws {
         if comm.rank == 0 {
-            if step < config.train.steps { try? FileManager.default.removeItem(at: runDirectory.appendingPathComponent("DONE")) }
+            if step < config.train.steps {
+                try? FileManager.default.removeItem(at: runDirectory.appendingPathComponent("DONE"))
+            }
             do {
                 try FileManager.default.createDirectory(at: runDirectory, withIntermediateDirectories: true)
-                try config.yaml().write(to: runDirectory.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+                try config.yaml().write(
+                    to: runDirectory.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
             } catch {
-                throw QTrainError(.io, "cannot write to run directory \(runDirectory.path): \(error.localizedDescription)",
-                                  hint: "set train.out_dir to a writable directory")
+                throw QTrainError(
+                    .io, "cannot write to run directory \(runDirectory.path): \(error.localizedDescription)",
+                    hint: "set train.out_dir to a writable directory")
             }
         }
-        try metrics.open(runDirectory.appendingPathComponent("metrics.jsonl"), append: step > 0, enabled: comm.rank == 0,
-                         tensorboardDirectory: config.log.tensorboard ? runDirectory.appendingPathComponent("tensorboard") : nil)
+        try metrics.open(
+            runDirectory.appendingPathComponent("metrics.jsonl"), append: step > 0, enabled: comm.rank == 0,
+            tensorboardDirectory: config.log.tensorboard ? runDirectory.appendingPathComponent("tensorboard") : nil)
     }
 
     /// Mean validation loss now (collective).
@@ -286,7 +325,9 @@ public final class Trainer {
         table[2 * comm.rank + 1] = Double(MemoryReport.peakResidentBytes())
         try comm.allReduceSum(&table)
         for r in 0..<comm.worldSize {
-            console.line("rank \(r): memory table \(formatBytes(Int(table[2 * r]))), peak RSS \(formatBytes(Int(table[2 * r + 1])))")
+            console.line(
+                "rank \(r): memory table \(formatBytes(Int(table[2 * r]))), peak RSS \(formatBytes(Int(table[2 * r + 1])))"
+            )
         }
     }
 }
@@ -304,7 +345,11 @@ final class DatasetBatches: BatchSource {
         self.world = world
     }
 
-    func fill(tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, step: Int, micro: Int, batch: Int) {
-        sampler.fill(tokens: tokens, targets: targets, from: data, step: step, micro: micro, rank: rank, world: world, batch: batch)
+    func fill(
+        tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, step: Int, micro: Int, batch: Int
+    ) {
+        sampler.fill(
+            tokens: tokens, targets: targets, from: data, step: step, micro: micro, rank: rank, world: world,
+            batch: batch)
     }
 }

@@ -27,8 +27,10 @@ public final class Validator {
     let tokens: AlignedBuffer<Int32>
     let targets: AlignedBuffer<Int32>
 
-    init(data: TokenDataset, sequences: Int, every: Int, lastStep: Int, model: Model, comm: Communicator, batch: Int,
-         ledger: MemoryLedger?) {
+    init(
+        data: TokenDataset, sequences: Int, every: Int, lastStep: Int, model: Model, comm: Communicator, batch: Int,
+        ledger: MemoryLedger?
+    ) {
         self.data = data
         windows = evaluationWindows(data, count: sequences)
         self.every = every

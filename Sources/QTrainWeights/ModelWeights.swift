@@ -118,8 +118,9 @@ public final class ModelWeights: @unchecked Sendable {
         for r0 in stride(from: 0, to: matrix.rows, by: blockRows) {
             let n = min(blockRows, matrix.rows - r0)
             Threads.parallelFor(n, minChunk: max(1, 16_384 / cols)) { rows in
-                self.materialize(matrix, rows: (r0 + rows.lowerBound)..<(r0 + rows.upperBound),
-                                 into: scratch + rows.lowerBound * cols)
+                self.materialize(
+                    matrix, rows: (r0 + rows.lowerBound)..<(r0 + rows.upperBound),
+                    into: scratch + rows.lowerBound * cols)
             }
             body(r0, n, scratch)
         }

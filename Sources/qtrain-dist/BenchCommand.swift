@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
-import QTrainMPI
 import QTrainBench
 import QTrainCheckpoint
 import QTrainCore
+import QTrainMPI
 import QTrainTraining
 
 struct BenchCommand: ParsableCommand {
@@ -25,13 +25,19 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Untimed warm-up steps.")
     var warmup: Int = 1
 
-    @Flag(help: "Print the memory a run of each mode would need (estimated from the config before anything is allocated) instead of running it.")
+    @Flag(
+        help:
+            "Print the memory a run of each mode would need (estimated from the config before anything is allocated) instead of running it."
+    )
     var memoryPlan = false
 
     @Option(help: "Compare weight policies, e.g. fp32,bitnet,dqt,dqt:8.")
     var modes: String?
 
-    @Flag(help: "With --modes: run all modes in this process, their steps in turn, for step-time ratios that share the machine's conditions (memory is then not per mode).")
+    @Flag(
+        help:
+            "With --modes: run all modes in this process, their steps in turn, for step-time ratios that share the machine's conditions (memory is then not per mode)."
+    )
     var interleave = false
 
     @Flag(help: "Print one JSON object as the last line.")
@@ -40,7 +46,10 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Also time each kind of operation (GEMMs, attention, norms, …) of the timed steps.")
     var profile = false
 
-    @Flag(help: "Also write a checkpoint of the state after the timed steps (into train.out_dir/bench-checkpoint, removed afterwards) and verify it: seconds and MB/s for both.")
+    @Flag(
+        help:
+            "Also write a checkpoint of the state after the timed steps (into train.out_dir/bench-checkpoint, removed afterwards) and verify it: seconds and MB/s for both."
+    )
     var checkpoint = false
 
     func validate() throws {
@@ -53,14 +62,18 @@ struct BenchCommand: ParsableCommand {
             if memoryPlan {
                 let list = modes.map { $0.split(separator: ",").map(String.init) } ?? [""]
                 for mode in list {
-                    let config = try RunConfig.load(path: options.config,
-                                                    overrides: options.overrides + (mode.isEmpty ? [] : try BenchModes.overrides(for: mode)))
+                    let config = try RunConfig.load(
+                        path: options.config,
+                        overrides: options.overrides + (mode.isEmpty ? [] : try BenchModes.overrides(for: mode)))
                     let ranks = Int(ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] ?? "") ?? 1
                     let plan = MemoryPlan(config, microBatch: try config.train.microBatch(world: ranks), world: ranks)
-                    print(String(format: "%@: %@ parameters; per rank %@ of weights, gradients, AdamW state and scratch (%.3f B/param), %@ of activations, %@ in all",
-                                 mode.isEmpty ? config.quant.label : mode, formatCount(Int(plan.parameters)),
-                                 formatBytes(Int(plan.stateBytes)), plan.stateBytes / plan.parameters,
-                                 formatBytes(Int(plan.activationBytes)), formatBytes(Int(plan.totalBytes))))
+                    print(
+                        String(
+                            format:
+                                "%@: %@ parameters; per rank %@ of weights, gradients, AdamW state and scratch (%.3f B/param), %@ of activations, %@ in all",
+                            mode.isEmpty ? config.quant.label : mode, formatCount(Int(plan.parameters)),
+                            formatBytes(Int(plan.stateBytes)), plan.stateBytes / plan.parameters,
+                            formatBytes(Int(plan.activationBytes)), formatBytes(Int(plan.totalBytes))))
                 }
                 return
             }
@@ -71,8 +84,9 @@ struct BenchCommand: ParsableCommand {
             let config = try options.load()
             let comm: Communicator = MPILibrary.launchedAsRank ? try MPICommunicator() : SingleProcessCommunicator()
             let speak = comm.rank == 0
-            let result = try Benchmark.run(config: config, steps: steps, warmup: warmup, comm: comm, profile: profile, checkpoint: checkpoint,
-                                           log: { if speak { print($0) } })
+            let result = try Benchmark.run(
+                config: config, steps: steps, warmup: warmup, comm: comm, profile: profile, checkpoint: checkpoint,
+                log: { if speak { print($0) } })
             if speak {
                 print(result.table)
                 if json { print(result.jsonLine) }
@@ -93,8 +107,9 @@ struct BenchCommand: ParsableCommand {
     }
 
     func compare(_ modes: [String]) throws {
-        let records = try BenchModes.runEach(modes, executable: URL(fileURLWithPath: "/proc/self/exe"), path: options.config,
-                                             overrides: options.overrides, steps: steps, warmup: warmup, log: { print($0) })
+        let records = try BenchModes.runEach(
+            modes, executable: URL(fileURLWithPath: "/proc/self/exe"), path: options.config,
+            overrides: options.overrides, steps: steps, warmup: warmup, log: { print($0) })
         print(BenchModes.table(records, interleaved: false))
         if json { print(BenchComparison(modes: records).jsonLine) }
     }

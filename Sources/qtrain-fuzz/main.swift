@@ -45,7 +45,9 @@ struct Options {
             case "--seed": seed = UInt64(value()) ?? { fail("--seed takes a non-negative integer") }()
             case "--work": work = URL(fileURLWithPath: value())
             case "-h", "--help":
-                print("usage: qtrain-fuzz --run RUN --data DATA [--sentencepiece MODEL] [--targets yaml,state,safetensors,shard,tokenizer,sentencepiece] [--iterations N] [--seed S] [--work DIR]")
+                print(
+                    "usage: qtrain-fuzz --run RUN --data DATA [--sentencepiece MODEL] [--targets yaml,state,safetensors,shard,tokenizer,sentencepiece] [--iterations N] [--seed S] [--work DIR]"
+                )
                 exit(0)
             default: fail("unknown argument \(args[i])")
             }
@@ -73,15 +75,20 @@ struct Random {
 }
 
 let boundaryBytes: [UInt8] = [0, 1, 0x7F, 0x80, 0xFF, 0xF2, 0xF3]
-let boundaryNumbers = ["-1", "0", "-0", "4294967296", "9223372036854775807", "-9223372036854775808", "18446744073709551616",
-                       "1e308", "-1e308", "nan", "inf", "2147483648", "65536", "256", "243", "1e-45"]
+let boundaryNumbers = [
+    "-1", "0", "-0", "4294967296", "9223372036854775807", "-9223372036854775808", "18446744073709551616",
+    "1e308", "-1e308", "nan", "inf", "2147483648", "65536", "256", "243", "1e-45"
+]
 
 /// One to four mutations of `seed`; text formats also get numbers swapped for boundary values.
 func mutate(_ seed: [UInt8], text: Bool, _ rng: inout Random) -> [UInt8] {
     var b = seed
     for _ in 0...rng.below(4) {
         let kind = rng.below(text ? 9 : 8)
-        if b.isEmpty && kind < 7 { b = [UInt8(truncatingIfNeeded: rng.next())]; continue }
+        if b.isEmpty && kind < 7 {
+            b = [UInt8(truncatingIfNeeded: rng.next())]
+            continue
+        }
         switch kind {
         case 0: b[rng.below(b.count)] ^= UInt8(1 << rng.below(8))
         case 1: b[rng.below(b.count)] = UInt8(truncatingIfNeeded: rng.next())
@@ -90,7 +97,10 @@ func mutate(_ seed: [UInt8], text: Bool, _ rng: inout Random) -> [UInt8] {
             let at = rng.below(b.count)
             let v: UInt64 = [0, 1, UInt64.max, UInt64(Int64.max), 1 << 32, 1 << 63, UInt64(UInt32.max)][rng.below(7)]
             for k in 0..<8 where at + k < b.count { b[at + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
-        case 4: b.insert(contentsOf: (0..<(1 + rng.below(16))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, at: rng.below(b.count + 1))
+        case 4:
+            b.insert(
+                contentsOf: (0..<(1 + rng.below(16))).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
+                at: rng.below(b.count + 1))
         case 5:
             let at = rng.below(b.count), n = min(b.count - at, 1 + rng.below(64))
             b.removeSubrange(at..<(at + n))
@@ -130,7 +140,9 @@ func copyDirectory(_ src: URL, to dst: URL) {
 /// A copy of the run's newest checkpoint under WORK/`sub`, keeping its `step-NNNNNNN` name
 /// (the checkpoint reader checks that the name and state.json agree).
 func copyOfNewestCheckpoint(_ run: URL, into sub: String) -> URL {
-    guard let source = Checkpointer.candidates(in: run).first else { fail("\(run.path) holds no checkpoint to take seeds from") }
+    guard let source = Checkpointer.candidates(in: run).first else {
+        fail("\(run.path) holds no checkpoint to take seeds from")
+    }
     let copy = options.work.appendingPathComponent(sub).appendingPathComponent(source.lastPathComponent)
     try? fm.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
     copyDirectory(source, to: copy)
@@ -147,59 +159,82 @@ for name in options.targets {
     switch name {
     case "yaml":
         guard let run = options.run else { fail("yaml needs --run (its config.yaml is the seed)") }
-        targets.append(Target(name: name, seed: bytes(run.appendingPathComponent("config.yaml")), text: true,
-                              file: options.work.appendingPathComponent("current-yaml.yaml")) { _, data in
-            let config = try RunConfig.parse(yaml: String(decoding: data, as: UTF8.self))
-            try config.validate()
-            _ = MemoryPlan(config, microBatch: (try? config.train.microBatch(world: 1)) ?? 1)
-        })
+        targets.append(
+            Target(
+                name: name, seed: bytes(run.appendingPathComponent("config.yaml")), text: true,
+                file: options.work.appendingPathComponent("current-yaml.yaml")
+            ) { _, data in
+                let config = try RunConfig.parse(yaml: String(decoding: data, as: UTF8.self))
+                try config.validate()
+                _ = MemoryPlan(config, microBatch: (try? config.train.microBatch(world: 1)) ?? 1)
+            })
     case "state":
         guard let run = options.run else { fail("state needs --run") }
         let copy = copyOfNewestCheckpoint(run, into: "state")
-        targets.append(Target(name: name, seed: bytes(copy.appendingPathComponent("state.json")), text: true,
-                              file: copy.appendingPathComponent("state.json")) { _, _ in
-            _ = try Checkpointer.verify(copy)
-        })
+        targets.append(
+            Target(
+                name: name, seed: bytes(copy.appendingPathComponent("state.json")), text: true,
+                file: copy.appendingPathComponent("state.json")
+            ) { _, _ in
+                _ = try Checkpointer.verify(copy)
+            })
     case "safetensors":
         guard let run = options.run else { fail("safetensors needs --run") }
         let copy = copyOfNewestCheckpoint(run, into: "model")
         let loaded = try LoadedCheckpoint(path: copy)
-        targets.append(Target(name: name, seed: bytes(copy.appendingPathComponent("model.safetensors")), text: false,
-                              file: options.work.appendingPathComponent("current-model.safetensors")) { url, _ in
-            let model = Model(config: loaded.config.model, quant: loaded.config.quant, batch: 1, ledger: nil)
-            try CheckpointFormat.loadModel(model.weights, from: SafetensorsFile(url: url))
-        })
+        targets.append(
+            Target(
+                name: name, seed: bytes(copy.appendingPathComponent("model.safetensors")), text: false,
+                file: options.work.appendingPathComponent("current-model.safetensors")
+            ) { url, _ in
+                let model = Model(config: loaded.config.model, quant: loaded.config.quant, batch: 1, ledger: nil)
+                try CheckpointFormat.loadModel(model.weights, from: SafetensorsFile(url: url))
+            })
     case "shard":
         guard let data = options.data else { fail("shard needs --data") }
         let dir = options.work.appendingPathComponent("data-shard")
         copyDirectory(data, to: dir)
-        for f in (try? fm.contentsOfDirectory(atPath: dir.path)) ?? [] where f.hasPrefix("val_") || f.hasPrefix("train_0") && f != "train_000.bin" {
+        for f in (try? fm.contentsOfDirectory(atPath: dir.path)) ?? []
+        where f.hasPrefix("val_") || f.hasPrefix("train_0") && f != "train_000.bin" {
             try? fm.removeItem(at: dir.appendingPathComponent(f))
         }
-        targets.append(Target(name: name, seed: bytes(dir.appendingPathComponent("train_000.bin")), text: false,
-                              file: dir.appendingPathComponent("train_000.bin")) { _, _ in
-            let set = try TokenDataset(directory: dir, split: "train", seqLen: 16)
-            let t = UnsafeMutablePointer<Int32>.allocate(capacity: 16), y = UnsafeMutablePointer<Int32>.allocate(capacity: 16)
-            defer { t.deallocate(); y.deallocate() }
-            for w in [0, set.windowCount / 2, set.windowCount - 1] { set.window(w, tokens: t, targets: y) }
-        })
+        targets.append(
+            Target(
+                name: name, seed: bytes(dir.appendingPathComponent("train_000.bin")), text: false,
+                file: dir.appendingPathComponent("train_000.bin")
+            ) { _, _ in
+                let set = try TokenDataset(directory: dir, split: "train", seqLen: 16)
+                let t = UnsafeMutablePointer<Int32>.allocate(capacity: 16),
+                    y = UnsafeMutablePointer<Int32>.allocate(capacity: 16)
+                defer {
+                    t.deallocate()
+                    y.deallocate()
+                }
+                for w in [0, set.windowCount / 2, set.windowCount - 1] { set.window(w, tokens: t, targets: y) }
+            })
     case "tokenizer":
         guard let data = options.data else { fail("tokenizer needs --data") }
         let dir = options.work.appendingPathComponent("data-tokenizer")
         try? fm.createDirectory(at: dir, withIntermediateDirectories: true)
-        targets.append(Target(name: name, seed: bytes(data.appendingPathComponent("tokenizer.json")), text: true,
-                              file: dir.appendingPathComponent("tokenizer.json")) { _, _ in
-            let tok = try TokenizerLoader.load(from: dir)
-            let ids = tok.encode("the cat sat on the mat. Ünïcode ✓ 123")
-            _ = tok.decode(ids.filter { $0 >= 0 && Int($0) < tok.vocabSize })
-        })
+        targets.append(
+            Target(
+                name: name, seed: bytes(data.appendingPathComponent("tokenizer.json")), text: true,
+                file: dir.appendingPathComponent("tokenizer.json")
+            ) { _, _ in
+                let tok = try TokenizerLoader.load(from: dir)
+                let ids = tok.encode("the cat sat on the mat. Ünïcode ✓ 123")
+                _ = tok.decode(ids.filter { $0 >= 0 && Int($0) < tok.vocabSize })
+            })
     case "sentencepiece":
         guard let model = options.sentencepiece else { continue }  // optional: the model is a download
-        targets.append(Target(name: name, seed: bytes(model), text: false,
-                              file: options.work.appendingPathComponent("current-sentencepiece.model")) { _, data in
-            let tok = try SentencePieceTokenizer(modelData: data)
-            _ = tok.decode(tok.encode("The quick brown fox: 12 ünïcode ✓"))
-        })
+        targets.append(
+            Target(
+                name: name, seed: bytes(model), text: false,
+                file: options.work.appendingPathComponent("current-sentencepiece.model")
+            ) { _, data in
+                let tok = try SentencePieceTokenizer(modelData: data)
+                _ = tok.decode(tok.encode("The quick brown fox: 12 ünïcode ✓"))
+            })
     default: fail("unknown target \(name)")
     }
 }
@@ -219,7 +254,11 @@ for target in targets {
     }
     // The seed itself must still be accepted: the harness tests readers, not its own setup.
     try Data(target.seed).write(to: target.file)
-    do { try target.body(target.file, Data(target.seed)) } catch { fail("\(target.name): the unmutated seed is rejected: \(error)") }
-    print(String(format: "%@: %d executions, %d rejected cleanly, 0 crashes, corpus 1 seed (%d bytes), %.1f s",
-                 target.name, options.iterations, rejected, target.seed.count, Date().timeIntervalSince(start)))
+    do { try target.body(target.file, Data(target.seed)) } catch {
+        fail("\(target.name): the unmutated seed is rejected: \(error)")
+    }
+    print(
+        String(
+            format: "%@: %d executions, %d rejected cleanly, 0 crashes, corpus 1 seed (%d bytes), %.1f s",
+            target.name, options.iterations, rejected, target.seed.count, Date().timeIntervalSince(start)))
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainCore
 @testable import QTrainModel
 @testable import QTrainWeights
@@ -49,12 +50,18 @@ final class ActivationCheckpointingTests: XCTestCase {
         let dir = temporaryDirectory(self), data = try makeSyntheticData(in: dir)
         func run(_ name: String, _ extra: [String]) throws -> (CommandResult, [String]) {
             let out = dir.appendingPathComponent(name)
-            let r = try QTrainBinary.run(["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
-                                          "--set", "model.seq_len=16", "--set", "train.steps=6", "--set", "quant.mode=dqt",
-                                          "--set", "log.every=1", "--set", "train.out_dir=\(out.path)"] + extra)
+            let r = try QTrainBinary.run(
+                [
+                    "train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
+                    "--set", "model.seq_len=16", "--set", "train.steps=6", "--set", "quant.mode=dqt",
+                    "--set", "log.every=1", "--set", "train.out_dir=\(out.path)"
+                ] + extra)
             XCTAssertEqual(r.status, 0, r.stderr)
-            let lines = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-            let losses = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double }
+            let lines = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(
+                separator: "\n")
+            let losses = lines.compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double
+            }
             return (r, losses.map { String($0) })
         }
         let (plain, a) = try run("plain", [])
@@ -62,7 +69,8 @@ final class ActivationCheckpointingTests: XCTestCase {
         XCTAssertEqual(a.count, 6)
         XCTAssertEqual(a, b)
         func activations(_ r: CommandResult) -> String? {
-            r.stdout.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("activations") }.map(String.init)
+            r.stdout.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("activations") }
+                .map(String.init)
         }
         XCTAssertNotNil(activations(ckpt))
         XCTAssertNotEqual(activations(plain), activations(ckpt))

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import QTrainData
 
 /// The archive reader against archives Python's zipfile and tarfile write: the members a
@@ -10,11 +11,12 @@ final class ArchiveTests: XCTestCase {
     /// a selected member), and files the pattern must leave out.
     let members: [String: [UInt8]] = [
         "pkg-1.0/data/texts/a.txt": Array("first text\n".utf8),
-        "pkg-1.0/data/texts/" + String(repeating: "long-name-", count: 12) + "b.txt": Array("zweiter Text, ünïcödé\n".utf8),
+        "pkg-1.0/data/texts/" + String(repeating: "long-name-", count: 12) + "b.txt": Array(
+            "zweiter Text, ünïcödé\n".utf8),
         "pkg-1.0/data/texts/empty.txt": [],
         "pkg-1.0/data/texts/bin.txt": (0..<20000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) },
         "pkg-1.0/data/other/c.txt": Array("not selected\n".utf8),
-        "pkg-1.0/data/texts/d.md": Array("not selected either\n".utf8),
+        "pkg-1.0/data/texts/d.md": Array("not selected either\n".utf8)
     ]
     let pattern = "pkg-1.0/data/texts/*.txt"
 
@@ -48,7 +50,9 @@ final class ArchiveTests: XCTestCase {
 
     func testReadsWheelsAndSdistsLikePython() throws {
         let dir = temporaryDirectory(self)
-        for (kind, name) in [("zip", "pkg-1.0-py3-none-any.whl"), ("pax", "pkg-1.0.tar.gz"), ("gnu", "pkg-gnu-1.0.tar.gz")] {
+        for (kind, name) in [
+            ("zip", "pkg-1.0-py3-none-any.whl"), ("pax", "pkg-1.0.tar.gz"), ("gnu", "pkg-gnu-1.0.tar.gz")
+        ] {
             let url = dir.appendingPathComponent(name)
             try write(kind, to: url)
             let got = try ArchiveReader.members(of: url, matching: pattern)
@@ -80,7 +84,8 @@ final class ArchiveTests: XCTestCase {
             variants.append(("one byte changed", flipped))
             for (what, bytes) in variants {
                 try bytes.write(to: url)
-                XCTAssertThrowsError(try ArchiveReader.members(of: url, matching: pattern), "\(kind) \(what)") { error in
+                XCTAssertThrowsError(try ArchiveReader.members(of: url, matching: pattern), "\(kind) \(what)") {
+                    error in
                     let text = "\(error)"
                     XCTAssertTrue(text.contains("cannot read archive") && text.contains(name), text)
                 }

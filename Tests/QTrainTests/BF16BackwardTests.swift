@@ -1,5 +1,6 @@
-import XCTest
 import QKernels
+import XCTest
+
 @testable import QTrainCheckpoint
 @testable import QTrainCore
 @testable import QTrainDist
@@ -12,7 +13,9 @@ import QKernels
 /// that follows the FP32 path, and the fallback when the path cannot run.
 final class BF16BackwardTests: XCTestCase {
     override func setUpWithError() throws {
-        try XCTSkipUnless(ProductArithmetic.bf16.isAvailable, "bf16 matmul unavailable here: \(ProductArithmetic.bf16.unavailableReason ?? "")")
+        try XCTSkipUnless(
+            ProductArithmetic.bf16.isAvailable,
+            "bf16 matmul unavailable here: \(ProductArithmetic.bf16.unavailableReason ?? "")")
     }
 
     static func bf16(_ x: Float) -> UInt16 { UInt16(x.bitPattern >> 16) }
@@ -38,12 +41,15 @@ final class BF16BackwardTests: XCTestCase {
                     } else {
                         (aStored, ars, acs) = (a, Int64(K), 1)
                     }
-                    XCTAssertEqual(qk_bf16_matmul(Int64(M), Int64(N), Int64(K), aStored, ars, acs, b, Int64(N), 1, &c,
-                                                  Int64(N), accumulate ? 1 : 0), 0)
+                    XCTAssertEqual(
+                        qk_bf16_matmul(
+                            Int64(M), Int64(N), Int64(K), aStored, ars, acs, b, Int64(N), 1, &c,
+                            Int64(N), accumulate ? 1 : 0), 0)
                     var worst = 0.0
                     for i in 0..<M {
                         for j in 0..<N {
-                            var s = accumulate ? Double(c0[i * N + j]) : 0, abs = accumulate ? Swift.abs(Double(c0[i * N + j])) : 0
+                            var s = accumulate ? Double(c0[i * N + j]) : 0,
+                                abs = accumulate ? Swift.abs(Double(c0[i * N + j])) : 0
                             for k in 0..<K {
                                 let p = Double(Self.float(a[i * K + k])) * Double(Self.float(b[k * N + j]))
                                 s += p
@@ -53,7 +59,8 @@ final class BF16BackwardTests: XCTestCase {
                             worst = max(worst, Swift.abs(Double(c[i * N + j]) - s) / bound)
                         }
                     }
-                    XCTAssertLessThanOrEqual(worst, 1, "M \(M) N \(N) K \(K) transposedA \(transposedA) accumulate \(accumulate)")
+                    XCTAssertLessThanOrEqual(
+                        worst, 1, "M \(M) N \(N) K \(K) transposedA \(transposedA) accumulate \(accumulate)")
                 }
             }
         }
@@ -77,8 +84,9 @@ final class BF16BackwardTests: XCTestCase {
             let rows = min(24, 64 - r0)
             split.withUnsafeMutableBufferPointer { out in
                 x.withUnsafeBufferPointer { xs in
-                    qk_round_bf16(out.baseAddress! + r0 * 64, 64, xs.baseAddress! + r0 * 64, 64, Int64(rows), 64, nil, 1, 42,
-                                  UInt64(r0 * 64), 64, 1)
+                    qk_round_bf16(
+                        out.baseAddress! + r0 * 64, 64, xs.baseAddress! + r0 * 64, 64, Int64(rows), 64, nil, 1, 42,
+                        UInt64(r0 * 64), 64, 1)
                 }
             }
         }
@@ -123,14 +131,16 @@ final class BF16BackwardTests: XCTestCase {
                     let label = "\(file) \(mode) \(bits ?? 1.58) \(rounding)"
                     var quant = Int8ComputeTests.quant(mode, bits: bits, compute: .int8BF16)
                     quant.backwardRounding = rounding
-                    let tested = Int8Matmul(maxRows: config.seqLen, maxInner: max(config.dim, config.hiddenDim),
-                                            backward: rounding, ledger: nil)
+                    let tested = Int8Matmul(
+                        maxRows: config.seqLen, maxInner: max(config.dim, config.hiddenDim),
+                        backward: rounding, ledger: nil)
                     let probe = BackwardProbe(tested, u: rounding == .nearest ? 0x1p-8 : 0x1p-7)
                     let model = Model(config: config, quant: quant, batch: 1, ledger: nil, backend: probe)
                     model.weights.initialize(seed: 5, std: Float(config.initStd))
                     let tokens = (0..<config.seqLen).map { Int32(($0 * 31 + 3) % config.vocabSize) }
                     model.backwardSeed = 99
-                    _ = try model.forwardBackward(tokens: tokens, targets: tokens.reversed(), batch: 1, length: tokens.count)
+                    _ = try model.forwardBackward(
+                        tokens: tokens, targets: tokens.reversed(), batch: 1, length: tokens.count)
                     XCTAssertEqual(probe.calls, 4 * config.nLayers + 1, label)
                     XCTAssertLessThanOrEqual(probe.worst, 1, label)
                     XCTAssertGreaterThan(probe.worstUse, 1e-3, "\(label): the gradient was rounded to BF16")
@@ -164,13 +174,21 @@ final class BF16BackwardTests: XCTestCase {
 
     /// With the library forced off, int8-bf16 runs as fp32 and says so in one line; `auto` says what it chose.
     func testFallbackIsAnnounced() throws {
-        let r = try QTrainBinary.run(["bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
-                                      "--set", "quant.compute=int8-bf16", "--steps", "1", "--warmup", "0"],
-                                     environment: ["QTRAIN_DISABLE_ONEDNN": "1"])
+        let r = try QTrainBinary.run(
+            [
+                "bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
+                "--set", "quant.compute=int8-bf16", "--steps", "1", "--warmup", "0"
+            ],
+            environment: ["QTRAIN_DISABLE_ONEDNN": "1"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("notice: quant.compute int8-bf16 cannot run here (disabled by QTRAIN_DISABLE_ONEDNN); computing in fp32 instead"), r.stdout)
-        let auto = try QTrainBinary.run(["bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
-                                         "--set", "quant.compute=auto", "--steps", "1", "--warmup", "0"])
+        XCTAssertTrue(
+            r.stdout.contains(
+                "notice: quant.compute int8-bf16 cannot run here (disabled by QTRAIN_DISABLE_ONEDNN); computing in fp32 instead"
+            ), r.stdout)
+        let auto = try QTrainBinary.run([
+            "bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
+            "--set", "quant.compute=auto", "--steps", "1", "--warmup", "0"
+        ])
         XCTAssertEqual(auto.status, 0, auto.stderr)
         XCTAssertTrue(auto.stdout.contains("compute auto: int8 forward, bf16 backward"), auto.stdout)
         XCTAssertTrue(auto.stdout.contains("bf16 peak"), auto.stdout)
@@ -194,12 +212,16 @@ final class BackwardProbe: MatmulBackend {
 
     func beginBackward(seed: UInt64) { tested.beginBackward(seed: seed) }
 
-    func forward(out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) {
+    func forward(
+        out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool
+    ) {
         tested.forward(out: out, input: input, rows: M, weights: weights, accumulate: accumulate)
     }
 
-    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
-                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) throws {
+    func backward(
+        dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+        input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool
+    ) throws {
         guard let dWeight = dWeight.directPointer else { fatalError("the probe reads FP32 gradients written in place") }
         let N = weights.rows, K = weights.cols
         var w = [Float](repeating: 0, count: N * K)
@@ -208,7 +230,9 @@ final class BackwardProbe: MatmulBackend {
         }
         let dW0 = Array(UnsafeBufferPointer(start: dWeight, count: N * K))
         let dX0 = Array(UnsafeBufferPointer(start: dInput, count: M * K))
-        tested.backward(dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights, accumulate: accumulate)
+        tested.backward(
+            dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights,
+            accumulate: accumulate)
         let x = input.values
         let slack = 0x1p-20
         func note(_ diff: Double, _ a: Double) {

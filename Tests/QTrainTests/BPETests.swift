@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainData
 
 /// Byte-level BPE: GPT-2's pre-tokenizer, GPT-2's real tokenizer against ids from two
@@ -15,7 +16,8 @@ final class BPETests: XCTestCase {
     }
 
     func testPreTokenizerFollowsGPT2Pattern() {
-        XCTAssertEqual(pieces("don't  stop\n\nnow 123abc"), ["don", "'t", " ", " stop", "\n", "\n", "now", " 123", "abc"])
+        XCTAssertEqual(
+            pieces("don't  stop\n\nnow 123abc"), ["don", "'t", " ", " stop", "\n", "\n", "now", " 123", "abc"])
         XCTAssertEqual(pieces("Hi!! 'x' they're  "), ["Hi", "!!", " '", "x", "'", " they", "'re", "  "])
         XCTAssertEqual(pieces(" Ωμέγα 你好 3.5"), [" Ωμέγα", " 你好", " 3", ".", "5"])
         XCTAssertEqual(pieces(""), [])
@@ -27,7 +29,8 @@ final class BPETests: XCTestCase {
         XCTAssertEqual(gpt2.vocabSize, 50_257)
         XCTAssertEqual(gpt2.endOfText, 50_256)
         XCTAssertEqual(gpt2.merges.count, 50_000)
-        let url = try XCTUnwrap(Bundle.module.url(forResource: "gpt2_tokens", withExtension: "json", subdirectory: "Fixtures"))
+        let url = try XCTUnwrap(
+            Bundle.module.url(forResource: "gpt2_tokens", withExtension: "json", subdirectory: "Fixtures"))
         let fixture = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
         let cases = try XCTUnwrap(fixture["cases"] as? [[String: Any]])
         XCTAssertEqual(cases.count, 22)
@@ -79,7 +82,9 @@ final class BPETests: XCTestCase {
         try bpe.save(to: dir)
         let back = try XCTUnwrap(try TokenizerLoader.load(from: dir) as? BPETokenizer)
         XCTAssertEqual(back.identity, bpe.identity)
-        guard TestPython.has(["tokenizers"]) else { throw XCTSkip("no Python with tokenizers (launch/test.sh provides one)") }
+        guard TestPython.has(["tokenizers"]) else {
+            throw XCTSkip("no Python with tokenizers (launch/test.sh provides one)")
+        }
         let sample = val[0].prefix(20_000) + " café 你好 🤖 don't\n\n  x"
         let textFile = dir.appendingPathComponent("sample.txt")
         try String(sample).write(to: textFile, atomically: true, encoding: .utf8)
@@ -116,9 +121,13 @@ final class BPETests: XCTestCase {
         while tokens.count < 699 {
             var pairs: [UInt64: Int] = [:]
             for (w, c) in words where w.count > 1 {
-                for i in 0..<(w.count - 1) { pairs[UInt64(UInt32(w[i])) << 32 | UInt64(UInt32(w[i + 1])), default: 0] += c }
+                for i in 0..<(w.count - 1) {
+                    pairs[UInt64(UInt32(w[i])) << 32 | UInt64(UInt32(w[i + 1])), default: 0] += c
+                }
             }
-            guard let best = pairs.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }), best.value >= 2 else { break }
+            guard let best = pairs.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }),
+                best.value >= 2
+            else { break }
             let (a, b) = (Int32(best.key >> 32), Int32(truncatingIfNeeded: best.key))
             let text = tokens[Int(a)] + tokens[Int(b)]
             let id = Int32(tokens.firstIndex(of: text) ?? tokens.count)
@@ -128,7 +137,13 @@ final class BPETests: XCTestCase {
                 var out: [Int32] = []
                 var i = 0
                 while i < w.count {
-                    if i + 1 < w.count && w[i] == a && w[i + 1] == b { out.append(id); i += 2 } else { out.append(w[i]); i += 1 }
+                    if i + 1 < w.count && w[i] == a && w[i + 1] == b {
+                        out.append(id)
+                        i += 2
+                    } else {
+                        out.append(w[i])
+                        i += 1
+                    }
                 }
                 return (out, c)
             }
@@ -143,18 +158,24 @@ final class BPETests: XCTestCase {
         for bad in ["bpe:many", "no-such-tokenizer"] {
             XCTAssertThrowsError(try TokenizerChoice(bad)) { XCTAssertTrue("\($0)".contains(bad), "\($0)") }
         }
-        XCTAssertThrowsError(try BPETrainer.train(on: ["abc"], vocabSize: 100)) { XCTAssertTrue("\($0)".contains("258"), "\($0)") }
+        XCTAssertThrowsError(try BPETrainer.train(on: ["abc"], vocabSize: 100)) {
+            XCTAssertTrue("\($0)".contains("258"), "\($0)")
+        }
         let dir = temporaryDirectory(self)
         let file = dir.appendingPathComponent("tokenizer.json")
         // A BPE whose vocabulary lacks most single-byte tokens is not byte-level.
-        let broken: [String: Any] = ["model": ["type": "BPE", "vocab": ["a": 0, "<|endoftext|>": 1], "merges": [String]()],
-                                     "pre_tokenizer": ["type": "ByteLevel"]]
+        let broken: [String: Any] = [
+            "model": ["type": "BPE", "vocab": ["a": 0, "<|endoftext|>": 1], "merges": [String]()],
+            "pre_tokenizer": ["type": "ByteLevel"]
+        ]
         try JSONSerialization.data(withJSONObject: broken).write(to: file)
         XCTAssertThrowsError(try TokenizerLoader.load(from: dir)) {
             XCTAssertTrue("\($0)".contains(file.path) && "\($0)".contains("byte token"), "\($0)")
         }
         let wordPiece: [String: Any] = ["model": ["type": "WordPiece", "vocab": ["a": 0]]]
         try JSONSerialization.data(withJSONObject: wordPiece).write(to: file)
-        XCTAssertThrowsError(try TokenizerLoader.load(from: dir)) { XCTAssertTrue("\($0)".contains("no BPE model"), "\($0)") }
+        XCTAssertThrowsError(try TokenizerLoader.load(from: dir)) {
+            XCTAssertTrue("\($0)".contains("no BPE model"), "\($0)")
+        }
     }
 }

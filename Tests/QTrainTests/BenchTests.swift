@@ -2,7 +2,9 @@ import XCTest
 
 final class BenchTests: XCTestCase {
     func testBenchJSONHasTheDocumentedKeys() throws {
-        let r = try QTrainBinary.run(["bench", "--config", repositoryFile("configs/tiny.yaml"), "--steps", "2", "--json"])
+        let r = try QTrainBinary.run([
+            "bench", "--config", repositoryFile("configs/tiny.yaml"), "--steps", "2", "--json"
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         let last = try XCTUnwrap(r.stdout.split(separator: "\n").last)
         let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
@@ -21,11 +23,14 @@ final class BenchTests: XCTestCase {
     /// included) in the run directory and leaves nothing behind.
     func testBenchTimesACheckpointAndCleansUp() throws {
         let dir = temporaryDirectory(self)
-        let r = try QTrainBinary.run(["bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
-                                      "--set", "train.out_dir=\(dir.path)", "--steps", "1", "--warmup", "0", "--checkpoint", "--json"])
+        let r = try QTrainBinary.run([
+            "bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
+            "--set", "train.out_dir=\(dir.path)", "--steps", "1", "--warmup", "0", "--checkpoint", "--json"
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("checkpoint: "), r.stdout)
-        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as? [String: Any])
+        let obj = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as? [String: Any])
         let timing = try XCTUnwrap(obj["checkpoint"] as? [String: Any])
         // The codes, the norms and AdamW's two moments: more than 8 bytes per parameter.
         let parameters = try XCTUnwrap(obj["parameters"] as? Int)
@@ -38,10 +43,15 @@ final class BenchTests: XCTestCase {
     /// A short run of the 130M model at B=4, T=256, each mode in its own process: dqt ternary
     /// peaks at ≤ 3.0 GB and below bitnet by at least 80% of the latent-minus-codes bytes.
     func testPeakResidentMemoryAt130M() throws {
-        let r = try QTrainBinary.run(["bench", "--config", repositoryFile("configs/130m.yaml"), "--set", "model.seq_len=256", "--set", "train.grad_accum=1",
-                                      "--modes", "dqt,bitnet", "--steps", "1", "--warmup", "0", "--json"], timeout: 600)
+        let r = try QTrainBinary.run(
+            [
+                "bench", "--config", repositoryFile("configs/130m.yaml"), "--set", "model.seq_len=256", "--set",
+                "train.grad_accum=1",
+                "--modes", "dqt,bitnet", "--steps", "1", "--warmup", "0", "--json"
+            ], timeout: 600)
         XCTAssertEqual(r.status, 0, r.stderr)
-        let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as? [String: Any])
+        let obj = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(r.stdout.split(separator: "\n").last!.utf8)) as? [String: Any])
         let modes = try XCTUnwrap(obj["modes"] as? [[String: Any]])
         func memory(_ i: Int) -> [String: Any] { modes[i]["memory"] as? [String: Any] ?? [:] }
         let dqtPeak = memory(0)["peak_rss_bytes"] as? Int ?? .max, bitnetPeak = memory(1)["peak_rss_bytes"] as? Int ?? 0
@@ -50,6 +60,7 @@ final class BenchTests: XCTestCase {
         let saving = bitnetWeights - dqtWeights
         XCTAssertGreaterThan(saving, 450_000_000)
         XCTAssertLessThanOrEqual(dqtPeak, 3_000_000_000, "dqt ternary peak RSS \(dqtPeak)")
-        XCTAssertGreaterThanOrEqual(bitnetPeak - dqtPeak, saving * 8 / 10, "peaks \(dqtPeak) vs \(bitnetPeak), saving \(saving)")
+        XCTAssertGreaterThanOrEqual(
+            bitnetPeak - dqtPeak, saving * 8 / 10, "peaks \(dqtPeak) vs \(bitnetPeak), saving \(saving)")
     }
 }

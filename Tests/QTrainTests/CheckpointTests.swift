@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainCheckpoint
 @testable import QTrainCore
 @testable import QTrainModel
@@ -16,15 +17,21 @@ final class CheckpointTests: XCTestCase {
     }
 
     func args(_ run: String, _ extra: [String] = []) -> [String] {
-        ["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)", "--set", "model.seq_len=16",
-         "--set", "train.steps=16", "--set", "train.eval_every=8", "--set", "log.every=1", "--set", "log.progress=lines",
-         "--set", "quant.mode=dqt", "--set", "train.out_dir=\(runURL(run).path)"] + extra
+        [
+            "train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)", "--set",
+            "model.seq_len=16",
+            "--set", "train.steps=16", "--set", "train.eval_every=8", "--set", "log.every=1", "--set",
+            "log.progress=lines",
+            "--set", "quant.mode=dqt", "--set", "train.out_dir=\(runURL(run).path)"
+        ] + extra
     }
 
     func runURL(_ name: String) -> URL { dir.appendingPathComponent(name) }
 
     @discardableResult
-    func train(_ run: String, _ extra: [String] = [], status: Int32 = 0, env: [String: String] = [:]) throws -> CommandResult {
+    func train(
+        _ run: String, _ extra: [String] = [], status: Int32 = 0, env: [String: String] = [:]
+    ) throws -> CommandResult {
         let r = try QTrainBinary.run(args(run, extra), environment: env, timeout: 300)
         XCTAssertEqual(r.status, status, r.stdout + r.stderr)
         return r
@@ -32,25 +39,35 @@ final class CheckpointTests: XCTestCase {
 
     @discardableResult
     func mpirun(_ n: Int, _ run: String, _ extra: [String] = []) throws -> CommandResult {
-        let r = try runProgram(URL(fileURLWithPath: "/usr/bin/mpirun"), ["-n", "\(n)", QTrainBinary.url.path] + args(run, extra),
-                               environment: DistributedTests.mpiEnvironment, timeout: 300)
+        let r = try runProgram(
+            URL(fileURLWithPath: "/usr/bin/mpirun"), ["-n", "\(n)", QTrainBinary.url.path] + args(run, extra),
+            environment: DistributedTests.mpiEnvironment, timeout: 300)
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         return r
     }
 
     func bytes(_ run: String, _ step: Int, _ file: String) throws -> Data {
-        try Data(contentsOf: runURL(run).appendingPathComponent(Checkpointer.directoryName(step: step)).appendingPathComponent(file))
+        try Data(
+            contentsOf: runURL(run).appendingPathComponent(Checkpointer.directoryName(step: step))
+                .appendingPathComponent(file))
     }
 
     func lastLoss(_ run: String) throws -> Double {
-        let lines = try String(contentsOf: runURL(run).appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-        let losses = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double }
+        let lines = try String(contentsOf: runURL(run).appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(
+            separator: "\n")
+        let losses = lines.compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double
+        }
         return try XCTUnwrap(losses.last)
     }
 
-    func assertIdentical(_ a: String, _ b: String, step: Int = 16, optimizerFiles: [String] = ["optimizer.safetensors"],
-                         file: StaticString = #filePath, line: UInt = #line) throws {
-        XCTAssertEqual(try bytes(a, step, "model.safetensors"), try bytes(b, step, "model.safetensors"), "codes differ", file: file, line: line)
+    func assertIdentical(
+        _ a: String, _ b: String, step: Int = 16, optimizerFiles: [String] = ["optimizer.safetensors"],
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        XCTAssertEqual(
+            try bytes(a, step, "model.safetensors"), try bytes(b, step, "model.safetensors"), "codes differ",
+            file: file, line: line)
         for f in optimizerFiles {
             XCTAssertEqual(try bytes(a, step, f), try bytes(b, step, f), "\(f) differs", file: file, line: line)
         }
@@ -62,7 +79,8 @@ final class CheckpointTests: XCTestCase {
         let first = try train("split", ["--stop-at", "8"])
         XCTAssertTrue(first.stdout.contains("stopping after step 8"))
         let second = try train("split")
-        XCTAssertTrue(second.stdout.contains("resumed from \(runURL("split").path)/step-0000008 at step 8"), second.stdout)
+        XCTAssertTrue(
+            second.stdout.contains("resumed from \(runURL("split").path)/step-0000008 at step 8"), second.stdout)
         try assertIdentical("straight", "split")
         // Bitnet's FP32 latent weights resume bitwise too.
         try train("b-straight", ["--set", "quant.mode=bitnet"])
@@ -82,8 +100,9 @@ final class CheckpointTests: XCTestCase {
             try train("split-\(state)", set + ["--stop-at", "8"])
             try train("split-\(state)", set)
             try assertIdentical("straight-\(state)", "split-\(state)")
-            let saved = try SafetensorsFile(url: runURL("straight-\(state)").appendingPathComponent(Checkpointer.directoryName(step: 16))
-                .appendingPathComponent("optimizer.safetensors"))
+            let saved = try SafetensorsFile(
+                url: runURL("straight-\(state)").appendingPathComponent(Checkpointer.directoryName(step: 16))
+                    .appendingPathComponent("optimizer.safetensors"))
             XCTAssertEqual(try saved.entry("m").dtype, stored)
             XCTAssertEqual(try saved.entry("v").dtype, stored)
             if state == "int8" { XCTAssertEqual(try saved.entry("v.scale").dtype, .f32) }
@@ -111,11 +130,14 @@ final class CheckpointTests: XCTestCase {
         let zero = ["--set", "dist.shard_optimizer=true", "--set", "train.global_batch=8"]
         try mpirun(2, "zero", zero + ["--stop-at", "8"])
         let saved = runURL("zero").appendingPathComponent("step-0000008")
-        XCTAssertTrue(FileManager.default.fileExists(atPath: saved.appendingPathComponent("optimizer-rank-0001.safetensors").path))
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: saved.appendingPathComponent("optimizer-rank-0001.safetensors").path)
+        )
         let four = try mpirun(4, "zero", zero)
         XCTAssertTrue(four.stdout.contains("at step 8 (saved by 2 ranks"), four.stdout)
-        XCTAssertTrue(FileManager.default.fileExists(
-            atPath: runURL("zero").appendingPathComponent("step-0000016/optimizer-rank-0003.safetensors").path))
+        XCTAssertTrue(
+            FileManager.default.fileExists(
+                atPath: runURL("zero").appendingPathComponent("step-0000016/optimizer-rank-0003.safetensors").path))
         // The straight replicated run and the re-sharded one agree closely.
         try mpirun(2, "zero-ref", ["--set", "train.global_batch=8"])
         XCTAssertEqual(try lastLoss("zero"), try lastLoss("zero-ref"), accuracy: 0.01 * (try lastLoss("zero-ref")))
@@ -196,13 +218,16 @@ final class CheckpointTests: XCTestCase {
 
     func testDamagedCheckpointsAreDetectedAndSkipped() throws {
         try train("run", ["--set", "checkpoint.every=4", "--set", "checkpoint.keep=5", "--stop-at", "12"])
-        let step12 = runURL("run").appendingPathComponent("step-0000012"), step8 = runURL("run").appendingPathComponent("step-0000008")
+        let step12 = runURL("run").appendingPathComponent("step-0000012"),
+            step8 = runURL("run").appendingPathComponent("step-0000008")
         // Truncate the newest model file: automatic resume falls back to step 8 and says why.
         let model = step12.appendingPathComponent("model.safetensors")
         let full = try Data(contentsOf: model)
         try full.prefix(full.count / 2).write(to: model)
         let r = try train("run", ["--set", "checkpoint.keep=5"])
-        XCTAssertTrue(r.stdout.contains("skipping checkpoint step-0000012: \(model.path) does not match the SHA-256 in state.json"), r.stdout)
+        XCTAssertTrue(
+            r.stdout.contains(
+                "skipping checkpoint step-0000012: \(model.path) does not match the SHA-256 in state.json"), r.stdout)
         XCTAssertTrue(r.stdout.contains("resumed from \(step8.path) at step 8"), r.stdout)
         // An explicit --resume of a damaged checkpoint fails, naming the file.
         try full.write(to: model)
@@ -210,33 +235,44 @@ final class CheckpointTests: XCTestCase {
         bytes[bytes.count - 5] ^= 0xFF  // tampered
         try bytes.write(to: step8.appendingPathComponent("optimizer.safetensors"))
         let bad = try train("run", ["--resume", step8.path], status: 4)
-        XCTAssertEqual(bad.stderr, "error: \(step8.path)/optimizer.safetensors does not match the SHA-256 in state.json (truncated or modified)\n")
+        XCTAssertEqual(
+            bad.stderr,
+            "error: \(step8.path)/optimizer.safetensors does not match the SHA-256 in state.json (truncated or modified)\n"
+        )
         // Half-written checkpoints (no state.json, a stale temporary directory, a dangling
         // `latest`) are never used.
         let runDir = runURL("half")
         try train("half", ["--stop-at", "4"])
-        try FileManager.default.createDirectory(at: runDir.appendingPathComponent("step-0000099"), withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: runDir.appendingPathComponent(".tmp-step-0000100"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: runDir.appendingPathComponent("step-0000099"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: runDir.appendingPathComponent(".tmp-step-0000100"), withIntermediateDirectories: true)
         try "step-0000200\n".write(to: runDir.appendingPathComponent("latest"), atomically: true, encoding: .utf8)
         let h = try train("half")
-        XCTAssertTrue(h.stdout.contains("skipping checkpoint step-0000200: checkpoint \(runDir.path)/step-0000200 does not exist"), h.stdout)
+        XCTAssertTrue(
+            h.stdout.contains(
+                "skipping checkpoint step-0000200: checkpoint \(runDir.path)/step-0000200 does not exist"), h.stdout)
         XCTAssertTrue(h.stdout.contains("skipping checkpoint step-0000099"), h.stdout)
         XCTAssertTrue(h.stdout.contains("resumed from \(runDir.path)/step-0000004 at step 4"), h.stdout)
         XCTAssertFalse(FileManager.default.fileExists(atPath: runDir.appendingPathComponent(".tmp-step-0000100").path))
     }
 
     func testKillDuringCheckpointWriteLeavesPreviousIntact() throws {
-        let p = try SpawnedProgram(QTrainBinary.url, args("kill", ["--set", "train.steps=1000", "--set", "checkpoint.every=5"]),
-                                   environment: ["QTRAIN_TEST_CHECKPOINT_DELAY": "2"])
+        let p = try SpawnedProgram(
+            QTrainBinary.url, args("kill", ["--set", "train.steps=1000", "--set", "checkpoint.every=5"]),
+            environment: ["QTRAIN_TEST_CHECKPOINT_DELAY": "2"])
         let tmp = runURL("kill").appendingPathComponent(".tmp-step-0000010")
         let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: tmp.appendingPathComponent("model.safetensors").path) && Date() < deadline {
+        while !FileManager.default.fileExists(atPath: tmp.appendingPathComponent("model.safetensors").path)
+            && Date() < deadline
+        {
             usleep(20_000)
         }
         p.send(SIGKILL)
         _ = p.wait(timeout: 30)
         XCTAssertTrue(FileManager.default.fileExists(atPath: tmp.path), "the kill should land mid-write")
-        XCTAssertEqual(try String(contentsOf: runURL("kill").appendingPathComponent("latest"), encoding: .utf8), "step-0000005\n")
+        XCTAssertEqual(
+            try String(contentsOf: runURL("kill").appendingPathComponent("latest"), encoding: .utf8), "step-0000005\n")
         XCTAssertNoThrow(try Checkpointer.verify(runURL("kill").appendingPathComponent("step-0000005")))
         let r = try train("kill", ["--set", "train.steps=12"])
         XCTAssertTrue(r.stdout.contains("at step 5"), r.stdout)
@@ -247,7 +283,10 @@ final class CheckpointTests: XCTestCase {
         // limit, which fails the same write calls.
         let mount = dir.appendingPathComponent("small-disk")
         try FileManager.default.createDirectory(at: mount, withIntermediateDirectories: true)
-        let mounted = (try? runProgram(URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=720k", "tmpfs", mount.path]))?.status == 0
+        let mounted =
+            (try? runProgram(
+                URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=720k", "tmpfs", mount.path]))?.status
+            == 0
         defer { if mounted { _ = try? runProgram(URL(fileURLWithPath: "/bin/umount"), [mount.path]) } }
         let run = mounted ? "small-disk/run" : "limited"
         try train(run, ["--stop-at", "4"])
@@ -256,13 +295,15 @@ final class CheckpointTests: XCTestCase {
             r = try QTrainBinary.run(args(run), timeout: 300)
         } else {
             let cmd = "ulimit -f 200; exec \"$0\" \"$@\""
-            r = try runProgram(URL(fileURLWithPath: "/bin/sh"), ["-c", cmd, QTrainBinary.url.path] + args(run), timeout: 300)
+            r = try runProgram(
+                URL(fileURLWithPath: "/bin/sh"), ["-c", cmd, QTrainBinary.url.path] + args(run), timeout: 300)
         }
         XCTAssertEqual(r.status, 4, r.stdout + r.stderr)
         XCTAssertTrue(r.stderr.contains("the checkpoint of step 16 could not be written"), r.stderr)
         XCTAssertTrue(r.stderr.contains("step-0000004 is intact"), r.stderr)
         let runDir = runURL(run)
-        XCTAssertEqual(try String(contentsOf: runDir.appendingPathComponent("latest"), encoding: .utf8), "step-0000004\n")
+        XCTAssertEqual(
+            try String(contentsOf: runDir.appendingPathComponent("latest"), encoding: .utf8), "step-0000004\n")
         XCTAssertNoThrow(try Checkpointer.verify(runDir.appendingPathComponent("step-0000004")))
         XCTAssertFalse(FileManager.default.fileExists(atPath: runDir.appendingPathComponent(".tmp-step-0000016").path))
     }
@@ -283,12 +324,16 @@ final class CheckpointTests: XCTestCase {
     /// with a checkpoint at the next step boundary and exit 0 from mpirun (SIGTERM to mpirun
     /// makes Open MPI kill the ranks instead; README says so).
     func testSIGUSR1ToMpirunCheckpointsEveryRank() throws {
-        let p = try SpawnedProgram(URL(fileURLWithPath: "/usr/bin/mpirun"),
-                                   ["-n", "2", QTrainBinary.url.path] + args("usr1", ["--set", "train.steps=1000000", "--set", "log.every=100000"]),
-                                   environment: DistributedTests.mpiEnvironment)
+        let p = try SpawnedProgram(
+            URL(fileURLWithPath: "/usr/bin/mpirun"),
+            ["-n", "2", QTrainBinary.url.path]
+                + args("usr1", ["--set", "train.steps=1000000", "--set", "log.every=100000"]),
+            environment: DistributedTests.mpiEnvironment)
         let beats = runURL("usr1").appendingPathComponent(".heartbeat")
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, (try? FileManager.default.contentsOfDirectory(atPath: beats.path).count) ?? 0 < 2 { usleep(50_000) }
+        while Date() < deadline, (try? FileManager.default.contentsOfDirectory(atPath: beats.path).count) ?? 0 < 2 {
+            usleep(50_000)
+        }
         usleep(300_000)
         p.send(SIGUSR1)
         let r = p.wait(timeout: 120)
@@ -301,8 +346,9 @@ final class CheckpointTests: XCTestCase {
     /// A second Ctrl-C exits at once with 130, even in the middle of writing a checkpoint; the
     /// checkpoint before it stays the newest valid one.
     func testSecondSIGINTExitsAtOnce() throws {
-        let p = try SpawnedProgram(QTrainBinary.url, args("int2", ["--set", "train.steps=100000", "--set", "checkpoint.every=5"]),
-                                   environment: ["QTRAIN_TEST_CHECKPOINT_DELAY": "1"])
+        let p = try SpawnedProgram(
+            QTrainBinary.url, args("int2", ["--set", "train.steps=100000", "--set", "checkpoint.every=5"]),
+            environment: ["QTRAIN_TEST_CHECKPOINT_DELAY": "1"])
         let latest = runURL("int2").appendingPathComponent("latest")
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: latest.path) && Date() < deadline { usleep(20_000) }
@@ -335,7 +381,9 @@ final class CheckpointTests: XCTestCase {
         try train(straight, long + ["--stop-at", "\(stopped)"])
         XCTAssertEqual(try bytes(straight, stopped, "model.safetensors"), try bytes(run, stopped, "model.safetensors"))
         let resumed = try train(run, long + ["--stop-at", "\(stopped + 10)"])
-        XCTAssertTrue(resumed.stdout.contains("resumed from \(runURL(run).path)/\(Checkpointer.directoryName(step: stopped))"), resumed.stdout)
+        XCTAssertTrue(
+            resumed.stdout.contains("resumed from \(runURL(run).path)/\(Checkpointer.directoryName(step: stopped))"),
+            resumed.stdout)
         try train(straight, long + ["--stop-at", "\(stopped + 10)"])
         try assertIdentical(straight, run, step: stopped + 10)
     }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainCheckpoint
 @testable import QTrainCore
 @testable import QTrainOptim
@@ -30,8 +31,9 @@ final class ConfigTests: XCTestCase {
             XCTAssertGreaterThan(c.model.dim, 0)
         }
         let c = try RunConfig.load(path: repositoryFile("configs/130m.yaml"))
-        XCTAssertEqual([c.model.dim, c.model.nLayers, c.model.nHeads, c.model.hiddenDim, c.model.seqLen, c.model.vocabSize],
-                       [768, 12, 12, 2048, 512, 32002])
+        XCTAssertEqual(
+            [c.model.dim, c.model.nLayers, c.model.nHeads, c.model.hiddenDim, c.model.seqLen, c.model.vocabSize],
+            [768, 12, 12, 2048, 512, 32002])
         XCTAssertEqual(c.optim.lr, 5e-4)
         XCTAssertEqual(c.optim.eps, 1e-6)
     }
@@ -74,7 +76,8 @@ final class ConfigTests: XCTestCase {
 
     func testOverridesApplyAndAreChecked() throws {
         let path = write("optim:\n  lr: 0.01\n")
-        let c = try RunConfig.load(path: path, overrides: ["optim.lr=3e-4", "model.dim=48", "quant.mode=dqt", "quant.bits=8"])
+        let c = try RunConfig.load(
+            path: path, overrides: ["optim.lr=3e-4", "model.dim=48", "quant.mode=dqt", "quant.bits=8"])
         XCTAssertEqual(c.optim.lr, 3e-4)
         XCTAssertEqual(c.model.dim, 48)
         XCTAssertEqual(c.quant.grid, try QuantGrid(bits: 8))

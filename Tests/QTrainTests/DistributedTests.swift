@@ -4,8 +4,10 @@ import XCTest
 /// process × N·B, debug ranks match MPI ranks, ZeRO-1 matches replication, desyncs are caught
 /// and repaired, and failures end the job quickly.
 final class DistributedTests: XCTestCase {
-    static let mpiEnvironment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-                                 "OMPI_MCA_rmaps_base_oversubscribe": "1"]
+    static let mpiEnvironment = [
+        "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+        "OMPI_MCA_rmaps_base_oversubscribe": "1"
+    ]
     var dir: URL!
     var data: URL!
 
@@ -15,15 +17,20 @@ final class DistributedTests: XCTestCase {
     }
 
     func args(_ name: String, _ extra: [String]) -> [String] {
-        ["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)", "--set", "model.seq_len=16",
-         "--set", "train.steps=20", "--set", "train.eval_every=0", "--set", "log.every=1", "--set", "log.progress=lines",
-         "--set", "train.out_dir=\(dir.appendingPathComponent(name).path)"] + extra
+        [
+            "train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)", "--set",
+            "model.seq_len=16",
+            "--set", "train.steps=20", "--set", "train.eval_every=0", "--set", "log.every=1", "--set",
+            "log.progress=lines",
+            "--set", "train.out_dir=\(dir.appendingPathComponent(name).path)"
+        ] + extra
     }
 
     @discardableResult
     func mpirun(_ n: Int, _ name: String, _ extra: [String] = [], expectSuccess: Bool = true) throws -> CommandResult {
-        let r = try runProgram(URL(fileURLWithPath: "/usr/bin/mpirun"), ["-n", "\(n)", QTrainBinary.url.path] + args(name, extra),
-                               environment: Self.mpiEnvironment, timeout: 300)
+        let r = try runProgram(
+            URL(fileURLWithPath: "/usr/bin/mpirun"), ["-n", "\(n)", QTrainBinary.url.path] + args(name, extra),
+            environment: Self.mpiEnvironment, timeout: 300)
         if expectSuccess { XCTAssertEqual(r.status, 0, r.stdout + r.stderr) }
         return r
     }
@@ -36,20 +43,27 @@ final class DistributedTests: XCTestCase {
     }
 
     func losses(_ name: String) throws -> [Double] {
-        try String(contentsOf: dir.appendingPathComponent(name).appendingPathComponent("metrics.jsonl"), encoding: .utf8)
-            .split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double }
+        try String(
+            contentsOf: dir.appendingPathComponent(name).appendingPathComponent("metrics.jsonl"), encoding: .utf8
+        )
+        .split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double
+        }
     }
 
     func fingerprints(_ r: CommandResult) -> [String] {
         r.stdout.split(separator: "\n").filter { $0.hasPrefix("fingerprint ") }.map { String($0.dropFirst(12)) }
     }
 
-    func assertMatch(_ a: String, _ b: String, tolerance: Double, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertMatch(
+        _ a: String, _ b: String, tolerance: Double, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let x = try losses(a), y = try losses(b)
         XCTAssertEqual(x.count, 20, file: file, line: line)
         XCTAssertEqual(y.count, 20, file: file, line: line)
         for (s, (p, q)) in zip(x, y).enumerated() {
-            XCTAssertLessThanOrEqual(abs(p - q) / abs(p), tolerance, "step \(s + 1): \(p) vs \(q)", file: file, line: line)
+            XCTAssertLessThanOrEqual(
+                abs(p - q) / abs(p), tolerance, "step \(s + 1): \(p) vs \(q)", file: file, line: line)
         }
     }
 
@@ -57,23 +71,31 @@ final class DistributedTests: XCTestCase {
     /// all stop at start-up with exit 5, naming the differing keys and ranks; the same data in
     /// another directory with another tokenizer is named too.
     func testRanksThatDisagreeStopNamingTheDifference() throws {
-        for (extra, named) in [(["--set", "checkpoint.every=3"], "checkpoint.every"), (["--set", "dist.check_every=2"], "dist.check_every"),
-                               (["--set", "dist.shard_optimizer=true"], "dist.shard_optimizer"), (["--set", "model.seq_len=8"], "model.seq_len"),
-                               (["--set", "train.grad_accum=2"], "train.grad_accum")] {
+        for (extra, named) in [
+            (["--set", "checkpoint.every=3"], "checkpoint.every"),
+            (["--set", "dist.check_every=2"], "dist.check_every"),
+            (["--set", "dist.shard_optimizer=true"], "dist.shard_optimizer"),
+            (["--set", "model.seq_len=8"], "model.seq_len"),
+            (["--set", "train.grad_accum=2"], "train.grad_accum")
+        ] {
             // One process per rank with its own options (Open MPI's colon syntax).
-            let r = try runProgram(URL(fileURLWithPath: "/usr/bin/mpirun"),
-                                   ["-n", "1", QTrainBinary.url.path] + args("a", []) + [":", "-n", "1", QTrainBinary.url.path]
-                                       + args("a", extra),
-                                   environment: Self.mpiEnvironment, timeout: 120)
+            let r = try runProgram(
+                URL(fileURLWithPath: "/usr/bin/mpirun"),
+                ["-n", "1", QTrainBinary.url.path] + args("a", []) + [":", "-n", "1", QTrainBinary.url.path]
+                    + args("a", extra),
+                environment: Self.mpiEnvironment, timeout: 120)
             XCTAssertEqual(r.status, 5, named)  // every rank exits with the distributed-error code
-            XCTAssertTrue(r.stderr.contains("the ranks disagree on the run: \(named) (rank 1 differs from rank 0)"), r.stdout + r.stderr)
+            XCTAssertTrue(
+                r.stderr.contains("the ranks disagree on the run: \(named) (rank 1 differs from rank 0)"),
+                r.stdout + r.stderr)
         }
         // Shards from another tokenizer: a second data directory prepared differently.
         let other = try makeSyntheticData(in: dir.appendingPathComponent("other"), documents: 14)
-        let r = try runProgram(URL(fileURLWithPath: "/usr/bin/mpirun"),
-                               ["-n", "1", QTrainBinary.url.path] + args("b", []) + [":", "-n", "1", QTrainBinary.url.path]
-                                   + args("b", ["--set", "data.dir=\(other.path)"]),
-                               environment: Self.mpiEnvironment, timeout: 120)
+        let r = try runProgram(
+            URL(fileURLWithPath: "/usr/bin/mpirun"),
+            ["-n", "1", QTrainBinary.url.path] + args("b", []) + [":", "-n", "1", QTrainBinary.url.path]
+                + args("b", ["--set", "data.dir=\(other.path)"]),
+            environment: Self.mpiEnvironment, timeout: 120)
         XCTAssertEqual(r.status, 5)
         XCTAssertTrue(r.stderr.contains("data.dir (rank 1 differs from rank 0)"), r.stderr)
         XCTAssertTrue(r.stderr.contains("the train shards (rank 1 differs from rank 0)"), r.stderr)
@@ -83,10 +105,16 @@ final class DistributedTests: XCTestCase {
     /// job after dist.timeout_s with exit 5 and one line naming it.
     func testStoppedRankEndsTheJobNamingIt() throws {
         let run = dir.appendingPathComponent("stall")
-        let job = try SpawnedProgram(URL(fileURLWithPath: "/usr/bin/mpirun"),
-                                     ["-n", "2", QTrainBinary.url.path] + args("stall", ["--set", "train.steps=1000000",
-                                                                                          "--set", "dist.timeout_s=4"]),
-                                     environment: Self.mpiEnvironment)
+        let job = try SpawnedProgram(
+            URL(fileURLWithPath: "/usr/bin/mpirun"),
+            ["-n", "2", QTrainBinary.url.path]
+                + args(
+                    "stall",
+                    [
+                        "--set", "train.steps=1000000",
+                        "--set", "dist.timeout_s=4"
+                    ]),
+            environment: Self.mpiEnvironment)
         // Wait for both heartbeats, then stop rank 1 (its process carries OMPI_COMM_WORLD_RANK=1).
         let beats = run.appendingPathComponent(".heartbeat")
         let deadline = Date().addingTimeInterval(60)
@@ -96,10 +124,11 @@ final class DistributedTests: XCTestCase {
         var stopped: pid_t = 0
         for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
             guard let pid = pid_t(entry),
-                  let cmd = try? String(contentsOfFile: "/proc/\(entry)/cmdline", encoding: .utf8), cmd.contains(run.path),
-                  !cmd.hasPrefix("/usr/bin/mpirun"),
-                  let env = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(entry)/environ")),
-                  String(decoding: env, as: UTF8.self).split(separator: "\0").contains("OMPI_COMM_WORLD_RANK=1")
+                let cmd = try? String(contentsOfFile: "/proc/\(entry)/cmdline", encoding: .utf8),
+                cmd.contains(run.path),
+                !cmd.hasPrefix("/usr/bin/mpirun"),
+                let env = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(entry)/environ")),
+                String(decoding: env, as: UTF8.self).split(separator: "\0").contains("OMPI_COMM_WORLD_RANK=1")
             else { continue }
             stopped = pid
         }
@@ -158,11 +187,16 @@ final class DistributedTests: XCTestCase {
     }
 
     func testInjectedDesyncIsDetectedAndRepaired() throws {
-        let common = ["--set", "quant.mode=dqt", "--set", "dist.check_every=2", "--set", "train.steps=8", "--inject-desync", "1@3"]
+        let common = [
+            "--set", "quant.mode=dqt", "--set", "dist.check_every=2", "--set", "train.steps=8", "--inject-desync", "1@3"
+        ]
         let stop = try mpirun(2, "stop", common, expectSuccess: false)
         XCTAssertEqual(stop.status, 5, stop.stderr)
-        XCTAssertTrue(stop.stderr.contains("replicas differ at step 4: rank 1 disagrees with rank 0, first in model.layers.0.self_attn.q_proj.weight"),
-                      stop.stderr)
+        XCTAssertTrue(
+            stop.stderr.contains(
+                "replicas differ at step 4: rank 1 disagrees with rank 0, first in model.layers.0.self_attn.q_proj.weight"
+            ),
+            stop.stderr)
         let repaired = try mpirun(2, "resync", common + ["--set", "dist.on_desync=resync"])
         XCTAssertTrue(repaired.stdout.contains("resynchronised: replicas differ at step 4"), repaired.stdout)
         XCTAssertEqual(Set(fingerprints(repaired)).count, 1)
@@ -193,7 +227,8 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue(z2.stdout.contains("ZeRO-2"), z2.stdout)
         XCTAssertEqual(Set(fingerprints(z2)).count, 1)
         try assertMatch("fp32", "zero2", tolerance: 0.01)
-        let z4 = try mpirun(4, "zero2-4", dqt + zero2 + ["--set", "train.grad_accum=2", "--set", "train.global_batch=16"])
+        let z4 = try mpirun(
+            4, "zero2-4", dqt + zero2 + ["--set", "train.grad_accum=2", "--set", "train.global_batch=16"])
         XCTAssertEqual(fingerprints(z4).count, 4)
         XCTAssertEqual(Set(fingerprints(z4)).count, 1)
         let zb = try mpirun(2, "zero2-bf16", dqt + zero2 + bf16 + ["--set", "optim.state_dtype=int8"])
@@ -215,7 +250,9 @@ final class DistributedTests: XCTestCase {
     func testBadBatchLayoutsAndLaunches() throws {
         let notDivisible = try mpirun(4, "div", ["--set", "train.global_batch=6"], expectSuccess: false)
         XCTAssertNotEqual(notDivisible.status, 0)
-        XCTAssertTrue(notDivisible.stderr.contains("train.global_batch = 6 is not divisible by world size 4"), notDivisible.stderr)
+        XCTAssertTrue(
+            notDivisible.stderr.contains("train.global_batch = 6 is not divisible by world size 4"), notDivisible.stderr
+        )
         let tooMany = try mpirun(4, "many", ["--set", "train.global_batch=2"], expectSuccess: false)
         XCTAssertTrue(tooMany.stderr.contains("more ranks than sequences"), tooMany.stderr)
         let ranksNoDebug = try QTrainBinary.run(args("x", ["--ranks", "2"]))
@@ -232,9 +269,11 @@ final class DistributedTests: XCTestCase {
     /// Starts a long two-rank run in the background and returns once it is training (its
     /// metrics file exists).
     func startLongRun(_ name: String) throws -> SpawnedProgram {
-        let p = try SpawnedProgram(URL(fileURLWithPath: "/usr/bin/mpirun"),
-                                   ["-n", "2", QTrainBinary.url.path] + args(name, ["--set", "train.steps=1000000", "--set", "log.every=100000"]),
-                                   environment: Self.mpiEnvironment)
+        let p = try SpawnedProgram(
+            URL(fileURLWithPath: "/usr/bin/mpirun"),
+            ["-n", "2", QTrainBinary.url.path]
+                + args(name, ["--set", "train.steps=1000000", "--set", "log.every=100000"]),
+            environment: Self.mpiEnvironment)
         let metrics = dir.appendingPathComponent("\(name)/metrics.jsonl")
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: metrics.path) && Date() < deadline { usleep(100_000) }
@@ -244,8 +283,10 @@ final class DistributedTests: XCTestCase {
 
     func testKilledRankEndsTheJobQuickly() throws {
         let p = try startLongRun("kill")
-        let pids = try runProgram(URL(fileURLWithPath: "/usr/bin/pgrep"), ["-f", "train.out_dir=\(dir.appendingPathComponent("kill").path)"])
-            .stdout.split(separator: "\n").compactMap { Int32($0) }.filter { $0 != p.pid }
+        let pids = try runProgram(
+            URL(fileURLWithPath: "/usr/bin/pgrep"), ["-f", "train.out_dir=\(dir.appendingPathComponent("kill").path)"]
+        )
+        .stdout.split(separator: "\n").compactMap { Int32($0) }.filter { $0 != p.pid }
         XCTAssertGreaterThanOrEqual(pids.count, 2)
         let killedAt = Date()
         kill(pids.last!, SIGKILL)
@@ -263,6 +304,8 @@ final class DistributedTests: XCTestCase {
         let text = r.stdout
         XCTAssertEqual(r.status, 0, text + r.stderr)
         XCTAssertTrue(text.contains("stopping after step"), text)
-        XCTAssertEqual(text.components(separatedBy: "\nfingerprint ").count - 1 + (text.hasPrefix("fingerprint ") ? 1 : 0), 2, text)
+        XCTAssertEqual(
+            text.components(separatedBy: "\nfingerprint ").count - 1 + (text.hasPrefix("fingerprint ") ? 1 : 0), 2, text
+        )
     }
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainData
 
 /// A short fixed-seed run of the file-format fuzzer (launch/fuzz.sh runs the long one): every
@@ -11,17 +12,24 @@ final class FuzzTests: XCTestCase {
         try FileManager.default.createDirectory(at: text, withIntermediateDirectories: true)
         for i in 0..<12 {
             let line = (0..<(60 + i)).map { "the \(["cat", "dog", "bird"][$0 % 3]) sat on the mat number \($0 % 10)." }
-            try line.joined(separator: " ").write(to: text.appendingPathComponent("doc\(i).txt"), atomically: true, encoding: .utf8)
+            try line.joined(separator: " ").write(
+                to: text.appendingPathComponent("doc\(i).txt"), atomically: true, encoding: .utf8)
         }
         let data = dir.appendingPathComponent("data"), run = dir.appendingPathComponent("run")
-        var r = try QTrainBinary.run(["prepare", "--corpus", text.path, "--out", data.path, "--val-every", "4", "--tokenizer", "bpe:300"])
+        var r = try QTrainBinary.run([
+            "prepare", "--corpus", text.path, "--out", data.path, "--val-every", "4", "--tokenizer", "bpe:300"
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
-        r = try QTrainBinary.run(["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
-                                  "--set", "model.seq_len=16", "--set", "model.vocab_size=300", "--set", "train.steps=2",
-                                  "--set", "quant.mode=dqt", "--set", "train.out_dir=\(run.path)"])
+        r = try QTrainBinary.run([
+            "train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
+            "--set", "model.seq_len=16", "--set", "model.vocab_size=300", "--set", "train.steps=2",
+            "--set", "quant.mode=dqt", "--set", "train.out_dir=\(run.path)"
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
-        var args = ["--run", run.path, "--data", data.path, "--iterations", "400", "--seed", "11",
-                    "--work", dir.appendingPathComponent("work").path]
+        var args = [
+            "--run", run.path, "--data", data.path, "--iterations", "400", "--seed", "11",
+            "--work", dir.appendingPathComponent("work").path
+        ]
         var targets = ["yaml", "state", "safetensors", "shard", "tokenizer"]
         // Mistral's SentencePiece model, when the SentencePiece tests have fetched it.
         if let sp = try? SentencePieceTokenizer.fetchMistralV1(cache: BPETests.cache, log: { _ in }) {

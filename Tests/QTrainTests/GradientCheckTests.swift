@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainCheckpoint
 @testable import QTrainCore
 @testable import QTrainModel
@@ -20,13 +21,19 @@ final class GradientCheckTests: XCTestCase {
         let r = rng.values(rows * C)
         let xb = aligned(x), wb = aligned(w), rb = aligned(r)
         let out = aligned([Double](repeating: 0, count: rows * C)), rstd = aligned([Double](repeating: 0, count: rows))
-        RMSNorm.forward(out: out.pointer, rstd: rstd.pointer, input: xb.pointer, weight: wb.pointer, rows: rows, C: C, eps: Float(eps))
-        XCTAssertLessThan(relativeError(doubles(out.pointer, rows * C), Ref.rmsnorm(x, w[...], rows: rows, C: C, eps: eps)), 1e-6)
+        RMSNorm.forward(
+            out: out.pointer, rstd: rstd.pointer, input: xb.pointer, weight: wb.pointer, rows: rows, C: C,
+            eps: Float(eps))
+        XCTAssertLessThan(
+            relativeError(doubles(out.pointer, rows * C), Ref.rmsnorm(x, w[...], rows: rows, C: C, eps: eps)), 1e-6)
         let dx = aligned([Double](repeating: 0, count: rows * C)), dw = aligned([Double](repeating: 0, count: C))
         let partials = aligned([Double](repeating: 0, count: RMSNorm.partialCount(rows: rows) * C))
-        RMSNorm.backward(dInput: dx.pointer, dWeight: dw.pointer, dOut: rb.pointer, input: xb.pointer, weight: wb.pointer,
-                         rstd: rstd.pointer, rows: rows, C: C, partials: partials.pointer)
-        func f(_ x: [Double], _ w: [Double]) -> Double { zip(Ref.rmsnorm(x, w[...], rows: rows, C: C, eps: eps), r).reduce(0) { $0 + $1.0 * $1.1 } }
+        RMSNorm.backward(
+            dInput: dx.pointer, dWeight: dw.pointer, dOut: rb.pointer, input: xb.pointer, weight: wb.pointer,
+            rstd: rstd.pointer, rows: rows, C: C, partials: partials.pointer)
+        func f(_ x: [Double], _ w: [Double]) -> Double {
+            zip(Ref.rmsnorm(x, w[...], rows: rows, C: C, eps: eps), r).reduce(0) { $0 + $1.0 * $1.1 }
+        }
         let fdX = finiteDifferences(x, at: Array(0..<x.count)) { f($0, w) }
         let fdW = finiteDifferences(w, at: Array(0..<C)) { f(x, $0) }
         XCTAssertLessThan(relativeError(doubles(dx.pointer, rows * C), fdX), 1e-4, "RMSNorm input gradient")
@@ -43,19 +50,25 @@ final class GradientCheckTests: XCTestCase {
             let buf = aligned(qkv), out = aligned([Double](repeating: 0, count: N * C))
             let probs = aligned([Double](repeating: 0, count: B * H * T * T))
             rope.apply(buf.pointer, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)
-            Attention.forward(out: out.pointer, probs: probs.pointer, qkv: buf.pointer, B: B, T: T, C: C, H: H, blockRows: blockRows)
-            XCTAssertLessThan(relativeError(doubles(out.pointer, N * C), Ref.attention(qkv, B: B, T: T, C: C, H: H, theta: theta)), 1e-5)
+            Attention.forward(
+                out: out.pointer, probs: probs.pointer, qkv: buf.pointer, B: B, T: T, C: C, H: H, blockRows: blockRows)
+            XCTAssertLessThan(
+                relativeError(doubles(out.pointer, N * C), Ref.attention(qkv, B: B, T: T, C: C, H: H, theta: theta)),
+                1e-5)
             // Scratch that holds garbage, as it does between layers.
             let dqkv = aligned([Double](repeating: 7, count: N * 3 * C)), rb = aligned(r)
             let slots = 2
             let dScores = aligned([Double](repeating: 5, count: slots * T * T))
-            Attention.backward(dqkv: dqkv.pointer, dOut: rb.pointer, qkv: buf.pointer, probs: probs.pointer, B: B, T: T, C: C, H: H,
-                               dScores: dScores.pointer, slots: slots, blockRows: blockRows)
+            Attention.backward(
+                dqkv: dqkv.pointer, dOut: rb.pointer, qkv: buf.pointer, probs: probs.pointer, B: B, T: T, C: C, H: H,
+                dScores: dScores.pointer, slots: slots, blockRows: blockRows)
             rope.apply(dqkv.pointer, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: true)
             let fd = finiteDifferences(qkv, at: Array(0..<qkv.count)) { x in
                 zip(Ref.attention(x, B: B, T: T, C: C, H: H, theta: theta), r).reduce(0) { $0 + $1.0 * $1.1 }
             }
-            XCTAssertLessThan(relativeError(doubles(dqkv.pointer, N * 3 * C), fd), 1e-4, "attention q/k/v gradient, blocks of \(blockRows)")
+            XCTAssertLessThan(
+                relativeError(doubles(dqkv.pointer, N * 3 * C), fd), 1e-4,
+                "attention q/k/v gradient, blocks of \(blockRows)")
         }
     }
 
@@ -80,8 +93,9 @@ final class GradientCheckTests: XCTestCase {
         let logits = floatRounded(rng.values(rows * V, scale: 4)), targets = rng.tokens(rows, below: V)
         let lb = aligned(logits), losses = aligned([Double](repeating: 0, count: rows))
         let loss = targets.withUnsafeBufferPointer {
-            CrossEntropy.forwardBackward(logits: lb.pointer, losses: losses.pointer, targets: $0.baseAddress!, rows: rows, V: V,
-                                         gradScale: 1 / Float(rows))
+            CrossEntropy.forwardBackward(
+                logits: lb.pointer, losses: losses.pointer, targets: $0.baseAddress!, rows: rows, V: V,
+                gradScale: 1 / Float(rows))
         }
         XCTAssertEqual(loss, Ref.crossEntropy(logits, targets: targets, rows: rows, V: V), accuracy: 1e-5)
         let indices = Array(0..<(rows * V))
@@ -91,7 +105,9 @@ final class GradientCheckTests: XCTestCase {
 
     func testEmbeddingAndLinear() throws {
         var config = ModelConfig()
-        (config.vocabSize, config.dim, config.nLayers, config.nHeads, config.ffnDim, config.seqLen) = (13, 8, 1, 2, 12, 4)
+        (config.vocabSize, config.dim, config.nLayers, config.nHeads, config.ffnDim, config.seqLen) = (
+            13, 8, 1, 2, 12, 4
+        )
         let model = Model(config: config, quant: QuantConfig(), batch: 2, ledger: nil)
         var rng = TestRandom(5)
         let flat = floatRounded(rng.values(model.layout.count, scale: 0.5))
@@ -102,17 +118,25 @@ final class GradientCheckTests: XCTestCase {
         let matrix = StackedMatrix([blk.q, blk.k, blk.v], layout: layout)
         let x = floatRounded(rng.values(M * C)), r = rng.values(M * 3 * C)
         let xb = aligned(x), out = aligned([Double](repeating: 0, count: M * 3 * C))
-        Linear.forward(out: out.pointer, input: LinearInput(values: xb.pointer), rows: M, weights: model.linearWeights(matrix),
-                       backend: model.backend)
+        Linear.forward(
+            out: out.pointer, input: LinearInput(values: xb.pointer), rows: M, weights: model.linearWeights(matrix),
+            backend: model.backend)
         let qs = layout.specs[blk.q].offset
         let wqkv = Array(flat[qs..<(qs + 3 * C * C)])
-        XCTAssertLessThan(relativeError(doubles(out.pointer, M * 3 * C), Ref.linear(x, wqkv[...], M: M, K: C, N: 3 * C)), 1e-6)
+        XCTAssertLessThan(
+            relativeError(doubles(out.pointer, M * 3 * C), Ref.linear(x, wqkv[...], M: M, K: C, N: 3 * C)), 1e-6)
         model.zeroGradients()
         let dx = aligned([Double](repeating: 0, count: M * C)), rb = aligned(r)
-        try Linear.backward(dInput: dx.pointer, gradients: model.gradients, dOut: rb.pointer, input: LinearInput(values: xb.pointer), rows: M,
-                        weights: model.linearWeights(matrix), backend: model.backend)
-        func f(_ x: [Double], _ w: [Double]) -> Double { zip(Ref.linear(x, w[...], M: M, K: C, N: 3 * C), r).reduce(0) { $0 + $1.0 * $1.1 } }
-        XCTAssertLessThan(relativeError(doubles(dx.pointer, M * C), finiteDifferences(x, at: Array(0..<x.count)) { f($0, wqkv) }), 1e-4)
+        try Linear.backward(
+            dInput: dx.pointer, gradients: model.gradients, dOut: rb.pointer, input: LinearInput(values: xb.pointer),
+            rows: M,
+            weights: model.linearWeights(matrix), backend: model.backend)
+        func f(_ x: [Double], _ w: [Double]) -> Double {
+            zip(Ref.linear(x, w[...], M: M, K: C, N: 3 * C), r).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        XCTAssertLessThan(
+            relativeError(doubles(dx.pointer, M * C), finiteDifferences(x, at: Array(0..<x.count)) { f($0, wqkv) }),
+            1e-4)
         let dw = doubles(model.gradients.pointer + qs, 3 * C * C)
         XCTAssertLessThan(relativeError(dw, finiteDifferences(wqkv, at: Array(0..<wqkv.count)) { f(x, $0) }), 1e-4)
 
@@ -120,8 +144,9 @@ final class GradientCheckTests: XCTestCase {
         let tokens: [Int32] = [3, 7, 3, 0, 12]
         let emb = aligned([Double](repeating: 0, count: tokens.count * C))
         tokens.withUnsafeBufferPointer {
-            Embedding.forward(out: emb.pointer, tokens: $0.baseAddress!, count: tokens.count, weights: model.weights,
-                              param: layout.embedding, C: C)
+            Embedding.forward(
+                out: emb.pointer, tokens: $0.baseAddress!, count: tokens.count, weights: model.weights,
+                param: layout.embedding, C: C)
         }
         for (t, tok) in tokens.enumerated() {
             for c in 0..<C { XCTAssertEqual(Double(emb.pointer[t * C + c]), flat[Int(tok) * C + c]) }
@@ -129,7 +154,8 @@ final class GradientCheckTests: XCTestCase {
         let dOut = rng.values(tokens.count * C), dOutB = aligned(dOut)
         let table = aligned([Double](repeating: 0, count: config.vocabSize * C))
         tokens.withUnsafeBufferPointer {
-            Embedding.backward(dTable: table.pointer, dOut: dOutB.pointer, tokens: $0.baseAddress!, count: tokens.count, C: C)
+            Embedding.backward(
+                dTable: table.pointer, dOut: dOutB.pointer, tokens: $0.baseAddress!, count: tokens.count, C: C)
         }
         let embFlat = Array(flat[0..<(config.vocabSize * C)])
         let fdTable = finiteDifferences(embFlat, at: Array(0..<embFlat.count)) { e in
@@ -143,7 +169,9 @@ final class GradientCheckTests: XCTestCase {
     /// The whole model: every parameter tensor of a micro model, all elements.
     func testWholeModelAllParameters() throws {
         var config = ModelConfig()
-        (config.vocabSize, config.dim, config.nLayers, config.nHeads, config.ffnDim, config.seqLen) = (11, 8, 2, 2, 16, 5)
+        (config.vocabSize, config.dim, config.nLayers, config.nHeads, config.ffnDim, config.seqLen) = (
+            11, 8, 2, 2, 16, 5
+        )
         try checkWholeModel(config, batch: 2, samplesPerTensor: nil, seed: 6)
     }
 
@@ -171,8 +199,9 @@ final class GradientCheckTests: XCTestCase {
             }
         }
         let layout = model.layout
-        XCTAssertEqual(loss, Ref.loss(flat, layout: layout, config: config, tokens: tokens, targets: targets, B: B, T: T),
-                       accuracy: 1e-5 * max(1, abs(loss)))
+        XCTAssertEqual(
+            loss, Ref.loss(flat, layout: layout, config: config, tokens: tokens, targets: targets, B: B, T: T),
+            accuracy: 1e-5 * max(1, abs(loss)))
         for spec in layout.specs {
             var indices = Array(spec.offset..<(spec.offset + spec.count))
             if let k = samplesPerTensor, spec.count > k {

@@ -1,5 +1,6 @@
 import QKernels
 import XCTest
+
 @testable import QTrainCore
 @testable import QTrainDist
 @testable import QTrainModel
@@ -36,7 +37,9 @@ final class GradientStoreTests: XCTestCase {
             done.enter()
             Thread {
                 defer { done.leave() }
-                do { try group.communicator(rank: r).allReduceSumBF16(buffers[r].pointer, count: n) } catch { group.abort("\(error)") }
+                do { try group.communicator(rank: r).allReduceSumBF16(buffers[r].pointer, count: n) } catch {
+                    group.abort("\(error)")
+                }
             }.start()
         }
         XCTAssertEqual(done.wait(timeout: .now() + 60), .success, "the ranks did not finish")
@@ -62,8 +65,9 @@ final class GradientStoreTests: XCTestCase {
         var q = QuantConfig()
         q.mode = .dqt
         q.compute = compute
-        let store = GradientStore(dtype: gradients, layoutCount: ParameterLayout(c).count,
-                                  windowFloats: GradientStore.windowFloats(c, blockRows: Int8Matmul.blockRows), ledger: nil)
+        let store = GradientStore(
+            dtype: gradients, layoutCount: ParameterLayout(c).count,
+            windowFloats: GradientStore.windowFloats(c, blockRows: Int8Matmul.blockRows), ledger: nil)
         let m = Model(config: c, quant: q, batch: 2, ledger: nil, gradients: store)
         m.weights.initialize(seed: 5, std: 0.05)
         return m
@@ -84,9 +88,12 @@ final class GradientStoreTests: XCTestCase {
                 m.backwardSeed = 9
                 for micro in 0..<2 {
                     m.gradients.roundingSeed = UInt64(100 + micro)
-                    _ = try m.forwardBackward(tokens: Array(tokens[(micro * 32)...]), targets: Array(targets[(micro * 32)...]),
-                                              batch: 2, length: 16, lossScale: 0.5)
-                    if m === f32 && micro == 0 { first = Array(UnsafeBufferPointer(start: f32.gradients.pointer, count: n)) }
+                    _ = try m.forwardBackward(
+                        tokens: Array(tokens[(micro * 32)...]), targets: Array(targets[(micro * 32)...]),
+                        batch: 2, length: 16, lossScale: 0.5)
+                    if m === f32 && micro == 0 {
+                        first = Array(UnsafeBufferPointer(start: f32.gradients.pointer, count: n))
+                    }
                 }
             }
             var widened = [Float](repeating: 0, count: n)
@@ -102,7 +109,8 @@ final class GradientStoreTests: XCTestCase {
             }
             XCTAssertGreaterThan(nonzero, n / 2)
             XCTAssertEqual(far, 0, "\(compute): \(far) of \(n) gradients beyond two BF16 steps")
-            XCTAssertEqual(b16.gradients.squaredNorm(), f32.gradients.squaredNorm(), accuracy: 0.02 * f32.gradients.squaredNorm())
+            XCTAssertEqual(
+                b16.gradients.squaredNorm(), f32.gradients.squaredNorm(), accuracy: 0.02 * f32.gradients.squaredNorm())
         }
         let ledger = MemoryLedger(), layout = ParameterLayout(model(.fp32, compute: .fp32).config)
         let store = GradientStore(dtype: .bf16, layoutCount: layout.count, windowFloats: 1000, ledger: ledger)

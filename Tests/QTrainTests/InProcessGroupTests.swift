@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import QTrainCore
 @testable import QTrainDist
 
@@ -39,9 +40,12 @@ final class InProcessGroupTests: XCTestCase {
                         try comm.allReduceSum(&s)
                         let all = try comm.allGather(UInt64(r * rounds + k))
                         for i in 0..<buffer.count { buffer[i] = Float(r + 1) }
-                        try buffer.withUnsafeMutableBufferPointer { try comm.allReduceSum($0.baseAddress!, count: $0.count) }
+                        try buffer.withUnsafeMutableBufferPointer {
+                            try comm.allReduceSum($0.baseAddress!, count: $0.count)
+                        }
                         guard v == [Double(n - 1 + k), 0], s == [Double(n * (n - 1) / 2), Double(n)],
-                              all == (0..<n).map({ UInt64($0 * rounds + k) }), buffer.allSatisfy({ $0 == Float(n * (n + 1) / 2) })
+                            all == (0..<n).map({ UInt64($0 * rounds + k) }),
+                            buffer.allSatisfy({ $0 == Float(n * (n + 1) / 2) })
                         else { throw QTrainError(.distributed, "rank \(r) round \(k): \(v) \(s) \(all)") }
                     }
                 } catch {

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainCheckpoint
 @testable import QTrainCore
 @testable import QTrainData
@@ -16,9 +17,12 @@ final class InferenceTests: XCTestCase {
 
     func trainRun(_ name: String, quant: [String], steps: Int = 30) throws -> URL {
         let run = dir.appendingPathComponent(name)
-        let r = try QTrainBinary.run(["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
-                                      "--set", "model.seq_len=16", "--set", "train.steps=\(steps)", "--set", "train.eval_every=0",
-                                      "--set", "train.eval_sequences=24", "--set", "train.out_dir=\(run.path)"] + quant)
+        let r = try QTrainBinary.run(
+            [
+                "train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
+                "--set", "model.seq_len=16", "--set", "train.steps=\(steps)", "--set", "train.eval_every=0",
+                "--set", "train.eval_sequences=24", "--set", "train.out_dir=\(run.path)"
+            ] + quant)
         XCTAssertEqual(r.status, 0, r.stderr)
         return run
     }
@@ -26,13 +30,17 @@ final class InferenceTests: XCTestCase {
     /// `eval` on the run's own validation windows reproduces the trainer's validation loss.
     func testEvalMatchesTrainerAndReportsBitsPerByte() throws {
         let run = try trainRun("e", quant: ["--set", "quant.mode=dqt", "--set", "quant.bits=4"])
-        let metrics = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-        let val = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(metrics.last!.utf8)) as? [String: Any])?["val_loss"] as? Double)
+        let metrics = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(
+            separator: "\n")
+        let val = try XCTUnwrap(
+            (try JSONSerialization.jsonObject(with: Data(metrics.last!.utf8)) as? [String: Any])?["val_loss"] as? Double
+        )
         let r = try QTrainBinary.run(["eval", run.path, "--sequences", "24", "--batch", "4"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let line = try XCTUnwrap(r.stdout.split(separator: "\n").first { $0.hasPrefix("loss ") })
         let fields = line.split(separator: " ")
-        let loss = try XCTUnwrap(Double(fields[1])), bpb = try XCTUnwrap(Double(fields[9])), tokens = try XCTUnwrap(Int(fields[12]))
+        let loss = try XCTUnwrap(Double(fields[1])), bpb = try XCTUnwrap(Double(fields[9])),
+            tokens = try XCTUnwrap(Int(fields[12]))
         XCTAssertEqual(loss, val, accuracy: 1e-4)
         XCTAssertEqual(tokens, 24 * 16)
         // Bytes: every target is one byte except <|endoftext|>, so bits per byte ≥ loss / ln 2.
@@ -41,7 +49,8 @@ final class InferenceTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(Double(fields[4])), exp(loss), accuracy: 1e-2 * exp(loss))
         // A text file works as data; ternary weights and activation quantisation off run.
         let text = dir.appendingPathComponent("t.txt")
-        try String(repeating: "the dog sat on the mat number 3. ", count: 40).write(to: text, atomically: true, encoding: .utf8)
+        try String(repeating: "the dog sat on the mat number 3. ", count: 40).write(
+            to: text, atomically: true, encoding: .utf8)
         for extra in [["--data", text.path], ["--weights", "ternary"], ["--activation-quant", "off"]] {
             let e = try QTrainBinary.run(["eval", run.path] + extra)
             XCTAssertEqual(e.status, 0, e.stderr)
@@ -65,17 +74,21 @@ final class InferenceTests: XCTestCase {
             var padded = tokens + [Int32](repeating: 0, count: T - n)
             var targets = [Int32](repeating: 0, count: T)
             _ = try model.loss(tokens: &padded, targets: &targets, batch: 1, length: T)
-            let gen = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations)
+            let gen = Generator(
+                weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations)
             for p in 0..<n {
                 let logits = Array(gen.step(tokens[p]))
                 let full = (0..<V).map { Double(model.acts.logits[p * V + $0]) }
                 XCTAssertLessThan(relativeError(logits.map(Double.init), full), 1e-4, "\(choice) position \(p)")
             }
             // The prompt in one pass (attention by GEMMs over the cached keys) gives the last position's logits.
-            let batched = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations)
+            let batched = Generator(
+                weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations)
             let last = Array(batched.feed(Array(tokens))).map(Double.init)
             XCTAssertEqual(batched.position, n)
-            XCTAssertLessThan(relativeError(last, (0..<V).map { Double(model.acts.logits[(n - 1) * V + $0]) }), 1e-4, "\(choice) batched")
+            XCTAssertLessThan(
+                relativeError(last, (0..<V).map { Double(model.acts.logits[(n - 1) * V + $0]) }), 1e-4,
+                "\(choice) batched")
             // A prompt in two parts: the second part's queries see the first part's cached keys.
             batched.reset()
             _ = batched.feed(Array(tokens.prefix(2)))
@@ -88,13 +101,17 @@ final class InferenceTests: XCTestCase {
     /// at 2 bits) gives the FP32 decoder's logits to FP32 rounding for ternary and 8-bit DQT
     /// and BitNet; an FP32 model (no codes) decodes in FP32.
     func testInt8DecodingMatchesFP32() throws {
-        for (name, quant) in [("t", ["--set", "quant.mode=dqt"]), ("8", ["--set", "quant.mode=dqt", "--set", "quant.bits=8"]),
-                              ("b", ["--set", "quant.mode=bitnet"]), ("f", [])] {
+        for (name, quant) in [
+            ("t", ["--set", "quant.mode=dqt"]), ("8", ["--set", "quant.mode=dqt", "--set", "quant.bits=8"]),
+            ("b", ["--set", "quant.mode=bitnet"]), ("f", [])
+        ] {
             let ckpt = try LoadedCheckpoint(path: try trainRun(name, quant: quant, steps: 10))
             let model = try ckpt.model(batch: 1)
-            let fast = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations)
-            let plain = Generator(weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations,
-                                  useInt8: false)
+            let fast = Generator(
+                weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations)
+            let plain = Generator(
+                weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations,
+                useInt8: false)
             XCTAssertEqual(plain.computeName, "fp32 (OpenBLAS)")
             let expected = ["t": "ternary 2-bit", "b": "ternary 2-bit", "8": "int8", "f": "fp32"][name]!
             XCTAssertTrue(fast.computeName.hasPrefix(expected), fast.computeName)
@@ -114,8 +131,10 @@ final class InferenceTests: XCTestCase {
         XCTAssertTrue(a.stdout.hasPrefix("the cat"))
         XCTAssertGreaterThan(a.stdout.count, "the cat".count + 5)
         XCTAssertEqual(a.stdout, b.stdout, "the same seed gives the same text")
-        let greedy = try QTrainBinary.run(["generate", run.path, "--prompt", "the ", "--temperature", "0", "--max-tokens", "20",
-                                           "--weights", "ternary", "--timing"])
+        let greedy = try QTrainBinary.run([
+            "generate", run.path, "--prompt", "the ", "--temperature", "0", "--max-tokens", "20",
+            "--weights", "ternary", "--timing"
+        ])
         XCTAssertEqual(greedy.status, 0, greedy.stderr)
         XCTAssertTrue(greedy.stderr.contains("tokens/s"), greedy.stderr)
     }
@@ -125,10 +144,14 @@ final class InferenceTests: XCTestCase {
         let out = dir.appendingPathComponent("hf")
         let r = try QTrainBinary.run(["export", run.path, "--format", "hf", "--out", out.path])
         XCTAssertEqual(r.status, 0, r.stderr)
-        for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+        for f in [
+            "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"
+        ] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent(f).path), f)
         }
-        let config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as? [String: Any])
+        let config = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json")))
+                as? [String: Any])
         XCTAssertEqual(config["architectures"] as? [String], ["LlamaForCausalLM"])
         XCTAssertEqual(config["hidden_size"] as? Int, 32)
         XCTAssertEqual(config["tie_word_embeddings"] as? Bool, false)
@@ -138,20 +161,27 @@ final class InferenceTests: XCTestCase {
         let file = try SafetensorsFile(url: out.appendingPathComponent("model.safetensors"))
         for spec in model.layout.specs {
             var expected = [Float](repeating: 0, count: spec.count)
-            expected.withUnsafeMutableBufferPointer { model.weights.writeValues(of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!) }
+            expected.withUnsafeMutableBufferPointer {
+                model.weights.writeValues(of: spec.index, from: 0, count: spec.count, into: $0.baseAddress!)
+            }
             XCTAssertEqual(try file.floats(spec.name), expected, spec.name)
             XCTAssertEqual(try file.entry(spec.name).shape, spec.shape)
         }
-        let bf16 = try QTrainBinary.run(["export", run.path, "--out", dir.appendingPathComponent("hf16").path, "--dtype", "bf16"])
+        let bf16 = try QTrainBinary.run([
+            "export", run.path, "--out", dir.appendingPathComponent("hf16").path, "--dtype", "bf16"
+        ])
         XCTAssertEqual(bf16.status, 0, bf16.stderr)
-        XCTAssertEqual(try SafetensorsFile(url: dir.appendingPathComponent("hf16/model.safetensors")).entry("lm_head.weight").dtype, .bf16)
+        XCTAssertEqual(
+            try SafetensorsFile(url: dir.appendingPathComponent("hf16/model.safetensors")).entry("lm_head.weight")
+                .dtype, .bf16)
         let bad = try QTrainBinary.run(["export", run.path, "--format", "onnx", "--out", out.path])
         XCTAssertNotEqual(bad.status, 0)
 
         // Hugging Face `tokenizers` loads the tokenizer unchanged and agrees with ours.
         if TestPython.has(["tokenizers"]) {
             let text = "Fellow-Citizens — ünï ✓\nthe end<|endoftext|>"
-            let py = try TestPython.run("""
+            let py = try TestPython.run(
+                """
                 import sys
                 from tokenizers import Tokenizer
                 t = Tokenizer.from_file(sys.argv[1])
@@ -175,8 +205,12 @@ final class InferenceTests: XCTestCase {
         let run = try trainRun("t", quant: ["--set", "quant.mode=dqt", "--set", "quant.bits=8"])
         let out = dir.appendingPathComponent("hf")
         XCTAssertEqual(try QTrainBinary.run(["export", run.path, "--out", out.path]).status, 0)
-        let r = try runProgram(URL(fileURLWithPath: TestPython.path!), [repositoryFile("tools/check_hf_export.py"), out.path,
-                               "--qtrain", QTrainBinary.url.path, "--checkpoint", run.path], timeout: 600)
+        let r = try runProgram(
+            URL(fileURLWithPath: TestPython.path!),
+            [
+                repositoryFile("tools/check_hf_export.py"), out.path,
+                "--qtrain", QTrainBinary.url.path, "--checkpoint", run.path
+            ], timeout: 600)
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         XCTAssertTrue(r.stdout.contains("OK"), r.stdout)
     }

@@ -1,5 +1,6 @@
-import XCTest
 import QKernels
+import XCTest
+
 @testable import QTrainCheckpoint
 @testable import QTrainCore
 @testable import QTrainModel
@@ -11,7 +12,9 @@ import QKernels
 /// falls back with a notice.
 final class Int8ComputeTests: XCTestCase {
     override func setUpWithError() throws {
-        try XCTSkipUnless(ProductArithmetic.int8.isAvailable, "int8 GEMM unavailable here: \(ProductArithmetic.int8.unavailableReason ?? "")")
+        try XCTSkipUnless(
+            ProductArithmetic.int8.isAvailable,
+            "int8 GEMM unavailable here: \(ProductArithmetic.int8.unavailableReason ?? "")")
     }
 
     /// Each int32 result equals the integer product summed exactly (Int64), extremes included.
@@ -69,7 +72,9 @@ final class Int8ComputeTests: XCTestCase {
             var packed = [UInt8](repeating: 0xFF, count: rows * rowBytes)
             packed.withUnsafeMutableBufferPointer { out in
                 codes.withUnsafeBufferPointer { c in
-                    for r in 0..<rows { qk_ternary_pack2(out.baseAddress! + r * rowBytes, c.baseAddress! + r * K, Int64(K)) }
+                    for r in 0..<rows {
+                        qk_ternary_pack2(out.baseAddress! + r * rowBytes, c.baseAddress! + r * K, Int64(K))
+                    }
                 }
             }
             var y = [Int32](repeating: 0, count: rows)
@@ -102,7 +107,8 @@ final class Int8ComputeTests: XCTestCase {
             for (mode, bits) in [(QuantMode.dqt, nil), (.dqt, 8.0), (.bitnet, nil)] as [(QuantMode, Double?)] {
                 let label = "\(file) \(mode) \(bits ?? 1.58)"
                 let quant = Self.quant(mode, bits: bits, compute: .int8)
-                let probe = ComparingBackend(Int8Matmul(maxRows: config.seqLen, maxInner: max(config.dim, config.hiddenDim), ledger: nil))
+                let probe = ComparingBackend(
+                    Int8Matmul(maxRows: config.seqLen, maxInner: max(config.dim, config.hiddenDim), ledger: nil))
                 let compared = Model(config: config, quant: quant, batch: 1, ledger: nil, backend: probe)
                 let fast = Model(config: config, quant: quant, batch: 1, ledger: nil)
                 let plain = Model(config: config, quant: Self.quant(mode, bits: bits), batch: 1, ledger: nil)
@@ -146,11 +152,17 @@ final class Int8ComputeTests: XCTestCase {
 
     /// With the library forced off, int8 runs as fp32 and says so in one line.
     func testFallbackToFP32IsAnnounced() throws {
-        let r = try QTrainBinary.run(["bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
-                                      "--set", "quant.compute=int8", "--steps", "1", "--warmup", "0"],
-                                     environment: ["QTRAIN_DISABLE_ONEDNN": "1"])
+        let r = try QTrainBinary.run(
+            [
+                "bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
+                "--set", "quant.compute=int8", "--steps", "1", "--warmup", "0"
+            ],
+            environment: ["QTRAIN_DISABLE_ONEDNN": "1"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("notice: quant.compute int8 cannot run here (disabled by QTRAIN_DISABLE_ONEDNN); computing in fp32 instead"), r.stdout)
+        XCTAssertTrue(
+            r.stdout.contains(
+                "notice: quant.compute int8 cannot run here (disabled by QTRAIN_DISABLE_ONEDNN); computing in fp32 instead"
+            ), r.stdout)
         XCTAssertTrue(r.stdout.contains("compute fp32 (OpenBLAS)"), r.stdout)
     }
 }
@@ -166,7 +178,9 @@ final class ComparingBackend: MatmulBackend {
 
     init(_ tested: MatmulBackend) { self.tested = tested }
 
-    func forward(out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) {
+    func forward(
+        out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool
+    ) {
         let n = M * weights.rows
         let reference = UnsafeMutablePointer<Float>.allocate(capacity: n)
         defer { reference.deallocate() }
@@ -182,8 +196,12 @@ final class ComparingBackend: MatmulBackend {
         calls += 1
     }
 
-    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
-                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) throws {
-        try tested.backward(dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights, accumulate: accumulate)
+    func backward(
+        dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+        input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool
+    ) throws {
+        try tested.backward(
+            dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights,
+            accumulate: accumulate)
     }
 }

@@ -1,5 +1,6 @@
 import QKernels
 import XCTest
+
 @testable import QTrainCore
 @testable import QTrainOptim
 
@@ -8,10 +9,14 @@ final class KernelTests: XCTestCase {
     func testPhiloxKnownAnswers() {
         let cases: [((UInt32, UInt32, UInt32, UInt32), (UInt32, UInt32), [UInt32])] = [
             ((0, 0, 0, 0), (0, 0), [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8]),
-            ((0xffff_ffff, 0xffff_ffff, 0xffff_ffff, 0xffff_ffff), (0xffff_ffff, 0xffff_ffff),
-             [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd]),
-            ((0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344), (0xa409_3822, 0x299f_31d0),
-             [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1]),
+            (
+                (0xffff_ffff, 0xffff_ffff, 0xffff_ffff, 0xffff_ffff), (0xffff_ffff, 0xffff_ffff),
+                [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd]
+            ),
+            (
+                (0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344), (0xa409_3822, 0x299f_31d0),
+                [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1]
+            )
         ]
         for (ctr, key, want) in cases {
             let r = Philox.block(counter: ctr, key: key)
@@ -42,15 +47,19 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(std, 0.02, accuracy: 0.0005)
         // Chunking does not change values.
         var part = [Float](repeating: 0, count: 100)
-        part.withUnsafeMutableBufferPointer { stream.normals(into: $0.baseAddress!, start: 1234, count: 100, std: 0.02) }
+        part.withUnsafeMutableBufferPointer {
+            stream.normals(into: $0.baseAddress!, start: 1234, count: 100, std: 0.02)
+        }
         XCTAssertEqual(part, Array(v[1234..<1334]))
     }
 
     func testSHA256KnownAnswers() {
         XCTAssertEqual(SHA256.hex(Array("".utf8)), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        XCTAssertEqual(SHA256.hex(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        XCTAssertEqual(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
-                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        XCTAssertEqual(
+            SHA256.hex(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(
+            SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
         // A million 'a's, fed in uneven pieces.
         var h = SHA256()
         let chunk = [UInt8](repeating: 0x61, count: 999)
@@ -71,11 +80,14 @@ final class KernelTests: XCTestCase {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let lda = ta ? m : k, ldb = tb ? k : n
             let c1 = aligned(rng.values(m * n)), c2 = aligned(doubles(c1.pointer, m * n))
-            Gemm.multiply(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb,
-                          beta: 0.75, c: c1.pointer, ldc: n)
-            ReferenceGemm.multiply(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda, b: b.pointer,
-                                   ldb: ldb, beta: 0.75, c: c2.pointer, ldc: n)
-            XCTAssertLessThan(relativeError(doubles(c1.pointer, m * n), doubles(c2.pointer, m * n)), 1e-5, "trans \(ta) \(tb)")
+            Gemm.multiply(
+                transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb,
+                beta: 0.75, c: c1.pointer, ldc: n)
+            ReferenceGemm.multiply(
+                transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda, b: b.pointer,
+                ldb: ldb, beta: 0.75, c: c2.pointer, ldc: n)
+            XCTAssertLessThan(
+                relativeError(doubles(c1.pointer, m * n), doubles(c2.pointer, m * n)), 1e-5, "trans \(ta) \(tb)")
         }
     }
 

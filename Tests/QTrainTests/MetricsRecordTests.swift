@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainTraining
 
 /// `metrics.jsonl` has one record type: what training writes is what report and TensorBoard read.
@@ -26,7 +27,9 @@ final class MetricsRecordTests: XCTestCase {
         XCTAssertEqual(read.last?.step, 20)
         XCTAssertTrue(read.last?.loss?.isNaN == true)
         XCTAssertEqual(read.last?.gradNorm, .infinity)
-        XCTAssertEqual(Set(read[0].scalars.map(\.0)), ["loss", "lr", "rss_bytes", "code_change_by_role/mlp", "code_change_by_role/head"])
+        XCTAssertEqual(
+            Set(read[0].scalars.map(\.0)),
+            ["loss", "lr", "rss_bytes", "code_change_by_role/mlp", "code_change_by_role/head"])
     }
 
     /// Lines written before the record was typed (integers where a number was whole) still read,
@@ -34,10 +37,10 @@ final class MetricsRecordTests: XCTestCase {
     func testEarlierLinesReadAndATornLineIsSkipped() throws {
         let url = temporaryDirectory(self).appendingPathComponent("metrics.jsonl")
         try """
-            {"step":0,"val_loss":5}
-            {"comm_wait_share":0.1,"elapsed_s":1.5,"grad_norm":1,"loss":4.75,"lr":0.0005,"rss_bytes":1000,"step":10,"step_s":0.2,"tokens_per_s":900}
-            {"step":20,"loss":4.
-            """.write(to: url, atomically: true, encoding: .utf8)
+        {"step":0,"val_loss":5}
+        {"comm_wait_share":0.1,"elapsed_s":1.5,"grad_norm":1,"loss":4.75,"lr":0.0005,"rss_bytes":1000,"step":10,"step_s":0.2,"tokens_per_s":900}
+        {"step":20,"loss":4.
+        """.write(to: url, atomically: true, encoding: .utf8)
         let read = try MetricsRecord.read(url)
         XCTAssertEqual(read.map(\.step), [0, 10])
         XCTAssertEqual(read[0].valLoss, 5)

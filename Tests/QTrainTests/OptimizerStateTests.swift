@@ -1,5 +1,6 @@
 import QKernels
 import XCTest
+
 @testable import QTrainCore
 @testable import QTrainModel
 @testable import QTrainWeights
@@ -35,17 +36,20 @@ final class OptimizerStateTests: XCTestCase {
             XCTAssertEqual(mean, Double(x), accuracy: 4 * stderr + 1e-9 * abs(Double(x)), "\(x)")
         }
         let exact: [Float] = [0, 1, -2, 0.5, 1.5e-20, .infinity, -.infinity]
-        XCTAssertEqual(roundToBF16(exact.map { widen(UInt16($0.bitPattern >> 16)) }, start: 3, stream).map(widen),
-                       exact.map { widen(UInt16($0.bitPattern >> 16)) })
+        XCTAssertEqual(
+            roundToBF16(exact.map { widen(UInt16($0.bitPattern >> 16)) }, start: 3, stream).map(widen),
+            exact.map { widen(UInt16($0.bitPattern >> 16)) })
         XCTAssertTrue(widen(roundToBF16([.nan], start: 0, stream)[0]).isNaN)
 
         var rng = TestRandom(5)
         let xs = rng.values(1000).map(Float.init)
         let whole = roundToBF16(xs, start: 101, stream)
-        let parts = roundToBF16(Array(xs[0..<37]), start: 101, stream) + roundToBF16(Array(xs[37...]), start: 138, stream)
+        let parts =
+            roundToBF16(Array(xs[0..<37]), start: 101, stream) + roundToBF16(Array(xs[37...]), start: 138, stream)
         XCTAssertEqual(whole, parts)
         // Another step draws other numbers.
-        XCTAssertNotEqual(whole, roundToBF16(xs, start: 101, RandomStream(seed: 9, purpose: .secondMoment, tensor: 4, step: 18)))
+        XCTAssertNotEqual(
+            whole, roundToBF16(xs, start: 101, RandomStream(seed: 9, purpose: .secondMoment, tensor: 4, step: 18)))
     }
 
     /// With zero gradients v shrinks by β2 = 0.999 a step, a change below BF16's resolution
@@ -60,7 +64,9 @@ final class OptimizerStateTests: XCTestCase {
         let o = optimizerForTests(m, .bf16)
         for i in 0..<o.v.count { o.v[i] = 1 }
         let steps = 200
-        for _ in 0..<steps { o.update(weights: m.weights, gradients: m.gradients.pointer, gradScale: 1, lr: 1e-3, seed: 1) }
+        for _ in 0..<steps {
+            o.update(weights: m.weights, gradients: m.gradients.pointer, gradScale: 1, lr: 1e-3, seed: 1)
+        }
         let mean = o.v.values.reduce(0.0) { $0 + Double($1) } / Double(o.v.count)
         XCTAssertEqual(mean, pow(0.999, Double(steps)), accuracy: 1e-3)
     }
@@ -83,17 +89,22 @@ final class OptimizerStateTests: XCTestCase {
 
         let codes = { (m: Model) in m.layout.specs.compactMap { m.weights.codes($0.index)?.codes() }.flatMap { $0 } }
         full.update(weights: whole.weights, gradients: whole.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
-        fp32.update(weights: reference.weights, gradients: reference.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
+        fp32.update(
+            weights: reference.weights, gradients: reference.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
         XCTAssertEqual(codes(whole), codes(reference))
         for (a, b) in zip(full.m.values + full.v.values, fp32.m.values + fp32.v.values) {
             XCTAssertLessThanOrEqual(abs(a - b), abs(b) / 128, "\(a) vs \(b)")
         }
 
         let parts = ShardPlan(layout: split.layout, world: 3).ranges.map { optimizerForTests(split, .bf16, range: $0) }
-        for p in parts { p.update(weights: split.weights, gradients: split.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11) }
+        for p in parts {
+            p.update(weights: split.weights, gradients: split.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
+        }
         for _ in 0..<3 {
             full.update(weights: whole.weights, gradients: whole.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
-            for p in parts { p.update(weights: split.weights, gradients: split.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11) }
+            for p in parts {
+                p.update(weights: split.weights, gradients: split.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
+            }
         }
         func firstDifference<T: Equatable>(_ a: [T], _ b: [T]) -> Int? {
             a.count != b.count ? -1 : zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset

@@ -1,5 +1,6 @@
 import QKernels
 import XCTest
+
 @testable import QTrainCore
 @testable import QTrainModel
 @testable import QTrainOptim
@@ -47,10 +48,14 @@ final class QuantTests: XCTestCase {
         for grid in [QuantGrid.ternary, try! QuantGrid(bits: 4), try! QuantGrid(bits: 8)] {
             let (qn, qp) = (Int32(grid.qn), Int32(grid.qp))
             // Values across the grid, including beyond and at the clip edges.
-            let xs: [Float] = [Float(grid.qn) - 0.7, Float(grid.qn), Float(grid.qn) + 0.01, -0.5, 0.25, 0.999,
-                               Float(grid.qp) - 0.3, Float(grid.qp), Float(grid.qp) + 2] + (0..<20).map { _ in
-                Float(Double(grid.qn) + rng.next() * Double(grid.qp - grid.qn))
-            }
+            let xs: [Float] =
+                [
+                    Float(grid.qn) - 0.7, Float(grid.qn), Float(grid.qn) + 0.01, -0.5, 0.25, 0.999,
+                    Float(grid.qp) - 0.3, Float(grid.qp), Float(grid.qp) + 2
+                ]
+                + (0..<20).map { _ in
+                    Float(Double(grid.qn) + rng.next() * Double(grid.qp - grid.qn))
+                }
             let n = 40_000
             var u = [Float](repeating: 0, count: n)
             let stream = RandomStream(seed: 5, purpose: .stochasticRounding, tensor: 3, step: 1)
@@ -83,12 +88,14 @@ final class QuantTests: XCTestCase {
             let v0 = rng.values(n, scale: 1e-5).map { Float(abs($0)) }
             var m = m0, v = v0
             let lr: Float = 0.02, gs: Float = 0.5, step = 4
-            var p = qk_adamw_params(lr: lr, beta1: 0.9, beta2: 0.999, eps: 1e-6, weightDecay: 0.1,
-                                    biasCorr1: 1 - pow(0.9, 4), biasCorr2: 1 - pow(0.999, 4), gradScale: gs)
+            var p = qk_adamw_params(
+                lr: lr, beta1: 0.9, beta2: 0.999, eps: 1e-6, weightDecay: 0.1,
+                biasCorr1: 1 - pow(0.9, 4), biasCorr2: 1 - pow(0.999, 4), gradScale: gs)
             let stream = RandomStream(seed: 77, purpose: .stochasticRounding, tensor: 9, step: step)
             var key = [stream.key.0, stream.key.1]
-            let changed = qk_dqt_update(q.packed.pointer, Int32(grid.bits), Int32(grid.qn), Int32(grid.qp), 0, Int64(n), g, &m, &v,
-                                        30, 30, &p, &key, stream.c2, stream.c3)
+            let changed = qk_dqt_update(
+                q.packed.pointer, Int32(grid.bits), Int32(grid.qn), Int32(grid.qp), 0, Int64(n), g, &m, &v,
+                30, 30, &p, &key, stream.c2, stream.c3)
             let codes1 = q.codes()
             var differing = 0, borderline = 0
             for i in 0..<n {
@@ -104,10 +111,15 @@ final class QuantTests: XCTestCase {
                 let x = min(max((w - Double(lr) * (adam + 0.1 * w)) * 30, Double(grid.qn)), Double(grid.qp))
                 let u = Double(stream.word(i) >> 8) * 0x1p-24
                 let expected = Int(x.rounded(.down)) + ((x - x.rounded(.down)) > u ? 1 : 0)
-                if abs((x - x.rounded(.down)) - u) < 1e-4 { borderline += 1; continue }
+                if abs((x - x.rounded(.down)) - u) < 1e-4 {
+                    borderline += 1
+                    continue
+                }
                 if Int(codes1[i]) != expected { differing += 1 }
             }
-            XCTAssertEqual(differing, 0, "\(grid): \(differing) codes differ from the reference (\(borderline) borderline skipped)")
+            XCTAssertEqual(
+                differing, 0, "\(grid): \(differing) codes differ from the reference (\(borderline) borderline skipped)"
+            )
             XCTAssertEqual(Int(changed), zip(codes0, codes1).filter { $0 != $1 }.count)
             XCTAssertGreaterThan(changed, 0)
         }
@@ -144,7 +156,8 @@ final class QuantTests: XCTestCase {
     }
 
     func testActivationQuantizerIsPerTokenInt8() {
-        var x: [Float] = [0.5, -1.0, 0.25, 0.0, /* row 2 */ 0, 0, 0, 0, /* row 3 */ 3, 1e-3, -2, 1]
+        // Rows 1, 2 (all zero) and 3.
+        var x: [Float] = [0.5, -1.0, 0.25, 0.0, 0, 0, 0, 0, 3, 1e-3, -2, 1]
         x.withUnsafeMutableBufferPointer { ActivationQuantizer.apply($0.baseAddress!, rows: 3, cols: 4) }
         let s1: Float = 127 / 1.0
         XCTAssertEqual(Array(x[0..<4]), [(0.5 * s1).rounded() / s1, -1, (0.25 * s1).rounded() / s1, 0])
@@ -166,7 +179,9 @@ final class QuantTests: XCTestCase {
             model.weights.initialize(seed: 1, std: 0.02)
             let emb = model.weights.codes(model.layout.embedding)!
             // mean|W0| of normal(0, 0.02) is 0.02·√(2/π); the scale is qp over it.
-            XCTAssertEqual(Double(emb.scale), Double(grid.qp) / (0.02 * (2 / Double.pi).squareRoot()), accuracy: Double(emb.scale) * 0.02)
+            XCTAssertEqual(
+                Double(emb.scale), Double(grid.qp) / (0.02 * (2 / Double.pi).squareRoot()),
+                accuracy: Double(emb.scale) * 0.02)
             let codes = emb.codes()
             XCTAssertTrue(codes.allSatisfy { Int($0) >= grid.qn && Int($0) <= grid.qp })
             XCTAssertNil(model.weights.codes(model.layout.finalNorm), "gains stay FP32 under scope matrices")

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainCheckpoint
 @testable import QTrainCore
 @testable import QTrainModel
@@ -41,7 +42,10 @@ final class QuantTrainingTests: XCTestCase {
             var out = x
             for i in 0..<M {
                 let amax = (0..<K).map { abs(x[i * K + $0]) }.max()!
-                for k in 0..<K { out[i * K + k] = min(max((x[i * K + k] * 127 / amax).rounded(.toNearestOrEven), -128), 127) * amax / 127 }
+                for k in 0..<K {
+                    out[i * K + k] =
+                        min(max((x[i * K + k] * 127 / amax).rounded(.toNearestOrEven), -128), 127) * amax / 127
+                }
             }
             return out
         }
@@ -51,13 +55,16 @@ final class QuantTrainingTests: XCTestCase {
         let xq = q8(x)
         XCTAssertLessThan(relativeError(doubles(xb.pointer, M * K), xq), 1e-6)
         let out = aligned([Double](repeating: 0, count: M * N))
-        Linear.forward(out: out.pointer, input: LinearInput(values: xb.pointer), rows: M, weights: model.linearWeights(matrix),
-                       backend: model.backend)
+        Linear.forward(
+            out: out.pointer, input: LinearInput(values: xb.pointer), rows: M, weights: model.linearWeights(matrix),
+            backend: model.backend)
         XCTAssertLessThan(relativeError(doubles(out.pointer, M * N), Ref.linear(xq, wd[...], M: M, K: K, N: N)), 1e-6)
         model.zeroGradients()
         let dx = aligned([Double](repeating: 0, count: M * K)), rb = aligned(r)
-        try Linear.backward(dInput: dx.pointer, gradients: model.gradients, dOut: rb.pointer, input: LinearInput(values: xb.pointer), rows: M,
-                        weights: model.linearWeights(matrix), backend: model.backend)
+        try Linear.backward(
+            dInput: dx.pointer, gradients: model.gradients, dOut: rb.pointer, input: LinearInput(values: xb.pointer),
+            rows: M,
+            weights: model.linearWeights(matrix), backend: model.backend)
         func dot(_ y: [Double]) -> Double { zip(y, r).reduce(0) { $0 + $1.0 * $1.1 } }
         // dW: the quantised input does not depend on W, so this is the true gradient.
         let fdW = finiteDifferences(wd, at: Array(0..<wd.count)) { dot(Ref.linear(xq, $0[...], M: M, K: K, N: N)) }
@@ -81,7 +88,8 @@ final class QuantTrainingTests: XCTestCase {
             XCTAssertGreaterThan(c.vocabSize * c.dim, qm.scratch.weights.count, "the head must need several blocks")
             let dense = Model(config: c, quant: QuantConfig(), batch: 2, ledger: nil)
             for spec in qm.layout.specs {
-                qm.weights.writeValues(of: spec.index, from: 0, count: spec.count, into: dense.weights.densePointer(spec.index))
+                qm.weights.writeValues(
+                    of: spec.index, from: 0, count: spec.count, into: dense.weights.densePointer(spec.index))
             }
             var rng = TestRandom(32)
             let tokens = rng.tokens(12, below: 300), targets = rng.tokens(12, below: 300)
@@ -94,8 +102,10 @@ final class QuantTrainingTests: XCTestCase {
                 }
             }
             XCTAssertEqual(try run(qm), try run(dense), accuracy: 1e-6)
-            XCTAssertLessThan(relativeError(doubles(qm.gradients.pointer, qm.layout.count),
-                                            doubles(dense.gradients.pointer, dense.layout.count)), 1e-6, q.label)
+            XCTAssertLessThan(
+                relativeError(
+                    doubles(qm.gradients.pointer, qm.layout.count),
+                    doubles(dense.gradients.pointer, dense.layout.count)), 1e-6, q.label)
         }
     }
 
@@ -122,8 +132,10 @@ final class QuantTrainingTests: XCTestCase {
         XCTAssertEqual(after.count, trainer.model.layout.specs.filter { $0.role.isMatrix }.count)
         XCTAssertTrue(after.allSatisfy { $0.allSatisfy { $0 >= -1 && $0 <= 1 } })
         XCTAssertNotEqual(before, after)
-        let metrics = try String(contentsOf: trainer.runDirectory.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
-        let last = try JSONSerialization.jsonObject(with: Data(metrics.split(separator: "\n").last!.utf8)) as! [String: Any]
+        let metrics = try String(
+            contentsOf: trainer.runDirectory.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        let last =
+            try JSONSerialization.jsonObject(with: Data(metrics.split(separator: "\n").last!.utf8)) as! [String: Any]
         XCTAssertNotNil(last["code_change"] as? Double)
         let byRole = try XCTUnwrap(last["code_change_by_role"] as? [String: Double])
         XCTAssertEqual(Set(byRole.keys), ["embedding", "attention", "mlp", "head"])
@@ -147,17 +159,23 @@ final class QuantTrainingTests: XCTestCase {
         var b = quant(.bitnet)
         b.latentDtype = .bf16
         let bt = try makeTrainer(temporaryDirectory(self), b, steps: 30)
-        XCTAssertEqual(bt.ledger.bytes(.weights), 2 * bt.model.layout.specs.filter { $0.role.isMatrix }.reduce(0) { $0 + $1.count }
-                       + 4 * bt.model.layout.specs.filter { !$0.role.isMatrix }.reduce(0) { $0 + $1.count })
+        XCTAssertEqual(
+            bt.ledger.bytes(.weights),
+            2 * bt.model.layout.specs.filter { $0.role.isMatrix }.reduce(0) { $0 + $1.count }
+                + 4 * bt.model.layout.specs.filter { !$0.role.isMatrix }.reduce(0) { $0 + $1.count })
         let summary = try bt.run()
         XCTAssertLessThan(summary.finalValLoss!, summary.firstValLoss! - 0.5)
     }
 
     func testModeSpecificOptionsAreRejected() {
-        for (yaml, key) in [("quant:\n  mode: bitnet\n  bits: 8\n", "quant.bits"), ("quant:\n  mode: fp32\n  scale: rescale\n", "quant.scale"),
-                            ("quant:\n  mode: dqt\n  latent_dtype: bf16\n", "quant.latent_dtype"),
-                            ("quant:\n  mode: dqt\n  bits: 9\n", "quant.bits"), ("quant:\n  mode: dqt\n  scope: everything\n", "quant.scope"),
-                            ("quant:\n  mode: dqt\n  scale: absmax\n", "quant.scale"), ("quant:\n  mode: DQT\n", "quant.mode")] {
+        for (yaml, key) in [
+            ("quant:\n  mode: bitnet\n  bits: 8\n", "quant.bits"),
+            ("quant:\n  mode: fp32\n  scale: rescale\n", "quant.scale"),
+            ("quant:\n  mode: dqt\n  latent_dtype: bf16\n", "quant.latent_dtype"),
+            ("quant:\n  mode: dqt\n  bits: 9\n", "quant.bits"),
+            ("quant:\n  mode: dqt\n  scope: everything\n", "quant.scope"),
+            ("quant:\n  mode: dqt\n  scale: absmax\n", "quant.scale"), ("quant:\n  mode: DQT\n", "quant.mode")
+        ] {
             let url = temporaryDirectory(self).appendingPathComponent("c.yaml")
             try! yaml.write(to: url, atomically: true, encoding: .utf8)
             XCTAssertThrowsError(try RunConfig.load(path: url.path), yaml) {
@@ -177,7 +195,9 @@ final class QuantTrainingTests: XCTestCase {
             let ledger = MemoryLedger()
             let m = Model(config: c, quant: q, batch: 1, ledger: ledger)
             let o = Optimizer(config: OptimConfig(), layout: m.layout, ledger: ledger)
-            return withExtendedLifetime(o) { (MemoryReport.bytesPerParameter(ledger, parameters: m.layout.count), m.layout.count) }
+            return withExtendedLifetime(o) {
+                (MemoryReport.bytesPerParameter(ledger, parameters: m.layout.count), m.layout.count)
+            }
         }
         let (ternary, n) = bytesPerParam(quant(.dqt, bits: 1.58))
         let (bitnet, _) = bytesPerParam(quant(.bitnet))

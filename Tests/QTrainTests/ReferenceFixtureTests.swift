@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainCore
 @testable import QTrainModel
 @testable import QTrainWeights
@@ -8,7 +9,8 @@ import XCTest
 final class ReferenceFixtureTests: XCTestCase {
     func testMatchesNumPyReference() throws {
         Threads.configure(2)
-        let url = Bundle.module.url(forResource: "reference_tiny", withExtension: "safetensors", subdirectory: "Fixtures")!
+        let url = Bundle.module.url(
+            forResource: "reference_tiny", withExtension: "safetensors", subdirectory: "Fixtures")!
         let file = try SafetensorsFile(url: url)
         let meta = file.metadata
         var config = ModelConfig()
@@ -35,7 +37,8 @@ final class ReferenceFixtureTests: XCTestCase {
             }
         }
         let expectedLogits = try file.doubles("logits")
-        XCTAssertLessThan(relativeError(doubles(model.acts.logits, expectedLogits.count), expectedLogits), 1e-5, "logits")
+        XCTAssertLessThan(
+            relativeError(doubles(model.acts.logits, expectedLogits.count), expectedLogits), 1e-5, "logits")
 
         model.zeroGradients()
         let loss = try tokens.withUnsafeBufferPointer { t in

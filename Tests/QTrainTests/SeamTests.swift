@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainBench
 @testable import QTrainCheckpoint
 @testable import QTrainCore
@@ -81,14 +82,16 @@ final class SeamTests: XCTestCase {
             var c = try tinyConfig(dir, Self.dqtTernary)
             c.train.gradAccum = accum
             let trainer = try Trainer(config: c)
-            let batches = DatasetBatches(trainer.trainData, sampler: BatchSampler(seed: UInt64(c.train.seed)), rank: 0, world: 1)
+            let batches = DatasetBatches(
+                trainer.trainData, sampler: BatchSampler(seed: UInt64(c.train.seed)), rank: 0, world: 1)
             let bench = try BenchSession(config: c, comm: SingleProcessCommunicator(), batches: batches)
             for s in 0..<4 {
                 let trained = try trainer.trainStep().loss
                 let benched = try bench.step().1
                 XCTAssertEqual(trained, benched, "grad_accum \(accum), step \(s)")
             }
-            XCTAssertEqual(ReplicaCheck.fingerprint(trainer.model.weights), ReplicaCheck.fingerprint(bench.model.weights))
+            XCTAssertEqual(
+                ReplicaCheck.fingerprint(trainer.model.weights), ReplicaCheck.fingerprint(bench.model.weights))
         }
     }
 
@@ -129,7 +132,8 @@ final class SeamTests: XCTestCase {
         let b16 = AlignedBuffer<UInt16>(count: spec.count, category: .weights, ledger: nil)
         let kinds: [TensorStorage] = [
             FP32Storage(pointer: f32.pointer, count: spec.count), BF16Storage(pointer: b16.pointer, count: spec.count),
-            QuantizedTensor(grid: .ternary, count: spec.count, ledger: nil), QuantizedTensor(grid: try QuantGrid(bits: 4), count: spec.count, ledger: nil),
+            QuantizedTensor(grid: .ternary, count: spec.count, ledger: nil),
+            QuantizedTensor(grid: try QuantGrid(bits: 4), count: spec.count, ledger: nil)
         ]
         let dir = temporaryDirectory(self)
         for s in kinds {
@@ -168,7 +172,9 @@ final class CodeProbe: MatmulBackend {
     }
     var forwards = 0, mismatches = 0, nonZeroCodes = 0
 
-    func forward(out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) {
+    func forward(
+        out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool
+    ) {
         forwards += 1
         if let codes = input.codes, let scales = input.rowScales {
             for r in 0..<M {
@@ -184,8 +190,12 @@ final class CodeProbe: MatmulBackend {
         inner.forward(out: out, input: input, rows: M, weights: weights, accumulate: accumulate)
     }
 
-    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
-                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) throws {
-        try inner.backward(dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights, accumulate: accumulate)
+    func backward(
+        dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+        input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool
+    ) throws {
+        try inner.backward(
+            dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights,
+            accumulate: accumulate)
     }
 }

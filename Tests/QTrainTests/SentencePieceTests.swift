@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainCore
 @testable import QTrainData
 
@@ -19,14 +20,16 @@ final class SentencePieceTests: XCTestCase {
     func tokenizer() throws -> SentencePieceTokenizer { try Self.loaded.get() }
 
     func fixture() throws -> [String: Any] {
-        let url = try XCTUnwrap(Bundle.module.url(forResource: "sentencepiece_mistral_v1", withExtension: "json", subdirectory: "Fixtures"))
+        let url = try XCTUnwrap(
+            Bundle.module.url(forResource: "sentencepiece_mistral_v1", withExtension: "json", subdirectory: "Fixtures"))
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
     }
 
     func cases(_ list: Any?) throws -> [Case] {
         try XCTUnwrap(list as? [[String: Any]]).map {
-            Case(text: $0["text"] as? String ?? "", ids: try XCTUnwrap($0["ids"] as? [Int]).map(Int32.init),
-                 decoded: try XCTUnwrap($0["decoded"] as? String))
+            Case(
+                text: $0["text"] as? String ?? "", ids: try XCTUnwrap($0["ids"] as? [Int]).map(Int32.init),
+                decoded: try XCTUnwrap($0["decoded"] as? String))
         }
     }
 
@@ -35,7 +38,8 @@ final class SentencePieceTests: XCTestCase {
             XCTAssertEqual(tok.encodePlain(c.text), c.ids, "\(label): encode \(c.text.debugDescription)")
             if !["<s>", "</s>", "<unk>"].contains(where: c.text.contains) { XCTAssertEqual(tok.encode(c.text), c.ids) }
             // Byte for byte: String equality would accept any canonically equivalent text.
-            XCTAssertEqual(Array(tok.decode(c.ids).utf8), Array(c.decoded.utf8), "\(label): decode \(c.text.debugDescription)")
+            XCTAssertEqual(
+                Array(tok.decode(c.ids).utf8), Array(c.decoded.utf8), "\(label): decode \(c.text.debugDescription)")
         }
     }
 
@@ -49,7 +53,9 @@ final class SentencePieceTests: XCTestCase {
         XCTAssertGreaterThan(all.count, 30)
         check(tok, all, "mistral v1")
         // Texts the normalizer leaves alone come back unchanged (a typed U+2581 becomes a space).
-        for c in all where !c.text.hasPrefix(" ") && !c.text.contains("\u{2581}") { XCTAssertEqual(tok.decode(tok.encode(c.text)), c.text) }
+        for c in all where !c.text.hasPrefix(" ") && !c.text.contains("\u{2581}") {
+            XCTAssertEqual(tok.decode(tok.encode(c.text)), c.text)
+        }
         for d in try XCTUnwrap(fixture["decode_cases"] as? [[String: Any]]) {
             let ids = try XCTUnwrap(d["ids"] as? [Int]).map(Int32.init)
             XCTAssertEqual(tok.decode(ids), d["decoded"] as? String, "decode \(ids)")
@@ -141,7 +147,9 @@ final class SentencePieceTests: XCTestCase {
         }
         try rejectsModel("has no piece for byte 0x41") { $0.pieces[3 + 0x41].type = .normal }
         try rejectsModel("has byte piece <0x00> although byte_fallback is off") { $0.byteFallback = false }
-        try rejectsModel("defines the piece \"▁the\" twice") { $0.pieces.append(.init(text: "▁the", score: 0, type: .normal)) }
+        try rejectsModel("defines the piece \"▁the\" twice") {
+            $0.pieces.append(.init(text: "▁the", score: 0, type: .normal))
+        }
         try rejectsModel("has no unknown piece") { $0.pieces[0].type = .control }
         try rejectsModel("has no end-of-sequence piece") { $0.eosID = -1 }
     }
@@ -149,7 +157,10 @@ final class SentencePieceTests: XCTestCase {
     /// Token byte counts add up to the text's UTF-8 length plus the one dummy-prefix space.
     func testByteCountsAddUpToTheText() throws {
         let tok = try tokenizer()
-        for text in ["Plain ASCII text, with punctuation; and numbers 1,234.56!", "caf\u{e9} \u{65e5}\u{672c} \u{1F600}\ttab\nline"] {
+        for text in [
+            "Plain ASCII text, with punctuation; and numbers 1,234.56!",
+            "caf\u{e9} \u{65e5}\u{672c} \u{1F600}\ttab\nline"
+        ] {
             let total = tok.encode(text).reduce(0) { $0 + tok.byteCount(of: $1) }
             XCTAssertEqual(total, text.utf8.count + 1, text)
         }
@@ -182,7 +193,8 @@ final class SentencePieceTests: XCTestCase {
         try tok.saveForHuggingFace(to: dir)
         XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("tokenizer.model")), Data(tok.modelBytes))
         let config = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("tokenizer_config.json"))) as? [String: Any])
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("tokenizer_config.json")))
+                as? [String: Any])
         XCTAssertEqual(config["tokenizer_class"] as? String, "LlamaTokenizer")
         XCTAssertEqual(config["bos_token"] as? String, "<s>")
         XCTAssertEqual(config["eos_token"] as? String, "</s>")
@@ -191,14 +203,18 @@ final class SentencePieceTests: XCTestCase {
         XCTAssertEqual(config["add_eos_token"] as? Bool, false)
         XCTAssertEqual(config["legacy"] as? Bool, true)
         let special = try XCTUnwrap(
-            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("special_tokens_map.json"))) as? [String: String])
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("special_tokens_map.json")))
+                as? [String: String])
         XCTAssertEqual(special, ["bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"])
 
         guard TestPython.has(["sentencepiece", "transformers"]) else {
             throw XCTSkip("no Python with sentencepiece and transformers to load the files")
         }
         // Special-token strings such as "<s>" typed in the text are split out by both.
-        let texts = try cases(fixture()["cases"]).map(\.text) + ["a</s>b", "x <s> y</s>", "<unk>z", "</s></s>", "a</s", "<s> lead", " </s> "]
+        let texts =
+            try cases(fixture()["cases"]).map(\.text) + [
+                "a</s>b", "x <s> y</s>", "<unk>z", "</s></s>", "a</s", "<s> lead", " </s> "
+            ]
         let input = dir.appendingPathComponent("texts.json")
         try JSONSerialization.data(withJSONObject: texts).write(to: input)
         let script = """
@@ -219,7 +235,8 @@ final class SentencePieceTests: XCTestCase {
         let v5 = (out["version"] as? String).map { !$0.hasPrefix("4.") } ?? true
         for fast in ["False", "True"] {
             let all = try XCTUnwrap(out[fast] as? [[Int]])
-            for (text, ids) in zip(texts, all) where !(v5 && (text.hasPrefix(" ") || text.contains("  ") || text.contains(" \u{2581}"))) {
+            for (text, ids) in zip(texts, all)
+            where !(v5 && (text.hasPrefix(" ") || text.contains("  ") || text.contains(" \u{2581}"))) {
                 XCTAssertEqual(ids.map(Int32.init), tok.encode(text), "use_fast=\(fast): \(text.debugDescription)")
             }
         }
@@ -230,9 +247,13 @@ final class SentencePieceTests: XCTestCase {
     func testRandomTextsMatchLiveSentencePiece() throws {
         guard TestPython.has(["sentencepiece"]) else { throw XCTSkip("no Python with sentencepiece") }
         let tok = try tokenizer()
-        let alphabet = Array("aeiou tnsrhl TNS,.!?'-0123456789  \n\t\u{e9}\u{f1}\u{3b1}\u{3b2}\u{436}\u{65e5}\u{672c}\u{1F600}\u{2581}\u{0}")
+        let alphabet = Array(
+            "aeiou tnsrhl TNS,.!?'-0123456789  \n\t\u{e9}\u{f1}\u{3b1}\u{3b2}\u{436}\u{65e5}\u{672c}\u{1F600}\u{2581}\u{0}"
+        )
         var rng = TestRandom(77)
-        let texts = (0..<300).map { _ in String((0..<Int(rng.next() * 41)).map { _ in alphabet[Int(rng.next() * Double(alphabet.count))] }) }
+        let texts = (0..<300).map { _ in
+            String((0..<Int(rng.next() * 41)).map { _ in alphabet[Int(rng.next() * Double(alphabet.count))] })
+        }
         let dir = temporaryDirectory(self)
         let model = dir.appendingPathComponent("tokenizer.model")
         try Data(tok.modelBytes).write(to: model)

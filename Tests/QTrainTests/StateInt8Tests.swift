@@ -1,6 +1,7 @@
 import Foundation
 import QKernels
 import XCTest
+
 @testable import QTrainCheckpoint
 @testable import QTrainCore
 @testable import QTrainModel
@@ -31,7 +32,8 @@ final class StateInt8Tests: XCTestCase {
 
     /// The maps, the codes (to nearest), the scales and the decoded values equal NumPy's exactly.
     func testBlockwiseCodesMatchTheNumPyReference() throws {
-        let url = try XCTUnwrap(Bundle.module.url(forResource: "state8_blockwise", withExtension: "json", subdirectory: "Fixtures"))
+        let url = try XCTUnwrap(
+            Bundle.module.url(forResource: "state8_blockwise", withExtension: "json", subdirectory: "Fixtures"))
         let f = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
         XCTAssertEqual(f.block, StateSegments.block)
         for (signed, expected) in [(1, f.signed_table), (0, f.unsigned_table)] {
@@ -40,7 +42,8 @@ final class StateInt8Tests: XCTestCase {
             XCTAssertEqual(t, expected, "table signed=\(signed)")
         }
         for c in f.cases {
-            var codes = [UInt8](repeating: 0, count: c.input.count), scales = [Float](repeating: -1, count: c.scales.count)
+            var codes = [UInt8](repeating: 0, count: c.input.count),
+                scales = [Float](repeating: -1, count: c.scales.count)
             qk_state8_encode(&codes, &scales, c.input, Int64(c.input.count), Int64(c.first), c.signed ? 1 : 0, 0, 0, 0)
             XCTAssertEqual(scales, c.scales, c.name)
             let wrong = zip(codes, c.codes).filter { $0 != $1 }.count
@@ -90,8 +93,10 @@ final class StateInt8Tests: XCTestCase {
             input.withUnsafeBufferPointer { inp in
                 c2.withUnsafeMutableBufferPointer { c in
                     s2.withUnsafeMutableBufferPointer { s in
-                        qk_state8_encode(c.baseAddress! + cut, s.baseAddress! + 5, inp.baseAddress! + cut, Int64(n - cut), Int64(cut),
-                                         signed, 1, seed, shift)
+                        qk_state8_encode(
+                            c.baseAddress! + cut, s.baseAddress! + 5, inp.baseAddress! + cut, Int64(n - cut),
+                            Int64(cut),
+                            signed, 1, seed, shift)
                     }
                 }
             }
@@ -119,7 +124,8 @@ final class StateInt8Tests: XCTestCase {
 
         let codes = { (m: Model) in m.layout.specs.compactMap { m.weights.codes($0.index)?.codes() }.flatMap { $0 } }
         full.update(weights: whole.weights, gradients: whole.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
-        fp32.update(weights: reference.weights, gradients: reference.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
+        fp32.update(
+            weights: reference.weights, gradients: reference.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
         XCTAssertEqual(codes(whole), codes(reference), "the first step reads zero moments in both")
         // Stochastic rounding moves a value by less than one step: 1/8 of it, or the smallest step.
         var far = 0
@@ -127,7 +133,9 @@ final class StateInt8Tests: XCTestCase {
         for s in full.m.segments.segments {
             var i = s.stateOffset
             while i < s.stateOffset + s.count {
-                let end = min(s.stateOffset + s.count, i + StateSegments.block - (s.first + i - s.stateOffset) % StateSegments.block)
+                let end = min(
+                    s.stateOffset + s.count,
+                    i + StateSegments.block - (s.first + i - s.stateOffset) % StateSegments.block)
                 let absmax = a32[i..<end].map(abs).max()!
                 far += (i..<end).filter { abs(a8[$0] - a32[$0]) > (abs(a32[$0]) / 8 + 0x1p-17 * absmax) * 1.0001 }.count
                 i = end
@@ -138,10 +146,14 @@ final class StateInt8Tests: XCTestCase {
         let plan = ShardPlan(layout: split.layout, world: 3, alignment: ShardPlan.alignment(for: .int8))
         XCTAssertTrue(plan.ranges.allSatisfy { !$0.isEmpty })
         let parts = plan.ranges.map { optimizerForTests(split, .int8, range: $0) }
-        for p in parts { p.update(weights: split.weights, gradients: split.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11) }
+        for p in parts {
+            p.update(weights: split.weights, gradients: split.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
+        }
         for _ in 0..<3 {
             full.update(weights: whole.weights, gradients: whole.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
-            for p in parts { p.update(weights: split.weights, gradients: split.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11) }
+            for p in parts {
+                p.update(weights: split.weights, gradients: split.gradients.pointer, gradScale: 1, lr: 0.05, seed: 11)
+            }
         }
         XCTAssertEqual(codes(split), codes(whole))
         XCTAssertEqual(parts.flatMap { $0.m.values }, full.m.values)
@@ -153,7 +165,9 @@ final class StateInt8Tests: XCTestCase {
         for s in o.v.segments.segments {
             ones.withUnsafeBufferPointer { o.v.assign(floats: $0.baseAddress!, count: s.count, at: s.stateOffset) }
         }
-        for _ in 0..<200 { o.update(weights: m.weights, gradients: m.gradients.pointer, gradScale: 1, lr: 1e-3, seed: 1) }
+        for _ in 0..<200 {
+            o.update(weights: m.weights, gradients: m.gradients.pointer, gradScale: 1, lr: 1e-3, seed: 1)
+        }
         let mean = o.v.values.reduce(0.0) { $0 + Double($1) } / Double(o.v.count)
         XCTAssertEqual(mean, pow(0.999, 200), accuracy: 2e-3)
     }
@@ -230,9 +244,13 @@ final class StateInt8Tests: XCTestCase {
         XCTAssertTrue(load({ _ in }, into: optimizerForTests(m, .int8)).contains("m.scale in"), "NaN scale")
         scales[2] = saved
         let half = ShardPlan(layout: m.layout, world: 2).ranges[1]
-        let short = load({ w in
-            w.tensors = w.tensors.map { $0.name == "v.scale" ? .init(name: "v.scale", dtype: .f32, shape: [3], values: [Float](repeating: 1, count: 3)) : $0 }
-        }, into: optimizerForTests(m, .fp32, range: half))
+        let short = load(
+            { w in
+                w.tensors = w.tensors.map {
+                    $0.name == "v.scale"
+                        ? .init(name: "v.scale", dtype: .f32, shape: [3], values: [Float](repeating: 1, count: 3)) : $0
+                }
+            }, into: optimizerForTests(m, .fp32, range: half))
         XCTAssertTrue(short.contains("v.scale") && short.contains("does not match its 8-bit blocks"), short)
         let noBlock = load({ $0.metadata["state_block"] = nil }, into: optimizerForTests(m, .fp32, range: half))
         XCTAssertTrue(noBlock.contains("does not match its 8-bit blocks"), noBlock)

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainCheckpoint
 @testable import QTrainReport
 @testable import QTrainTraining
@@ -22,8 +23,10 @@ final class TrainerTests: XCTestCase {
         let summary = try trainer.run()
         let first = try XCTUnwrap(summary.firstValLoss), last = try XCTUnwrap(summary.finalValLoss)
         XCTAssertLessThan(last, first - 1.5, "val loss \(first) → \(last)")
-        let lines = try String(contentsOf: trainer.runDirectory.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
-            .split(separator: "\n")
+        let lines = try String(
+            contentsOf: trainer.runDirectory.appendingPathComponent("metrics.jsonl"), encoding: .utf8
+        )
+        .split(separator: "\n")
         let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         XCTAssertEqual(records.count, lines.count)
         XCTAssertEqual(records.first?["step"] as? Int, 0)
@@ -32,7 +35,8 @@ final class TrainerTests: XCTestCase {
             XCTAssertNotNil(last3[key], "metrics.jsonl lacks \(key)")
         }
         XCTAssertEqual(last3["step"] as? Int, 30)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: trainer.runDirectory.appendingPathComponent("config.yaml").path))
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: trainer.runDirectory.appendingPathComponent("config.yaml").path))
         // A finished run says so (batch scripts stop requeueing on it).
         XCTAssertTrue(FileManager.default.fileExists(atPath: trainer.runDirectory.appendingPathComponent("DONE").path))
 

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import QTrainCheckpoint
 @testable import QTrainCore
 @testable import QTrainData
@@ -22,7 +23,9 @@ final class UsabilityTests: XCTestCase {
         try oneLineError(["trian"], mentions: ["unknown command 'trian'", "Did you mean 'train'?"])
         try oneLineError(["evaluate", "runs/x"], mentions: ["Did you mean 'eval'?"])
         try oneLineError(["exprot", "--format", "gguf"], mentions: ["Did you mean 'export'?"])
-        try oneLineError(["configs/small.yaml"], mentions: ["give it with --config", "qtrain-dist train --config configs/small.yaml"])
+        try oneLineError(
+            ["configs/small.yaml"], mentions: ["give it with --config", "qtrain-dist train --config configs/small.yaml"]
+        )
         try oneLineError(["frobnicate"], mentions: ["unknown command 'frobnicate'", "eval"])
         let v = try QTrainBinary.run(["--version"])
         XCTAssertEqual(v.status, 0)
@@ -34,9 +37,11 @@ final class UsabilityTests: XCTestCase {
     func trainTiny(_ name: String, _ settings: [String]) throws -> URL {
         let data = try makeSyntheticData(in: dir)
         let run = dir.appendingPathComponent(name)
-        var args = ["train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
-                    "--set", "model.seq_len=16", "--set", "train.steps=2", "--set", "train.eval_every=0",
-                    "--set", "train.eval_sequences=2", "--set", "train.out_dir=\(run.path)"]
+        var args = [
+            "train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
+            "--set", "model.seq_len=16", "--set", "train.steps=2", "--set", "train.eval_every=0",
+            "--set", "train.eval_sequences=2", "--set", "train.out_dir=\(run.path)"
+        ]
         for s in settings { args += ["--set", s] }
         let r = try QTrainBinary.run(args)
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -58,7 +63,8 @@ final class UsabilityTests: XCTestCase {
         XCTAssertEqual(reread.model.normEps, 1e-5)
         let ternary = try RunConfig.load(path: nil, overrides: ["quant.mode=dqt"]).yaml()
         XCTAssertTrue(ternary.contains("  bits: 1.58\n"), ternary)
-        XCTAssertTrue(try RunConfig.load(path: nil, overrides: ["quant.mode=bitnet"]).yaml().contains("  latent_dtype: fp32\n"))
+        XCTAssertTrue(
+            try RunConfig.load(path: nil, overrides: ["quant.mode=bitnet"]).yaml().contains("  latent_dtype: fp32\n"))
     }
 
     func testEvalScoresEveryTokenAndSpeaksJSON() throws {
@@ -105,7 +111,8 @@ final class UsabilityTests: XCTestCase {
         XCTAssertTrue(tokens.count <= 40)
         // 40 tokens after a 4-token prompt run past seq_len 16: the window restarts, and the
         // text printed is the prompt plus the ids' text.
-        let text = off.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast(2).joined(separator: "\n")
+        let text = off.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast(2).joined(
+            separator: "\n")
         XCTAssertEqual(text, "the " + ByteTokenizer().decode(tokens.filter { $0 != 256 }))
     }
 
@@ -113,7 +120,9 @@ final class UsabilityTests: XCTestCase {
         XCTAssertEqual(ByteTokenizer().encode("a<|endoftext|>b"), [97, 256, 98])
         XCTAssertEqual(ByteTokenizer().encode("<|endoftext|><|endoftext|>"), [256, 256])
         XCTAssertEqual(ByteTokenizer().encode("a<|endoftext"), Array("a<|endoftext".utf8).map(Int32.init))
-        let docs = (0..<6).map { Document(name: "d\($0).txt", text: String(repeating: "the cat sat on the mat. ", count: 20)) }
+        let docs = (0..<6).map {
+            Document(name: "d\($0).txt", text: String(repeating: "the cat sat on the mat. ", count: 20))
+        }
         let bpe = try BPETrainer.train(on: docs.map(\.text), vocabSize: 280)
         let ids = bpe.encode("the cat<|endoftext|>the mat")
         XCTAssertEqual(ids, bpe.encode("the cat") + [bpe.endOfText] + bpe.encode("the mat"))
@@ -126,7 +135,10 @@ final class UsabilityTests: XCTestCase {
         XCTAssertEqual(try QTrainBinary.run(["report", a.path, b.path, "--out", html.path, "--x", "tokens"]).status, 0)
         XCTAssertEqual(try QTrainBinary.run(["report", a.path, b.path, "--out", svg.path]).status, 0)
         let page = try String(contentsOf: html, encoding: .utf8), picture = try String(contentsOf: svg, encoding: .utf8)
-        for panel in ["validation loss", "learning rate", "gradient norm", "share of codes changed", "codes changed by role", "throughput"] {
+        for panel in [
+            "validation loss", "learning rate", "gradient norm", "share of codes changed", "codes changed by role",
+            "throughput"
+        ] {
             XCTAssertTrue(picture.contains(panel), panel)
             XCTAssertTrue(page.contains(panel), panel)
         }
@@ -137,13 +149,15 @@ final class UsabilityTests: XCTestCase {
         // Bits per byte: with the byte tokenizer every target is one byte but <|endoftext|> (none),
         // so it is the loss in bits, a little more.
         let series = try Report.Series(runDirectory: a)
-        let (valStep, valLoss) = try XCTUnwrap(series.valLoss.last), (bpbStep, bpb) = try XCTUnwrap(series.valBitsPerByte.last)
+        let (valStep, valLoss) = try XCTUnwrap(series.valLoss.last),
+            (bpbStep, bpb) = try XCTUnwrap(series.valBitsPerByte.last)
         XCTAssertEqual(valStep, bpbStep)
         XCTAssertGreaterThanOrEqual(bpb, valLoss / log(2) * (1 - 1e-12))
         XCTAssertLessThan(bpb, valLoss / log(2) * 1.02)
         XCTAssertTrue(page.contains(String(format: "<td>%.4f</td>", bpb)), "bits per byte \(bpb) not in the table")
         let perParameter = try XCTUnwrap(series.bytesPerParameter)
-        XCTAssertTrue(page.contains(String(format: "<td>%.2f</td>", perParameter)), "B/param \(perParameter) not in the table")
+        XCTAssertTrue(
+            page.contains(String(format: "<td>%.2f</td>", perParameter)), "B/param \(perParameter) not in the table")
         // PNG: the same panels drawn at twice the SVG's size, with content (a blank page compresses to a few KB).
         let png = dir.appendingPathComponent("r.png")
         XCTAssertEqual(try QTrainBinary.run(["report", a.path, b.path, "--out", png.path]).status, 0)
@@ -160,19 +174,29 @@ final class UsabilityTests: XCTestCase {
         // Round tick values only (no 6.09-style labels on the learning-rate axis).
         XCTAssertEqual(Report.ticks(5.5, 8.5), [6, 7, 8])
         XCTAssertEqual(Report.ticks(0, 0.0031, count: 3), [0, 0.002])
-        try oneLineError(["report", a.path, "--out", dir.appendingPathComponent("r.pdf").path], mentions: ["cannot write '.pdf'", ".svg, .png or .html"])
-        try oneLineError(["report", a.path, "--out", dir.appendingPathComponent("r.jpeg").path], mentions: ["cannot write '.jpeg'"])
+        try oneLineError(
+            ["report", a.path, "--out", dir.appendingPathComponent("r.pdf").path],
+            mentions: ["cannot write '.pdf'", ".svg, .png or .html"])
+        try oneLineError(
+            ["report", a.path, "--out", dir.appendingPathComponent("r.jpeg").path], mentions: ["cannot write '.jpeg'"])
     }
 
     /// `report --group-seeds`: runs that differ only in -seedN become one row whose final loss
     /// is the mean ± sd of the seeds' (computed here from their metrics.jsonl), with the band
     /// between the seeds drawn and the eval.jsonl numbers in the table.
     func testReportGroupsSeedsIntoMeanAndSpread() throws {
-        let runs = try [1, 2, 3].map { try trainTiny("t-dqt-seed\($0)", ["quant.mode=dqt", "train.seed=\($0)", "train.steps=4"]) }
+        let runs =
+            try [1, 2, 3].map {
+                try trainTiny("t-dqt-seed\($0)", ["quant.mode=dqt", "train.seed=\($0)", "train.steps=4"])
+            }
             + [try trainTiny("t-bitnet-seed1", ["quant.mode=bitnet", "train.seed=1", "train.steps=4"])]
         func lastValLoss(_ run: URL) throws -> Double {
-            let lines = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-            return try XCTUnwrap(lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["val_loss"] as? Double }.last)
+            let lines = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(
+                separator: "\n")
+            return try XCTUnwrap(
+                lines.compactMap {
+                    (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["val_loss"] as? Double
+                }.last)
         }
         let finals = try runs.prefix(3).map(lastValLoss)
         XCTAssertGreaterThan(Set(finals).count, 1, "the seeds should differ")
@@ -180,13 +204,15 @@ final class UsabilityTests: XCTestCase {
         let sd = (finals.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 2).squareRoot()
         // An evaluation line per seed, as the sweep writes them.
         for (i, run) in runs.prefix(3).enumerated() {
-            let line = #"{"data":"sotu","weights":"stored","result":{"loss":\#(2.0 + Double(i)),"perplexity":\#(exp(2.0 + Double(i))),"bits_per_byte":1.5}}"#
+            let line =
+                #"{"data":"sotu","weights":"stored","result":{"loss":\#(2.0 + Double(i)),"perplexity":\#(exp(2.0 + Double(i))),"bits_per_byte":1.5}}"#
             try (line + "\n").write(to: run.appendingPathComponent("eval.jsonl"), atomically: true, encoding: .utf8)
         }
         let html = dir.appendingPathComponent("g.html"), png = dir.appendingPathComponent("g.png")
         let r = try QTrainBinary.run(["report"] + runs.map(\.path) + ["--group-seeds", "--out", html.path])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(try QTrainBinary.run(["report"] + runs.map(\.path) + ["--group-seeds", "--out", png.path]).status, 0)
+        XCTAssertEqual(
+            try QTrainBinary.run(["report"] + runs.map(\.path) + ["--group-seeds", "--out", png.path]).status, 0)
         let page = try String(contentsOf: html, encoding: .utf8)
         XCTAssertTrue(page.contains("<td>t-dqt</td><td>3</td>"), page)
         XCTAssertTrue(page.contains("<td>t-bitnet</td><td>1</td>"))
@@ -194,14 +220,16 @@ final class UsabilityTests: XCTestCase {
         XCTAssertTrue(page.contains("<td>3.0000 ± 1.0000</td>"), "eval loss mean ± sd")
         XCTAssertTrue(page.contains("sotu perplexity"))
         XCTAssertTrue(page.contains("fill-opacity=\"0.18\""), "no seed band drawn")
-        XCTAssertEqual(page.components(separatedBy: "fill-opacity=\"0.18\"").count - 1, 1, "one band: only the group with seeds")
+        XCTAssertEqual(
+            page.components(separatedBy: "fill-opacity=\"0.18\"").count - 1, 1, "one band: only the group with seeds")
         XCTAssertFalse(page.contains("<th>train.seed</th>"))
     }
 
     /// A published run keeps metrics, config and at most a copy of the final state.json (no
     /// checkpoints): its tokens and B/param must still be those of the run it came from.
     func testReportReadsAPublishedRunWithoutCheckpoints() throws {
-        let run = try trainTiny("p-dqt", ["quant.mode=dqt", "train.steps=3", "train.micro_batch=2", "train.grad_accum=2"])
+        let run = try trainTiny(
+            "p-dqt", ["quant.mode=dqt", "train.steps=3", "train.micro_batch=2", "train.grad_accum=2"])
         let original = try Report.Series(runDirectory: run)
         let tokens = try XCTUnwrap(original.tokensPerStep)
         XCTAssertEqual(tokens, 2 * 2 * 16, "micro_batch × grad_accum × seq_len")
@@ -212,11 +240,13 @@ final class UsabilityTests: XCTestCase {
             let published = dir.appendingPathComponent("published-\(withState)")
             try FileManager.default.createDirectory(at: published, withIntermediateDirectories: true)
             for name in ["metrics.jsonl", "config.yaml"] {
-                try FileManager.default.copyItem(at: run.appendingPathComponent(name), to: published.appendingPathComponent(name))
+                try FileManager.default.copyItem(
+                    at: run.appendingPathComponent(name), to: published.appendingPathComponent(name))
             }
             if withState {
-                try FileManager.default.copyItem(at: run.appendingPathComponent(latest + "/state.json"),
-                                                 to: published.appendingPathComponent("state.json"))
+                try FileManager.default.copyItem(
+                    at: run.appendingPathComponent(latest + "/state.json"),
+                    to: published.appendingPathComponent("state.json"))
             }
             let series = try Report.Series(runDirectory: published)
             XCTAssertEqual(series.tokensPerStep, tokens, "state.json copied: \(withState)")
@@ -226,13 +256,15 @@ final class UsabilityTests: XCTestCase {
         // known only from train.global_batch, and unknown without it.
         let ranks = dir.appendingPathComponent("published-ranks")
         try FileManager.default.createDirectory(at: ranks, withIntermediateDirectories: true)
-        try #"{"step":1,"loss":5,"comm_wait_share":0.1}"#.write(to: ranks.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
+        try #"{"step":1,"loss":5,"comm_wait_share":0.1}"#.write(
+            to: ranks.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
         let yaml = try String(contentsOf: run.appendingPathComponent("config.yaml"), encoding: .utf8)
         try yaml.write(to: ranks.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
         XCTAssertNil(try Report.Series(runDirectory: ranks).tokensPerStep)
         try yaml.replacingOccurrences(of: "global_batch: 0", with: "global_batch: 8")
             .write(to: ranks.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
-        XCTAssertEqual(try Report.Series(runDirectory: ranks).tokensPerStep, 8 * 16, "global_batch × seq_len over 2 ranks")
+        XCTAssertEqual(
+            try Report.Series(runDirectory: ranks).tokensPerStep, 8 * 16, "global_batch × seq_len over 2 ranks")
     }
 
     /// Shares of changed codes span decades (ternary 1e-4, 8-bit 0.5): the panel draws them on
@@ -242,9 +274,11 @@ final class UsabilityTests: XCTestCase {
         let log = Report.panel("codes", [line], x0: 0, y0: 0, w: 100, h: 100, xLabel: "step", logY: true)
         for tick in [">0.001<", ">0.01<", ">0.1<"] { XCTAssertTrue(log.contains(tick), "no tick \(tick) in \(log)") }
         XCTAssertFalse(log.contains(">0.2<"), "linear ticks on a log panel")
-        XCTAssertEqual(log.components(separatedBy: "L").count - 1, 1, "the zero share is left out: two points, one segment")
-        let zoom = Report.panel("end", [Report.Line(points: [(0, 8), (50, 5), (100, 4.5)], color: "#000")],
-                                x0: 0, y0: 0, w: 100, h: 100, xLabel: "step", fromX: 50)
+        XCTAssertEqual(
+            log.components(separatedBy: "L").count - 1, 1, "the zero share is left out: two points, one segment")
+        let zoom = Report.panel(
+            "end", [Report.Line(points: [(0, 8), (50, 5), (100, 4.5)], color: "#000")],
+            x0: 0, y0: 0, w: 100, h: 100, xLabel: "step", fromX: 50)
         XCTAssertFalse(zoom.contains(">8<"), "the start of training sets the zoomed range: \(zoom)")
         XCTAssertTrue(zoom.contains(">60<") && !zoom.contains(">0<"), "the x axis starts where the zoom does: \(zoom)")
     }

@@ -1,10 +1,10 @@
 import Foundation
-import Yams
 import QTrainCore
 import QTrainData
 import QTrainDist
 import QTrainOptim
 import QTrainWeights
+import Yams
 
 /// A whole run's configuration: one section per component, each documented where it lives.
 /// Unknown keys and out-of-range values are errors that name the key; `--set a.b=v`
@@ -63,8 +63,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         var root: Node = .mapping(.init([]))
         if let path {
             guard FileManager.default.fileExists(atPath: path) else {
-                throw QTrainError.config("config file \(path) does not exist",
-                                         hint: "pass an existing file, e.g. configs/tiny.yaml, configs/small.yaml or configs/130m.yaml")
+                throw QTrainError.config(
+                    "config file \(path) does not exist",
+                    hint: "pass an existing file, e.g. configs/tiny.yaml, configs/small.yaml or configs/130m.yaml")
             }
             let text: String
             do {
@@ -106,13 +107,15 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// report compares between runs); nil when the file is missing or not a YAML mapping.
     public static func settings(ofFile path: String) -> [String: String]? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let root = (try? Yams.compose(yaml: text)) ?? nil, let sections = root.mapping else { return nil }
+            let root = (try? Yams.compose(yaml: text)) ?? nil, let sections = root.mapping
+        else { return nil }
         var out: [String: String] = [:]
         for (section, keys) in sections {
             guard let name = section.string, let keys = keys.mapping else { continue }
             for (key, value) in keys {
                 guard let key = key.string else { continue }
-                out[name + "." + key] = value.scalar?.string ?? (try? Yams.serialize(node: value))?
+                out[name + "." + key] =
+                    value.scalar?.string ?? (try? Yams.serialize(node: value))?
                     .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             }
         }
@@ -132,7 +135,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         let value: Node = (try? Yams.compose(yaml: text)) ?? nil ?? Node(text)
         guard var top = root.mapping else { return }
         if RunConfig.CodingKeys(rawValue: path[0]) == nil {
-            throw ConfigReader<RunConfig.CodingKeys>.unknownKey(path[0], in: "", known: RunConfig.CodingKeys.allCases.map(\.rawValue))
+            throw ConfigReader<RunConfig.CodingKeys>.unknownKey(
+                path[0], in: "", known: RunConfig.CodingKeys.allCases.map(\.rawValue))
         }
         var section = top[path[0]]?.mapping ?? Node.Mapping([])
         section[path[1]] = value
@@ -147,14 +151,17 @@ public struct RunConfig: Codable, Equatable, Sendable {
         var c = self
         c.quant = c.quant.resolved
         let text = (try? YAMLEncoder().encode(c)) ?? ""
-        return text.split(separator: "\n", omittingEmptySubsequences: false).map { Self.shortestNumber(in: String($0)) }.joined(separator: "\n")
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { Self.shortestNumber(in: String($0)) }
+            .joined(separator: "\n")
     }
 
     /// `key: 1.0000000000000001e-05` → `key: 1e-05`, `key: 8e+0` → `key: 8`; other lines unchanged.
     static func shortestNumber(in line: String) -> String {
         guard let colon = line.range(of: ": ") else { return line }
         let raw = String(line[colon.upperBound...])
-        guard raw.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let x = Double(raw), x.isFinite else { return line }
+        guard raw.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let x = Double(raw), x.isFinite else {
+            return line
+        }
         let shortest = x == x.rounded() && abs(x) < 1e15 ? String(Int64(x)) : "\(x)"
         return String(line[..<colon.upperBound]) + shortest
     }

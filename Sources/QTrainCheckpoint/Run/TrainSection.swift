@@ -1,4 +1,5 @@
 import QTrainCore
+
 /// What the forward pass keeps for backward (`train.activation_checkpointing`).
 public enum ActivationCheckpointing: String, CaseIterable, Codable, Sendable, ConfigEnum {
     /// Every block's activations (the fastest).
@@ -33,8 +34,10 @@ public struct TrainSection: Codable, Equatable, Sendable {
     public var activationCheckpointing: ActivationCheckpointing = .none
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case microBatch = "micro_batch", gradAccum = "grad_accum", globalBatch = "global_batch", steps, seed, outDir = "out_dir"
-        case threads, evalEvery = "eval_every", evalSequences = "eval_sequences", activationCheckpointing = "activation_checkpointing"
+        case microBatch = "micro_batch", gradAccum = "grad_accum", globalBatch = "global_batch", steps, seed, outDir =
+            "out_dir"
+        case threads, evalEvery = "eval_every", evalSequences = "eval_sequences", activationCheckpointing =
+            "activation_checkpointing"
     }
 
     public init() {}
@@ -57,12 +60,14 @@ public struct TrainSection: Codable, Equatable, Sendable {
     public func microBatch(world: Int) throws -> Int {
         guard globalBatch > 0 else { return microBatch }
         guard globalBatch >= world * gradAccum else {
-            throw QTrainError(.config,
+            throw QTrainError(
+                .config,
                 "train.global_batch = \(globalBatch) sequences cannot be shared by \(world) ranks × \(gradAccum) accumulation steps: more ranks than sequences",
                 hint: "raise train.global_batch to at least \(world * gradAccum) or launch fewer ranks")
         }
         guard globalBatch % (world * gradAccum) == 0 else {
-            throw QTrainError(.config,
+            throw QTrainError(
+                .config,
                 "train.global_batch = \(globalBatch) is not divisible by world size \(world) × grad_accum \(gradAccum)",
                 hint: "use a multiple of \(world * gradAccum), or another rank count")
         }

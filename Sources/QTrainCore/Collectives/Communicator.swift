@@ -60,7 +60,9 @@ extension Communicator {
         return CompletedCollective()
     }
 
-    public func startReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int) throws -> PendingCollective {
+    public func startReduceSumBF16(
+        _ buffer: UnsafeMutablePointer<UInt16>, count: Int, root: Int
+    ) throws -> PendingCollective {
         try reduceSumBF16(buffer, count: count, root: root)
         return CompletedCollective()
     }
@@ -96,7 +98,8 @@ public final class SingleProcessCommunicator: Communicator {
         CompletedCollective()
     }
     public func reduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {}
-    public func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective {
+    public func startReduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) throws -> PendingCollective
+    {
         CompletedCollective()
     }
     public func allReduceSumBF16(_ buffer: UnsafeMutablePointer<UInt16>, count: Int) throws {}

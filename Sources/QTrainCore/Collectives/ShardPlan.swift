@@ -7,7 +7,6 @@
 public struct ShardPlan: Sendable, Equatable {
     public let ranges: [Range<Int>]
 
-
     public init(layout: ParameterLayout, world: Int, alignment: Int = 40) {
         var bounds = [0]
         for r in 1..<max(world, 1) {

@@ -78,7 +78,9 @@ extension ConfigEnum where Self: RawRepresentable & CaseIterable, RawValue == St
 public func nearest(_ word: String, among candidates: [String]) -> String? {
     let w = word.lowercased()
     // A key cut short or run on ("warmup" for "warmup_steps") is the likeliest slip.
-    if w.count >= 3, let partial = candidates.first(where: { $0.lowercased().hasPrefix(w) || w.hasPrefix($0.lowercased()) }) {
+    if w.count >= 3,
+        let partial = candidates.first(where: { $0.lowercased().hasPrefix(w) || w.hasPrefix($0.lowercased()) })
+    {
         return partial
     }
     let scored = candidates.map { ($0, editDistance(w, $0.lowercased())) }

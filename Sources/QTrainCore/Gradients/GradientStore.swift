@@ -52,8 +52,10 @@ public final class GradientStore {
     /// - Parameters: shards/comm: ZeRO-2 (this rank keeps `shards.ranges[comm.rank]`);
     ///   windowFloats: the largest destination backward asks for (a window is allocated
     ///   unless the gradients are FP32 and held whole).
-    public init(dtype: GradientType, layoutCount: Int, shards: ShardPlan? = nil, comm: Communicator? = nil,
-                windowFloats: Int, ledger: MemoryLedger?) {
+    public init(
+        dtype: GradientType, layoutCount: Int, shards: ShardPlan? = nil, comm: Communicator? = nil,
+        windowFloats: Int, ledger: MemoryLedger?
+    ) {
         self.dtype = dtype
         self.layoutCount = layoutCount
         self.shards = shards
@@ -61,7 +63,9 @@ public final class GradientStore {
         held = shards.map { $0.ranges[comm!.rank] } ?? 0..<layoutCount
         f32 = dtype == .fp32 ? AlignedBuffer(count: held.count, category: .gradients, ledger: ledger) : nil
         bf16 = dtype == .bf16 ? AlignedBuffer(count: held.count, category: .gradients, ledger: ledger) : nil
-        window = dtype == .fp32 && shards == nil ? nil : AlignedBuffer(count: windowFloats, category: .gradients, ledger: ledger)
+        window =
+            dtype == .fp32 && shards == nil
+            ? nil : AlignedBuffer(count: windowFloats, category: .gradients, ledger: ledger)
     }
 
     /// Whether backward writes straight into the stored gradients.
@@ -90,7 +94,9 @@ public final class GradientStore {
     /// adds to them), or the zeroed window.
     public func destination(_ r: Range<Int>) -> UnsafeMutablePointer<Float> {
         guard let window else { return f32!.pointer + r.lowerBound }
-        guard r.count <= window.count else { fatalError("gradient range \(r) exceeds the \(window.count)-float window") }
+        guard r.count <= window.count else {
+            fatalError("gradient range \(r) exceeds the \(window.count)-float window")
+        }
         window.pointer.initialize(repeating: 0, count: r.count)
         return window.pointer
     }
@@ -120,8 +126,9 @@ public final class GradientStore {
                 let acc = self.bf16!.pointer + at
                 qk_bf16_widen_add(p, acc, n)
                 // Element e of the layout draws counter e of this micro-step's stream.
-                qk_round_bf16(acc, n, p, n, 1, n, nil, 1, self.roundingSeed,
-                              UInt64(r.lowerBound + part.lowerBound), 0, 1)
+                qk_round_bf16(
+                    acc, n, p, n, 1, n, nil, 1, self.roundingSeed,
+                    UInt64(r.lowerBound + part.lowerBound), 0, 1)
             }
         }
     }
@@ -163,16 +170,18 @@ public struct WeightGradient {
 
     /// Rows written straight into `pointer` (N × K, row-major), nothing to commit.
     public static func direct(_ pointer: UnsafeMutablePointer<Float>, cols: Int) -> WeightGradient {
-        WeightGradient(cols: cols, maxRows: Int.max, directPointer: pointer, place: { pointer + $0.lowerBound * cols },
-                       done: { _ in })
+        WeightGradient(
+            cols: cols, maxRows: Int.max, directPointer: pointer, place: { pointer + $0.lowerBound * cols },
+            done: { _ in })
     }
 
     /// The gradient of the matrix whose row 0 is layout element `offset`, in `store`.
     public static func stored(in store: GradientStore, offset: Int, cols: Int) -> WeightGradient {
         if store.writesInPlace { return direct(store.pointer + offset, cols: cols) }
-        return WeightGradient(cols: cols, maxRows: max(store.maxDestination / cols, 1), directPointer: nil,
-                              place: { store.destination((offset + $0.lowerBound * cols)..<(offset + $0.upperBound * cols)) },
-                              done: { try store.commit((offset + $0.lowerBound * cols)..<(offset + $0.upperBound * cols)) })
+        return WeightGradient(
+            cols: cols, maxRows: max(store.maxDestination / cols, 1), directPointer: nil,
+            place: { store.destination((offset + $0.lowerBound * cols)..<(offset + $0.upperBound * cols)) },
+            done: { try store.commit((offset + $0.lowerBound * cols)..<(offset + $0.upperBound * cols)) })
     }
 
     /// FP32 memory (rows.count × K) to add the gradient of `rows` into.

@@ -45,7 +45,10 @@ public func sha256(of url: URL) throws -> String {
     defer { buffer.deallocate() }
     while true {
         let n = read(fd, buffer, size)
-        if n < 0 { if errno == EINTR { continue }; throw QTrainError(.io, "cannot read \(url.path)") }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw QTrainError(.io, "cannot read \(url.path)")
+        }
         if n == 0 { break }
         hash.update(UnsafeRawBufferPointer(start: buffer, count: n))
     }

@@ -59,8 +59,8 @@ public final class SafetensorsFile {
                 continue
             }
             guard let obj = value as? [String: Any], let dt = obj["dtype"] as? String,
-                  let dtype = SafetensorsDType(rawValue: dt), let shape = obj["shape"] as? [Int],
-                  let offs = obj["data_offsets"] as? [Int], offs.count == 2
+                let dtype = SafetensorsDType(rawValue: dt), let shape = obj["shape"] as? [Int],
+                let offs = obj["data_offsets"] as? [Int], offs.count == 2
             else { throw bad("tensor '\(name)' has a malformed entry") }
             let range = offs[0]..<offs[1]
             guard offs[0] >= 0, offs[1] >= offs[0], offs[1] <= available else {
@@ -87,7 +87,9 @@ public final class SafetensorsFile {
     public func withBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let e = try entry(name)
         return try data.withUnsafeBytes { raw in
-            try body(UnsafeRawBufferPointer(rebasing: raw[(dataStart + e.range.lowerBound)..<(dataStart + e.range.upperBound)]))
+            try body(
+                UnsafeRawBufferPointer(
+                    rebasing: raw[(dataStart + e.range.lowerBound)..<(dataStart + e.range.upperBound)]))
         }
     }
 
@@ -96,10 +98,26 @@ public final class SafetensorsFile {
         let e = try entry(name)
         return try withBytes(name) { raw in
             switch e.dtype {
-            case .f32: return (0..<e.count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
-            case .f64: return (0..<e.count).map { Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))) }
-            case .bf16: return (0..<e.count).map { Float(bitPattern: UInt32(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) << 16) }
-            default: throw QTrainError(.checkpoint, "tensor '\(name)' in \(url.path) is \(e.dtype.rawValue), not a float type")
+            case .f32:
+                return (0..<e.count).map {
+                    Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+                }
+            case .f64:
+                return (0..<e.count).map {
+                    Float(
+                        Double(
+                            bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))
+                        ))
+                }
+            case .bf16:
+                return (0..<e.count).map {
+                    Float(
+                        bitPattern: UInt32(
+                            UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) << 16)
+                }
+            default:
+                throw QTrainError(
+                    .checkpoint, "tensor '\(name)' in \(url.path) is \(e.dtype.rawValue), not a float type")
             }
         }
     }
@@ -109,7 +127,9 @@ public final class SafetensorsFile {
         let e = try entry(name)
         if e.dtype != .f64 { return try floats(name).map(Double.init) }
         return try withBytes(name) { raw in
-            (0..<e.count).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))) }
+            (0..<e.count).map {
+                Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))
+            }
         }
     }
 
@@ -118,9 +138,19 @@ public final class SafetensorsFile {
         let e = try entry(name)
         return try withBytes(name) { raw in
             switch e.dtype {
-            case .i32: return (0..<e.count).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
-            case .i64: return (0..<e.count).map { Int32(truncatingIfNeeded: Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
-            default: throw QTrainError(.checkpoint, "tensor '\(name)' in \(url.path) is \(e.dtype.rawValue), not an integer type")
+            case .i32:
+                return (0..<e.count).map {
+                    Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))
+                }
+            case .i64:
+                return (0..<e.count).map {
+                    Int32(
+                        truncatingIfNeeded: Int64(
+                            littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)))
+                }
+            default:
+                throw QTrainError(
+                    .checkpoint, "tensor '\(name)' in \(url.path) is \(e.dtype.rawValue), not an integer type")
             }
         }
     }
@@ -140,8 +170,10 @@ public struct SafetensorsWriter {
         /// Writes exactly count × dtype.size bytes through the given sink.
         public let write: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
 
-        public init(name: String, dtype: SafetensorsDType, shape: [Int],
-                    write: @escaping ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) {
+        public init(
+            name: String, dtype: SafetensorsDType, shape: [Int],
+            write: @escaping ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
+        ) {
             self.name = name
             self.dtype = dtype
             self.shape = shape
@@ -175,7 +207,8 @@ public struct SafetensorsWriter {
         var offset = 0
         for t in tensors {
             let n = t.shape.reduce(1, *) * t.dtype.size
-            obj[t.name] = ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + n]] as [String: Any]
+            obj[t.name] =
+                ["dtype": t.dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + n]] as [String: Any]
             offset += n
         }
         if !metadata.isEmpty { obj["__metadata__"] = metadata }
@@ -188,8 +221,12 @@ public struct SafetensorsWriter {
     /// fsyncs it. Returns the SHA-256 of the bytes written.
     @discardableResult
     public func write(to url: URL) throws -> String {
-        let fail = { (why: String) in QTrainError(.io, "cannot write \(url.path): \(why)", hint: "check free disk space and permissions") }
-        guard FileManager.default.createFile(atPath: url.path, contents: nil) else { throw fail("cannot create the file") }
+        let fail = { (why: String) in
+            QTrainError(.io, "cannot write \(url.path): \(why)", hint: "check free disk space and permissions")
+        }
+        guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+            throw fail("cannot create the file")
+        }
         let fd = open(url.path, O_WRONLY | O_TRUNC)
         guard fd >= 0 else { throw fail(String(cString: strerror(errno))) }
         defer { close(fd) }
@@ -217,7 +254,8 @@ public struct SafetensorsWriter {
                 try sink(raw)
             }
             let expected = t.shape.reduce(1, *) * t.dtype.size
-            if written != expected { fatalError("tensor \(t.name) wrote \(written) bytes, expected \(expected)") }  // kept in every build, -Ounchecked too
+            // Kept in every build, -Ounchecked too.
+            if written != expected { fatalError("tensor \(t.name) wrote \(written) bytes, expected \(expected)") }
         }
         guard fsync(fd) == 0 else { throw fail(String(cString: strerror(errno))) }
         return hash.finalize().hexString

@@ -17,7 +17,9 @@ public enum BLASCore {
     }
 
     /// Kernel families OpenBLAS falls back to when it does not recognise the CPU.
-    static let genericCores: Set<String> = ["Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "unknown"]
+    static let genericCores: Set<String> = [
+        "Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "unknown"
+    ]
 
     /// The family this CPU's features support, if better than what OpenBLAS chose.
     public static var recommended: String? {

@@ -5,7 +5,9 @@ import QKernels
 /// of any element depends only on (seed, stream, element), never on threads or ranks.
 public enum Philox {
     /// One block: four outputs for `counter` under `key`.
-    public static func block(counter: (UInt32, UInt32, UInt32, UInt32), key: (UInt32, UInt32))
+    public static func block(
+        counter: (UInt32, UInt32, UInt32, UInt32), key: (UInt32, UInt32)
+    )
         -> (UInt32, UInt32, UInt32, UInt32)
     {
         var c = [counter.0, counter.1, counter.2, counter.3]

@@ -40,7 +40,9 @@ public enum Threads {
     /// As ``parallelFor(_:minChunk:_:)``, also passing the chunk's index (below ``count``), for
     /// per-thread scratch.
     @inline(__always)
-    public static func parallelChunks(_ n: Int, minChunk: Int = 1, maxParts: Int = .max, _ body: (Int, Range<Int>) -> Void) {
+    public static func parallelChunks(
+        _ n: Int, minChunk: Int = 1, maxParts: Int = .max, _ body: (Int, Range<Int>) -> Void
+    ) {
         if n <= 0 { return }
         let parts = min(configured, maxParts, max(1, n / max(minChunk, 1)))
         if parts == 1 {

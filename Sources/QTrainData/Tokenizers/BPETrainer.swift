@@ -6,9 +6,13 @@ import QTrainCore
 /// smaller ids) until the vocabulary has `vocabSize` tokens — 256 bytes, the merges, and
 /// `<|endoftext|>` last — or no pair occurs twice.
 public enum BPETrainer {
-    public static func train(on documents: [String], vocabSize: Int, log: (String) -> Void = { _ in }) throws -> BPETokenizer {
+    public static func train(
+        on documents: [String], vocabSize: Int, log: (String) -> Void = { _ in }
+    ) throws -> BPETokenizer {
         guard vocabSize >= 258 && vocabSize <= 1 << 20 else {
-            throw QTrainError.config("a BPE vocabulary needs 258 to 1048576 tokens (256 bytes, at least one merge, <|endoftext|>); got \(vocabSize)")
+            throw QTrainError.config(
+                "a BPE vocabulary needs 258 to 1048576 tokens (256 bytes, at least one merge, <|endoftext|>); got \(vocabSize)"
+            )
         }
         let start = Date()
         var counts: [ArraySlice<UInt8>: Int] = [:]
@@ -34,11 +38,14 @@ public enum BPETrainer {
             state.merge(pair, into: id)
         }
         tokens.append("<|endoftext|>")
-        log(String(format: "trained a byte-level BPE of %d tokens (%d merges) on %d distinct pieces in %.1f s%@",
-                   tokens.count, merges.count, state.words.count, Date().timeIntervalSince(start),
-                   tokens.count < vocabSize ? " (fewer than \(vocabSize): no pair of tokens occurs twice any more)" : ""))
-        return try BPETokenizer(tokens: tokens, merges: merges, specials: [Int32(tokens.count - 1)],
-                                endOfText: Int32(tokens.count - 1), source: "trained BPE")
+        log(
+            String(
+                format: "trained a byte-level BPE of %d tokens (%d merges) on %d distinct pieces in %.1f s%@",
+                tokens.count, merges.count, state.words.count, Date().timeIntervalSince(start),
+                tokens.count < vocabSize ? " (fewer than \(vocabSize): no pair of tokens occurs twice any more)" : ""))
+        return try BPETokenizer(
+            tokens: tokens, merges: merges, specials: [Int32(tokens.count - 1)],
+            endOfText: Int32(tokens.count - 1), source: "trained BPE")
     }
 }
 

@@ -45,7 +45,9 @@ public enum GPT2PreTokenizer {
     static func pieceEnd(from i: Int, _ s: [Unicode.Scalar], _ k: [Kind]) -> Int {
         let n = s.count
         if s[i] == "'" && i + 1 < n {
-            if i + 2 < n, ["re", "ve", "ll"].contains(String(String.UnicodeScalarView([s[i + 1], s[i + 2]]))) { return i + 3 }
+            if i + 2 < n, ["re", "ve", "ll"].contains(String(String.UnicodeScalarView([s[i + 1], s[i + 2]]))) {
+                return i + 3
+            }
             if ["s", "t", "m", "d"].contains(s[i + 1]) { return i + 2 }
         }
         // " ?\p{L}+", " ?\p{N}+" and " ?[^\s\p{L}\p{N}]+": an optional space, then a run of one kind.

@@ -85,7 +85,8 @@ struct SentencePieceEncoder {
     /// SentencePiece turns a run of unknown characters into one `<unk>`, also across words.
     @inline(__always)
     private func dropRepeatedUnknown(_ out: inout [Int32], at first: Int) {
-        if !tok.byteFallback && first > 0 && first < out.count && out[first - 1] == tok.unkID && out[first] == tok.unkID {
+        if !tok.byteFallback && first > 0 && first < out.count && out[first - 1] == tok.unkID && out[first] == tok.unkID
+        {
             out.remove(at: first)
         }
     }

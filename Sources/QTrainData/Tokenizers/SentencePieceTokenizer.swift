@@ -54,18 +54,22 @@ public struct SentencePieceTokenizer: Tokenizer {
         do {
             model = try SentencePieceModel(parsing: bytes)
         } catch let error as SentencePieceModel.Malformed {
-            throw QTrainError.data("not a valid SentencePiece model: \(error.description) (\(bytes.count) bytes)",
-                                   hint: "the .model file is damaged or of another format; fetch it again")
+            throw QTrainError.data(
+                "not a valid SentencePiece model: \(error.description) (\(bytes.count) bytes)",
+                hint: "the .model file is damaged or of another format; fetch it again")
         }
         try self.init(model: model, bytes: bytes)
     }
 
     init(model: SentencePieceModel, bytes: [UInt8]) throws {
         func unsupported(_ what: String) -> QTrainError {
-            QTrainError.data("SentencePiece model \(what)", hint: "use a BPE model like LLaMA's or Mistral's tokenizer.model")
+            QTrainError.data(
+                "SentencePiece model \(what)", hint: "use a BPE model like LLaMA's or Mistral's tokenizer.model")
         }
         let n = model.pieces.count
-        guard n > 0 else { throw unsupported("has no pieces (\(bytes.count) bytes): the file is damaged or not a .model file") }
+        guard n > 0 else {
+            throw unsupported("has no pieces (\(bytes.count) bytes): the file is damaged or not a .model file")
+        }
         guard n < Int(Int32.max) else { throw unsupported("has too many pieces (\(n))") }
         guard model.modelType == 2 else {
             let name = SentencePieceModel.modelTypeNames[model.modelType] ?? "type \(model.modelType)"
@@ -86,15 +90,21 @@ public struct SentencePieceTokenizer: Tokenizer {
         for (i, piece) in model.pieces.enumerated() {
             let text = Array(piece.text.utf8)
             guard !text.isEmpty else { throw unsupported("has an empty piece at id \(i)") }
-            guard table.insert(text, value: Int32(i)) else { throw unsupported("defines the piece \"\(piece.text)\" twice") }
+            guard table.insert(text, value: Int32(i)) else {
+                throw unsupported("defines the piece \"\(piece.text)\" twice")
+            }
             switch piece.type {
             case .unknown:
                 guard unk < 0 else { throw unsupported("has two unknown pieces (ids \(unk) and \(i))") }
                 unk = Int32(i)
                 surfaces.append([])
             case .byte:
-                guard model.byteFallback else { throw unsupported("has byte piece \(piece.text) although byte_fallback is off") }
-                guard let b = Self.byteOfPiece(piece.text) else { throw unsupported("has an invalid byte piece \"\(piece.text)\" (id \(i))") }
+                guard model.byteFallback else {
+                    throw unsupported("has byte piece \(piece.text) although byte_fallback is off")
+                }
+                guard let b = Self.byteOfPiece(piece.text) else {
+                    throw unsupported("has an invalid byte piece \"\(piece.text)\" (id \(i))")
+                }
                 byteIDs[Int(b)] = Int32(i)
                 surfaces.append([b])
             case .control:
@@ -105,7 +115,8 @@ public struct SentencePieceTokenizer: Tokenizer {
         }
         guard unk >= 0 else { throw unsupported("has no unknown piece (<unk>)") }
         if model.byteFallback, let missing = byteIDs.firstIndex(of: -1) {
-            throw unsupported("uses byte fallback but has no piece for byte 0x\(String(missing, radix: 16, uppercase: true))")
+            throw unsupported(
+                "uses byte fallback but has no piece for byte 0x\(String(missing, radix: 16, uppercase: true))")
         }
         guard model.eosID >= 0 && Int(model.eosID) < n else {
             throw unsupported("has no end-of-sequence piece (eos_id \(model.eosID))")

@@ -66,19 +66,21 @@ public struct ByteTokenizer: Tokenizer {
         for (b, ch) in byteLevelAlphabet().enumerated() { vocab[String(ch)] = b }
         let special: [String: Any] = [
             "id": 256, "content": "<|endoftext|>", "single_word": false, "lstrip": false, "rstrip": false,
-            "normalized": false, "special": true,
+            "normalized": false, "special": true
         ]
         let tokenizer: [String: Any] = [
             "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": [special],
             "normalizer": NSNull(),
-            "pre_tokenizer": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false],
+            "pre_tokenizer": [
+                "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false
+            ],
             "post_processor": NSNull(),
             "decoder": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false],
             "model": [
                 "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
                 "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                "vocab": vocab, "merges": [String](),
-            ] as [String: Any],
+                "vocab": vocab, "merges": [String]()
+            ] as [String: Any]
         ]
         try writeHuggingFaceTokenizer(tokenizer, endOfText: "<|endoftext|>", to: directory)
     }
@@ -100,16 +102,20 @@ public enum TokenizerLoader {
     public static func load(from directory: URL, file name: String = "tokenizer.json") throws -> any Tokenizer {
         let file = directory.appendingPathComponent(name)
         guard let data = try? Data(contentsOf: file) else {
-            throw QTrainError.data("no tokenizer at \(file.path)", hint: "run `qtrain-dist prepare` to create the data directory")
+            throw QTrainError.data(
+                "no tokenizer at \(file.path)", hint: "run `qtrain-dist prepare` to create the data directory")
         }
         guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw QTrainError.data("\(file.path) is not valid JSON", hint: "re-run `qtrain-dist prepare`")
         }
         if obj["qtrain_tokenizer"] as? String == "bytes" { return ByteTokenizer() }
-        if obj["qtrain_tokenizer"] as? String == "sentencepiece" { return try SentencePieceTokenizer(tokenizerJSON: obj) }
+        if obj["qtrain_tokenizer"] as? String == "sentencepiece" {
+            return try SentencePieceTokenizer(tokenizerJSON: obj)
+        }
         if obj["model"] != nil { return try BPETokenizer(huggingFaceJSON: obj, source: file.path) }
-        throw QTrainError.data("\(file.path) describes a tokenizer this version cannot load",
-                               hint: "re-run `qtrain-dist prepare`")
+        throw QTrainError.data(
+            "\(file.path) describes a tokenizer this version cannot load",
+            hint: "re-run `qtrain-dist prepare`")
     }
 }
 
@@ -133,16 +139,20 @@ package func byteLevelAlphabet() -> [Character] {
 /// does with added special tokens): the text between them goes through `plain` piece by piece,
 /// told whether the piece starts the text. Training data, evaluation texts and prompts
 /// therefore tokenize as the exported tokenizer does.
-func encodeSplittingSpecials(_ text: String, specials: [(text: String, id: Int32)],
-                             plain: (_ piece: String, _ startsText: Bool) -> [Int32]) -> [Int32] {
+func encodeSplittingSpecials(
+    _ text: String, specials: [(text: String, id: Int32)],
+    plain: (_ piece: String, _ startsText: Bool) -> [Int32]
+) -> [Int32] {
     guard specials.contains(where: { !$0.text.isEmpty && text.contains($0.text) }) else { return plain(text, true) }
     var out: [Int32] = []
     var rest = text[...]
     while !rest.isEmpty {
         var first: (range: Range<Substring.Index>, id: Int32)?
         for s in specials where !s.text.isEmpty {
-            if let r = rest.range(of: s.text), first == nil || r.lowerBound < first!.range.lowerBound
-                || (r.lowerBound == first!.range.lowerBound && r.upperBound > first!.range.upperBound) {
+            if let r = rest.range(of: s.text),
+                first == nil || r.lowerBound < first!.range.lowerBound
+                    || (r.lowerBound == first!.range.lowerBound && r.upperBound > first!.range.upperBound)
+            {
                 first = (r, s.id)
             }
         }

@@ -30,8 +30,11 @@ public enum TokenizerChoice: Equatable, Sendable {
             } else if FileManager.default.fileExists(atPath: text) {
                 self = .file(URL(fileURLWithPath: text))
             } else {
-                throw QTrainError.config("--tokenizer \(text) is neither a known tokenizer nor an existing file",
-                                         hint: "use byte, bpe:N (e.g. bpe:4096), gpt2, sentencepiece, or the path of a tokenizer.json or .model file")
+                throw QTrainError.config(
+                    "--tokenizer \(text) is neither a known tokenizer nor an existing file",
+                    hint:
+                        "use byte, bpe:N (e.g. bpe:4096), gpt2, sentencepiece, or the path of a tokenizer.json or .model file"
+                )
             }
         }
     }
@@ -50,8 +53,9 @@ public enum TokenizerChoice: Equatable, Sendable {
         case .file(let url):
             var isDir: ObjCBool = false
             _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir)
-            return try TokenizerLoader.load(from: isDir.boolValue ? url : url.deletingLastPathComponent(),
-                                            file: isDir.boolValue ? "tokenizer.json" : url.lastPathComponent)
+            return try TokenizerLoader.load(
+                from: isDir.boolValue ? url : url.deletingLastPathComponent(),
+                file: isDir.boolValue ? "tokenizer.json" : url.lastPathComponent)
         }
     }
 }

@@ -30,8 +30,10 @@ package final class BF16Backward {
 
     /// - Parameter gradient: room for maxRows × blockRows BF16 values, not used by anyone
     ///   else during a backward call.
-    init(rounding: BackwardRounding, maxRows: Int, maxInner: Int, blockRows: Int, gradient: UnsafeMutablePointer<UInt16>,
-         ledger: MemoryLedger?) {
+    init(
+        rounding: BackwardRounding, maxRows: Int, maxInner: Int, blockRows: Int, gradient: UnsafeMutablePointer<UInt16>,
+        ledger: MemoryLedger?
+    ) {
         self.rounding = rounding
         self.maxRows = maxRows
         self.maxInner = maxInner
@@ -50,13 +52,15 @@ package final class BF16Backward {
 
     /// Computes the layer's gradients and returns true, or returns false (changing nothing)
     /// when the layer is not one this path covers.
-    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
-                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool, unpacker: Int8Matmul) throws -> Bool {
+    func backward(
+        dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+        input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool, unpacker: Int8Matmul
+    ) throws -> Bool {
         let w = weights.weights, policy = w.policy
         let N = weights.rows, K = weights.cols
         let steps = weights.matrix.params.map { policy.forwardCodeStep(w, of: $0) }
         guard input.onCodeGrid, M <= maxRows, K <= maxInner, dWeight.maxRows >= blockRows || dWeight.maxRows >= N,
-              steps.allSatisfy({ $0 != nil })
+            steps.allSatisfy({ $0 != nil })
         else { return false }
         // Consecutive seeds of a SplitMix64 sequence (the kernel finishes the mix): one per layer.
         let layerSeed = seed &+ call &* 0x9E37_79B9_7F4A_7C15
@@ -64,8 +68,9 @@ package final class BF16Backward {
         let stochastic: Int32 = rounding == .stochastic ? 1 : 0
         let x = input.values, xq = inputCodes.pointer, sRow = rowSteps.pointer, g = gradient
         Threads.parallelFor(M, minChunk: 16) { r in
-            qk_act_codes_bf16(x + r.lowerBound * K, Int64(K), Int64(r.count), Int64(K), xq + r.lowerBound * K, Int64(K),
-                              sRow + r.lowerBound)
+            qk_act_codes_bf16(
+                x + r.lowerBound * K, Int64(K), Int64(r.count), Int64(K), xq + r.lowerBound * K, Int64(K),
+                sRow + r.lowerBound)
         }
         var first = true
         for (i, part) in weights.parts.enumerated() {
@@ -77,17 +82,23 @@ package final class BF16Backward {
                     qk_i8_to_bf16(wq + range.lowerBound, codes + range.lowerBound, Int64(range.count))
                 }
                 // dX (+)= bf16(dY[:, block] · step) · q[block]
-                round(dOut, columns: o0..<(o0 + n), of: N, rows: M, rowSteps: nil, scale: step,
-                      seed: layerSeed, stochastic: stochastic)
-                check(qk_bf16_matmul(Int64(M), Int64(K), Int64(n), g, Int64(n), 1, wq, Int64(K), 1, dInput, Int64(K),
-                                     (first && !accumulate) ? 0 : 1))
+                round(
+                    dOut, columns: o0..<(o0 + n), of: N, rows: M, rowSteps: nil, scale: step,
+                    seed: layerSeed, stochastic: stochastic)
+                check(
+                    qk_bf16_matmul(
+                        Int64(M), Int64(K), Int64(n), g, Int64(n), 1, wq, Int64(K), 1, dInput, Int64(K),
+                        (first && !accumulate) ? 0 : 1))
                 first = false
                 // dW[block] += bf16(diag(s_row) · dY[:, block])ᵀ · x_q
-                round(dOut, columns: o0..<(o0 + n), of: N, rows: M, rowSteps: sRow, scale: 1,
-                      seed: ~layerSeed, stochastic: stochastic)
+                round(
+                    dOut, columns: o0..<(o0 + n), of: N, rows: M, rowSteps: sRow, scale: 1,
+                    seed: ~layerSeed, stochastic: stochastic)
                 let rows = o0..<(o0 + n)
-                check(qk_bf16_matmul(Int64(n), Int64(K), Int64(M), g, 1, Int64(n), xq, Int64(K), 1, dWeight.rows(rows),
-                                     Int64(K), 1))
+                check(
+                    qk_bf16_matmul(
+                        Int64(n), Int64(K), Int64(M), g, 1, Int64(n), xq, Int64(K), 1, dWeight.rows(rows),
+                        Int64(K), 1))
                 try dWeight.finish(rows)
             }
         }
@@ -96,13 +107,16 @@ package final class BF16Backward {
 
     /// Rounds columns `columns` of dY (rows × N) times the row steps and `scale` into the
     /// gradient scratch (rows × columns.count); element (r, c) draws from counter r·N + c.
-    private func round(_ dOut: UnsafePointer<Float>, columns: Range<Int>, of N: Int, rows M: Int,
-                       rowSteps: UnsafePointer<Float>?, scale: Float, seed: UInt64, stochastic: Int32) {
+    private func round(
+        _ dOut: UnsafePointer<Float>, columns: Range<Int>, of N: Int, rows M: Int,
+        rowSteps: UnsafePointer<Float>?, scale: Float, seed: UInt64, stochastic: Int32
+    ) {
         let n = columns.count, c0 = columns.lowerBound, g = gradient
         Threads.parallelFor(M, minChunk: 16) { r in
-            qk_round_bf16(g + r.lowerBound * n, Int64(n), dOut + r.lowerBound * N + c0, Int64(N), Int64(r.count), Int64(n),
-                          rowSteps.map { $0 + r.lowerBound }, scale, seed, UInt64(r.lowerBound * N + c0), Int64(N),
-                          stochastic)
+            qk_round_bf16(
+                g + r.lowerBound * n, Int64(n), dOut + r.lowerBound * N + c0, Int64(N), Int64(r.count), Int64(n),
+                rowSteps.map { $0 + r.lowerBound }, scale, seed, UInt64(r.lowerBound * N + c0), Int64(N),
+                stochastic)
         }
     }
 

@@ -25,7 +25,9 @@ public enum ProductArithmetic: String, Sendable, CaseIterable {
         switch self {
         case .fp32: return nil
         case .int8: return isAvailable ? nil : String(cString: qk_int8_gemm_status())
-        case .bf16: return isAvailable ? nil : ProductArithmetic.int8.unavailableReason ?? String(cString: qk_bf16_matmul_status())
+        case .bf16:
+            return isAvailable
+                ? nil : ProductArithmetic.int8.unavailableReason ?? String(cString: qk_bf16_matmul_status())
         }
     }
 
@@ -55,7 +57,8 @@ public enum ProductArithmetic: String, Sendable, CaseIterable {
                 b.pointer[i] = Int8(i % 3 - 1)
             }
             return Self.bestRate(n: n, repeats: repeats) {
-                _ = qk_int8_gemm_nt(Int64(n), Int64(n), Int64(n), a.pointer, Int64(n), b.pointer, Int64(n), c.pointer, Int64(n))
+                _ = qk_int8_gemm_nt(
+                    Int64(n), Int64(n), Int64(n), a.pointer, Int64(n), b.pointer, Int64(n), c.pointer, Int64(n))
             }
         case .bf16:
             let a = AlignedBuffer<UInt16>(count: n * n, category: .scratch, ledger: nil)
@@ -66,8 +69,9 @@ public enum ProductArithmetic: String, Sendable, CaseIterable {
                 b.pointer[i] = 0x3C00 + UInt16(i % 32)
             }
             return Self.bestRate(n: n, repeats: repeats) {
-                _ = qk_bf16_matmul(Int64(n), Int64(n), Int64(n), a.pointer, Int64(n), 1, b.pointer, Int64(n), 1, c.pointer,
-                                   Int64(n), 0)
+                _ = qk_bf16_matmul(
+                    Int64(n), Int64(n), Int64(n), a.pointer, Int64(n), 1, b.pointer, Int64(n), 1, c.pointer,
+                    Int64(n), 0)
             }
         }
     }
@@ -107,8 +111,10 @@ public struct BackendNeeds: Sendable {
     /// `maxInner` (Float64, so plans of absurd sizes cannot overflow).
     public var scratchBytes: @Sendable (_ maxRows: Double, _ maxInner: Double) -> Double
 
-    public init(weightBlockRows: Int?, gradientRows: Int, activationCodes: Bool, forward: ProductArithmetic,
-                backward: ProductArithmetic, scratchBytes: @escaping @Sendable (Double, Double) -> Double) {
+    public init(
+        weightBlockRows: Int?, gradientRows: Int, activationCodes: Bool, forward: ProductArithmetic,
+        backward: ProductArithmetic, scratchBytes: @escaping @Sendable (Double, Double) -> Double
+    ) {
         self.weightBlockRows = weightBlockRows
         self.gradientRows = gradientRows
         self.activationCodes = activationCodes

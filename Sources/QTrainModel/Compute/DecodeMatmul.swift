@@ -43,8 +43,9 @@ public final class DecodeMatmul: MatmulBackend {
         }
         let widest = max(config.dim, config.hiddenDim)
         rowCodes = AlignedBuffer(count: (widest + 63) / 64 * 64, category: .activations, ledger: nil)
-        products = AlignedBuffer(count: max(3 * config.dim, 2 * config.hiddenDim, config.vocabSize), category: .activations,
-                                 ledger: nil)
+        products = AlignedBuffer(
+            count: max(3 * config.dim, 2 * config.hiddenDim, config.vocabSize), category: .activations,
+            ledger: nil)
     }
 
     /// e.g. `ternary 2-bit (AVX-512 VNNI)` or `fp32 (OpenBLAS)`.
@@ -53,31 +54,38 @@ public final class DecodeMatmul: MatmulBackend {
     public var needs: BackendNeeds {
         // No FP32 rows are materialised per product (the copies are made once), so the model's
         // weight scratch can be one row.
-        BackendNeeds(weightBlockRows: 1, gradientRows: 1, activationCodes: int8 != nil, forward: int8 != nil ? .int8 : .fp32,
-                     backward: .fp32, scratchBytes: { _, _ in 0 })
+        BackendNeeds(
+            weightBlockRows: 1, gradientRows: 1, activationCodes: int8 != nil, forward: int8 != nil ? .int8 : .fp32,
+            backward: .fp32, scratchBytes: { _, _ in 0 })
     }
 
-    public func forward(out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
-                        accumulate: Bool) {
+    public func forward(
+        out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
+        accumulate: Bool
+    ) {
         let params = weights.matrix.params, N = weights.rows, K = weights.cols
         if let int8, let codes = input.codes, let steps = input.rowScales, params.allSatisfy(int8.holds) {
             let padded = (K + 63) / 64 * 64
             for r in 0..<M {
                 rowCodes.pointer.update(from: codes + r * K, count: K)
                 (rowCodes.pointer + K).initialize(repeating: 0, count: padded - K)
-                int8.multiply(params, codes: rowCodes.pointer, step: steps[r], into: out + r * N, products: products.pointer,
-                              accumulate: accumulate)
+                int8.multiply(
+                    params, codes: rowCodes.pointer, step: steps[r], into: out + r * N, products: products.pointer,
+                    accumulate: accumulate)
             }
             return
         }
         let first = params[0]
         let w = denseOffset[first].map { UnsafePointer(dense.pointer + $0) } ?? self.weights.valuesInPlace(first)!
-        Gemm.multiply(transB: true, m: M, n: N, k: K, a: input.values, lda: K, b: w, ldb: K, beta: accumulate ? 1 : 0,
-                      c: out, ldc: N)
+        Gemm.multiply(
+            transB: true, m: M, n: N, k: K, a: input.values, lda: K, b: w, ldb: K, beta: accumulate ? 1 : 0,
+            c: out, ldc: N)
     }
 
-    public func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
-                         input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) throws {
+    public func backward(
+        dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+        input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool
+    ) throws {
         fatalError("the decoding backend computes no gradients")  // a decoder's Model is never trained
     }
 }

@@ -41,9 +41,12 @@ final class DecodeWeights {
                 let rowBytes = (spec.cols + 63) / 64 * 16
                 let packed = AlignedBuffer<UInt8>(count: rowBytes * spec.rows, category: .weights, ledger: nil)
                 Threads.parallelFor(spec.rows, minChunk: 64) { r in
-                    for i in r { qk_ternary_pack2(packed.pointer + i * rowBytes, c.pointer + i * spec.cols, Int64(spec.cols)) }
+                    for i in r {
+                        qk_ternary_pack2(packed.pointer + i * rowBytes, c.pointer + i * spec.cols, Int64(spec.cols))
+                    }
                 }
-                tensors[p] = Tensor(packed: packed, codes: nil, rowSums: nil, rows: spec.rows, cols: spec.cols, step: step)
+                tensors[p] = Tensor(
+                    packed: packed, codes: nil, rowSums: nil, rows: spec.rows, cols: spec.cols, step: step)
             } else {
                 let sums = AlignedBuffer<Int32>(count: spec.rows, category: .weights, ledger: nil)
                 qk_int8_row_sums(sums.pointer, c.pointer, Int64(spec.cols), Int64(spec.rows), Int64(spec.cols))
@@ -64,8 +67,10 @@ final class DecodeWeights {
     /// y (the stacked rows of `params`) = (or +=) x codes · Wᵀ · xStep · each tensor's step,
     /// exact before the rescale; one parallel pass over all the rows. `x` holds whole blocks
     /// of 64 codes, zero past K.
-    func multiply(_ params: [Int], codes x: UnsafePointer<Int8>, step xStep: Float, into y: UnsafeMutablePointer<Float>,
-                  products: UnsafeMutablePointer<Int32>, accumulate: Bool) {
+    func multiply(
+        _ params: [Int], codes x: UnsafePointer<Int8>, step xStep: Float, into y: UnsafeMutablePointer<Float>,
+        products: UnsafeMutablePointer<Int32>, accumulate: Bool
+    ) {
         let parts = params.map { tensors[$0]! }
         var starts = [0]
         for t in parts { starts.append(starts.last! + t.rows) }
@@ -75,10 +80,12 @@ final class DecodeWeights {
                 guard lo < hi else { continue }
                 let r0 = lo - starts[i], n = hi - lo
                 if let packed = t.packed {
-                    qk_ternary_gemv2(products + lo, packed.pointer + r0 * t.rowBytes, Int64(t.rowBytes), x, Int64(n), Int64(t.cols))
+                    qk_ternary_gemv2(
+                        products + lo, packed.pointer + r0 * t.rowBytes, Int64(t.rowBytes), x, Int64(n), Int64(t.cols))
                 } else {
-                    qk_int8_gemv(products + lo, t.codes!.pointer + r0 * t.cols, Int64(t.cols), x, Int64(n), Int64(t.cols),
-                                 t.rowSums!.pointer + r0)
+                    qk_int8_gemv(
+                        products + lo, t.codes!.pointer + r0 * t.cols, Int64(t.cols), x, Int64(n), Int64(t.cols),
+                        t.rowSums!.pointer + r0)
                 }
                 let scale = xStep * t.step
                 for j in lo..<hi {

@@ -1,5 +1,6 @@
 import QTrainCore
 import QTrainWeights
+
 /// The GEMMs of every linear layer go through a backend (DESIGN.md, "Compute paths"):
 /// `quant.compute` picks one per run. A backend receives each operand in every form it may
 /// want — FP32 rows, the tensors as stored (codes with their scale), and for a quantised
@@ -14,13 +15,15 @@ public protocol MatmulBackend: AnyObject {
     var needs: BackendNeeds { get }
 
     /// out (M, N) = input (M, K) · Wᵀ, or out += … when `accumulate` (a residual add).
-    func forward(out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
-                 accumulate: Bool)
+    func forward(
+        out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
+        accumulate: Bool)
 
     /// dWeight (N, K) += dOutᵀ · input, piece by piece as ``WeightGradient`` hands out rows
     /// (each finished once final); dInput (M, K) = dOut · W, or += when `accumulate`.
-    func backward(dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
-                  input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) throws
+    func backward(
+        dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
+        input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) throws
 
     /// Called before each backward pass: a backend that rounds stochastically draws from
     /// `seed`, layer by layer in call order (the same seed repeats the same pass).
@@ -32,11 +35,14 @@ extension MatmulBackend {
 
     /// ``backward(dInput:dWeight:dOut:input:rows:weights:accumulate:)`` adding dWeight into
     /// FP32 memory (N × K) in place.
-    public func backward(dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
-                         input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool) {
+    public func backward(
+        dInput: UnsafeMutablePointer<Float>, dWeight: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>,
+        input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool
+    ) {
         // A direct destination has nothing to commit, so nothing can throw.
-        try! backward(dInput: dInput, dWeight: .direct(dWeight, cols: weights.cols), dOut: dOut, input: input, rows: M,
-                      weights: weights, accumulate: accumulate)
+        try! backward(
+            dInput: dInput, dWeight: .direct(dWeight, cols: weights.cols), dOut: dOut, input: input, rows: M,
+            weights: weights, accumulate: accumulate)
     }
 }
 
@@ -53,8 +59,10 @@ public struct LinearInput {
     /// its input), so that a backend may recover the codes from the values alone.
     public let onCodeGrid: Bool
 
-    public init(values: UnsafePointer<Float>, codes: UnsafePointer<Int8>? = nil, rowScales: UnsafePointer<Float>? = nil,
-                onCodeGrid: Bool? = nil) {
+    public init(
+        values: UnsafePointer<Float>, codes: UnsafePointer<Int8>? = nil, rowScales: UnsafePointer<Float>? = nil,
+        onCodeGrid: Bool? = nil
+    ) {
         self.values = values
         self.codes = codes
         self.rowScales = rowScales
@@ -121,40 +129,62 @@ extension ComputePath {
     public func resolved(inputsAreCodes: Bool = true) -> (kind: ComputeKind, notice: String?) {
         // Without int8 inputs (quant.mode fp32, or activation_bits 0) there is no integer product to take.
         if usesInt8Forward && !inputsAreCodes {
-            return (.fp32, self == .auto ? nil
-                : "notice: quant.compute \(rawValue) needs int8 layer inputs (quant.mode bitnet or dqt, activation_bits 8); computing in fp32")
+            return (
+                .fp32,
+                self == .auto
+                    ? nil
+                    : "notice: quant.compute \(rawValue) needs int8 layer inputs (quant.mode bitnet or dqt, activation_bits 8); computing in fp32"
+            )
         }
         switch self {
         case .fp32: return (.fp32, nil)
         case .reference: return (.reference, nil)
         case .int8:
             if ProductArithmetic.int8.isAvailable { return (.int8, nil) }
-            return (.fp32, "notice: quant.compute int8 cannot run here (\(ProductArithmetic.int8.unavailableReason ?? "unavailable")); computing in fp32 instead")
+            return (
+                .fp32,
+                "notice: quant.compute int8 cannot run here (\(ProductArithmetic.int8.unavailableReason ?? "unavailable")); computing in fp32 instead"
+            )
         case .int8BF16, .auto:
             if ProductArithmetic.bf16.isAvailable {
-                return (.int8BF16, self == .auto ? "compute auto: int8 forward, bf16 backward (AVX-512 VNNI and BF16 through oneDNN)" : nil)
+                return (
+                    .int8BF16,
+                    self == .auto
+                        ? "compute auto: int8 forward, bf16 backward (AVX-512 VNNI and BF16 through oneDNN)" : nil
+                )
             }
             let why = ProductArithmetic.bf16.unavailableReason ?? "unavailable"
             if ProductArithmetic.int8.isAvailable {
-                return (.int8, self == .auto ? "compute auto: int8 forward, fp32 backward (bf16 unavailable: \(why))"
-                    : "notice: quant.compute int8-bf16 cannot run its bf16 backward here (\(why)); backward in fp32 instead")
+                return (
+                    .int8,
+                    self == .auto
+                        ? "compute auto: int8 forward, fp32 backward (bf16 unavailable: \(why))"
+                        : "notice: quant.compute int8-bf16 cannot run its bf16 backward here (\(why)); backward in fp32 instead"
+                )
             }
-            return (.fp32, self == .auto ? "compute auto: fp32 (int8 unavailable: \(why))"
-                : "notice: quant.compute int8-bf16 cannot run here (\(why)); computing in fp32 instead")
+            return (
+                .fp32,
+                self == .auto
+                    ? "compute auto: fp32 (int8 unavailable: \(why))"
+                    : "notice: quant.compute int8-bf16 cannot run here (\(why)); computing in fp32 instead"
+            )
         }
     }
 
     /// The backend that runs this path for products of at most `maxRows` rows and inner
     /// dimension `maxInner` (`rounding`: of the incoming gradient under int8-bf16), with
     /// ``resolved(inputsAreCodes:)``'s notice.
-    public func makeBackend(maxRows: Int, maxInner: Int, rounding: BackwardRounding = .stochastic, inputsAreCodes: Bool = true,
-                            ledger: MemoryLedger?) -> (MatmulBackend, notice: String?) {
+    public func makeBackend(
+        maxRows: Int, maxInner: Int, rounding: BackwardRounding = .stochastic, inputsAreCodes: Bool = true,
+        ledger: MemoryLedger?
+    ) -> (MatmulBackend, notice: String?) {
         let (kind, notice) = resolved(inputsAreCodes: inputsAreCodes)
         switch kind {
         case .fp32: return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"), notice)
         case .reference: return (FP32Matmul<ReferenceGemm>(name: "reference (triple loop, Float64 sums)"), notice)
         case .int8: return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, ledger: ledger), notice)
-        case .int8BF16: return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, backward: rounding, ledger: ledger), notice)
+        case .int8BF16:
+            return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, backward: rounding, ledger: ledger), notice)
         }
     }
 }

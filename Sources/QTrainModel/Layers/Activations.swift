@@ -1,5 +1,6 @@
 import QTrainCore
 import QTrainWeights
+
 /// Every activation the forward pass keeps for the backward pass, and the backward pass's
 /// temporaries, as named views into one allocation sized from (B, T) and the config
 /// (llm.c's ActivationTensors). Shapes use N = B·T.
@@ -48,7 +49,10 @@ package final class Activations {
     let inputCodes: UnsafeMutablePointer<Int8>?  // (N, max(C, F))
     let inputScales: UnsafeMutablePointer<Float>?  // (N)
 
-    init(config: ModelConfig, B: Int, T: Int, keepsInputCodes: Bool = false, recomputesBlocks: Bool = false, ledger: MemoryLedger?) {
+    init(
+        config: ModelConfig, B: Int, T: Int, keepsInputCodes: Bool = false, recomputesBlocks: Bool = false,
+        ledger: MemoryLedger?
+    ) {
         self.B = B
         self.T = T
         C = config.dim
@@ -59,8 +63,10 @@ package final class Activations {
         slots = recomputesBlocks ? 1 : config.nLayers
         let N = B * T
         scoreSlots = Self.scoreSlots
-        let sizes = Self.floatCounts(config: config, B: B, T: T, keepsInputCodes: keepsInputCodes,
-                                     recomputesBlocks: recomputesBlocks).map { ($0.0, Int($0.1)) }
+        let sizes = Self.floatCounts(
+            config: config, B: B, T: T, keepsInputCodes: keepsInputCodes,
+            recomputesBlocks: recomputesBlocks
+        ).map { ($0.0, Int($0.1)) }
         var total = 0
         var offsets: [String: Int] = [:]
         for (name, n) in sizes {
@@ -70,13 +76,32 @@ package final class Activations {
         storage = AlignedBuffer(count: total, category: .activations, ledger: ledger)
         let base = storage.pointer
         func view(_ name: String) -> UnsafeMutablePointer<Float> { base + offsets[name]! }
-        residual = view("residual"); ln1 = view("ln1"); ln1Rstd = view("ln1Rstd"); qkv = view("qkv")
-        probs = view("probs"); attOut = view("attOut"); residualMid = view("residualMid"); ln2 = view("ln2")
-        ln2Rstd = view("ln2Rstd"); h13 = view("h13"); hact = view("hact"); lnf = view("lnf")
-        lnfRstd = view("lnfRstd"); logits = view("logits"); losses = view("losses")
-        dResidual = view("dResidual"); dNorm = view("dNorm"); dQKV = view("dQKV"); dAttOut = view("dAttOut")
-        dH13 = view("dH13"); dHact = view("dHact"); dScores = view("dScores"); normPartials = view("normPartials")
-        inputCodes = keepsInputCodes ? UnsafeMutableRawPointer(view("inputCodes")).bindMemory(to: Int8.self, capacity: N * max(C, F)) : nil
+        residual = view("residual")
+        ln1 = view("ln1")
+        ln1Rstd = view("ln1Rstd")
+        qkv = view("qkv")
+        probs = view("probs")
+        attOut = view("attOut")
+        residualMid = view("residualMid")
+        ln2 = view("ln2")
+        ln2Rstd = view("ln2Rstd")
+        h13 = view("h13")
+        hact = view("hact")
+        lnf = view("lnf")
+        lnfRstd = view("lnfRstd")
+        logits = view("logits")
+        losses = view("losses")
+        dResidual = view("dResidual")
+        dNorm = view("dNorm")
+        dQKV = view("dQKV")
+        dAttOut = view("dAttOut")
+        dH13 = view("dH13")
+        dHact = view("dHact")
+        dScores = view("dScores")
+        normPartials = view("normPartials")
+        inputCodes =
+            keepsInputCodes
+            ? UnsafeMutableRawPointer(view("inputCodes")).bindMemory(to: Int8.self, capacity: N * max(C, F)) : nil
         inputScales = keepsInputCodes ? view("inputScales") : nil
         self.offsets = offsets
     }
@@ -87,7 +112,9 @@ package final class Activations {
     /// The views of the arena in order, with their sizes in floats: what `init` allocates and
     /// ``MemoryPlan`` counts before anything is allocated. In Float64, so that a config no
     /// machine could hold cannot overflow the count.
-    package static func floatCounts(config: ModelConfig, B: Int, T: Int, keepsInputCodes: Bool, recomputesBlocks: Bool = false)
+    package static func floatCounts(
+        config: ModelConfig, B: Int, T: Int, keepsInputCodes: Bool, recomputesBlocks: Bool = false
+    )
         -> [(String, Double)]
     {
         let C = Double(config.dim), F = Double(config.hiddenDim), H = Double(config.nHeads)
@@ -102,7 +129,8 @@ package final class Activations {
             ("dH13", N * 2 * F), ("dHact", N * F), ("dScores", Double(scoreSlots) * t * t),
             ("normPartials", (N / Double(RMSNorm.chunkRows)).rounded(.up) * C),
             // int8 codes, four to a float
-            ("inputCodes", keepsInputCodes ? ((N * max(C, F) + 3) / 4).rounded(.down) : 0), ("inputScales", keepsInputCodes ? N : 0),
+            ("inputCodes", keepsInputCodes ? ((N * max(C, F) + 3) / 4).rounded(.down) : 0),
+            ("inputScales", keepsInputCodes ? N : 0)
         ]
     }
 

@@ -17,8 +17,9 @@ enum Attention {
         out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
         qkv: UnsafePointer<Float>, B: Int, T: Int, C: Int, H: Int, blockRows: Int = 64
     ) {
-        forward(out: out, probs: probs, queries: qkv, keys: qkv + C, values: qkv + 2 * C, ld: 3 * C, keysLD: 3 * C,
-                B: B, T: T, start: 0, C: C, H: H, blockRows: blockRows)
+        forward(
+            out: out, probs: probs, queries: qkv, keys: qkv + C, values: qkv + 2 * C, ld: 3 * C, keysLD: 3 * C,
+            B: B, T: T, start: 0, C: C, H: H, blockRows: blockRows)
     }
 
     /// The same for `T` queries per sequence at positions `start ..< start + T` whose keys and
@@ -62,11 +63,13 @@ enum Attention {
                         for r0 in stride(from: 0, to: T, by: blockRows) {
                             let rows = min(blockRows, T - r0), seen = start + r0 + rows
                             // S = q kᵀ over the keys this block can see (the scale is applied in the softmax)
-                            Gemm.multiply(transB: true, m: rows, n: seen, k: d, a: q + r0 * ld, lda: ld, b: k, ldb: keysLD,
-                                          c: p + r0 * S, ldc: S)
+                            Gemm.multiply(
+                                transB: true, m: rows, n: seen, k: d, a: q + r0 * ld, lda: ld, b: k, ldb: keysLD,
+                                c: p + r0 * S, ldc: S)
                             qk_causal_softmax_rows(rowsFromZero, Int64(S), Int64(start + r0), Int64(seen), scale)
                             // O = P v
-                            Gemm.multiply(m: rows, n: d, k: seen, a: p + r0 * S, lda: S, b: v, ldb: keysLD, c: o + r0 * C, ldc: C)
+                            Gemm.multiply(
+                                m: rows, n: d, k: seen, a: p + r0 * S, lda: S, b: v, ldb: keysLD, c: o + r0 * C, ldc: C)
                         }
                     }
                 }
@@ -78,7 +81,8 @@ enum Attention {
     /// `dScores` is T × T scratch for each of `slots` threads.
     static func backward(
         dqkv: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
-        probs: UnsafePointer<Float>, B: Int, T: Int, C: Int, H: Int, dScores: UnsafeMutablePointer<Float>, slots: Int = 1,
+        probs: UnsafePointer<Float>, B: Int, T: Int, C: Int, H: Int, dScores: UnsafeMutablePointer<Float>,
+        slots: Int = 1,
         blockRows: Int = 64
     ) {
         OpProfile.shared.time("attention backward") {
@@ -101,16 +105,20 @@ enum Attention {
                         for r0 in stride(from: 0, to: T, by: blockRows) {
                             let rows = min(blockRows, T - r0), keys = r0 + rows
                             // O = P v:  dv += Pᵀ dO,  dP = dO vᵀ
-                            Gemm.multiply(transA: true, m: keys, n: d, k: rows, a: p + r0 * T, lda: T, b: dO + r0 * C, ldb: C,
-                                          beta: 1, c: dv, ldc: ld)
-                            Gemm.multiply(transB: true, m: rows, n: keys, k: d, a: dO + r0 * C, lda: C, b: v, ldb: ld,
-                                          c: dS + r0 * T, ldc: T)
+                            Gemm.multiply(
+                                transA: true, m: keys, n: d, k: rows, a: p + r0 * T, lda: T, b: dO + r0 * C, ldb: C,
+                                beta: 1, c: dv, ldc: ld)
+                            Gemm.multiply(
+                                transB: true, m: rows, n: keys, k: d, a: dO + r0 * C, lda: C, b: v, ldb: ld,
+                                c: dS + r0 * T, ldc: T)
                             // P = softmax(scale · S):  dS = scale · P ∘ (dP − rowsum(P ∘ dP))
                             qk_causal_softmax_bwd_rows(dS, p, Int64(T), Int64(r0), Int64(keys), scale)
                             // S = q kᵀ:  dq = dS k,  dk += dSᵀ q
-                            Gemm.multiply(m: rows, n: d, k: keys, a: dS + r0 * T, lda: T, b: k, ldb: ld, c: dq + r0 * ld, ldc: ld)
-                            Gemm.multiply(transA: true, m: keys, n: d, k: rows, a: dS + r0 * T, lda: T, b: q + r0 * ld, ldb: ld,
-                                          beta: 1, c: dk, ldc: ld)
+                            Gemm.multiply(
+                                m: rows, n: d, k: keys, a: dS + r0 * T, lda: T, b: k, ldb: ld, c: dq + r0 * ld, ldc: ld)
+                            Gemm.multiply(
+                                transA: true, m: keys, n: d, k: rows, a: dS + r0 * T, lda: T, b: q + r0 * ld, ldb: ld,
+                                beta: 1, c: dk, ldc: ld)
                         }
                     }
                 }

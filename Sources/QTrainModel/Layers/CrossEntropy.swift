@@ -13,8 +13,9 @@ enum CrossEntropy {
     ) -> Double {
         return OpProfile.shared.time("cross-entropy") {
             Threads.parallelFor(rows, minChunk: 4) { r in
-                qk_xent_rows(logits + r.lowerBound * V, Int64(r.count), Int64(V), Int64(V),
-                             targets + r.lowerBound, losses + r.lowerBound, gradScale)
+                qk_xent_rows(
+                    logits + r.lowerBound * V, Int64(r.count), Int64(V), Int64(V),
+                    targets + r.lowerBound, losses + r.lowerBound, gradScale)
             }
             var sum = 0.0
             for i in 0..<rows { sum += Double(losses[i]) }

@@ -1,5 +1,6 @@
 import QTrainCore
 import QTrainWeights
+
 /// Token embedding: a lookup of rows of the (V × C) table.
 enum Embedding {
     /// out (N, C) = table rows of `tokens` (N of them).

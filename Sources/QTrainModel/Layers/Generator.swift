@@ -28,8 +28,10 @@ public final class Generator {
 
     /// - Parameters: useInt8: multiply in integers where the weights and inputs allow it
     ///   (false: FP32 everywhere, the reference).
-    public init(weights source: ModelWeights, config: ModelConfig, quantizesActivations: Bool, maxLength: Int? = nil,
-                useInt8: Bool = true) {
+    public init(
+        weights source: ModelWeights, config: ModelConfig, quantizesActivations: Bool, maxLength: Int? = nil,
+        useInt8: Bool = true
+    ) {
         self.config = config
         layout = source.layout
         self.quantizesActivations = quantizesActivations
@@ -38,9 +40,10 @@ public final class Generator {
         backend = DecodeMatmul(weights: source, config: config, codes: useInt8 && quantizesActivations)
         // One sequence of up to a context of new rows; one slot of per-block activations (a
         // decoder keeps none for a backward pass); no gradients.
-        model = Model(config: config, quant: source.quant, batch: 1, ledger: nil, weights: source, backend: backend,
-                      gradients: GradientStore(dtype: .fp32, layoutCount: 0, windowFloats: 0, ledger: nil),
-                      recomputesBlocks: true, positions: T)
+        model = Model(
+            config: config, quant: source.quant, batch: 1, ledger: nil, weights: source, backend: backend,
+            gradients: GradientStore(dtype: .fp32, layoutCount: 0, windowFloats: 0, ledger: nil),
+            recomputesBlocks: true, positions: T)
         model.quantizesActivations = quantizesActivations
         cache = KeyValueCache(config: config, capacity: T)
     }
@@ -59,7 +62,9 @@ public final class Generator {
         for chunk in stride(from: 0, to: tokens.count, by: config.seqLen) {
             let part = Array(tokens[chunk..<min(tokens.count, chunk + config.seqLen)])
             // The tokenizer that made the ids is the model's own: an id outside the vocabulary is a bug, not input.
-            logits = part.withUnsafeBufferPointer { try! model.decode($0.baseAddress!, count: part.count, cache: cache) }
+            logits = part.withUnsafeBufferPointer {
+                try! model.decode($0.baseAddress!, count: part.count, cache: cache)
+            }
         }
         return logits
     }

@@ -1,4 +1,5 @@
 import QTrainCore
+
 /// A bias-free linear layer y = x · Wᵀ over a stacked weight matrix (N × K), computed by the
 /// run's ``MatmulBackend``.
 ///
@@ -24,8 +25,9 @@ enum Linear {
     ) throws {
         try OpProfile.shared.time("linear backward") {
             let offset = weights.weights.layout.specs[weights.matrix.params[0]].offset
-            try backend.backward(dInput: dInput, dWeight: .stored(in: gradients, offset: offset, cols: weights.cols), dOut: dOut,
-                                 input: input, rows: M, weights: weights, accumulate: accumulate)
+            try backend.backward(
+                dInput: dInput, dWeight: .stored(in: gradients, offset: offset, cols: weights.cols), dOut: dOut,
+                input: input, rows: M, weights: weights, accumulate: accumulate)
         }
     }
 }

@@ -60,35 +60,47 @@ public final class Model {
     ///   gradients: where gradients go, by default FP32 in place; recomputesBlocks: activation
     ///   checkpointing; positions: the most positions a sequence may reach (RoPE's table; by
     ///   default the context length).
-    public init(config: ModelConfig, quant: QuantConfig, batch: Int, ledger: MemoryLedger?, weights shared: ModelWeights? = nil,
-                backend: MatmulBackend? = nil, gradients: GradientStore? = nil, recomputesBlocks: Bool = false,
-                positions: Int? = nil) {
+    public init(
+        config: ModelConfig, quant: QuantConfig, batch: Int, ledger: MemoryLedger?, weights shared: ModelWeights? = nil,
+        backend: MatmulBackend? = nil, gradients: GradientStore? = nil, recomputesBlocks: Bool = false,
+        positions: Int? = nil
+    ) {
         self.recomputesBlocks = recomputesBlocks
         self.config = config
         let weights = shared ?? ModelWeights(layout: ParameterLayout(config), quant: quant, ledger: ledger)
         layout = weights.layout
         self.weights = weights
         let quantizesInputs = quant.quantizesLayerInputs
-        let chosen = backend.map { ($0, nil as String?) }
-            ?? quant.compute.makeBackend(maxRows: batch * config.seqLen, maxInner: max(config.dim, config.hiddenDim),
-                                         rounding: quant.backwardRounding, inputsAreCodes: quantizesInputs, ledger: ledger)
+        let chosen =
+            backend.map { ($0, nil as String?) }
+            ?? quant.compute.makeBackend(
+                maxRows: batch * config.seqLen, maxInner: max(config.dim, config.hiddenDim),
+                rounding: quant.backwardRounding, inputsAreCodes: quantizesInputs, ledger: ledger)
         let backend = chosen.0
         self.backend = backend
         computeNotice = chosen.1
-        self.gradients = gradients ?? GradientStore(dtype: .fp32, layoutCount: layout.count,
-                                                    windowFloats: GradientStore.windowFloats(config, blockRows: backend.needs.gradientRows), ledger: ledger)
+        self.gradients =
+            gradients
+            ?? GradientStore(
+                dtype: .fp32, layoutCount: layout.count,
+                windowFloats: GradientStore.windowFloats(config, blockRows: backend.needs.gradientRows), ledger: ledger)
         maxBatch = batch
-        acts = Activations(config: config, B: batch, T: config.seqLen,
-                           keepsInputCodes: quantizesInputs && backend.needs.activationCodes, recomputesBlocks: recomputesBlocks,
-                           ledger: ledger)
-        let scratch = Scratch(config: config, weights: weights, blockRows: backend.needs.weightBlockRows, ledger: ledger)
+        acts = Activations(
+            config: config, B: batch, T: config.seqLen,
+            keepsInputCodes: quantizesInputs && backend.needs.activationCodes, recomputesBlocks: recomputesBlocks,
+            ledger: ledger)
+        let scratch = Scratch(
+            config: config, weights: weights, blockRows: backend.needs.weightBlockRows, ledger: ledger)
         self.scratch = scratch
-        rope = RoPE(T: max(positions ?? config.seqLen, config.seqLen), headDim: config.headDim, theta: config.ropeTheta,
-                    ledger: ledger)
+        rope = RoPE(
+            T: max(positions ?? config.seqLen, config.seqLen), headDim: config.headDim, theta: config.ropeTheta,
+            ledger: ledger)
         tokenCopy = AlignedBuffer(count: batch * config.seqLen, category: .activations, ledger: ledger)
         quantizesActivations = quantizesInputs
         let l = layout
-        func linear(_ params: [Int]) -> LinearWeights { LinearWeights(StackedMatrix(params, layout: l), weights, scratch) }
+        func linear(_ params: [Int]) -> LinearWeights {
+            LinearWeights(StackedMatrix(params, layout: l), weights, scratch)
+        }
         qkvMatrices = l.blocks.map { linear([$0.q, $0.k, $0.v]) }
         oMatrices = l.blocks.map { linear([$0.o]) }
         upMatrices = l.blocks.map { linear([$0.gate, $0.up]) }
@@ -131,7 +143,9 @@ public final class Model {
     // MARK: - Forward
 
     /// Mean cross-entropy of `targets` given `tokens` (both B × T, row-major), without gradients.
-    public func loss(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch B: Int, length T: Int) throws
+    public func loss(
+        tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch B: Int, length T: Int
+    ) throws
         -> Double
     {
         try forward(tokens: tokens, targets: targets, batch: B, length: T, gradScale: 0)
@@ -150,17 +164,19 @@ public final class Model {
         tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch B: Int, length T: Int,
         lossScale: Float = 1
     ) throws -> Double {
-        let loss = try forward(tokens: tokens, targets: targets, batch: B, length: T,
-                               gradScale: lossScale / Float(B * T))
+        let loss = try forward(
+            tokens: tokens, targets: targets, batch: B, length: T,
+            gradScale: lossScale / Float(B * T))
         try backward()
         return loss
     }
 
     /// Runs the forward pass; with a non-zero gradScale the logits are replaced by
     /// gradScale · dLoss_sum/dlogits, ready for ``backward()``.
-    package func forward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch B: Int, length T: Int,
-                 gradScale: Float) throws -> Double
-    {
+    package func forward(
+        tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch B: Int, length T: Int,
+        gradScale: Float
+    ) throws -> Double {
         if !(1...maxBatch).contains(B) || !(1...config.seqLen).contains(T) {
             fatalError("batch \(B)×\(T) exceeds the model's buffers")  // kept in every build, -Ounchecked too
         }
@@ -171,8 +187,9 @@ public final class Model {
         lastLength = T
         tokenCopy.pointer.update(from: tokens, count: N)
         for i in 0..<N where tokens[i] < 0 || Int(tokens[i]) >= V || targets[i] < 0 || Int(targets[i]) >= V {
-            throw QTrainError.data("token id \(max(tokens[i], targets[i])) is outside the model's vocabulary (model.vocab_size = \(V))",
-                                   hint: "set model.vocab_size to at least the tokenizer's vocabulary size")
+            throw QTrainError.data(
+                "token id \(max(tokens[i], targets[i])) is outside the model's vocabulary (model.vocab_size = \(V))",
+                hint: "set model.vocab_size to at least the tokenizer's vocabulary size")
         }
 
         Embedding.forward(out: a.residual, tokens: tokens, count: N, weights: weights, param: layout.embedding, C: C)
@@ -180,27 +197,33 @@ public final class Model {
             try blockForward(l, B: B, T: T, writesOutput: true)
         }
         let final = a.residual + config.nLayers * N * C
-        RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, input: final, weight: gain(layout.finalNorm), rows: N, C: C, eps: eps)
+        RMSNorm.forward(
+            out: a.lnf, rstd: a.lnfRstd, input: final, weight: gain(layout.finalNorm), rows: N, C: C, eps: eps)
         let headInput = quantizeInput(a.lnf, rows: N, cols: C)
         Linear.forward(out: a.logits, input: headInput, rows: N, weights: headMatrix, backend: backend)
         try inspect("logits", a.logits, N * V)
-        return CrossEntropy.forwardBackward(logits: a.logits, losses: a.losses, targets: targets, rows: N, V: V,
-                                            gradScale: gradScale)
+        return CrossEntropy.forwardBackward(
+            logits: a.logits, losses: a.losses, targets: targets, rows: N, V: V,
+            gradScale: gradScale)
     }
 
     /// Decoding: `n` tokens of one sequence at the cache's next positions go through the same
     /// layers as training (one forward of `n` rows), their keys and values join the cache, and
     /// the logits of the last come back (V floats, valid until the next call).
-    public func decode(_ tokens: UnsafePointer<Int32>, count n: Int, cache: KeyValueCache) throws -> UnsafeBufferPointer<Float> {
+    public func decode(
+        _ tokens: UnsafePointer<Int32>, count n: Int, cache: KeyValueCache
+    ) throws -> UnsafeBufferPointer<Float> {
         let C = config.dim, V = config.vocabSize, L = config.nLayers
         // Kept in every build, -Ounchecked too.
         if !(1...(maxBatch * config.seqLen)).contains(n) { fatalError("\(n) tokens exceed the model's buffers") }
         if cache.count + n > min(cache.capacity, rope.T) {
-            fatalError("the key/value cache is full (\(cache.count) of \(min(cache.capacity, rope.T)) positions); reset it")
+            fatalError(
+                "the key/value cache is full (\(cache.count) of \(min(cache.capacity, rope.T)) positions); reset it")
         }
         for i in 0..<n where tokens[i] < 0 || Int(tokens[i]) >= V {
-            throw QTrainError.data("token id \(tokens[i]) is outside the model's vocabulary (model.vocab_size = \(V))",
-                                   hint: "decode with the tokenizer the model was trained with")
+            throw QTrainError.data(
+                "token id \(tokens[i]) is outside the model's vocabulary (model.vocab_size = \(V))",
+                hint: "decode with the tokenizer the model was trained with")
         }
         let a = acts
         Embedding.forward(out: a.residual, tokens: tokens, count: n, weights: weights, param: layout.embedding, C: C)
@@ -210,9 +233,12 @@ public final class Model {
         cache.count += n
         // Only the last position's logits are asked for: the head multiplies one row.
         let last = a.residual + L * n * C + (n - 1) * C
-        RMSNorm.forward(out: a.lnf, rstd: a.lnfRstd, input: last, weight: gain(layout.finalNorm), rows: 1, C: C,
-                        eps: Float(config.normEps))
-        Linear.forward(out: a.logits, input: quantizeInput(a.lnf, rows: 1, cols: C), rows: 1, weights: headMatrix, backend: backend)
+        RMSNorm.forward(
+            out: a.lnf, rstd: a.lnfRstd, input: last, weight: gain(layout.finalNorm), rows: 1, C: C,
+            eps: Float(config.normEps))
+        Linear.forward(
+            out: a.logits, input: quantizeInput(a.lnf, rows: 1, cols: C), rows: 1, weights: headMatrix, backend: backend
+        )
         return UnsafeBufferPointer(start: a.logits, count: V)
     }
 
@@ -225,10 +251,11 @@ public final class Model {
     private func views(_ l: Int, B: Int, T: Int) -> BlockViews {
         let a = acts, N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads
         let s = l % a.slots
-        return BlockViews(x: a.residual + l * N * C, ln1: a.ln1 + s * N * C, ln1Rstd: a.ln1Rstd + s * N,
-                          qkv: a.qkv + s * N * 3 * C, probs: a.probs + s * B * H * T * T, att: a.attOut + s * N * C,
-                          mid: a.residualMid + s * N * C, ln2: a.ln2 + s * N * C, ln2Rstd: a.ln2Rstd + s * N,
-                          h13: a.h13 + s * N * 2 * F, hact: a.hact + s * N * F, out: a.residual + (l + 1) * N * C)
+        return BlockViews(
+            x: a.residual + l * N * C, ln1: a.ln1 + s * N * C, ln1Rstd: a.ln1Rstd + s * N,
+            qkv: a.qkv + s * N * 3 * C, probs: a.probs + s * B * H * T * T, att: a.attOut + s * N * C,
+            mid: a.residualMid + s * N * C, ln2: a.ln2 + s * N * C, ln2Rstd: a.ln2Rstd + s * N,
+            h13: a.h13 + s * N * 2 * F, hact: a.hact + s * N * F, out: a.residual + (l + 1) * N * C)
     }
 
     /// Block `l`'s forward from its input `residual[l]`; `writesOutput`: also the down
@@ -245,8 +272,9 @@ public final class Model {
             let start = cache.count
             rope.apply(v.qkv, ld: 3 * C, rows: N, seqLen: T, offset: start, heads: 2 * H, inverse: false)
             cache.append(l, qkv: v.qkv, rows: N)
-            Attention.forward(out: v.att, probs: v.probs, queries: v.qkv, keys: cache.keys(l), values: cache.values(l),
-                              ld: 3 * C, keysLD: C, B: 1, T: T, start: start, C: C, H: H)
+            Attention.forward(
+                out: v.att, probs: v.probs, queries: v.qkv, keys: cache.keys(l), values: cache.values(l),
+                ld: 3 * C, keysLD: C, B: 1, T: T, start: start, C: C, H: H)
         } else {
             rope.apply(v.qkv, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)
             Attention.forward(out: v.att, probs: v.probs, qkv: v.qkv, B: B, T: T, C: C, H: H)
@@ -261,7 +289,8 @@ public final class Model {
         let downInput = quantizeInput(v.hact, rows: N, cols: F)
         guard writesOutput else { return }
         v.out.update(from: v.mid, count: N * C)
-        Linear.forward(out: v.out, input: downInput, rows: N, weights: downMatrices[l], backend: backend, accumulate: true)
+        Linear.forward(
+            out: v.out, input: downInput, rows: N, weights: downMatrices[l], backend: backend, accumulate: true)
         try inspect("forward block \(l) output", v.out, N * C)
     }
 
@@ -272,19 +301,25 @@ public final class Model {
         let B = lastBatch, T = lastLength
         let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads
         let a = acts, g = gradients
-        if g.layoutCount != layout.count { fatalError("this model keeps no gradients (a decoder); it cannot run backward") }
+        if g.layoutCount != layout.count {
+            fatalError("this model keeps no gradients (a decoder); it cannot run backward")
+        }
         backend.beginBackward(seed: backwardSeed)
         /// RMSNorm backward with its gain's gradient in the store.
-        func normBackward(_ p: Int, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, rstd: UnsafePointer<Float>) throws {
+        func normBackward(
+            _ p: Int, dOut: UnsafePointer<Float>, input: UnsafePointer<Float>, rstd: UnsafePointer<Float>
+        ) throws {
             let range = layout.specs[p].offset..<(layout.specs[p].offset + C)
-            RMSNorm.backward(dInput: a.dResidual, dWeight: g.destination(range), dOut: dOut, input: input, weight: gain(p),
-                             rstd: rstd, rows: N, C: C, partials: a.normPartials)
+            RMSNorm.backward(
+                dInput: a.dResidual, dWeight: g.destination(range), dOut: dOut, input: input, weight: gain(p),
+                rstd: rstd, rows: N, C: C, partials: a.normPartials)
             try g.commit(range)
         }
 
         // logits = lnf · headᵀ;  final = RMSNorm(residual[L])
-        try Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.logits, input: backwardInput(a.lnf), rows: N, weights: headMatrix,
-                            backend: backend)
+        try Linear.backward(
+            dInput: a.dNorm, gradients: g, dOut: a.logits, input: backwardInput(a.lnf), rows: N, weights: headMatrix,
+            backend: backend)
         try onGradientsReady?(layout.specs[layout.head].offset)
         a.dResidual.initialize(repeating: 0, count: N * C)
         let final = a.residual + config.nLayers * N * C
@@ -299,20 +334,25 @@ public final class Model {
             let h13 = v.h13, hact = v.hact
 
             // out = mid + hact · downᵀ: dResidual is d(out) and, through the skip, d(mid)
-            try Linear.backward(dInput: a.dHact, gradients: g, dOut: a.dResidual, input: backwardInput(hact), rows: N,
-                                weights: downMatrices[l], backend: backend)
+            try Linear.backward(
+                dInput: a.dHact, gradients: g, dOut: a.dResidual, input: backwardInput(hact), rows: N,
+                weights: downMatrices[l], backend: backend)
             SwiGLU.backward(dh: a.dH13, dOut: a.dHact, h: h13, rows: N, F: F)
-            try Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dH13, input: backwardInput(ln2), rows: N,
-                                weights: upMatrices[l], backend: backend)
+            try Linear.backward(
+                dInput: a.dNorm, gradients: g, dOut: a.dH13, input: backwardInput(ln2), rows: N,
+                weights: upMatrices[l], backend: backend)
             try normBackward(blk.mlpNorm, dOut: a.dNorm, input: mid, rstd: v.ln2Rstd)
             // mid = x + att · oᵀ: dResidual is now d(mid), and d(x) through the skip
-            try Linear.backward(dInput: a.dAttOut, gradients: g, dOut: a.dResidual, input: backwardInput(att), rows: N,
-                                weights: oMatrices[l], backend: backend)
-            Attention.backward(dqkv: a.dQKV, dOut: a.dAttOut, qkv: qkv, probs: probs, B: B, T: T, C: C, H: H,
-                               dScores: a.dScores, slots: a.scoreSlots)
+            try Linear.backward(
+                dInput: a.dAttOut, gradients: g, dOut: a.dResidual, input: backwardInput(att), rows: N,
+                weights: oMatrices[l], backend: backend)
+            Attention.backward(
+                dqkv: a.dQKV, dOut: a.dAttOut, qkv: qkv, probs: probs, B: B, T: T, C: C, H: H,
+                dScores: a.dScores, slots: a.scoreSlots)
             rope.apply(a.dQKV, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: true)
-            try Linear.backward(dInput: a.dNorm, gradients: g, dOut: a.dQKV, input: backwardInput(ln1), rows: N,
-                                weights: qkvMatrices[l], backend: backend)
+            try Linear.backward(
+                dInput: a.dNorm, gradients: g, dOut: a.dQKV, input: backwardInput(ln1), rows: N,
+                weights: qkvMatrices[l], backend: backend)
             try normBackward(blk.attnNorm, dOut: a.dNorm, input: x, rstd: v.ln1Rstd)
             try inspect("backward block \(l) input gradient", a.dResidual, N * C)
             try onGradientsReady?(layout.specs[blk.attnNorm].offset)
@@ -323,8 +363,9 @@ public final class Model {
         for r0 in stride(from: 0, to: table.rows, by: pieceRows) {
             let rows = r0..<min(table.rows, r0 + pieceRows)
             let range = (table.offset + rows.lowerBound * C)..<(table.offset + rows.upperBound * C)
-            Embedding.backward(dTable: g.destination(range), dOut: a.dResidual, tokens: tokenCopy.pointer, count: N, C: C,
-                               rows: pieceRows == table.rows ? nil : rows)
+            Embedding.backward(
+                dTable: g.destination(range), dOut: a.dResidual, tokens: tokenCopy.pointer, count: N, C: C,
+                rows: pieceRows == table.rows ? nil : rows)
             try g.commit(range)
         }
         try onGradientsReady?(0)
@@ -337,6 +378,7 @@ public final class Model {
 extension LinearWeights {
     /// `matrix` of `weights`, materialising rows into `scratch` when they are not stored as FP32.
     init(_ matrix: StackedMatrix, _ weights: ModelWeights, _ scratch: Scratch) {
-        self.init(matrix: matrix, weights: weights, scratch: scratch.weights.pointer, scratchCount: scratch.weights.count)
+        self.init(
+            matrix: matrix, weights: weights, scratch: scratch.weights.pointer, scratchCount: scratch.weights.count)
     }
 }

@@ -14,8 +14,9 @@ enum RMSNorm {
     ) {
         OpProfile.shared.time("rmsnorm forward") {
             Threads.parallelFor(rows, minChunk: 32) { r in
-                qk_rmsnorm_fwd(out + r.lowerBound * C, rstd + r.lowerBound, input + r.lowerBound * C,
-                               weight, Int64(r.count), Int64(C), eps)
+                qk_rmsnorm_fwd(
+                    out + r.lowerBound * C, rstd + r.lowerBound, input + r.lowerBound * C,
+                    weight, Int64(r.count), Int64(C), eps)
             }
         }
     }
@@ -36,8 +37,9 @@ enum RMSNorm {
                     let r0 = k * chunkRows, n = min(chunkRows, rows - r0)
                     let dw = partials + k * C
                     dw.initialize(repeating: 0, count: C)
-                    qk_rmsnorm_bwd(dInput + r0 * C, dw, dOut + r0 * C, input + r0 * C, weight, rstd + r0,
-                                   Int64(n), Int64(C))
+                    qk_rmsnorm_bwd(
+                        dInput + r0 * C, dw, dOut + r0 * C, input + r0 * C, weight, rstd + r0,
+                        Int64(n), Int64(C))
                 }
             }
             for k in 0..<chunks { qk_add(dWeight, partials + k * C, Int64(C)) }

@@ -27,12 +27,15 @@ struct RoPE {
 
     /// Rotates the first `heads` heads of each of `rows` rows (row stride `ld`); row r is
     /// position `offset + r mod seqLen`. `inverse` applies the transpose (backward).
-    func apply(_ x: UnsafeMutablePointer<Float>, ld: Int, rows: Int, seqLen: Int, offset: Int = 0,
-               heads: Int, inverse: Bool) {
+    func apply(
+        _ x: UnsafeMutablePointer<Float>, ld: Int, rows: Int, seqLen: Int, offset: Int = 0,
+        heads: Int, inverse: Bool
+    ) {
         OpProfile.shared.time("rope") {
             Threads.parallelFor(rows, minChunk: 16) { r in
-                qk_rope_rows(x, Int64(ld), Int64(r.lowerBound), Int64(r.upperBound), Int64(seqLen),
-                             Int64(offset), Int64(heads), Int64(headDim), cosTable.pointer, sinTable.pointer, inverse ? 1 : 0)
+                qk_rope_rows(
+                    x, Int64(ld), Int64(r.lowerBound), Int64(r.upperBound), Int64(seqLen),
+                    Int64(offset), Int64(heads), Int64(headDim), cosTable.pointer, sinTable.pointer, inverse ? 1 : 0)
             }
         }
     }

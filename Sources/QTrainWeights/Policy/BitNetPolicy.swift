@@ -23,7 +23,9 @@ public final class BitNetPolicy: WeightPolicy {
 
     public func usesStoredValues(_ p: Int) -> Bool { !quantized[p] }
 
-    public func forwardValues(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>) {
+    public func forwardValues(
+        _ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>
+    ) {
         let s = w.storage[p]
         guard quantized[p] else { return s.readValues(from: start, count: n, into: out) }
         if let f = s as? FP32Storage { return qk_ternarize(out, f.pointer + start, Int64(n), beta[p]) }
@@ -40,7 +42,9 @@ public final class BitNetPolicy: WeightPolicy {
         quantized[p] && (w.storage[p] is FP32Storage || w.storage[p] is BF16Storage) ? beta[p] : nil
     }
 
-    public func forwardCodes(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>) {
+    public func forwardCodes(
+        _ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>
+    ) {
         if let f = w.storage[p] as? FP32Storage { return qk_ternary_codes(out, f.pointer + start, Int64(n), beta[p]) }
         let h = w.storage[p] as! BF16Storage
         qk_ternary_codes_bf16(out, h.pointer + start, Int64(n), beta[p])

@@ -22,13 +22,17 @@ public final class DQTPolicy: WeightPolicy {
 
     public func usesStoredValues(_ p: Int) -> Bool { !quantized[p] }
 
-    public func forwardValues(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>) {
+    public func forwardValues(
+        _ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>
+    ) {
         storedValues(w, of: p, from: start, count: n, into: out)
     }
 
     public func forwardCodeStep(_ w: ModelWeights, of p: Int) -> Float? { w.codes(p).map { 1 / $0.scale } }
 
-    public func forwardCodes(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>) {
+    public func forwardCodes(
+        _ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>
+    ) {
         let q = w.codes(p)!
         qk_unpack_i8(out, q.packed.pointer, Int32(q.grid.bits), Int32(q.grid.qn), Int64(start), Int64(n))
     }

@@ -1,4 +1,5 @@
 import QTrainCore
+
 /// How a `quant.mode` stores, uses and updates the weights (DESIGN.md, "Weight policies").
 ///
 /// One file per policy: ``FP32Policy``, ``BitNetPolicy``, ``DQTPolicy``. A policy chooses each
@@ -12,7 +13,8 @@ public protocol WeightPolicy: AnyObject {
     /// FP32 tensor can be used in place).
     func usesStoredValues(_ p: Int) -> Bool
     /// Writes the FP32 values the forward pass uses for elements [start, start+n) of tensor `p`.
-    func forwardValues(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>)
+    func forwardValues(
+        _ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>)
     /// The value of one integer code of tensor `p`'s forward weights, when they are integer
     /// codes times one step (DQT: 1/scale; BitNet: β); nil when they are not.
     func forwardCodeStep(_ w: ModelWeights, of p: Int) -> Float?
@@ -28,14 +30,18 @@ public protocol WeightPolicy: AnyObject {
 
 extension WeightPolicy {
     public func forwardCodeStep(_ w: ModelWeights, of p: Int) -> Float? { nil }
-    public func forwardCodes(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>) {
+    public func forwardCodes(
+        _ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>
+    ) {
         fatalError("\(w.layout.specs[p].name) has no integer codes under this policy")
     }
     public func prepareUpdate(_ w: ModelWeights) {}
     public func refresh(_ w: ModelWeights) {}
 
     /// Stored values unchanged: the default forward of a policy that transforms nothing.
-    func storedValues(_ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>) {
+    func storedValues(
+        _ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>
+    ) {
         w.storage[p].readValues(from: start, count: n, into: out)
     }
 }

@@ -17,12 +17,15 @@ public enum ActivationQuantizer {
 
     /// Quantises `x` (rows × cols) in place and writes its int8 codes (rows × cols) and the
     /// value of one code step per row, so that `x == codes · scales` exactly.
-    public static func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
-                             codes: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>) {
+    public static func apply(
+        _ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+        codes: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>
+    ) {
         OpProfile.shared.time("activation quant") {
             Threads.parallelFor(rows, minChunk: 16) { r in
-                qk_act_quant_rows_codes(x + r.lowerBound * cols, codes + r.lowerBound * cols, scales + r.lowerBound,
-                                        Int64(r.count), Int64(cols), Int64(cols))
+                qk_act_quant_rows_codes(
+                    x + r.lowerBound * cols, codes + r.lowerBound * cols, scales + r.lowerBound,
+                    Int64(r.count), Int64(cols), Int64(cols))
             }
         }
     }

@@ -1,4 +1,5 @@
 import QTrainCore
+
 /// How weights are stored and updated (`quant.mode`).
 public enum QuantMode: String, CaseIterable, Codable, Sendable, ConfigEnum {
     /// FP32 weights, plain AdamW.
@@ -116,7 +117,9 @@ public struct QuantConfig: Codable, Equatable, Sendable {
     /// ``validate(path:)`` would reject is a programming error, not a silent ternary run.
     public var grid: QuantGrid {
         guard let bits else { return .ternary }
-        do { return try QuantGrid(bits: bits) } catch { fatalError("quant.bits = \(bits) was used without validation: \(error)") }
+        do { return try QuantGrid(bits: bits) } catch {
+            fatalError("quant.bits = \(bits) was used without validation: \(error)")
+        }
     }
     public var scaleRule: ScaleRule { scale ?? .fixed }
     public var latentType: LatentType { latentDtype ?? .fp32 }

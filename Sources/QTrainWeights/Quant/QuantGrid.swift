@@ -1,4 +1,5 @@
 import QTrainCore
+
 /// The integer grid of an n-bit quantiser: codes in [qn, qp], `qn = -2^(n-1)`, `qp = 2^(n-1) - 1`;
 /// ternary ("1.58-bit") is [-1, 1]. A code `q` under scale `s` stands for the value `q / s`.
 public struct QuantGrid: Equatable, Hashable, Sendable, Codable, CustomStringConvertible {

@@ -38,7 +38,10 @@ public final class BF16Storage: ElementStorage {
 
     public func updateKernel(_ step: UpdateStep) -> UpdateKernel {
         let w = pointer
-        return { e, n, g, m, v, p in qk_adamw_bf16(w + e, g, m, v, Int64(n), &p); return 0 }
+        return { e, n, g, m, v, p in
+            qk_adamw_bf16(w + e, g, m, v, Int64(n), &p)
+            return 0
+        }
     }
 
     var base: UnsafeMutableRawPointer { UnsafeMutableRawPointer(pointer) }

@@ -25,7 +25,8 @@ public final class FP32Storage: ElementStorage {
         Threads.parallelFor((count + chunk - 1) / chunk) { blocks in
             for b in blocks {
                 let start = b * chunk
-                stream.normals(into: self.pointer + start, start: start, count: min(chunk, self.count - start), std: std)
+                stream.normals(
+                    into: self.pointer + start, start: start, count: min(chunk, self.count - start), std: std)
             }
         }
     }
@@ -34,7 +35,10 @@ public final class FP32Storage: ElementStorage {
 
     public func updateKernel(_ step: UpdateStep) -> UpdateKernel {
         let w = pointer
-        return { e, n, g, m, v, p in qk_adamw(w + e, g, m, v, Int64(n), &p); return 0 }
+        return { e, n, g, m, v, p in
+            qk_adamw(w + e, g, m, v, Int64(n), &p)
+            return 0
+        }
     }
 
     var base: UnsafeMutableRawPointer { UnsafeMutableRawPointer(pointer) }

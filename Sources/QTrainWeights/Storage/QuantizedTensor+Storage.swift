@@ -64,13 +64,18 @@ extension QuantizedTensor: TensorStorage {
         let (qn, qp, bits) = (Int32(grid.qn), Int32(grid.qp), Int32(grid.bits))
         let (scaleOld, scaleNew, codes) = (scale, pendingScale ?? scale, packed.pointer)
         return { e, n, g, m, v, p in
-            if e % 40 != 0 { fatalError("DQT update slices must start at a multiple of 40") }  // kept in every build, -Ounchecked too
-            return Int(qk_dqt_update(codes, bits, qn, qp, Int64(e), Int64(n), g, m, v, scaleOld, scaleNew,
-                                     &p, key, stream.c2, stream.c3))
+            // Kept in every build, -Ounchecked too.
+            if e % 40 != 0 { fatalError("DQT update slices must start at a multiple of 40") }
+            return Int(
+                qk_dqt_update(
+                    codes, bits, qn, qp, Int64(e), Int64(n), g, m, v, scaleOld, scaleNew,
+                    &p, key, stream.c2, stream.c3))
         }
     }
 
-    public var payload: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: packed.pointer, count: packed.count) }
+    public var payload: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: packed.pointer, count: packed.count)
+    }
 
     /// 40 codes are whole bytes in every packing, so a slice starting at a multiple of 40 starts on a byte.
     public func payloadBytes(of elements: Range<Int>) -> Range<Int> {
@@ -99,21 +104,28 @@ extension QuantizedTensor: TensorStorage {
     public func read(_ spec: ParameterSpec, from file: SafetensorsFile) throws {
         let e = try file.entry(spec.name)
         guard e.dtype == .u8, e.count == packed.count, file.metadata[spec.name + ".bits"] == grid.bitsLabel,
-              file.metadata[spec.name + ".packing"] == grid.packingName
+            file.metadata[spec.name + ".packing"] == grid.packingName
         else {
-            throw QTrainError(.checkpoint, "\(spec.name) in \(file.url.path) is not stored as \(grid) codes like this run's (\(e.dtype.rawValue), bits \(file.metadata[spec.name + ".bits"] ?? "none"))",
-                              hint: "resume with the quant settings the checkpoint was trained with")
+            throw QTrainError(
+                .checkpoint,
+                "\(spec.name) in \(file.url.path) is not stored as \(grid) codes like this run's (\(e.dtype.rawValue), bits \(file.metadata[spec.name + ".bits"] ?? "none"))",
+                hint: "resume with the quant settings the checkpoint was trained with")
         }
         try file.withBytes(spec.name) { payload.copyMemory(from: $0) }
         // Base-3 bytes hold five codes only below 3^5 = 243; n-bit streams use every pattern.
-        if grid.bits == 0, let bad = UnsafeBufferPointer(start: packed.pointer, count: packed.count).firstIndex(where: { $0 >= 243 }) {
-            throw QTrainError(.checkpoint, "\(spec.name) in \(file.url.path) holds byte \(packed.pointer[bad]) at offset \(bad), not a base-3 group of five ternary codes (bytes are below 243)",
-                              hint: "the file is damaged; use an older checkpoint")
+        if grid.bits == 0,
+            let bad = UnsafeBufferPointer(start: packed.pointer, count: packed.count).firstIndex(where: { $0 >= 243 })
+        {
+            throw QTrainError(
+                .checkpoint,
+                "\(spec.name) in \(file.url.path) holds byte \(packed.pointer[bad]) at offset \(bad), not a base-3 group of five ternary codes (bytes are below 243)",
+                hint: "the file is damaged; use an older checkpoint")
         }
         let s = try file.floats(spec.name + ".scale")
         guard s.count == 1, s[0].isFinite, s[0] > 0 else {
-            throw QTrainError(.checkpoint, "\(spec.name).scale in \(file.url.path) is \(s), not one finite positive number",
-                              hint: "the file is damaged; use an older checkpoint")
+            throw QTrainError(
+                .checkpoint, "\(spec.name).scale in \(file.url.path) is \(s), not one finite positive number",
+                hint: "the file is damaged; use an older checkpoint")
         }
         scale = s[0]
     }

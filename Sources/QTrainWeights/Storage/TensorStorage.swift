@@ -86,7 +86,8 @@ public enum StorageKind: Equatable, Sendable {
 extension TensorStorage {
     /// A hash of the stored bytes, side state first, chained from `seed`.
     public func fingerprint(seed: UInt64) -> UInt64 {
-        let h = withSideState { side in side.isEmpty ? seed : qk_fingerprint(side.baseAddress!, Int64(side.count), seed) }
+        let h = withSideState { side in side.isEmpty ? seed : qk_fingerprint(side.baseAddress!, Int64(side.count), seed)
+        }
         return qk_fingerprint(payload.baseAddress!, Int64(payload.count), h)
     }
 
@@ -105,7 +106,9 @@ protocol ElementStorage: TensorStorage {
 }
 
 extension ElementStorage {
-    public var payload: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: count * Self.elementSize) }
+    public var payload: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: base, count: count * Self.elementSize)
+    }
 
     public func payloadBytes(of elements: Range<Int>) -> Range<Int> {
         (elements.lowerBound * Self.elementSize)..<(elements.upperBound * Self.elementSize)
@@ -130,7 +133,10 @@ extension ElementStorage {
 }
 
 /// The mismatch error of a checkpoint tensor that is not stored as this run stores it.
-func storageMismatch(_ spec: ParameterSpec, _ e: SafetensorsFile.Entry, in file: SafetensorsFile, expected: String) -> QTrainError {
-    QTrainError(.checkpoint, "\(spec.name) in \(file.url.path) is \(e.dtype.rawValue) \(e.shape), this run expects \(expected)",
-                hint: "resume with the model and quant settings the checkpoint was trained with")
+func storageMismatch(
+    _ spec: ParameterSpec, _ e: SafetensorsFile.Entry, in file: SafetensorsFile, expected: String
+) -> QTrainError {
+    QTrainError(
+        .checkpoint, "\(spec.name) in \(file.url.path) is \(e.dtype.rawValue) \(e.shape), this run expects \(expected)",
+        hint: "resume with the model and quant settings the checkpoint was trained with")
 }

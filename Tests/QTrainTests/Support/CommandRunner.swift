@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import QTrainData
 
 /// Runs the built `qtrain-dist` (next to the test bundle) and captures its output.
@@ -22,15 +23,19 @@ enum QTrainBinary {
 
     /// Runs `qtrain-dist arguments…` in `directory` and waits (at most `timeout` seconds).
     @discardableResult
-    static func run(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
-                    timeout: TimeInterval = 300) throws -> CommandResult {
+    static func run(
+        _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
+        timeout: TimeInterval = 300
+    ) throws -> CommandResult {
         try runProgram(url, arguments, in: directory, environment: environment, timeout: timeout)
     }
 }
 
 /// Runs a program and waits for it; kills it after `timeout` seconds.
-func runProgram(_ program: URL, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
-                timeout: TimeInterval = 300) throws -> CommandResult {
+func runProgram(
+    _ program: URL, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
+    timeout: TimeInterval = 300
+) throws -> CommandResult {
     try SpawnedProgram(program, arguments, in: directory, environment: environment).wait(timeout: timeout)
 }
 
@@ -54,11 +59,15 @@ final class SpawnedProgram {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, files.appendingPathComponent("out").path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, files.appendingPathComponent("err").path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(
+            &actions, 1, files.appendingPathComponent("out").path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(
+            &actions, 2, files.appendingPathComponent("err").path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         // A working directory goes through the shell (posix_spawn's chdir action is a GNU extension).
         var command = [program.path] + arguments
-        if let directory { command = ["/bin/sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", directory.path] + command }
+        if let directory {
+            command = ["/bin/sh", "-c", "cd \"$1\" && shift && exec \"$@\"", "sh", directory.path] + command
+        }
         let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
@@ -66,7 +75,9 @@ final class SpawnedProgram {
         let rc = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
         guard rc == 0 else {
             try? FileManager.default.removeItem(at: files)
-            throw NSError(domain: "runProgram", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "cannot run \(program.path)"])
+            throw NSError(
+                domain: "runProgram", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: "cannot run \(program.path)"]
+            )
         }
         self.pid = pid
     }
@@ -134,7 +145,8 @@ func makeSyntheticData(in dir: URL, documents: Int = 12) throws -> URL {
         docs.append(Document(name: String(format: "doc%03d.txt", i), text: text))
     }
     let out = dir.appendingPathComponent("data")
-    _ = try DataPreparer.prepare(documents: docs, source: "synthetic", tokenizer: ByteTokenizer(), valEvery: 4,
-                                       to: out, log: { _ in })
+    _ = try DataPreparer.prepare(
+        documents: docs, source: "synthetic", tokenizer: ByteTokenizer(), valEvery: 4,
+        to: out, log: { _ in })
     return out
 }

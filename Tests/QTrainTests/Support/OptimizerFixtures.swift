@@ -13,7 +13,9 @@ func optimizerTestModel(_ quant: QuantConfig = QuantConfig()) -> Model {
 }
 
 /// AdamW with default settings and moments stored as `state`, over `range` of `m`'s layout.
-func optimizerForTests(_ m: Model, _ state: StateType, range: Range<Int>? = nil, ledger: MemoryLedger? = nil) -> Optimizer {
+func optimizerForTests(
+    _ m: Model, _ state: StateType, range: Range<Int>? = nil, ledger: MemoryLedger? = nil
+) -> Optimizer {
     var c = OptimConfig()
     c.stateDtype = state
     return Optimizer(config: c, layout: m.layout, range: range, ledger: ledger)

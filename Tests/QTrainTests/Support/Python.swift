@@ -11,7 +11,8 @@ enum TestPython {
     /// Whether the interpreter can import all of `modules`.
     static func has(_ modules: [String]) -> Bool {
         guard let path else { return false }
-        let r = try? runProgram(URL(fileURLWithPath: path), ["-c", "import " + modules.joined(separator: ", ")], timeout: 120)
+        let r = try? runProgram(
+            URL(fileURLWithPath: path), ["-c", "import " + modules.joined(separator: ", ")], timeout: 120)
         return r?.status == 0
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import QTrainCore
 @testable import QTrainModel
 
@@ -62,7 +63,9 @@ enum Ref {
                     var scores = [Double](repeating: 0, count: i + 1)
                     for j in 0...i {
                         var s = 0.0
-                        for e in 0..<d { s += qkv[(b * T + i) * 3 * C + h * d + e] * qkv[(b * T + j) * 3 * C + C + h * d + e] }
+                        for e in 0..<d {
+                            s += qkv[(b * T + i) * 3 * C + h * d + e] * qkv[(b * T + j) * 3 * C + C + h * d + e]
+                        }
                         scores[j] = s / Double(d).squareRoot()
                     }
                     let mx = scores.max()!
@@ -103,7 +106,9 @@ enum Ref {
     }
 
     /// Logits (B·T, V) of the whole model for flat parameters in layout order.
-    static func logits(_ p: [Double], layout: ParameterLayout, config: ModelConfig, tokens: [Int32], B: Int, T: Int) -> [Double] {
+    static func logits(
+        _ p: [Double], layout: ParameterLayout, config: ModelConfig, tokens: [Int32], B: Int, T: Int
+    ) -> [Double] {
         let C = config.dim, F = config.hiddenDim, H = config.nHeads, V = config.vocabSize, N = B * T
         let eps = config.normEps, theta = config.ropeTheta
         func w(_ i: Int) -> ArraySlice<Double> {
@@ -145,11 +150,13 @@ enum Ref {
         return linear(hf, w(layout.head), M: N, K: C, N: V)
     }
 
-    static func loss(_ p: [Double], layout: ParameterLayout, config: ModelConfig, tokens: [Int32], targets: [Int32],
-                     B: Int, T: Int) -> Double
-    {
-        crossEntropy(logits(p, layout: layout, config: config, tokens: tokens, B: B, T: T), targets: targets,
-                     rows: B * T, V: config.vocabSize)
+    static func loss(
+        _ p: [Double], layout: ParameterLayout, config: ModelConfig, tokens: [Int32], targets: [Int32],
+        B: Int, T: Int
+    ) -> Double {
+        crossEntropy(
+            logits(p, layout: layout, config: config, tokens: tokens, B: B, T: T), targets: targets,
+            rows: B * T, V: config.vocabSize)
     }
 }
 

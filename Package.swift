@@ -63,7 +63,7 @@ let package = Package(
         layer("QTrainExport", ["QTrainCheckpoint", "QTrainData", "QTrainWeights", "QTrainCore", "QKernels"]),
         layer("QTrainInference", ["QTrainCheckpoint", "QTrainModel", "QTrainData", "QTrainCore"]),
         layer("QTrainBench", ["QTrainTraining", "QTrainCheckpoint", "QTrainModel", "QTrainDist", "QTrainOptim",
-                              "QTrainCore", "QKernels"]),
+                              "QTrainWeights", "QTrainCore", "QKernels"]),
         layer("QTrainReport", ["QTrainTraining", "QTrainCheckpoint", "QTrainCore"]),
         // SVG to PNG through librsvg and cairo, kept out of every other target.
         layer("QTrainPNG", ["QTrainCore", "CRSVG"]),

@@ -1,6 +1,7 @@
 import Foundation
 import QTrainCheckpoint
 import QTrainCore
+import QTrainWeights
 
 /// `bench --modes`: weight policies and options named in a word (`fp32`, `bitnet`,
 /// `bitnet-bf16`, `dqt`, `dqt:N`, each optionally followed by suffixes such as `+bf16-state`),
@@ -22,15 +23,15 @@ public enum BenchModes {
                 + option.split(separator: ",").map(String.init)
         }
         switch mode {
-        case "fp32": return ["quant.mode=fp32"]
-        case "bitnet": return ["quant.mode=bitnet"]
         case "bitnet-bf16": return ["quant.mode=bitnet", "quant.latent_dtype=bf16"]
-        case "dqt": return ["quant.mode=dqt"]
         default:
+            // Every quant.mode is a mode by its own name.
+            if let policy = QuantMode(rawValue: mode) { return ["quant.mode=\(policy.rawValue)"] }
             if mode.hasPrefix("dqt:") { return ["quant.mode=dqt", "quant.bits=\(mode.dropFirst(4))"] }
             throw QTrainError(
                 .config, "unknown bench mode '\(mode)'",
-                hint: "use fp32, bitnet, bitnet-bf16, dqt or dqt:N, optionally followed by any of "
+                hint: "use " + QuantMode.allCases.map(\.rawValue).joined(separator: ", ")
+                    + ", bitnet-bf16 or dqt:N, optionally followed by any of "
                     + suffixes.map(\.key).joined(separator: ", "))
         }
     }

@@ -21,12 +21,7 @@ public struct MemoryPlan: Sendable {
         let C = Double(m.dim), F = Double(m.hiddenDim), V = Double(m.vocabSize), L = Double(m.nLayers)
         let matrices = 2 * V * C + L * (4 * C * C + 3 * F * C)
         parameters = matrices + L * 2 * C + C
-        let weightBytes: Double
-        switch config.quant.mode {
-        case .fp32: weightBytes = 4
-        case .bitnet: weightBytes = config.quant.latentType == .bf16 ? 2 : 4
-        case .dqt: weightBytes = config.quant.grid.storageBitsPerCode / 8
-        }
+        let weightBytes = config.quant.storedBytesPerWeight
         let sharded = config.dist.shardOptimizer && world > 1
         let stateSize = config.optim.stateDtype.bytesPerParameter / (sharded ? Double(world) : 1)
         let zero2 = sharded && config.dist.shardGradients

@@ -132,6 +132,15 @@ public struct QuantConfig: Codable, Equatable, Sendable {
         mode != .fp32 && (role.isMatrix || scope == .all)
     }
 
+    /// Bytes a weight matrix's element is stored in (what the memory plan counts per parameter).
+    public var storedBytesPerWeight: Double {
+        switch mode {
+        case .fp32: return 4
+        case .bitnet: return latentType == .bf16 ? 2 : 4
+        case .dqt: return grid.storageBitsPerCode / 8
+        }
+    }
+
     /// A short label such as `dqt ternary` or `bitnet`.
     public var label: String {
         switch mode {

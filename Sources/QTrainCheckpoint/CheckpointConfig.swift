@@ -1,7 +1,7 @@
 import QTrainCore
 
 /// The `checkpoint:` section.
-public struct CheckpointConfig: Codable, Equatable, Sendable {
+public struct CheckpointConfig: Codable, Equatable, Sendable, ConfigSection {
     /// Write a checkpoint every this many steps; 0 writes only at the end of the run, when a
     /// signal stops it and on the clock (`every_minutes`).
     public var every = 0
@@ -13,17 +13,15 @@ public struct CheckpointConfig: Codable, Equatable, Sendable {
     /// Resume from the run directory's newest valid checkpoint when there is one.
     public var resume = true
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case every, everyMinutes = "every_minutes", keep, resume }
+    package enum CodingKeys: String, CodingKey, CaseIterable {
+        case every, everyMinutes = "every_minutes", keep, resume
+    }
 
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let read = try ConfigReader<CodingKeys>(decoder)
-        every = try read(.every, every)
-        everyMinutes = try read(.everyMinutes, everyMinutes)
-        keep = try read(.keep, keep)
-        resume = try read(.resume, resume)
-    }
+    package static let fields: [ConfigField<Self>] = [
+        .init(.every, \.every), .init(.everyMinutes, \.everyMinutes), .init(.keep, \.keep), .init(.resume, \.resume)
+    ]
 
     func validate(path: String = "checkpoint") throws {
         let check = ConfigCheck(path: path)

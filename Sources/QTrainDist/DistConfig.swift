@@ -23,7 +23,7 @@ public enum OverlapMode: String, CaseIterable, Codable, Sendable, ConfigEnum {
 }
 
 /// The `dist:` section: data parallelism.
-public struct DistConfig: Codable, Equatable, Sendable {
+public struct DistConfig: Codable, Equatable, Sendable, ConfigSection {
     /// Compare a fingerprint of all weights across ranks every this many steps (and at every
     /// checkpoint); 0 only at the end.
     public var checkEvery = 100
@@ -41,7 +41,7 @@ public struct DistConfig: Codable, Equatable, Sendable {
     /// before it names the ranks that stopped answering and ends the job (exit 5); 0 = wait forever.
     public var timeoutS = 600.0
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    package enum CodingKeys: String, CodingKey, CaseIterable {
         case checkEvery = "check_every", onDesync = "on_desync", shardOptimizer = "shard_optimizer", shardGradients =
             "shard_gradients"
         case bucketMB = "bucket_mb", overlap, timeoutS = "timeout_s"
@@ -49,16 +49,11 @@ public struct DistConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let read = try ConfigReader<CodingKeys>(decoder)
-        checkEvery = try read(.checkEvery, checkEvery)
-        onDesync = try read(.onDesync, onDesync)
-        shardOptimizer = try read(.shardOptimizer, shardOptimizer)
-        shardGradients = try read(.shardGradients, shardGradients)
-        bucketMB = try read(.bucketMB, bucketMB)
-        overlap = try read(.overlap, overlap)
-        timeoutS = try read(.timeoutS, timeoutS)
-    }
+    package static let fields: [ConfigField<Self>] = [
+        .init(.checkEvery, \.checkEvery), .init(.onDesync, \.onDesync), .init(.shardOptimizer, \.shardOptimizer),
+        .init(.shardGradients, \.shardGradients), .init(.bucketMB, \.bucketMB), .init(.overlap, \.overlap),
+        .init(.timeoutS, \.timeoutS)
+    ]
 
     package func validate(path: String = "dist") throws {
         let check = ConfigCheck(path: path)

@@ -32,7 +32,7 @@ public enum StateType: String, CaseIterable, Codable, Sendable, ConfigEnum {
 }
 
 /// The `optim:` section. Defaults are the paper's settings for its 130M model.
-public struct OptimConfig: Codable, Equatable, Sendable {
+public struct OptimConfig: Codable, Equatable, Sendable, ConfigSection {
     /// Peak learning rate.
     public var lr = 5e-4
     public var beta1 = 0.9
@@ -52,7 +52,7 @@ public struct OptimConfig: Codable, Equatable, Sendable {
     /// Storage of the gradients; clipping and the update read them widened to FP32.
     public var gradDtype: GradientType = .fp32
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    package enum CodingKeys: String, CodingKey, CaseIterable {
         case lr, beta1, beta2, eps, weightDecay = "weight_decay", gradClip = "grad_clip"
         case warmupSteps = "warmup_steps", schedule, minLRRatio = "min_lr_ratio", stateDtype = "state_dtype"
         case gradDtype = "grad_dtype"
@@ -60,20 +60,12 @@ public struct OptimConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let read = try ConfigReader<CodingKeys>(decoder)
-        lr = try read(.lr, lr)
-        beta1 = try read(.beta1, beta1)
-        beta2 = try read(.beta2, beta2)
-        eps = try read(.eps, eps)
-        weightDecay = try read(.weightDecay, weightDecay)
-        gradClip = try read(.gradClip, gradClip)
-        warmupSteps = try read(.warmupSteps, warmupSteps)
-        schedule = try read(.schedule, schedule)
-        minLRRatio = try read(.minLRRatio, minLRRatio)
-        stateDtype = try read(.stateDtype, stateDtype)
-        gradDtype = try read(.gradDtype, gradDtype)
-    }
+    package static let fields: [ConfigField<Self>] = [
+        .init(.lr, \.lr), .init(.beta1, \.beta1), .init(.beta2, \.beta2), .init(.eps, \.eps),
+        .init(.weightDecay, \.weightDecay), .init(.gradClip, \.gradClip), .init(.warmupSteps, \.warmupSteps),
+        .init(.schedule, \.schedule), .init(.minLRRatio, \.minLRRatio), .init(.stateDtype, \.stateDtype),
+        .init(.gradDtype, \.gradDtype)
+    ]
 
     package func validate(path: String = "optim") throws {
         let check = ConfigCheck(path: path)

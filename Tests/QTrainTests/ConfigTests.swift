@@ -2,10 +2,26 @@ import XCTest
 
 @testable import QTrainCheckpoint
 @testable import QTrainCore
+@testable import QTrainData
+@testable import QTrainDist
 @testable import QTrainOptim
 @testable import QTrainWeights
 
 final class ConfigTests: XCTestCase {
+    /// Every section reads every key it writes (its field table lists each coding key once).
+    func testEverySectionReadsEveryKey() {
+        func keys<S: ConfigSection>(_: S.Type) -> (read: [String], known: [String]) {
+            (S.fields.map(\.key.rawValue), S.CodingKeys.allCases.map(\.rawValue))
+        }
+        for (name, k) in [
+            ("model", keys(ModelConfig.self)), ("quant", keys(QuantConfig.self)), ("optim", keys(OptimConfig.self)),
+            ("data", keys(DataConfig.self)), ("train", keys(TrainSection.self)), ("log", keys(LogSection.self)),
+            ("dist", keys(DistConfig.self)), ("checkpoint", keys(CheckpointConfig.self)), ("run", keys(RunConfig.self))
+        ] {
+            XCTAssertEqual(k.read, k.known, name)
+        }
+    }
+
     func write(_ yaml: String) -> String {
         let dir = temporaryDirectory(self)
         let url = dir.appendingPathComponent("c.yaml")

@@ -9,7 +9,7 @@ import Yams
 /// A whole run's configuration: one section per component, each documented where it lives.
 /// Unknown keys and out-of-range values are errors that name the key; `--set a.b=v`
 /// overrides any key.
-public struct RunConfig: Codable, Equatable, Sendable {
+public struct RunConfig: Codable, Equatable, Sendable, ConfigSection {
     public var model = ModelConfig()
     public var quant = QuantConfig()
     public var optim = OptimConfig()
@@ -19,21 +19,16 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var dist = DistConfig()
     public var checkpoint = CheckpointConfig()
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case model, quant, optim, data, train, log, dist, checkpoint }
+    package enum CodingKeys: String, CodingKey, CaseIterable {
+        case model, quant, optim, data, train, log, dist, checkpoint
+    }
 
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let read = try ConfigReader<CodingKeys>(decoder)
-        model = try read(.model, model)
-        quant = try read(.quant, quant)
-        optim = try read(.optim, optim)
-        data = try read(.data, data)
-        train = try read(.train, train)
-        log = try read(.log, log)
-        dist = try read(.dist, dist)
-        checkpoint = try read(.checkpoint, checkpoint)
-    }
+    package static let fields: [ConfigField<Self>] = [
+        .init(.model, \.model), .init(.quant, \.quant), .init(.optim, \.optim), .init(.data, \.data),
+        .init(.train, \.train), .init(.log, \.log), .init(.dist, \.dist), .init(.checkpoint, \.checkpoint)
+    ]
 
     /// The weight policy, plus every memory option that is not the paper's setting:
     /// "dqt ternary", "dqt ternary, bf16 gradients, int8 optimizer state, recomputed blocks".

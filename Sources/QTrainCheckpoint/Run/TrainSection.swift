@@ -10,7 +10,7 @@ public enum ActivationCheckpointing: String, CaseIterable, Codable, Sendable, Co
 }
 
 /// The `train:` section: batch shape, length, seed and where the run writes.
-public struct TrainSection: Codable, Equatable, Sendable {
+public struct TrainSection: Codable, Equatable, Sendable, ConfigSection {
     /// Sequences per forward pass on each rank (B).
     public var microBatch = 4
     /// Forward/backward passes per optimizer step; the global batch is
@@ -33,7 +33,7 @@ public struct TrainSection: Codable, Equatable, Sendable {
     public var evalSequences = 64
     public var activationCheckpointing: ActivationCheckpointing = .none
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    package enum CodingKeys: String, CodingKey, CaseIterable {
         case microBatch = "micro_batch", gradAccum = "grad_accum", globalBatch = "global_batch", steps, seed, outDir =
             "out_dir"
         case threads, evalEvery = "eval_every", evalSequences = "eval_sequences", activationCheckpointing =
@@ -42,19 +42,12 @@ public struct TrainSection: Codable, Equatable, Sendable {
 
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let read = try ConfigReader<CodingKeys>(decoder)
-        microBatch = try read(.microBatch, microBatch)
-        gradAccum = try read(.gradAccum, gradAccum)
-        globalBatch = try read(.globalBatch, globalBatch)
-        steps = try read(.steps, steps)
-        seed = try read(.seed, seed)
-        outDir = try read(.outDir, outDir)
-        threads = try read(.threads, threads)
-        evalEvery = try read(.evalEvery, evalEvery)
-        evalSequences = try read(.evalSequences, evalSequences)
-        activationCheckpointing = try read(.activationCheckpointing, activationCheckpointing)
-    }
+    package static let fields: [ConfigField<Self>] = [
+        .init(.microBatch, \.microBatch), .init(.gradAccum, \.gradAccum), .init(.globalBatch, \.globalBatch),
+        .init(.steps, \.steps), .init(.seed, \.seed), .init(.outDir, \.outDir), .init(.threads, \.threads),
+        .init(.evalEvery, \.evalEvery), .init(.evalSequences, \.evalSequences),
+        .init(.activationCheckpointing, \.activationCheckpointing)
+    ]
 
     /// Sequences per forward pass on each of `world` ranks, from global_batch when it is set.
     public func microBatch(world: Int) throws -> Int {
@@ -97,23 +90,20 @@ public enum ProgressMode: String, CaseIterable, Codable, Sendable, ConfigEnum {
 }
 
 /// The `log:` section.
-public struct LogSection: Codable, Equatable, Sendable {
+public struct LogSection: Codable, Equatable, Sendable, ConfigSection {
     /// A progress line (and a metrics record) every this many steps.
     public var every = 10
     public var progress: ProgressMode = .auto
     /// Also write every metrics record as TensorBoard scalars under `RUN/tensorboard/`.
     public var tensorboard = false
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case every, progress, tensorboard }
+    package enum CodingKeys: String, CodingKey, CaseIterable { case every, progress, tensorboard }
 
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let read = try ConfigReader<CodingKeys>(decoder)
-        every = try read(.every, every)
-        progress = try read(.progress, progress)
-        tensorboard = try read(.tensorboard, tensorboard)
-    }
+    package static let fields: [ConfigField<Self>] = [
+        .init(.every, \.every), .init(.progress, \.progress), .init(.tensorboard, \.tensorboard)
+    ]
 
     func validate(path: String = "log") throws {
         try ConfigCheck(path: path).require(every >= 1, "every", every, "at least 1")

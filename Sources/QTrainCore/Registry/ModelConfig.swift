@@ -1,5 +1,5 @@
 /// Shape of a LLaMA-structured model (the `model:` section of a config).
-public struct ModelConfig: Codable, Equatable, Sendable {
+public struct ModelConfig: Codable, Equatable, Sendable, ConfigSection {
     /// Vocabulary size; must cover every token id in the data.
     public var vocabSize = 257
     /// Hidden size C.
@@ -19,7 +19,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Standard deviation of the normal initialisation of every weight matrix.
     public var initStd = 0.02
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    package enum CodingKeys: String, CodingKey, CaseIterable {
         case vocabSize = "vocab_size", dim, nLayers = "n_layers", nHeads = "n_heads"
         case ffnDim = "ffn_dim", seqLen = "seq_len", ropeTheta = "rope_theta"
         case normEps = "norm_eps", initStd = "init_std"
@@ -27,19 +27,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let read = try ConfigReader<CodingKeys>(decoder)
-        let d = Self()
-        vocabSize = try read(.vocabSize, d.vocabSize)
-        dim = try read(.dim, d.dim)
-        nLayers = try read(.nLayers, d.nLayers)
-        nHeads = try read(.nHeads, d.nHeads)
-        ffnDim = try read(.ffnDim, d.ffnDim)
-        seqLen = try read(.seqLen, d.seqLen)
-        ropeTheta = try read(.ropeTheta, d.ropeTheta)
-        normEps = try read(.normEps, d.normEps)
-        initStd = try read(.initStd, d.initStd)
-    }
+    package static let fields: [ConfigField<Self>] = [
+        .init(.vocabSize, \.vocabSize), .init(.dim, \.dim), .init(.nLayers, \.nLayers), .init(.nHeads, \.nHeads),
+        .init(.ffnDim, \.ffnDim), .init(.seqLen, \.seqLen), .init(.ropeTheta, \.ropeTheta), .init(.normEps, \.normEps),
+        .init(.initStd, \.initStd)
+    ]
 
     /// F after applying the default rule.
     public var hiddenDim: Int {

@@ -61,7 +61,7 @@ public enum BackwardRounding: String, CaseIterable, Codable, Sendable, ConfigEnu
 }
 
 /// The `quant:` section.
-public struct QuantConfig: Codable, Equatable, Sendable {
+public struct QuantConfig: Codable, Equatable, Sendable, ConfigSection {
     public var mode: QuantMode = .fp32
     /// Weight bits for dqt: 1.58 (ternary) or 2...8. Default 1.58.
     public var bits: Double?
@@ -94,24 +94,18 @@ public struct QuantConfig: Codable, Equatable, Sendable {
         return q
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    package enum CodingKeys: String, CodingKey, CaseIterable {
         case mode, bits, scope, scale, latentDtype = "latent_dtype", activationBits = "activation_bits", compute
         case backwardRounding = "backward_rounding"
     }
 
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        let read = try ConfigReader<CodingKeys>(decoder)
-        mode = try read(.mode, mode)
-        bits = try read(.bits, bits)
-        scope = try read(.scope, scope)
-        scale = try read(.scale, scale)
-        latentDtype = try read(.latentDtype, latentDtype)
-        activationBits = try read(.activationBits, activationBits)
-        compute = try read(.compute, compute)
-        backwardRounding = try read(.backwardRounding, backwardRounding)
-    }
+    package static let fields: [ConfigField<Self>] = [
+        .init(.mode, \.mode), .init(.bits, \.bits), .init(.scope, \.scope), .init(.scale, \.scale),
+        .init(.latentDtype, \.latentDtype), .init(.activationBits, \.activationBits), .init(.compute, \.compute),
+        .init(.backwardRounding, \.backwardRounding)
+    ]
 
     /// The grid of dqt weights (ternary unless `bits` says otherwise). Reading it with bits that
     /// ``validate(path:)`` would reject is a programming error, not a silent ternary run.

@@ -171,24 +171,23 @@ QK_INLINE float qk_adam_direction(float g, float *m, float *v, const qk_adam_con
     return (mi * k->ib1) / (sqrtf(vi * k->ib2) + k->eps);
 }
 
+/// The AdamW update of one weight (decoupled weight decay), moments updated in place.
+QK_INLINE float qk_adamw_value(float w, float g, float *m, float *v, const qk_adam_consts *k, float lr) {
+    const float d = qk_adam_direction(g, m, v, k);
+    return w - lr * (d + k->wd * w);
+}
+
 QK_CLONES
 void qk_adamw(float *w, const float *g, float *m, float *v, int64_t n, const qk_adamw_params *p) {
     const qk_adam_consts k = qk_adam_prepare(p);
-    const float lr = p->lr;
-    for (int64_t i = 0; i < n; i++) {
-        const float d = qk_adam_direction(g[i], &m[i], &v[i], &k);
-        w[i] = w[i] - lr * (d + k.wd * w[i]);
-    }
+    for (int64_t i = 0; i < n; i++) w[i] = qk_adamw_value(w[i], g[i], &m[i], &v[i], &k, p->lr);
 }
 
 QK_CLONES
 void qk_adamw_bf16(uint16_t *w, const float *g, float *m, float *v, int64_t n, const qk_adamw_params *p) {
     const qk_adam_consts k = qk_adam_prepare(p);
-    const float lr = p->lr;
     for (int64_t i = 0; i < n; i++) {
-        const float d = qk_adam_direction(g[i], &m[i], &v[i], &k);
-        const float wi = qk_bf16_to_f32(w[i]);
-        w[i] = qk_f32_to_bf16(wi - lr * (d + k.wd * wi));
+        w[i] = qk_f32_to_bf16(qk_adamw_value(qk_bf16_to_f32(w[i]), g[i], &m[i], &v[i], &k, p->lr));
     }
 }
 

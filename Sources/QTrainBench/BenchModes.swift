@@ -101,28 +101,20 @@ public enum BenchModes {
                 + (records.compactMap(\.int8PeakGops).first.map { [String(format: "int8 %.1f GOP/s", $0)] } ?? [])
                 + (records.compactMap(\.bf16PeakGflops).first.map { [String(format: "bf16 %.1f GFLOP/s", $0)] } ?? [])
             lines.append("\ninterleaved; measured peaks: " + peaks.joined(separator: ", "))
-            lines.append(
-                "mode".padding(toLength: width, withPad: " ", startingAt: 0)
-                    + "   step s   ×first  tokens/s    MFU  path peak  path MFU")
-            for r in records {
-                lines.append(
-                    name(r)
-                        + String(
-                            format: "  %7.3f  %6.3f  %8.1f  %5.3f  %9.1f  %8.3f", r.stepS, r.stepS / base,
-                            r.tokensPerS, r.mfu, r.pathPeakGflops, r.pathMfu))
-            }
-        } else {
-            lines.append(
-                "\n" + "mode".padding(toLength: width, withPad: " ", startingAt: 0)
-                    + "   step s   ×first  tokens/s    MFU  path MFU   B/param  peak RSS")
-            for r in records {
-                lines.append(
-                    name(r)
-                        + String(
-                            format: "  %7.3f  %6.3f  %8.1f  %5.3f  %8.3f  %8.3f  ", r.stepS, r.stepS / base,
-                            r.tokensPerS, r.mfu, r.pathMfu, r.memory.bytesPerParam)
-                        + formatBytes(r.memory.peakRssBytes))
-            }
+        }
+        // Memory is per mode only when each mode had its own process.
+        lines.append(
+            (interleaved ? "" : "\n") + "mode".padding(toLength: width, withPad: " ", startingAt: 0)
+                + "   step s   ×first  tokens/s    MFU"
+                + (interleaved ? "  path peak  path MFU" : "  path MFU   B/param  peak RSS"))
+        for r in records {
+            let common = String(format: "  %7.3f  %6.3f  %8.1f  %5.3f", r.stepS, r.stepS / base, r.tokensPerS, r.mfu)
+            let rest =
+                interleaved
+                ? String(format: "  %9.1f  %8.3f", r.pathPeakGflops, r.pathMfu)
+                : String(format: "  %8.3f  %8.3f  ", r.pathMfu, r.memory.bytesPerParam)
+                    + formatBytes(r.memory.peakRssBytes)
+            lines.append(name(r) + common + rest)
         }
         return lines.joined(separator: "\n")
     }

@@ -15,8 +15,8 @@ public final class MetricsLog {
 
     public private(set) var state = State()
     let console: Console
-    let every: Int
-    let lastStep: Int
+    let cadence: Cadence
+    var lastStep: Int { cadence.lastStep }
     let tokensPerStep: Int
     let world: Int
     /// Bits per byte per nat of validation loss (target tokens ÷ (their UTF-8 bytes × ln 2)),
@@ -29,8 +29,7 @@ public final class MetricsLog {
 
     init(console: Console, every: Int, lastStep: Int, tokensPerStep: Int, world: Int) {
         self.console = console
-        self.every = every
-        self.lastStep = lastStep
+        cadence = Cadence(every: every, lastStep: lastStep)
         self.tokensPerStep = tokensPerStep
         self.world = world
     }
@@ -54,7 +53,7 @@ public final class MetricsLog {
     }
 
     /// Whether a record is due after `step`.
-    public func isDue(step: Int, stopping: Bool) -> Bool { step % every == 0 || step == lastStep || stopping }
+    public func isDue(step: Int, stopping: Bool) -> Bool { cadence.isDue(step: step) || stopping }
 
     /// The validation loss before training.
     func initial(validationLoss: Double) {

@@ -21,8 +21,7 @@ public final class Validator {
     public private(set) var state = State()
     let model: Model
     let comm: Communicator
-    let every: Int
-    let lastStep: Int
+    let cadence: Cadence
     let batch: Int
     let tokens: AlignedBuffer<Int32>
     let targets: AlignedBuffer<Int32>
@@ -33,8 +32,7 @@ public final class Validator {
     ) {
         self.data = data
         windows = evaluationWindows(data, count: sequences)
-        self.every = every
-        self.lastStep = lastStep
+        cadence = Cadence(every: every, lastStep: lastStep)
         self.model = model
         self.comm = comm
         self.batch = batch
@@ -57,7 +55,7 @@ public final class Validator {
     }
 
     /// Whether a validation is due after `step`.
-    public func isDue(step: Int) -> Bool { (every > 0 && step % every == 0) || step == lastStep }
+    public func isDue(step: Int) -> Bool { cadence.isDue(step: step) }
 
     /// Mean loss over the windows after `step` (collective: every rank calls it).
     @discardableResult

@@ -10,24 +10,11 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Loss, perplexity and bits per byte of a checkpoint on validation data or a text.")
 
-    @Argument(help: "A run directory (its newest valid checkpoint) or a checkpoint directory.")
-    var checkpoint: String
+    @OptionGroup var inference: InferenceOptions
 
     @Option(
         help: "A prepared data directory (validation split), a .bin shard or a text file. Default: the run's data.dir.")
     var data: String?
-
-    @Option(help: "stored, or ternary: re-quantise every quantised matrix to ternary (absmean) at load.")
-    var weights: WeightChoice = .stored
-
-    @Option(help: "on (as trained) or off: no int8 quantisation of linear-layer inputs, as a plain LLaMA computes.")
-    var activationQuant: Switch = .on
-
-    @Option(
-        help:
-            "The matmul path (quant.compute): fp32, reference, int8, int8-bf16 or auto (the default; the backward half of int8-bf16 does not run in eval)."
-    )
-    var compute: ComputePath = .auto
 
     @Option(help: "Evaluate at most this many windows (spread evenly). Default: all.")
     var sequences: Int?
@@ -50,20 +37,21 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let ckpt = try LoadedCheckpoint(
-                path: URL(fileURLWithPath: checkpoint),
+                path: URL(fileURLWithPath: inference.checkpoint),
                 log: { message in
                     if json { FileHandle.standardError.write(Data((message + "\n").utf8)) } else { print(message) }
                 })
             Threads.configure(requested: ckpt.config.train.threads)
-            let model = try ckpt.model(batch: batch, weights: weights, compute: compute)
-            if activationQuant == .off { model.quantizesActivations = false }
+            let model = try ckpt.model(batch: batch, weights: inference.weights, compute: inference.compute)
+            if inference.activationQuant == .off { model.quantizesActivations = false }
             let source = URL(fileURLWithPath: data ?? ckpt.config.data.dir)
             let tokens = try Evaluation.tokens(from: source, tokenizer: ckpt.tokenizer)
             let r = try Evaluation.run(model: model, tokens: tokens, tokenizer: ckpt.tokenizer, maxSequences: sequences)
             if json {
                 let obj: [String: Any] = [
                     "checkpoint": ckpt.directory.path, "step": ckpt.state.step, "quant": ckpt.config.quant.label,
-                    "weights": weights.rawValue, "activation_quant": model.quantizesActivations ? "on" : "off",
+                    "weights": inference.weights.rawValue,
+                    "activation_quant": model.quantizesActivations ? "on" : "off",
                     "compute": model.backend.name, "data": source.path, "seq_len": ckpt.config.model.seqLen,
                     "windows": r.sequences, "tokens": r.tokens, "bytes": r.bytes, "loss": r.loss,
                     "perplexity": r.perplexity, "bits_per_byte": r.bitsPerByte.isFinite ? r.bitsPerByte : NSNull()
@@ -73,7 +61,7 @@ struct EvalCommand: ParsableCommand {
                 print(String(decoding: text, as: UTF8.self))
             } else {
                 print(
-                    "checkpoint \(ckpt.directory.path) (step \(ckpt.state.step), \(ckpt.config.quant.label), weights \(weights.rawValue), activation quantisation \(model.quantizesActivations ? "on" : "off"), compute \(model.backend.name))"
+                    "checkpoint \(ckpt.directory.path) (step \(ckpt.state.step), \(ckpt.config.quant.label), weights \(inference.weights.rawValue), activation quantisation \(model.quantizesActivations ? "on" : "off"), compute \(model.backend.name))"
                 )
                 print("data \(source.path): \(r.sequences) windows of up to \(ckpt.config.model.seqLen) tokens")
                 print(

@@ -16,8 +16,7 @@ struct GenerateCommand: ParsableCommand {
             the cache is rebuilt from them, so text past the context length only sees that window.
             """)
 
-    @Argument(help: "A run directory or a checkpoint directory.")
-    var checkpoint: String
+    @OptionGroup var inference: InferenceOptions
 
     @Option(help: "Text to continue.")
     var prompt: String = ""
@@ -37,21 +36,6 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed of the sampler.")
     var seed: Int = 1
 
-    @Option(help: "stored, or ternary: re-quantise every quantised matrix to ternary at load.")
-    var weights: WeightChoice = .stored
-
-    @Option(
-        help:
-            "fp32, or int8 (or auto, the default): int8 multiplies the linear layers' int8 inputs by their integer weight codes where the model has them."
-    )
-    var compute: ComputePath = .auto
-
-    @Option(
-        help:
-            "on (as trained) or off: no int8 quantisation of linear-layer inputs, as the exported Hugging Face and GGUF models compute."
-    )
-    var activationQuant: Switch = .on
-
     @Flag(help: "Print the sampled token ids (one line, after the text) for comparisons with other implementations.")
     var printIds = false
 
@@ -69,13 +53,13 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let ckpt = try LoadedCheckpoint(path: URL(fileURLWithPath: checkpoint))
+            let ckpt = try LoadedCheckpoint(path: URL(fileURLWithPath: inference.checkpoint))
             Threads.configure(requested: ckpt.config.train.threads)
-            let model = try ckpt.model(batch: 1, weights: weights)
-            if activationQuant == .off { model.quantizesActivations = false }
+            let model = try ckpt.model(batch: 1, weights: inference.weights)
+            if inference.activationQuant == .off { model.quantizesActivations = false }
             let gen = Generator(
                 weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations,
-                useInt8: compute != .fp32 && compute != .reference)
+                useInt8: inference.compute != .fp32 && inference.compute != .reference)
             var sampler = TokenSampler(
                 temperature: temperature, topK: topK, topP: topP, seed: UInt64(bitPattern: Int64(seed)))
             FileHandle.standardOutput.write(Data(prompt.utf8))

@@ -26,16 +26,4 @@ public enum Gemm: GemmKernel {
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// The same product in Float64 (used by the gradient-check references).
-    public static func multiply(
-        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-        alpha: Double = 1, a: UnsafePointer<Double>, lda: Int,
-        b: UnsafePointer<Double>, ldb: Int,
-        beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int
-    ) {
-        if m == 0 || n == 0 { return }
-        cblas_dgemm(
-            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    }
 }

@@ -110,16 +110,4 @@ public struct BackendNeeds: Sendable {
     /// Bytes of its own scratch for products of at most `maxRows` rows and inner dimension
     /// `maxInner` (Float64, so plans of absurd sizes cannot overflow).
     public var scratchBytes: @Sendable (_ maxRows: Double, _ maxInner: Double) -> Double
-
-    public init(
-        weightBlockRows: Int?, gradientRows: Int, activationCodes: Bool, forward: ProductArithmetic,
-        backward: ProductArithmetic, scratchBytes: @escaping @Sendable (Double, Double) -> Double
-    ) {
-        self.weightBlockRows = weightBlockRows
-        self.gradientRows = gradientRows
-        self.activationCodes = activationCodes
-        self.forward = forward
-        self.backward = backward
-        self.scratchBytes = scratchBytes
-    }
 }

@@ -20,32 +20,20 @@ public final class BF16Storage: ElementStorage {
 
     public func absSum() -> Double { qk_abs_sum_bf16(pointer, Int64(count)) }
 
-    public func initializeNormal(_ stream: RandomStream, std: Float) {
-        let chunk = 1 << 16
-        Threads.parallelFor((count + chunk - 1) / chunk) { blocks in
-            var tmp = [Float](repeating: 0, count: chunk)
-            for b in blocks {
-                let start = b * chunk, m = min(chunk, self.count - start)
-                tmp.withUnsafeMutableBufferPointer {
-                    stream.normals(into: $0.baseAddress!, start: start, count: m, std: std)
-                    qk_f32_to_bf16_array(self.pointer + start, $0.baseAddress!, Int64(m))
-                }
-            }
-        }
+    /// Rounded to nearest.
+    func store(_ values: UnsafePointer<Float>, at start: Int, count n: Int) {
+        qk_f32_to_bf16_array(pointer + start, values, Int64(n))
     }
 
     public func initializeOnes() { pointer.update(repeating: 0x3F80, count: count) }
 
-    public func updateKernel(_ step: UpdateStep) -> UpdateKernel {
-        let w = pointer
-        return { e, n, g, m, v, p in
-            qk_adamw_bf16(w + e, g, m, v, Int64(n), &p)
-            return 0
-        }
-    }
+    /// Computed in FP32, stored back rounded to nearest.
+    func adamw(
+        from start: Int, count n: Int, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+        _ v: UnsafeMutablePointer<Float>, _ params: inout qk_adamw_params
+    ) { qk_adamw_bf16(pointer + start, g, m, v, Int64(n), &params) }
 
     var base: UnsafeMutableRawPointer { UnsafeMutableRawPointer(pointer) }
-    static var elementSize: Int { 2 }
     static var dtype: SafetensorsDType { .bf16 }
 
     public func perturb() { pointer[0] ^= 0x0100 }

@@ -20,29 +20,18 @@ public final class FP32Storage: ElementStorage {
 
     public func absSum() -> Double { qk_abs_sum(pointer, Int64(count)) }
 
-    public func initializeNormal(_ stream: RandomStream, std: Float) {
-        let chunk = 1 << 16
-        Threads.parallelFor((count + chunk - 1) / chunk) { blocks in
-            for b in blocks {
-                let start = b * chunk
-                stream.normals(
-                    into: self.pointer + start, start: start, count: min(chunk, self.count - start), std: std)
-            }
-        }
+    func store(_ values: UnsafePointer<Float>, at start: Int, count n: Int) {
+        (pointer + start).update(from: values, count: n)
     }
 
     public func initializeOnes() { pointer.update(repeating: 1, count: count) }
 
-    public func updateKernel(_ step: UpdateStep) -> UpdateKernel {
-        let w = pointer
-        return { e, n, g, m, v, p in
-            qk_adamw(w + e, g, m, v, Int64(n), &p)
-            return 0
-        }
-    }
+    func adamw(
+        from start: Int, count n: Int, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+        _ v: UnsafeMutablePointer<Float>, _ params: inout qk_adamw_params
+    ) { qk_adamw(pointer + start, g, m, v, Int64(n), &params) }
 
     var base: UnsafeMutableRawPointer { UnsafeMutableRawPointer(pointer) }
-    static var elementSize: Int { 4 }
     static var dtype: SafetensorsDType { .f32 }
 
     public func perturb() { pointer[0] += 0.01 }

@@ -101,11 +101,42 @@ extension TensorStorage {
 /// checkpoints: what FP32 and BF16 tensors share (bytes, slices, serialisation).
 protocol ElementStorage: TensorStorage {
     var base: UnsafeMutableRawPointer { get }
-    static var elementSize: Int { get }
     static var dtype: SafetensorsDType { get }
+    /// Stores `n` FP32 values as elements from element `start`.
+    func store(_ values: UnsafePointer<Float>, at start: Int, count n: Int)
+    /// AdamW on `n` elements from element `start` (g, m, v pointing at that element).
+    func adamw(
+        from start: Int, count n: Int, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+        _ v: UnsafeMutablePointer<Float>, _ params: inout qk_adamw_params)
 }
 
 extension ElementStorage {
+    static var elementSize: Int { dtype.size }
+
+    /// Plain AdamW on the stored values: no codes change.
+    public func updateKernel(_ step: UpdateStep) -> UpdateKernel {
+        { start, n, g, m, v, params in
+            self.adamw(from: start, count: n, g, m, v, &params)
+            return 0
+        }
+    }
+
+    /// Normal(0, std) values from `stream` (element e draws counter e, whatever the threads),
+    /// drawn in FP32 blocks of 2^16 and stored.
+    public func initializeNormal(_ stream: RandomStream, std: Float) {
+        let chunk = 1 << 16
+        Threads.parallelFor((count + chunk - 1) / chunk) { blocks in
+            var values = [Float](repeating: 0, count: chunk)
+            for b in blocks {
+                let start = b * chunk, n = min(chunk, self.count - start)
+                values.withUnsafeMutableBufferPointer {
+                    stream.normals(into: $0.baseAddress!, start: start, count: n, std: std)
+                    self.store($0.baseAddress!, at: start, count: n)
+                }
+            }
+        }
+    }
+
     public var payload: UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(start: base, count: count * Self.elementSize)
     }

@@ -200,34 +200,21 @@ public enum GGUFExport {
     /// byte-level BPE as `gpt2` (byte-level token strings, merges, GPT-2's split pattern).
     /// Ids past the tokenizer's (a model vocabulary rounded up) are unused pad tokens.
     static func tokenizerMetadata(_ tokenizer: any Tokenizer, vocabSize: Int) throws -> [(String, GGUFFile.Value)] {
-        var tokens: [String], types: [Int32], out: [(String, GGUFFile.Value)] = []
-        var scores: [Float]?
-        if let sp = tokenizer as? SentencePieceTokenizer {
-            tokens = sp.pieceTexts
-            types = sp.types.map(\.rawValue)
-            scores = sp.scores
-            out.append(("tokenizer.ggml.model", .string("llama")))
-            out.append(("tokenizer.ggml.unknown_token_id", .uint32(UInt32(sp.unkID))))
-            if sp.bosID >= 0 && Int(sp.bosID) < tokens.count {
-                out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(sp.bosID))))
+        let vocabulary = tokenizer.vocabulary
+        var tokens = vocabulary.tokens, types = vocabulary.types.map(\.rawValue), scores = vocabulary.scores
+        var out: [(String, GGUFFile.Value)] = [("tokenizer.ggml.model", .string(vocabulary.model.rawValue))]
+        switch vocabulary.model {
+        case .sentencePiece:
+            if let unknown = vocabulary.unknown {
+                out.append(("tokenizer.ggml.unknown_token_id", .uint32(UInt32(unknown))))
             }
-            out.append(("tokenizer.ggml.add_space_prefix", .bool(sp.addDummyPrefix)))
-        } else {
-            let merges: [String]
-            if let bpe = tokenizer as? BPETokenizer {
-                tokens = bpe.tokens
-                types = (0..<tokens.count).map { bpe.specials.contains(Int32($0)) ? 3 : 1 }
-                merges = bpe.merges.map { "\(bpe.tokens[Int($0.0)]) \(bpe.tokens[Int($0.1)])" }
-            } else if tokenizer is ByteTokenizer {
-                tokens = byteLevelAlphabet().map { String($0) } + ["<|endoftext|>"]
-                types = Array(repeating: 1, count: 256) + [3]
-                merges = []
-            } else {
-                throw QTrainError(.config, "GGUF export does not know the tokenizer \(tokenizer.identity)")
+            if let beginning = vocabulary.beginning {
+                out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(beginning))))
             }
-            out.append(("tokenizer.ggml.model", .string("gpt2")))
+            out.append(("tokenizer.ggml.add_space_prefix", .bool(vocabulary.addsSpacePrefix ?? true)))
+        case .byteLevelBPE:
             out.append(("tokenizer.ggml.pre", .string("gpt-2")))
-            out.append(("tokenizer.ggml.merges", .strings(merges)))
+            out.append(("tokenizer.ggml.merges", .strings(vocabulary.merges)))
             out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(tokenizer.endOfText))))
         }
         guard tokens.count <= vocabSize else {

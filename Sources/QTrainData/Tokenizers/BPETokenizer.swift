@@ -317,3 +317,13 @@ func writeHuggingFaceTokenizer(_ tokenizer: [String: Any], endOfText: String, to
     try writeJSON(config, to: directory.appendingPathComponent("tokenizer_config.json"))
     try writeJSON(["eos_token": endOfText], to: directory.appendingPathComponent("special_tokens_map.json"))
 }
+
+extension BPETokenizer {
+    /// Its tokens (specials as control tokens) and merges.
+    public var vocabulary: TokenizerVocabulary {
+        TokenizerVocabulary(
+            model: .byteLevelBPE, tokens: tokens,
+            types: (0..<tokens.count).map { specials.contains(Int32($0)) ? .control : .normal },
+            merges: merges.map { "\(tokens[Int($0.0)]) \(tokens[Int($0.1)])" })
+    }
+}

@@ -307,3 +307,14 @@ public struct SentencePieceTokenizer: Tokenizer {
         return n
     }
 }
+
+extension SentencePieceTokenizer {
+    /// Its pieces with their scores and types, and its unknown and beginning ids.
+    public var vocabulary: TokenizerVocabulary {
+        TokenizerVocabulary(
+            model: .sentencePiece, tokens: pieceTexts,
+            types: types.map { TokenizerVocabulary.TokenType(rawValue: $0.rawValue)! },
+            scores: scores, unknown: unkID, beginning: bosID >= 0 && Int(bosID) < pieceTexts.count ? bosID : nil,
+            addsSpacePrefix: addDummyPrefix)
+    }
+}

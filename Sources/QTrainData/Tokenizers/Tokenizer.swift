@@ -18,6 +18,8 @@ public protocol Tokenizer: Sendable {
     /// Writes the files Hugging Face loads the tokenizer from (`tokenizer.json` for BPE,
     /// `tokenizer.model` for SentencePiece; `tokenizer_config.json`, `special_tokens_map.json`).
     func saveForHuggingFace(to directory: URL) throws
+    /// The tokens with their kinds, as GGUF files list them.
+    var vocabulary: TokenizerVocabulary { get }
 }
 
 extension Tokenizer {
@@ -32,6 +34,13 @@ extension Tokenizer {
 /// Bytes as tokens: ids 0...255 are UTF-8 bytes, 256 is `<|endoftext|>`.
 public struct ByteTokenizer: Tokenizer {
     public init() {}
+
+    /// GPT-2's byte alphabet and `<|endoftext|>`, no merges.
+    public var vocabulary: TokenizerVocabulary {
+        TokenizerVocabulary(
+            model: .byteLevelBPE, tokens: byteLevelAlphabet().map { String($0) } + ["<|endoftext|>"],
+            types: Array(repeating: .normal, count: 256) + [.control])
+    }
     public var vocabSize: Int { 257 }
     public var endOfText: Int32 { 256 }
     public var identity: String { "qtrain-bytes-v1:257" }

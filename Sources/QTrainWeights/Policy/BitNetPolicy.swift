@@ -28,8 +28,9 @@ public final class BitNetPolicy: WeightPolicy {
     ) {
         let s = w.storage[p]
         guard quantized[p] else { return s.readValues(from: start, count: n, into: out) }
-        if let f = s as? FP32Storage { return qk_ternarize(out, f.pointer + start, Int64(n), beta[p]) }
-        if let h = s as? BF16Storage { return qk_ternarize_bf16(out, h.pointer + start, Int64(n), beta[p]) }
+        if let latent = s as? RealValuedStorage {
+            return latent.ternarize(from: start, count: n, step: beta[p], into: out)
+        }
         // Any other latent storage: widen in cache-sized pieces, then ternarise in place.
         for o in stride(from: 0, to: n, by: 4096) {
             let k = min(4096, n - o)
@@ -39,15 +40,14 @@ public final class BitNetPolicy: WeightPolicy {
     }
 
     public func forwardCodeStep(_ w: ModelWeights, of p: Int) -> Float? {
-        quantized[p] && (w.storage[p] is FP32Storage || w.storage[p] is BF16Storage) ? beta[p] : nil
+        quantized[p] && w.storage[p] is RealValuedStorage ? beta[p] : nil
     }
 
     public func forwardCodes(
         _ w: ModelWeights, of p: Int, from start: Int, count n: Int, into out: UnsafeMutablePointer<Int8>
     ) {
-        if let f = w.storage[p] as? FP32Storage { return qk_ternary_codes(out, f.pointer + start, Int64(n), beta[p]) }
-        let h = w.storage[p] as! BF16Storage
-        qk_ternary_codes_bf16(out, h.pointer + start, Int64(n), beta[p])
+        // forwardCodeStep promised codes only for real-valued latent weights.
+        (w.storage[p] as! RealValuedStorage).ternaryCodes(from: start, count: n, step: beta[p], into: out)
     }
 
     public func refresh(_ w: ModelWeights) {

@@ -215,33 +215,6 @@ void qk_f32_to_bf16_array(uint16_t *out, const float *in, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = qk_f32_to_bf16(in[i]);
 }
 
-QK_CLONES
-void qk_ternarize_bf16(float *out, const uint16_t *w, int64_t n, float beta) {
-    const float inv = 1.0f / beta;
-    for (int64_t i = 0; i < n; i++) {
-        float q = rintf(qk_bf16_to_f32(w[i]) * inv);
-        q = q < -1.0f ? -1.0f : (q > 1.0f ? 1.0f : q);
-        out[i] = q * beta;
-    }
-}
-
-QK_INLINE float qk_sum_abs_bf16_block(const uint16_t *x, int64_t n) {
-#pragma clang fp reassociate(on)
-    float s = 0.0f;
-    for (int64_t i = 0; i < n; i++) s += fabsf(qk_bf16_to_f32(x[i]));
-    return s;
-}
-
-QK_CLONES
-double qk_abs_sum_bf16(const uint16_t *w, int64_t n) {
-    double total = 0.0;
-    for (int64_t i0 = 0; i0 < n; i0 += 4096) {
-        int64_t i1 = i0 + 4096 < n ? i0 + 4096 : n;
-        total += qk_sum_abs_bf16_block(w + i0, i1 - i0);
-    }
-    return total;
-}
-
 // MARK: Fingerprints
 
 /// A 64-bit hash of bytes, chaining from `seed`: each 8-byte word is mixed with a
@@ -289,11 +262,3 @@ void qk_ternary_codes(int8_t *out, const float *w, int64_t n, float beta) {
     }
 }
 
-QK_CLONES
-void qk_ternary_codes_bf16(int8_t *out, const uint16_t *w, int64_t n, float beta) {
-    const float inv = 1.0f / beta;
-    for (int64_t i = 0; i < n; i++) {
-        float q = rintf(qk_bf16_to_f32(w[i]) * inv);
-        out[i] = (int8_t)(q < -1.0f ? -1.0f : (q > 1.0f ? 1.0f : q));
-    }
-}

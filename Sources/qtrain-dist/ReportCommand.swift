@@ -33,9 +33,10 @@ struct ReportCommand: ParsableCommand {
     enum Panels: String, CaseIterable, ExpressibleByArgument { case all, loss }
 
     @Flag(
-        help:
-            "Treat runs whose directory names differ only in a -seedN part as one setting: mean curves with the seeds' range of validation loss as a band, results as mean ± sd."
-    )
+        help: """
+            Treat runs whose directory names differ only in a -seedN part as one setting: mean curves with \
+            the seeds' range of validation loss as a band, results as mean ± sd.
+            """)
     var groupSeeds = false
 
     func run() throws {

@@ -9,9 +9,10 @@ import QTrainTraining
 /// `--debug`, `--ranks` and the fault-injection aid.
 struct DistributedOptions: ParsableArguments {
     @Flag(
-        help:
-            "Debug mode: one process, NaN/Inf checks after every layer, per-block gradient norms, replica checks every step."
-    )
+        help: """
+            Debug mode: one process, NaN/Inf checks after every layer, per-block gradient norms, replica \
+            checks every step.
+            """)
     var debug = false
 
     @Option(help: "With --debug: simulate this many data-parallel ranks as threads of one process.")
@@ -24,9 +25,10 @@ struct DistributedOptions: ParsableArguments {
     var injectDesync: String?
 
     @Option(
-        help:
-            "Stop after this step (writing a checkpoint); the schedule still runs to train.steps, so a later run resumes it."
-    )
+        help: """
+            Stop after this step (writing a checkpoint); the schedule still runs to train.steps, so a later \
+            run resumes it.
+            """)
     var stopAt: Int?
 
     func validate() throws {
@@ -60,9 +62,10 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var dist: DistributedOptions
 
     @Option(
-        help:
-            "Resume from this checkpoint directory (it must be valid). Without it, a run resumes from the newest valid checkpoint of train.out_dir when checkpoint.resume is true."
-    )
+        help: """
+            Resume from this checkpoint directory (it must be valid). Without it, a run resumes from the \
+            newest valid checkpoint of train.out_dir when checkpoint.resume is true.
+            """)
     var resume: String?
 
     var resumeURL: URL? { resume.map { URL(fileURLWithPath: $0) } }

@@ -89,12 +89,6 @@ void qk_dequant(float *out, const uint8_t *packed, int bits, int qn, int64_t sta
 void qk_bf16_to_f32_array(float *out, const uint16_t *in, int64_t n);
 void qk_f32_to_bf16_array(uint16_t *out, const float *in, int64_t n);
 
-/// qk_ternarize for BF16 latent weights.
-void qk_ternarize_bf16(float *out, const uint16_t *w, int64_t n, float beta);
-
-/// Sum of |w| of BF16 values, in double.
-double qk_abs_sum_bf16(const uint16_t *w, int64_t n);
-
 /// A 64-bit non-cryptographic hash of n bytes, chained from seed (replica fingerprints).
 uint64_t qk_fingerprint(const void *data, int64_t n, uint64_t seed);
 
@@ -130,9 +124,6 @@ typedef struct {
 
 /// Dense AdamW on w[0..n).
 void qk_adamw(float *w, const float *g, float *m, float *v, int64_t n, const qk_adamw_params *p);
-
-/// Dense AdamW on BF16 weights: computed in FP32, stored rounded to nearest.
-void qk_adamw_bf16(uint16_t *w, const float *g, float *m, float *v, int64_t n, const qk_adamw_params *p);
 
 /// Stochastic rounding of x to an integer in [qn, qp] with uniform u: floor(x) + (u < frac(x)).
 static inline int qk_stochastic_round(float x, float u, int qn, int qp) {
@@ -190,9 +181,8 @@ int qk_int8_gemm_nt(int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t ld
 void qk_rescale_i32(float *out, int64_t ldo, const int32_t *c, int64_t ldc, int64_t rows, int64_t cols,
                     const float *rowScales, float colScale, int accumulate);
 
-/// BitNet's absmean ternary codes of FP32 (or BF16) latent weights: clamp(rint(w / beta), -1, 1).
+/// BitNet's absmean ternary codes of FP32 latent weights (BF16 ones are widened first): clamp(rint(w / beta), -1, 1).
 void qk_ternary_codes(int8_t *out, const float *w, int64_t n, float beta);
-void qk_ternary_codes_bf16(int8_t *out, const uint16_t *w, int64_t n, float beta);
 
 // MARK: - BF16 matmul (oneDNN, loaded at run time) and its operands
 

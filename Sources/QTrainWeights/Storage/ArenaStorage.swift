@@ -16,13 +16,37 @@ public final class ArenaStorage<Element: ArenaElement>: ElementStorage, RealValu
     }
 
     public func readValues(from start: Int, count n: Int, into out: UnsafeMutablePointer<Float>) {
-        Element.read(pointer + start, count: n, into: out)
+        Element.widen(pointer + start, count: n, into: out)
     }
 
-    public func absSum() -> Double { Element.absSum(pointer, count: count) }
+    /// Runs `body` on FP32 copies of the values in blocks of 4096 (in place for FP32), then
+    /// narrows them back when `writes`.
+    private func inFP32Blocks(
+        from start: Int, count n: Int, writes: Bool,
+        _ body: (_ offset: Int, _ values: UnsafeMutablePointer<Float>, _ k: Int) -> Void
+    ) {
+        if Element.self == Float.self {
+            let p = UnsafeMutableRawPointer(pointer + start).assumingMemoryBound(to: Float.self)
+            return body(0, p, n)
+        }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4096) { block in
+            for o in stride(from: 0, to: n, by: 4096) {
+                let k = min(4096, n - o)
+                Element.widen(pointer + start + o, count: k, into: block.baseAddress!)
+                body(o, block.baseAddress!, k)
+                if writes { Element.narrow(block.baseAddress!, count: k, into: pointer + start + o) }
+            }
+        }
+    }
+
+    public func absSum() -> Double {
+        var total = 0.0
+        inFP32Blocks(from: 0, count: count, writes: false) { _, x, k in total += qk_abs_sum(x, Int64(k)) }
+        return total
+    }
 
     func store(_ values: UnsafePointer<Float>, at start: Int, count n: Int) {
-        Element.store(values, count: n, into: pointer + start)
+        Element.narrow(values, count: n, into: pointer + start)
     }
 
     public func initializeOnes() { pointer.update(repeating: Element.one, count: count) }
@@ -30,20 +54,29 @@ public final class ArenaStorage<Element: ArenaElement>: ElementStorage, RealValu
     func adamw(
         from start: Int, count n: Int, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
         _ v: UnsafeMutablePointer<Float>, _ params: inout qk_adamw_params
-    ) { Element.adamw(pointer + start, g, m, v, count: n, &params) }
+    ) {
+        var p = params
+        inFP32Blocks(from: start, count: n, writes: true) { o, w, k in qk_adamw(w, g + o, m + o, v + o, Int64(k), &p) }
+    }
 
     public func ternarize(from start: Int, count n: Int, step: Float, into out: UnsafeMutablePointer<Float>) {
-        Element.ternarize(pointer + start, count: n, step: step, into: out)
+        readValues(from: start, count: n, into: out)
+        qk_ternarize(out, out, Int64(n), step)
     }
 
     public func ternaryCodes(from start: Int, count n: Int, step: Float, into out: UnsafeMutablePointer<Int8>) {
-        Element.ternaryCodes(pointer + start, count: n, step: step, into: out)
+        inFP32Blocks(from: start, count: n, writes: false) { o, w, k in qk_ternary_codes(out + o, w, Int64(k), step) }
     }
 
     var base: UnsafeMutableRawPointer { UnsafeMutableRawPointer(pointer) }
     static var dtype: SafetensorsDType { Element.dtype }
 
-    public func perturb() { Element.perturb(&pointer[0]) }
+    public func perturb() {
+        var x: Float = 0
+        Element.widen(pointer, count: 1, into: &x)
+        x += Element.self == Float.self ? 0.01 : 0.03125
+        Element.narrow(&x, count: 1, into: pointer)
+    }
 }
 
 /// FP32 values in the weights' FP32 arena.
@@ -59,69 +92,36 @@ public protocol RealValuedStorage: TensorStorage {
     func ternaryCodes(from start: Int, count n: Int, step: Float, into out: UnsafeMutablePointer<Int8>)
 }
 
-/// The element of an arena: how FP32 values are read from, stored in and updated in it.
+/// The element of an arena: how its values widen to FP32 and narrow back. Everything else
+/// (update, ternarisation, sums) computes on FP32: exact for FP32, and for BF16 the same bits as
+/// computing on the widened values and rounding the result to nearest.
 public protocol ArenaElement {
     static var dtype: SafetensorsDType { get }
     /// 1.0 as an element.
     static var one: Self { get }
-    static func read(_ x: UnsafePointer<Self>, count n: Int, into out: UnsafeMutablePointer<Float>)
-    static func store(_ values: UnsafePointer<Float>, count n: Int, into x: UnsafeMutablePointer<Self>)
-    /// Σ|x| summed in a fixed order.
-    static func absSum(_ x: UnsafePointer<Self>, count n: Int) -> Double
-    static func adamw(
-        _ w: UnsafeMutablePointer<Self>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-        _ v: UnsafeMutablePointer<Float>, count n: Int, _ params: inout qk_adamw_params)
-    static func ternarize(_ w: UnsafePointer<Self>, count n: Int, step: Float, into out: UnsafeMutablePointer<Float>)
-    static func ternaryCodes(_ w: UnsafePointer<Self>, count n: Int, step: Float, into out: UnsafeMutablePointer<Int8>)
-    /// A small change of one value (the desync test aid).
-    static func perturb(_ x: inout Self)
+    static func widen(_ x: UnsafePointer<Self>, count n: Int, into out: UnsafeMutablePointer<Float>)
+    static func narrow(_ values: UnsafePointer<Float>, count n: Int, into x: UnsafeMutablePointer<Self>)
 }
 
 extension Float: ArenaElement {
     public static var dtype: SafetensorsDType { .f32 }
     public static var one: Float { 1 }
-    public static func read(_ x: UnsafePointer<Float>, count n: Int, into out: UnsafeMutablePointer<Float>) {
+    public static func widen(_ x: UnsafePointer<Float>, count n: Int, into out: UnsafeMutablePointer<Float>) {
         out.update(from: x, count: n)
     }
-    public static func store(_ values: UnsafePointer<Float>, count n: Int, into x: UnsafeMutablePointer<Float>) {
+    public static func narrow(_ values: UnsafePointer<Float>, count n: Int, into x: UnsafeMutablePointer<Float>) {
         x.update(from: values, count: n)
     }
-    public static func absSum(_ x: UnsafePointer<Float>, count n: Int) -> Double { qk_abs_sum(x, Int64(n)) }
-    public static func adamw(
-        _ w: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-        _ v: UnsafeMutablePointer<Float>, count n: Int, _ params: inout qk_adamw_params
-    ) { qk_adamw(w, g, m, v, Int64(n), &params) }
-    public static func ternarize(
-        _ w: UnsafePointer<Float>, count n: Int, step: Float, into out: UnsafeMutablePointer<Float>
-    ) { qk_ternarize(out, w, Int64(n), step) }
-    public static func ternaryCodes(
-        _ w: UnsafePointer<Float>, count n: Int, step: Float, into out: UnsafeMutablePointer<Int8>
-    ) { qk_ternary_codes(out, w, Int64(n), step) }
-    public static func perturb(_ x: inout Float) { x += 0.01 }
 }
 
-/// BF16 bits.
+/// BF16 bits; narrowing rounds to nearest.
 extension UInt16: ArenaElement {
     public static var dtype: SafetensorsDType { .bf16 }
     public static var one: UInt16 { 0x3F80 }
-    public static func read(_ x: UnsafePointer<UInt16>, count n: Int, into out: UnsafeMutablePointer<Float>) {
+    public static func widen(_ x: UnsafePointer<UInt16>, count n: Int, into out: UnsafeMutablePointer<Float>) {
         qk_bf16_to_f32_array(out, x, Int64(n))
     }
-    /// Rounded to nearest.
-    public static func store(_ values: UnsafePointer<Float>, count n: Int, into x: UnsafeMutablePointer<UInt16>) {
+    public static func narrow(_ values: UnsafePointer<Float>, count n: Int, into x: UnsafeMutablePointer<UInt16>) {
         qk_f32_to_bf16_array(x, values, Int64(n))
     }
-    public static func absSum(_ x: UnsafePointer<UInt16>, count n: Int) -> Double { qk_abs_sum_bf16(x, Int64(n)) }
-    /// Computed in FP32, stored back rounded to nearest.
-    public static func adamw(
-        _ w: UnsafeMutablePointer<UInt16>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-        _ v: UnsafeMutablePointer<Float>, count n: Int, _ params: inout qk_adamw_params
-    ) { qk_adamw_bf16(w, g, m, v, Int64(n), &params) }
-    public static func ternarize(
-        _ w: UnsafePointer<UInt16>, count n: Int, step: Float, into out: UnsafeMutablePointer<Float>
-    ) { qk_ternarize_bf16(out, w, Int64(n), step) }
-    public static func ternaryCodes(
-        _ w: UnsafePointer<UInt16>, count n: Int, step: Float, into out: UnsafeMutablePointer<Int8>
-    ) { qk_ternary_codes_bf16(out, w, Int64(n), step) }
-    public static func perturb(_ x: inout UInt16) { x ^= 0x0100 }
 }

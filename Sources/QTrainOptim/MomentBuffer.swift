@@ -1,6 +1,29 @@
 import QKernels
 import QTrainCore
 
+/// Storage of AdamW's moments m and v (`optim.state_dtype`).
+public enum StateType: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// Four bytes per moment, as the paper.
+    case fp32
+    /// Two bytes per moment, rounded stochastically from the FP32 update (8 → 4 B/param).
+    case bf16
+    /// One byte per moment, block-wise with an FP32 absmax per 2048 values and a non-linear
+    /// code, rounded stochastically (8 → 2.004 B/param).
+    case int8
+
+    /// Bytes per stored value (without the 8-bit blocks' scales).
+    public var size: Int {
+        switch self {
+        case .fp32: return 4
+        case .bf16: return 2
+        case .int8: return 1
+        }
+    }
+
+    /// Bytes per parameter of both moments, scales included.
+    public var bytesPerParameter: Double { 2 * (Double(size) + (self == .int8 ? 4 / Double(StateSegments.block) : 0)) }
+}
+
 /// One of AdamW's moments for the elements an optimizer owns, stored as `optim.state_dtype`.
 ///
 /// The update always computes in FP32. BF16 and 8-bit storage are widened into per-thread

@@ -58,7 +58,8 @@ public struct LoadedCheckpoint {
     public func model(batch: Int, weights choice: WeightChoice = .stored, compute: ComputePath? = nil) throws -> Model {
         var quant = config.quant
         if let compute { quant.compute = compute }
-        let stored = Model(config: config.model, quant: quant, batch: batch, ledger: nil)
+        // Forward only: no gradients (4 bytes a parameter that evaluation and decoding never touch).
+        let stored = Model(config: config.model, quant: quant, batch: batch, ledger: nil, gradients: .none())
         try CheckpointFormat.loadModel(
             stored.weights, from: SafetensorsFile(url: directory.appendingPathComponent("model.safetensors")))
         guard choice == .ternary else { return stored }
@@ -67,7 +68,7 @@ public struct LoadedCheckpoint {
         quant.scale = nil
         quant.latentDtype = nil
         if config.quant.mode == .fp32 { quant.activationBits = 0 }
-        let ternary = Model(config: config.model, quant: quant, batch: batch, ledger: nil)
+        let ternary = Model(config: config.model, quant: quant, batch: batch, ledger: nil, gradients: .none())
         ternary.quantizesActivations = stored.quantizesActivations
         Ternarizer.convert(from: stored.weights, to: ternary.weights)
         return ternary

@@ -68,6 +68,12 @@ public final class GradientStore {
             ? nil : AlignedBuffer(count: windowFloats, category: .gradients, ledger: ledger)
     }
 
+    /// A store that keeps no gradients, for a model that only runs forward (evaluation,
+    /// decoding, export): its backward stops with a message instead of writing anywhere.
+    public static func none() -> GradientStore {
+        GradientStore(dtype: .fp32, layoutCount: 0, windowFloats: 0, ledger: nil)
+    }
+
     /// Whether backward writes straight into the stored gradients.
     public var writesInPlace: Bool { window == nil }
 

@@ -42,7 +42,7 @@ public final class Generator {
         // decoder keeps none for a backward pass); no gradients.
         model = Model(
             config: config, quant: source.quant, batch: 1, ledger: nil, weights: source, backend: backend,
-            gradients: GradientStore(dtype: .fp32, layoutCount: 0, windowFloats: 0, ledger: nil),
+            gradients: .none(),
             recomputesBlocks: true, positions: T)
         model.quantizesActivations = quantizesActivations
         cache = KeyValueCache(config: config, capacity: T)

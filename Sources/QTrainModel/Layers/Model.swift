@@ -302,7 +302,9 @@ public final class Model {
         let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads
         let a = acts, g = gradients
         if g.layoutCount != layout.count {
-            fatalError("this model keeps no gradients (a decoder); it cannot run backward")
+            fatalError(
+                "this model keeps no gradients (it was built for evaluation, decoding or export); it cannot run backward"
+            )
         }
         backend.beginBackward(seed: backwardSeed)
         /// RMSNorm backward with its gain's gradient in the store.

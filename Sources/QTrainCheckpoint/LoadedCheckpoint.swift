@@ -58,8 +58,10 @@ public struct LoadedCheckpoint {
     public func model(batch: Int, weights choice: WeightChoice = .stored, compute: ComputePath? = nil) throws -> Model {
         var quant = config.quant
         if let compute { quant.compute = compute }
-        // Forward only: no gradients (4 bytes a parameter that evaluation and decoding never touch).
-        let stored = Model(config: config.model, quant: quant, batch: batch, ledger: nil, gradients: .none())
+        // Forward only: no gradients, and one slot of per-block activations (nothing is kept for a
+        // backward pass; the forward computes the same values).
+        let stored = Model(
+            config: config.model, quant: quant, batch: batch, ledger: nil, gradients: .none(), recomputesBlocks: true)
         try CheckpointFormat.loadModel(
             stored.weights, from: SafetensorsFile(url: directory.appendingPathComponent("model.safetensors")))
         guard choice == .ternary else { return stored }
@@ -68,7 +70,8 @@ public struct LoadedCheckpoint {
         quant.scale = nil
         quant.latentDtype = nil
         if config.quant.mode == .fp32 { quant.activationBits = 0 }
-        let ternary = Model(config: config.model, quant: quant, batch: batch, ledger: nil, gradients: .none())
+        let ternary = Model(
+            config: config.model, quant: quant, batch: batch, ledger: nil, gradients: .none(), recomputesBlocks: true)
         ternary.quantizesActivations = stored.quantizesActivations
         Ternarizer.convert(from: stored.weights, to: ternary.weights)
         return ternary

@@ -97,6 +97,31 @@ final class InferenceTests: XCTestCase {
         }
     }
 
+    /// A cache longer than the context (positions past seq_len, as the decoder has always
+    /// allowed): a long prompt goes through in as many passes as the activations hold, and gives
+    /// the logits of feeding it token by token.
+    func testLongPromptPastTheContextMatchesTokenByToken() throws {
+        let run = try trainRun("l", quant: ["--set", "quant.mode=dqt"])
+        let ckpt = try LoadedCheckpoint(path: run)
+        let model = try ckpt.model(batch: 1)
+        let T = ckpt.config.model.seqLen
+        let text = String(repeating: "the bird sat on the mat. ", count: 4 * T)
+        let tokens = Array(ckpt.tokenizer.encode(text).prefix(2 * T - 1))
+        XCTAssertEqual(tokens.count, 2 * T - 1)
+        func generator() -> Generator {
+            Generator(
+                weights: model.weights, config: ckpt.config.model, quantizesActivations: model.quantizesActivations,
+                maxLength: 2 * T)
+        }
+        let stepwise = generator()
+        var expected: [Double] = []
+        for t in tokens { expected = Array(stepwise.step(t)).map(Double.init) }
+        let batched = generator()
+        let got = Array(batched.feed(tokens)).map(Double.init)
+        XCTAssertEqual(batched.position, 2 * T - 1)
+        XCTAssertLessThan(relativeError(got, expected), 1e-4)
+    }
+
     /// Decoding on codes (exact integer matrix-vector products, one rescale; ternary tensors
     /// at 2 bits) gives the FP32 decoder's logits to FP32 rounding for ternary and 8-bit DQT
     /// and BitNet; an FP32 model (no codes) decodes in FP32.

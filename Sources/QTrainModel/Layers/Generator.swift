@@ -54,13 +54,15 @@ public final class Generator {
     /// Feeds one token; returns the logits of the next (valid until the next call).
     public func step(_ token: Int32) -> UnsafeBufferPointer<Float> { feed([token]) }
 
-    /// Feeds tokens (a prompt) in one forward pass of at most a context of rows at a time;
-    /// returns the logits after the last (valid until the next call).
+    /// Feeds tokens (a prompt) in as few forward passes as the model's buffers allow (one for a
+    /// prompt within the context); returns the logits after the last (valid until the next call).
     public func feed(_ tokens: [Int32]) -> UnsafeBufferPointer<Float> {
         precondition(!tokens.isEmpty, "feed at least one token")
         var logits = UnsafeBufferPointer<Float>(start: nil, count: 0)
-        for chunk in stride(from: 0, to: tokens.count, by: config.seqLen) {
-            let part = Array(tokens[chunk..<min(tokens.count, chunk + config.seqLen)])
+        var chunk = 0
+        while chunk < tokens.count {
+            let part = Array(tokens[chunk..<min(tokens.count, chunk + model.decodeRows(after: cache.count))])
+            chunk += part.count
             // The tokenizer that made the ids is the model's own: an id outside the vocabulary is a bug, not input.
             logits = part.withUnsafeBufferPointer {
                 try! model.decode($0.baseAddress!, count: part.count, cache: cache)

@@ -215,7 +215,9 @@ public final class Model {
     ) throws -> UnsafeBufferPointer<Float> {
         let C = config.dim, V = config.vocabSize, L = config.nLayers
         // Kept in every build, -Ounchecked too.
-        if !(1...(maxBatch * config.seqLen)).contains(n) { fatalError("\(n) tokens exceed the model's buffers") }
+        if !(1...decodeRows(after: cache.count)).contains(n) {
+            fatalError("\(n) tokens after \(cache.count) cached ones exceed the model's buffers")
+        }
         if cache.count + n > min(cache.capacity, rope.T) {
             fatalError(
                 "the key/value cache is full (\(cache.count) of \(min(cache.capacity, rope.T)) positions); reset it")
@@ -240,6 +242,16 @@ public final class Model {
             out: a.logits, input: quantizeInput(a.lnf, rows: 1, cols: C), rows: 1, weights: headMatrix, backend: backend
         )
         return UnsafeBufferPointer(start: a.logits, count: V)
+    }
+
+    /// The most tokens one ``decode(_:count:cache:)`` call takes after `start` cached positions:
+    /// their rows must fit the activations, and their attention weights (n × (start + n) per
+    /// head) one block's slot of them (B × T × T per head).
+    public func decodeRows(after start: Int) -> Int {
+        let T = config.seqLen, room = maxBatch * T * T
+        var n = max(1, min(maxBatch * T, room / (start + 1)))
+        while n > 1 && n * (start + n) > room { n -= 1 }
+        return n
     }
 
     /// The activation views of block `l` (its slot: `l`, or the one slot under activation
@@ -272,8 +284,10 @@ public final class Model {
             let start = cache.count
             rope.apply(v.qkv, ld: 3 * C, rows: N, seqLen: T, offset: start, heads: 2 * H, inverse: false)
             cache.append(l, qkv: v.qkv, rows: N)
+            // The weights are not kept (no backward): every block uses the first slot, which
+            // decodeRows sized them for.
             Attention.forward(
-                out: v.att, probs: v.probs, queries: v.qkv, keys: cache.keys(l), values: cache.values(l),
+                out: v.att, probs: acts.probs, queries: v.qkv, keys: cache.keys(l), values: cache.values(l),
                 ld: 3 * C, keysLD: C, B: 1, T: T, start: start, C: C, H: H)
         } else {
             rope.apply(v.qkv, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)

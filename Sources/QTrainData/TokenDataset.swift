@@ -149,7 +149,8 @@ public func scoringWindows(segments: [Int], length T: Int, limit: Int?, scoringR
     guard scoringRemainder else { return whole }
     var all = whole
     for (i, n) in segments.enumerated() {
-        let covered = whole.filter { $0.segment == i }.count * T
+        // The whole windows of a segment of n tokens start at 0, T, … below n − T: (n − 1) / T of them.
+        let covered = max(0, n - 1) / T * T
         if n - 1 > covered { all.append(ScoringWindow(segment: i, offset: covered, length: n - 1 - covered)) }
     }
     return all

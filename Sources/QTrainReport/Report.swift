@@ -50,8 +50,8 @@ public enum Report {
             for r in records {
                 for (role, x) in r.codeChangeByRole ?? [:] { byRole[role, default: []].append((r.step, x)) }
             }
-            let configFile = directory.appendingPathComponent("config.yaml").path
-            let config = try? RunConfig.load(path: configFile)
+            let configText = try? String(contentsOf: directory.appendingPathComponent("config.yaml"), encoding: .utf8)
+            let config = configText.flatMap { try? RunConfig.parse(yaml: $0) }
             var label = directory.lastPathComponent
             if let config { label += " (\(config.policyLabel))" }
             self.init(name: label, loss: series(\.loss, finite: true), valLoss: series(\.valLoss, finite: true))
@@ -64,7 +64,7 @@ public enum Report {
             codeChange = series(\.codeChange)
             codeChangeByRole = byRole
             wallSeconds = records.last { $0.elapsedS != nil }?.elapsedS
-            settings = RunConfig.settings(ofFile: configFile) ?? [:]
+            settings = configText.flatMap(RunConfig.settings(ofYAML:)) ?? [:]
             // The world size and tokens seen come from the newest checkpoint's state, or from a
             // copy of it beside the metrics (a published run keeps no checkpoints); without either,
             // from the config and what the metrics show (only multi-rank runs log comm_wait_share).

@@ -98,12 +98,10 @@ public struct RunConfig: Codable, Equatable, Sendable, ConfigSection {
         return config
     }
 
-    /// The keys a configuration file sets, as `section.key` → the value as written (what a
-    /// report compares between runs); nil when the file is missing or not a YAML mapping.
-    public static func settings(ofFile path: String) -> [String: String]? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-            let root = (try? Yams.compose(yaml: text)) ?? nil, let sections = root.mapping
-        else { return nil }
+    /// The keys a configuration sets, as `section.key` → the value as written (what a report
+    /// compares between runs); nil when the text is not a YAML mapping.
+    public static func settings(ofYAML text: String) -> [String: String]? {
+        guard let root = (try? Yams.compose(yaml: text)) ?? nil, let sections = root.mapping else { return nil }
         var out: [String: String] = [:]
         for (section, keys) in sections {
             guard let name = section.string, let keys = keys.mapping else { continue }

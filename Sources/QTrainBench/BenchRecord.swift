@@ -2,7 +2,7 @@ import Foundation
 
 /// A bench result as `bench --json` prints it and a comparison of modes reads it back from
 /// each mode's process: one `Codable` type, snake_case keys.
-public struct BenchRecord: Codable, Sendable {
+public struct BenchRecord: Codable, Sendable, JSONLine {
     /// The compared mode (`dqt:8+bf16-state`), in comparisons.
     public var mode: String?
     public var label: String
@@ -61,16 +61,10 @@ public struct BenchRecord: Codable, Sendable {
         case shardGradients = "shard_gradients", commWaitShare = "comm_wait_share", memory, checkpoint
     }
 
-    /// One line of JSON, keys sorted.
-    public var jsonLine: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
-    }
 }
 
 /// What `bench --modes … --json` prints last.
-public struct BenchComparison: Codable, Sendable {
+public struct BenchComparison: Codable, Sendable, JSONLine {
     public var modes: [BenchRecord]
     /// Whether the modes ran in one process, their steps in turn (`--interleave`).
     public var interleaved: Bool?
@@ -79,7 +73,12 @@ public struct BenchComparison: Codable, Sendable {
         self.modes = modes
         self.interleaved = interleaved
     }
+}
 
+/// A bench result printed as one line of JSON (keys sorted), the last line of `bench --json`.
+public protocol JSONLine: Encodable {}
+
+extension JSONLine {
     public var jsonLine: String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -75,7 +75,8 @@ public final class Trainer {
         let dataDir = URL(fileURLWithPath: config.data.dir)
         trainData = try TokenDataset(directory: dataDir, split: "train", seqLen: T)
         let valData = try TokenDataset(directory: dataDir, split: "val", seqLen: T)
-        try trainData.checkSameTokenizer(as: valData, tokenizer: try TokenizerLoader.load(from: dataDir))
+        let tokenizer = try TokenizerLoader.load(from: dataDir)
+        try trainData.checkSameTokenizer(as: valData, tokenizer: tokenizer)
         guard trainData.vocabSize <= config.model.vocabSize else {
             throw QTrainError.config(
                 "the data in \(dataDir.path) has a vocabulary of \(trainData.vocabSize), larger than model.vocab_size = \(config.model.vocabSize)",
@@ -103,9 +104,7 @@ public final class Trainer {
             console: console, every: config.log.every, lastStep: config.train.steps,
             tokensPerStep: stepper.tokensPerStep, world: comm.worldSize)
         divergence = DivergenceWatch(quant: config.quant, debug: options.debug, log: console.line)
-        if let tokenizer = try? TokenizerLoader.load(from: dataDir) {
-            metrics.bitsPerBytePerNat = validator.bitsPerBytePerNat(tokenizer)
-        }
+        metrics.bitsPerBytePerNat = validator.bitsPerBytePerNat(tokenizer)
         checkpointer = Checkpointer(run: runDirectory, config: config.checkpoint, comm: comm)
         checkpointed = [
             WeightsCheckpoint(model.weights), TokenizerCheckpoint(dataDirectory: dataDir),

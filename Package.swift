@@ -20,7 +20,7 @@ let package = Package(
         .executable(name: "qtrain-dist", targets: ["qtrain-dist"]),
         .library(name: "QTrain", targets: [
             "QTrainCore", "QTrainData", "QTrainWeights", "QTrainModel", "QTrainOptim", "QTrainDist",
-            "QTrainCheckpoint", "QTrainTraining", "QTrainExport", "QTrainInference", "QTrainBench",
+            "QTrainImport", "QTrainCheckpoint", "QTrainTraining", "QTrainExport", "QTrainInference", "QTrainBench",
             "QTrainReport", "QTrainPNG", "QTrainMPI",
         ]),
     ],
@@ -56,9 +56,11 @@ let package = Package(
         layer("QTrainModel", ["QTrainWeights", "QTrainCore", "QKernels"]),
         layer("QTrainOptim", ["QTrainWeights", "QTrainCore", "QKernels"]),
         layer("QTrainDist", ["QTrainOptim", "QTrainWeights", "QTrainCore", "QKernels"]),
+        // Pretrained models (GGUF files, Hugging Face folders) read as qtrain's architecture.
+        layer("QTrainImport", ["QTrainData", "QTrainWeights", "QTrainCore"]),
         layer("QTrainCheckpoint", ["QTrainModel", "QTrainDist", "QTrainOptim", "QTrainData", "QTrainWeights", "QTrainCore",
                                    "QKernels", .product(name: "Yams", package: "Yams")]),
-        layer("QTrainTraining", ["QTrainCheckpoint", "QTrainModel", "QTrainDist", "QTrainOptim", "QTrainData",
+        layer("QTrainTraining", ["QTrainImport", "QTrainCheckpoint", "QTrainModel", "QTrainDist", "QTrainOptim", "QTrainData",
                                  "QTrainWeights", "QTrainCore", "QKernels"]),
         layer("QTrainExport", ["QTrainCheckpoint", "QTrainData", "QTrainWeights", "QTrainCore", "QKernels"]),
         layer("QTrainInference", ["QTrainCheckpoint", "QTrainModel", "QTrainData", "QTrainCore"]),
@@ -73,9 +75,9 @@ let package = Package(
         .executableTarget(
             name: "qtrain-dist",
             dependencies: [
-                "QTrainCore", "QTrainData", "QTrainWeights", "QTrainModel", "QTrainDist", "QTrainCheckpoint",
-                "QTrainTraining", "QTrainExport", "QTrainInference", "QTrainBench", "QTrainReport", "QTrainPNG",
-                "QTrainMPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "QTrainCore", "QTrainData", "QTrainWeights", "QTrainModel", "QTrainDist", "QTrainImport",
+                "QTrainCheckpoint", "QTrainTraining", "QTrainExport", "QTrainInference", "QTrainBench", "QTrainReport",
+                "QTrainPNG", "QTrainMPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/qtrain-dist"),
         // The file-format fuzzer (launch/fuzz.sh; a short run is part of the tests).
@@ -89,7 +91,7 @@ let package = Package(
             name: "QTrainTests",
             dependencies: [
                 "QTrainCore", "QTrainData", "QTrainWeights", "QTrainModel", "QTrainOptim", "QTrainDist",
-                "QTrainCheckpoint", "QTrainTraining", "QTrainExport", "QTrainInference", "QTrainBench",
+                "QTrainImport", "QTrainCheckpoint", "QTrainTraining", "QTrainExport", "QTrainInference", "QTrainBench",
                 "QTrainReport", "QTrainPNG", "QTrainMPI",
             ],
             path: "Tests/QTrainTests", resources: [.copy("Fixtures")]),

@@ -56,6 +56,7 @@ def main():
     mode = read_checkpoint.read_safetensors(os.path.join(ckpt, "model.safetensors"))[0].get("qtrain.quant_mode")
     weights = read_checkpoint.load(ckpt, forward=True, ternary="--ternary" in sys.argv[3:])
     heads = field(reader, "llama.attention.head_count")
+    kv_heads = field(reader, "llama.attention.head_count_kv") or heads
     assert field(reader, "general.architecture") == "llama"
     tensors = {t.name: t for t in reader.tensors}
     assert len(tensors) == len(weights), (sorted(tensors), sorted(weights))
@@ -66,8 +67,10 @@ def main():
         types[name] = kind
         assert list(t.shape) == list(reversed(expected.shape)), (name, t.shape, expected.shape)
         got = gguf.quants.dequantize(t.data, t.tensor_type).reshape(expected.shape).astype(np.float32)
-        if ".q_proj." in name or ".k_proj." in name:
+        if ".q_proj." in name:
             got = unpermute(got, heads)
+        if ".k_proj." in name:
+            got = unpermute(got, kv_heads)
         if kind == "F32":
             assert np.array_equal(got, expected), name
             continue

@@ -16,6 +16,9 @@ How to re-run
     python3 tools/reference_model.py --check  # finite-difference check of the
                                               # hand-written backward pass
     python3 tools/reference_model.py --out PATH   # write somewhere else
+    python3 tools/reference_model.py --variant gqa-tied [--check]
+        -> Tests/QTrainTests/Fixtures/reference_tiny_gqa_tied.safetensors
+           (4 query heads over 2 key/value heads, lm_head tied to the embedding)
 
 Only python3 + numpy are needed (the safetensors file is written and read by
 hand below). Paths are resolved relative to the repository root.
@@ -36,6 +39,10 @@ Parameters use Hugging Face LLaMA names and shapes; Linear weights are stored
     model.layers.{l}.mlp.down_proj.weight             (C, F)
     model.norm.weight                                 (C,)
     lm_head.weight                                    (V, C)   untied
+Variant gqa-tied: H=4 query heads (d=4) and G=2 key/value heads, so k_proj and
+v_proj are (G*d, C) and query head n reads key/value head n // (H/G); no
+lm_head.weight: the logits are rmsnorm(x) @ embed_tokens.T and the table's
+gradient is the sum of the lookup's and the head's.
 
 Forward:
     x = embed[tokens]                                           (B, T, C)
@@ -83,6 +90,8 @@ import numpy as np
 # --------------------------------------------------------------------------
 V, C, L, H, F, T, B = 32, 16, 2, 2, 40, 8, 2
 D = C // H  # head dim
+KVH = H  # key/value heads
+TIED = False
 EPS = 1e-5
 THETA = 10000.0
 SEED = 1234
@@ -90,6 +99,16 @@ SEED = 1234
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(
     REPO_ROOT, "Tests", "QTrainTests", "Fixtures", "reference_tiny.safetensors")
+VARIANT_OUT = os.path.join(
+    REPO_ROOT, "Tests", "QTrainTests", "Fixtures", "reference_tiny_gqa_tied.safetensors")
+
+
+def use_gqa_tied():
+    """Switches the module to the gqa-tied variant (before anything is drawn)."""
+    global H, D, KVH, TIED
+    H, KVH, TIED = 4, 2, True
+    D = C // H
+    METADATA.update(n_heads=str(H), n_kv_heads=str(KVH), tie_embeddings="true")
 
 METADATA = {
     "vocab_size": str(V), "dim": str(C), "n_layers": str(L),
@@ -104,8 +123,8 @@ def layer_param_specs(l):
     return [
         (p + "input_layernorm.weight", (C,), "norm"),
         (p + "self_attn.q_proj.weight", (C, C), "matrix"),
-        (p + "self_attn.k_proj.weight", (C, C), "matrix"),
-        (p + "self_attn.v_proj.weight", (C, C), "matrix"),
+        (p + "self_attn.k_proj.weight", (KVH * D, C), "matrix"),
+        (p + "self_attn.v_proj.weight", (KVH * D, C), "matrix"),
         (p + "self_attn.o_proj.weight", (C, C), "matrix"),
         (p + "post_attention_layernorm.weight", (C,), "norm"),
         (p + "mlp.gate_proj.weight", (F, C), "matrix"),
@@ -118,8 +137,9 @@ def param_specs():
     specs = [("model.embed_tokens.weight", (V, C), "matrix")]
     for l in range(L):
         specs += layer_param_specs(l)
-    specs += [("model.norm.weight", (C,), "norm"),
-              ("lm_head.weight", (V, C), "matrix")]
+    specs += [("model.norm.weight", (C,), "norm")]
+    if not TIED:
+        specs += [("lm_head.weight", (V, C), "matrix")]
     return specs
 
 
@@ -178,12 +198,21 @@ def rope_bwd(dy, cos, sin):
     return dy * cos - rotate_half(dy * sin)
 
 
-def split_heads(x):   # (B, T, C) -> (B, H, T, d)
-    return x.reshape(B, T, H, D).transpose(0, 2, 1, 3)
+def split_heads(x, heads=None):   # (B, T, heads*d) -> (B, heads, T, d)
+    heads = heads or H
+    return x.reshape(B, T, heads, D).transpose(0, 2, 1, 3)
 
 
-def merge_heads(x):   # (B, H, T, d) -> (B, T, C)
-    return x.transpose(0, 2, 1, 3).reshape(B, T, C)
+def repeat_kv(x):     # (B, G, T, d) -> (B, H, T, d): query head n reads n // (H/G)
+    return np.repeat(x, H // KVH, axis=1)
+
+
+def sum_kv(dx):       # the transpose of repeat_kv: each group's query heads summed
+    return dx.reshape(B, KVH, H // KVH, T, D).sum(axis=2)
+
+
+def merge_heads(x):   # (B, heads, T, d) -> (B, T, heads*d)
+    return x.transpose(0, 2, 1, 3).reshape(B, T, -1)
 
 
 def attention_fwd(q, k, v):
@@ -238,8 +267,8 @@ def forward(P, tokens, targets):
         k = h @ P[pre + "self_attn.k_proj.weight"].T
         v = h @ P[pre + "self_attn.v_proj.weight"].T
         qh = rope_fwd(split_heads(q), cos, sin)
-        kh = rope_fwd(split_heads(k), cos, sin)
-        vh = split_heads(v)
+        kh = repeat_kv(rope_fwd(split_heads(k, KVH), cos, sin))
+        vh = repeat_kv(split_heads(v, KVH))
         oh, c["attn"] = attention_fwd(qh, kh, vh)
         o = merge_heads(oh)
         c["o"] = o
@@ -256,7 +285,8 @@ def forward(P, tokens, targets):
         caches[l] = c
     hf, caches["nf"] = rmsnorm_fwd(x, P["model.norm.weight"])
     caches["hf"] = hf
-    logits = hf @ P["lm_head.weight"].T                         # (B, T, V)
+    head = P["model.embed_tokens.weight"] if TIED else P["lm_head.weight"]
+    logits = hf @ head.T                                        # (B, T, V)
 
     m = np.max(logits, axis=-1, keepdims=True)
     lse = m[..., 0] + np.log(np.sum(np.exp(logits - m), axis=-1))
@@ -278,7 +308,8 @@ def backward(P, caches):
         np.take_along_axis(dlogits, targets[..., None], axis=-1) - 1.0, axis=-1)
     dlogits /= (B * T)
 
-    dhf, G["lm_head.weight"] = linear_bwd(dlogits, caches["hf"], P["lm_head.weight"])
+    head = "model.embed_tokens.weight" if TIED else "lm_head.weight"
+    dhf, dhead = linear_bwd(dlogits, caches["hf"], P[head])
     dx, G["model.norm.weight"] = rmsnorm_bwd(dhf, caches["nf"])
 
     for l in reversed(range(L)):
@@ -302,8 +333,8 @@ def backward(P, caches):
             dx, c["o"], P[pre + "self_attn.o_proj.weight"])
         dqh, dkh, dvh = attention_bwd(split_heads(do), c["attn"])
         dq = merge_heads(rope_bwd(dqh, cos, sin))
-        dk = merge_heads(rope_bwd(dkh, cos, sin))
-        dv = merge_heads(dvh)
+        dk = merge_heads(rope_bwd(sum_kv(dkh), cos, sin))
+        dv = merge_heads(sum_kv(dvh))
         dh_q, G[pre + "self_attn.q_proj.weight"] = linear_bwd(
             dq, c["h"], P[pre + "self_attn.q_proj.weight"])
         dh_k, G[pre + "self_attn.k_proj.weight"] = linear_bwd(
@@ -316,6 +347,10 @@ def backward(P, caches):
 
     demb = np.zeros_like(P["model.embed_tokens.weight"])
     np.add.at(demb, tokens.reshape(-1), dx.reshape(-1, C))
+    if TIED:
+        demb += dhead
+    else:
+        G["lm_head.weight"] = dhead
     G["model.embed_tokens.weight"] = demb
     return G
 
@@ -370,7 +405,7 @@ def as64(params32):
     return {k: v.astype(np.float64) for k, v in params32.items()}
 
 
-def finite_difference_check(n_per_tensor=5, h=1e-6, tol=1e-6):
+def finite_difference_check(n_per_tensor=5, h=1e-5, tol=1e-6):
     params32, tokens, targets = init()
     P = as64(params32)
     loss, _, caches = forward(P, tokens, targets)
@@ -433,7 +468,7 @@ def generate(out_path):
 
     print(f"wrote {out_path} ({os.path.getsize(out_path)} bytes), round-trip OK")
     print(f"loss = {loss:.17g}")
-    for name in ("lm_head.weight", "model.embed_tokens.weight"):
+    for name in [n for n in ("lm_head.weight", "model.embed_tokens.weight") if n in G]:
         print(f"grad.{name}[:3] = {[float(v) for v in G[name].reshape(-1)[:3]]}")
 
 
@@ -441,8 +476,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true",
                     help="verify the backward pass with central finite differences")
-    ap.add_argument("--out", default=DEFAULT_OUT, help="output safetensors path")
+    ap.add_argument("--out", help="output safetensors path")
+    ap.add_argument("--variant", choices=["mha-untied", "gqa-tied"], default="mha-untied",
+                    help="gqa-tied: grouped-query attention and tied embeddings")
     args = ap.parse_args(argv)
+    if args.variant == "gqa-tied":
+        use_gqa_tied()
+    args.out = args.out or (VARIANT_OUT if args.variant == "gqa-tied" else DEFAULT_OUT)
     if args.check:
         return 0 if finite_difference_check() else 1
     generate(args.out)

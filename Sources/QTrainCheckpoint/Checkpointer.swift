@@ -322,7 +322,5 @@ public final class Checkpointer {
         return (saved, TrainProgress(step: state.step, tokensSeen: state.tokensSeen))
     }
 
-    private func describe(_ m: ModelConfig) -> String {
-        "d \(m.dim), \(m.nLayers) layers, \(m.nHeads) heads, ffn \(m.hiddenDim), vocab \(m.vocabSize), context \(m.seqLen)"
-    }
+    private func describe(_ m: ModelConfig) -> String { m.summary() }
 }

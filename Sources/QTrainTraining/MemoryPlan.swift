@@ -19,7 +19,8 @@ public struct MemoryPlan: Sendable {
     public init(_ config: RunConfig, microBatch: Int, world: Int = 1) {
         let m = config.model
         let C = Double(m.dim), F = Double(m.hiddenDim), V = Double(m.vocabSize), L = Double(m.nLayers)
-        let matrices = 2 * V * C + L * (4 * C * C + 3 * F * C)
+        let K = Double(m.kvDim), tables = m.tieEmbeddings ? 1.0 : 2.0
+        let matrices = tables * V * C + L * (2 * C * C + 2 * K * C + 3 * F * C)
         parameters = matrices + L * 2 * C + C
         let weightBytes = config.quant.storedBytesPerWeight
         let sharded = config.dist.shardOptimizer && world > 1

@@ -24,7 +24,7 @@ extension Trainer {
         let groups =
             [[layout.embedding]]
             + layout.blocks.map { b in [b.attnNorm, b.q, b.k, b.v, b.o, b.mlpNorm, b.gate, b.up, b.down] }
-            + [[layout.finalNorm, layout.head]]
+            + [layout.tiedEmbeddings ? [layout.finalNorm] : [layout.finalNorm, layout.head]]
         for ids in groups {
             squares.append(
                 ids.reduce(0.0) { acc, p in
@@ -46,7 +46,8 @@ extension Trainer {
                     format: "block %d %.3g", l, norm([b.attnNorm, b.q, b.k, b.v, b.o, b.mlpNorm, b.gate, b.up, b.down]))
             )
         }
-        parts.append(String(format: "head %.3g", norm([layout.finalNorm, layout.head])))
+        // A tied head's gradient is the embedding's (counted above); here only the final norm's.
+        parts.append(String(format: "head %.3g", norm([])))
         console.line("  gradient norms: " + parts.joined(separator: ", "))
     }
 }

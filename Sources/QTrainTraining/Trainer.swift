@@ -4,6 +4,7 @@ import QTrainCheckpoint
 import QTrainCore
 import QTrainData
 import QTrainDist
+import QTrainImport
 import QTrainModel
 import QTrainOptim
 
@@ -36,6 +37,8 @@ public final class Trainer {
     public let optimizer: Optimizer
     public let trainData: TokenDataset
     public let console: Console
+    /// The tokenizer the data was prepared with.
+    let dataTokenizer: any Tokenizer
     public let runDirectory: URL
     /// Runs one optimizer step (the same code `bench` times).
     public let stepper: TrainStep
@@ -105,6 +108,7 @@ public final class Trainer {
             tokensPerStep: stepper.tokensPerStep, world: comm.worldSize)
         divergence = DivergenceWatch(quant: config.quant, debug: options.debug, log: console.line)
         metrics.bitsPerBytePerNat = validator.bitsPerBytePerNat(tokenizer)
+        dataTokenizer = tokenizer
         checkpointer = Checkpointer(run: runDirectory, config: config.checkpoint, comm: comm)
         checkpointed = [
             WeightsCheckpoint(model.weights), TokenizerCheckpoint(dataDirectory: dataDir),
@@ -114,8 +118,7 @@ public final class Trainer {
 
         console.line(
             "qtrain: \(config.policyLabel), \(formatCount(model.layout.count)) parameters "
-                + "(d \(config.model.dim), \(config.model.nLayers) layers, \(config.model.nHeads) heads, "
-                + "ffn \(config.model.hiddenDim), vocab \(config.model.vocabSize), context \(T))")
+                + "(\(config.model.summary(contextLength: T)))")
         console.line(
             "batch: \(world) rank\(world == 1 ? "" : "s") × \(B) sequences × \(config.train.gradAccum) accumulation"
                 + " = \(world * B * config.train.gradAccum) sequences of \(T) tokens per step; \(threads) thread\(threads == 1 ? "" : "s") per rank (OpenBLAS \(BLASCore.name)); \(comm.name)"
@@ -158,7 +161,10 @@ public final class Trainer {
                     hint: "resume (checkpoint.resume: true) or choose another train.out_dir")
             }
         }
-        guard let (dir, state) = found else { return false }
+        guard let (dir, state) = found else {
+            if !config.train.initFrom.isEmpty { try initializeFromPretrained() }
+            return false
+        }
         let (saved, progress) = try checkpointer.restore(checkpointed, from: dir, state: state, config: config)
         self.progress = progress
         if saved.optim.stateDtype != config.optim.stateDtype {
@@ -170,6 +176,29 @@ public final class Trainer {
             "resumed from \(dir.path) at step \(step) (saved by \(state.worldSize) rank\(state.worldSize == 1 ? "" : "s"), \(formatCount(state.tokensSeen)) tokens seen)"
         )
         return true
+    }
+
+    /// A fresh run with `train.init_from`: every rank sets its weights from the pretrained model
+    /// (a deterministic conversion, so replicas agree), checked to have this run's shape and
+    /// the tokenizer the data was prepared with. The optimizer and schedule start fresh.
+    func initializeFromPretrained() throws {
+        let t = Date()
+        let source = try PretrainedModel.open(config.train.initFrom)
+        try source.checkMatches(config.model)
+        let theirs = try source.tokenizer()
+        guard theirs.identity == dataTokenizer.identity else {
+            throw QTrainError.data(
+                "the data in \(config.data.dir) was tokenized with \(dataTokenizer.identity), not with \(source.url.lastPathComponent)'s tokenizer (\(theirs.identity))",
+                hint: "prepare the data with `qtrain-dist prepare --tokenizer \(source.url.path) --out DIR`")
+        }
+        let tensors = try source.load(into: model.weights, scale: config.train.initScale)
+        let worst = tensors.max { $0.relativeError < $1.relativeError }
+        let mean = tensors.reduce(0) { $0 + $1.relativeError } / Double(max(tensors.count, 1))
+        console.line(
+            "initialised from \(source.url.path) (\(source.summary)) in \(String(format: "%.1f", Date().timeIntervalSince(t))) s: "
+                + String(
+                    format: "relative error of the weights as %@ holds them: mean %.4f, largest %.4f (%@)",
+                    config.policyLabel, mean, worst?.relativeError ?? 0, worst?.name ?? "-"))
     }
 
     /// Checks the replicas, then writes a checkpoint of the current step.

@@ -85,6 +85,13 @@ public final class ModelWeights: @unchecked Sendable {
         refreshDerivedState()
     }
 
+    /// Sets tensor `p` from imported FP32 values, as its storage holds them: exactly (FP32),
+    /// rounded (BF16), or as codes under the step `scale` picks. Call ``refreshDerivedState()``
+    /// once every tensor is loaded.
+    public func load(_ p: Int, values: UnsafePointer<Float>, scale: ImportScale) {
+        storage[p].load(values, scale: scale)
+    }
+
     /// Recomputes what the policy derives from the stored weights; call whenever they change.
     public func refreshDerivedState() { policy.refresh(self) }
 

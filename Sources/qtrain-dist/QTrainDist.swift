@@ -32,8 +32,8 @@ struct QTrainDist: ParsableCommand {
         defaultSubcommand: TrainCommand.self)
 
     static let subcommandTypes: [ParsableCommand.Type] = [
-        TrainCommand.self, PrepareCommand.self, EvalCommand.self, GenerateCommand.self, ExportCommand.self,
-        InspectCommand.self, BenchCommand.self, ReportCommand.self
+        TrainCommand.self, PrepareCommand.self, ImportCommand.self, EvalCommand.self, GenerateCommand.self,
+        ExportCommand.self, InspectCommand.self, BenchCommand.self, ReportCommand.self
     ]
 
     static var commandNames: [String] { subcommandTypes.compactMap { $0.configuration.commandName } + ["help"] }

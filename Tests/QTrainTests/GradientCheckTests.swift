@@ -41,34 +41,37 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testAttentionWithRoPE() {
-        // One block of queries, and several blocks with a partial last one.
-        for blockRows in [64, 3] {
+        // One block of queries, and several blocks with a partial last one; multi-head, then
+        // grouped-query attention (2 query heads per key/value head), then one shared head.
+        for (blockRows, G) in [(64, 4), (3, 4), (64, 2), (3, 2), (3, 1)] {
             var rng = TestRandom(2)
-            let B = 2, T = 7, C = 12, H = 3, N = B * T, theta = 10_000.0
-            let qkv = floatRounded(rng.values(N * 3 * C)), r = rng.values(N * C)
+            let B = 2, T = 7, C = 16, H = 4, N = B * T, theta = 10_000.0, W = C + 2 * G * (C / H)
+            let qkv = floatRounded(rng.values(N * W)), r = rng.values(N * C)
             let rope = RoPE(T: T, headDim: C / H, theta: theta, ledger: nil)
             let buf = aligned(qkv), out = aligned([Double](repeating: 0, count: N * C))
             let probs = aligned([Double](repeating: 0, count: B * H * T * T))
-            rope.apply(buf.pointer, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)
+            rope.apply(buf.pointer, ld: W, rows: N, seqLen: T, heads: H + G, inverse: false)
             Attention.forward(
-                out: out.pointer, probs: probs.pointer, qkv: buf.pointer, B: B, T: T, C: C, H: H, blockRows: blockRows)
+                out: out.pointer, probs: probs.pointer, qkv: buf.pointer, B: B, T: T, C: C, H: H, G: G,
+                blockRows: blockRows)
             XCTAssertLessThan(
-                relativeError(doubles(out.pointer, N * C), Ref.attention(qkv, B: B, T: T, C: C, H: H, theta: theta)),
+                relativeError(
+                    doubles(out.pointer, N * C), Ref.attention(qkv, B: B, T: T, C: C, H: H, G: G, theta: theta)),
                 1e-5)
             // Scratch that holds garbage, as it does between layers.
-            let dqkv = aligned([Double](repeating: 7, count: N * 3 * C)), rb = aligned(r)
+            let dqkv = aligned([Double](repeating: 7, count: N * W)), rb = aligned(r)
             let slots = 2
             let dScores = aligned([Double](repeating: 5, count: slots * T * T))
             Attention.backward(
                 dqkv: dqkv.pointer, dOut: rb.pointer, qkv: buf.pointer, probs: probs.pointer, B: B, T: T, C: C, H: H,
-                dScores: dScores.pointer, slots: slots, blockRows: blockRows)
-            rope.apply(dqkv.pointer, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: true)
+                G: G, dScores: dScores.pointer, slots: slots, blockRows: blockRows)
+            rope.apply(dqkv.pointer, ld: W, rows: N, seqLen: T, heads: H + G, inverse: true)
             let fd = finiteDifferences(qkv, at: Array(0..<qkv.count)) { x in
-                zip(Ref.attention(x, B: B, T: T, C: C, H: H, theta: theta), r).reduce(0) { $0 + $1.0 * $1.1 }
+                zip(Ref.attention(x, B: B, T: T, C: C, H: H, G: G, theta: theta), r).reduce(0) { $0 + $1.0 * $1.1 }
             }
             XCTAssertLessThan(
-                relativeError(doubles(dqkv.pointer, N * 3 * C), fd), 1e-4,
-                "attention q/k/v gradient, blocks of \(blockRows)")
+                relativeError(doubles(dqkv.pointer, N * W), fd), 1e-4,
+                "attention q/k/v gradient, blocks of \(blockRows), \(G) key/value heads")
         }
     }
 
@@ -175,15 +178,36 @@ final class GradientCheckTests: XCTestCase {
         try checkWholeModel(config, batch: 2, samplesPerTensor: nil, seed: 6)
     }
 
+    /// Grouped-query attention (4 query heads over 2 key/value heads) and a head tied to the
+    /// embedding table, whose gradient sums the lookup's and the head's: every element.
+    func testWholeModelGroupedQueryTiedEmbeddings() throws {
+        var config = ModelConfig()
+        (config.vocabSize, config.dim, config.nLayers, config.nHeads, config.ffnDim, config.seqLen) = (
+            11, 16, 2, 4, 16, 5
+        )
+        config.nKVHeads = 2
+        config.tieEmbeddings = true
+        let layout = ParameterLayout(config)
+        XCTAssertEqual(layout.head, layout.embedding)
+        XCTAssertNil(layout.spec(named: "lm_head.weight"))
+        XCTAssertEqual(layout.specs[layout.blocks[0].k].shape, [8, 16])
+        try checkWholeModel(config, batch: 2, samplesPerTensor: nil, seed: 8)
+        // And under activation checkpointing.
+        try checkWholeModel(config, batch: 2, samplesPerTensor: 40, seed: 9, recomputesBlocks: true)
+    }
+
     /// The whole model at configs/tiny.yaml's shape, on a sample of elements of every tensor.
     func testWholeModelTinyConfig() throws {
         let config = try RunConfig.load(path: repositoryFile("configs/tiny.yaml")).model
         try checkWholeModel(config, batch: 2, samplesPerTensor: 12, seed: 7)
     }
 
-    func checkWholeModel(_ config: ModelConfig, batch B: Int, samplesPerTensor: Int?, seed: UInt64) throws {
+    func checkWholeModel(
+        _ config: ModelConfig, batch B: Int, samplesPerTensor: Int?, seed: UInt64, recomputesBlocks: Bool = false
+    ) throws {
         let T = config.seqLen
-        let model = Model(config: config, quant: QuantConfig(), batch: B, ledger: nil)
+        let model = Model(
+            config: config, quant: QuantConfig(), batch: B, ledger: nil, recomputesBlocks: recomputesBlocks)
         var rng = TestRandom(seed)
         // Larger than the 0.02 init so that every gradient is well above rounding noise.
         var flat = floatRounded(rng.values(model.layout.count, scale: 0.4))

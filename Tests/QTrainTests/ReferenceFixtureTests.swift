@@ -8,9 +8,19 @@ import XCTest
 /// weights and tokens give the same logits, loss and every gradient (relative error < 1e-4).
 final class ReferenceFixtureTests: XCTestCase {
     func testMatchesNumPyReference() throws {
+        try check(fixture: "reference_tiny")
+    }
+
+    /// Grouped-query attention (4 query heads over 2 key/value heads) and a tied head:
+    /// `tools/reference_model.py --variant gqa-tied`.
+    func testMatchesNumPyReferenceGroupedQueryTied() throws {
+        try check(fixture: "reference_tiny_gqa_tied")
+    }
+
+    func check(fixture: String) throws {
         Threads.configure(2)
         let url = Bundle.module.url(
-            forResource: "reference_tiny", withExtension: "safetensors", subdirectory: "Fixtures")!
+            forResource: fixture, withExtension: "safetensors", subdirectory: "Fixtures")!
         let file = try SafetensorsFile(url: url)
         let meta = file.metadata
         var config = ModelConfig()
@@ -18,12 +28,15 @@ final class ReferenceFixtureTests: XCTestCase {
         config.dim = Int(meta["dim"]!)!
         config.nLayers = Int(meta["n_layers"]!)!
         config.nHeads = Int(meta["n_heads"]!)!
+        config.nKVHeads = Int(meta["n_kv_heads"] ?? "0")!
+        config.tieEmbeddings = meta["tie_embeddings"] == "true"
         config.ffnDim = Int(meta["ffn_dim"]!)!
         config.seqLen = Int(meta["seq_len"]!)!
         config.normEps = Double(meta["norm_eps"]!)!
         config.ropeTheta = Double(meta["rope_theta"]!)!
         let B = Int(meta["batch"]!)!, T = config.seqLen
         let model = Model(config: config, quant: QuantConfig(), batch: B, ledger: nil)
+        XCTAssertEqual(model.layout.specs.count, file.entries.keys.filter { !$0.hasPrefix("grad.") }.count - 4)
         for spec in model.layout.specs {
             let values = try file.floats(spec.name)
             XCTAssertEqual(values.count, spec.count, spec.name)

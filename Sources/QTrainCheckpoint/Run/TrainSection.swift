@@ -1,4 +1,5 @@
 import QTrainCore
+import QTrainWeights
 
 /// What the forward pass keeps for backward (`train.activation_checkpointing`).
 public enum ActivationCheckpointing: String, CaseIterable, Codable, Sendable, ConfigEnum {
@@ -32,12 +33,20 @@ public struct TrainSection: Codable, Equatable, Sendable, ConfigSection {
     /// Validation sequences per evaluation (spread evenly over the validation split).
     public var evalSequences = 64
     public var activationCheckpointing: ActivationCheckpointing = .none
+    /// A pretrained model to start from instead of random weights: a GGUF file or a Hugging
+    /// Face folder (`qtrain-dist import` writes a config that sets it). Used only when the run
+    /// starts; a resumed run continues from its checkpoint. Empty: random initialisation.
+    public var initFrom = ""
+    /// How imported weights get a DQT tensor's grid step: `search` (least rounding error) or
+    /// `absmean` (as at random initialisation).
+    public var initScale: ImportScale = .search
 
     package enum CodingKeys: String, CodingKey, CaseIterable {
         case microBatch = "micro_batch", gradAccum = "grad_accum", globalBatch = "global_batch", steps, seed, outDir =
             "out_dir"
         case threads, evalEvery = "eval_every", evalSequences = "eval_sequences", activationCheckpointing =
             "activation_checkpointing"
+        case initFrom = "init_from", initScale = "init_scale"
     }
 
     public init() {}
@@ -46,7 +55,8 @@ public struct TrainSection: Codable, Equatable, Sendable, ConfigSection {
         .init(.microBatch, \.microBatch), .init(.gradAccum, \.gradAccum), .init(.globalBatch, \.globalBatch),
         .init(.steps, \.steps), .init(.seed, \.seed), .init(.outDir, \.outDir), .init(.threads, \.threads),
         .init(.evalEvery, \.evalEvery), .init(.evalSequences, \.evalSequences),
-        .init(.activationCheckpointing, \.activationCheckpointing)
+        .init(.activationCheckpointing, \.activationCheckpointing), .init(.initFrom, \.initFrom),
+        .init(.initScale, \.initScale)
     ]
 
     /// Sequences per forward pass on each of `world` ranks, from global_batch when it is set.

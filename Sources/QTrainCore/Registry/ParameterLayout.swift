@@ -39,7 +39,10 @@ public struct ParameterLayout: Sendable {
     public let embedding: Int
     public let blocks: [Block]
     public let finalNorm: Int
+    /// The LM head's tensor: its own, or ``embedding`` when the embeddings are tied.
     public let head: Int
+    /// Whether the head is the embedding table (`model.tie_embeddings`).
+    public let tiedEmbeddings: Bool
     /// Total number of parameters.
     public let count: Int
 
@@ -53,7 +56,7 @@ public struct ParameterLayout: Sendable {
             offset += spec.count
             return spec.index
         }
-        let C = config.dim, F = config.hiddenDim, V = config.vocabSize
+        let C = config.dim, F = config.hiddenDim, V = config.vocabSize, K = config.kvDim
         embedding = add("model.embed_tokens.weight", [V, C], .embedding, nil)
         var blocks: [Block] = []
         for l in 0..<config.nLayers {
@@ -62,8 +65,8 @@ public struct ParameterLayout: Sendable {
                 Block(
                     attnNorm: add(p + "input_layernorm.weight", [C], .norm, l),
                     q: add(p + "self_attn.q_proj.weight", [C, C], .attention, l),
-                    k: add(p + "self_attn.k_proj.weight", [C, C], .attention, l),
-                    v: add(p + "self_attn.v_proj.weight", [C, C], .attention, l),
+                    k: add(p + "self_attn.k_proj.weight", [K, C], .attention, l),
+                    v: add(p + "self_attn.v_proj.weight", [K, C], .attention, l),
                     o: add(p + "self_attn.o_proj.weight", [C, C], .attention, l),
                     mlpNorm: add(p + "post_attention_layernorm.weight", [C], .norm, l),
                     gate: add(p + "mlp.gate_proj.weight", [F, C], .mlp, l),
@@ -72,7 +75,8 @@ public struct ParameterLayout: Sendable {
         }
         self.blocks = blocks
         finalNorm = add("model.norm.weight", [C], .norm, nil)
-        head = add("lm_head.weight", [V, C], .head, nil)
+        tiedEmbeddings = config.tieEmbeddings
+        head = tiedEmbeddings ? embedding : add("lm_head.weight", [V, C], .head, nil)
         self.specs = specs
         self.count = offset
     }
@@ -81,8 +85,8 @@ public struct ParameterLayout: Sendable {
     public func spec(named name: String) -> ParameterSpec? { specs.first { $0.name == name } }
 
     /// Parameters that multiply activations in GEMMs (all but the embedding table, which is
-    /// a lookup): the N of the 6·N FLOPs-per-token rule.
+    /// a lookup, unless it is also the head): the N of the 6·N FLOPs-per-token rule.
     public var matmulParameterCount: Int {
-        specs.filter { $0.role != .embedding && $0.role != .norm }.reduce(0) { $0 + $1.count }
+        specs.filter { $0.role != .norm && ($0.role != .embedding || tiedEmbeddings) }.reduce(0) { $0 + $1.count }
     }
 }

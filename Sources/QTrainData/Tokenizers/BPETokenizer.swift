@@ -15,6 +15,9 @@ public struct BPETokenizer: Tokenizer {
     public let endOfText: Int32
     public let identity: String
     package let specials: Set<Int32>
+    /// Whether every number character is a piece of its own before GPT-2's pattern splits the
+    /// rest (SmolLM2's tokenizer: Hugging Face `Digits(individual_digits)`, llama.cpp `smollm`).
+    public let isolatesDigits: Bool
     /// (left << 32 | right) → rank and the id of the merged token.
     private let mergeTable: [UInt64: (rank: Int32, id: Int32)]
     /// The token of each single byte.
@@ -28,7 +31,7 @@ public struct BPETokenizer: Tokenizer {
     /// rank order) and the ids of special tokens; checks that they form a byte-level BPE.
     public init(
         tokens: [String], merges mergeStrings: [(String, String)], specials: Set<Int32>, endOfText: Int32,
-        source: String
+        isolatesDigits: Bool = false, source: String
     ) throws {
         let alphabet = byteLevelAlphabet()
         var decodeByte: [Character: UInt8] = [:]
@@ -39,13 +42,17 @@ public struct BPETokenizer: Tokenizer {
                 throw QTrainError.data("\(source): token \(t.debugDescription) appears twice in the vocabulary")
             }
         }
-        byteTokens = try alphabet.map { c in
-            guard let id = ids[String(c)] else {
+        // Some vocabularies (SmolLM2's) lack tokens of bytes that text hardly has (control
+        // characters, bytes UTF-8 never uses): such a byte is dropped, as Hugging Face's BPE and
+        // llama.cpp drop it. Printable ASCII must be there, or this is no byte-level BPE.
+        byteTokens = try alphabet.enumerated().map { b, c in
+            if let id = ids[String(c)] { return id }
+            guard !(0x20...0x7E).contains(b) else {
                 throw QTrainError.data(
                     "\(source): the vocabulary lacks the byte token \(String(c).debugDescription)",
-                    hint: "a byte-level BPE needs all 256 single-byte tokens")
+                    hint: "a byte-level BPE needs a token for every printable ASCII byte")
             }
-            return id
+            return -1
         }
         tokenBytes = try tokens.enumerated().map { i, t in
             if specials.contains(Int32(i)) { return [] }
@@ -74,12 +81,14 @@ public struct BPETokenizer: Tokenizer {
         self.merges = pairs
         self.specials = specials
         self.endOfText = endOfText
+        self.isolatesDigits = isolatesDigits
         mergeTable = table
         let digest = SHA256.hex(
             Array(
                 (tokens.joined(separator: "\n") + "\n\n"
                     + mergeStrings.map { "\($0.0) \($0.1)" }.joined(separator: "\n")).utf8))
-        identity = "byte-level-bpe:\(tokens.count):\(digest)"
+        // Only a non-default pre-tokenizer joins the identity: shards prepared before it existed keep theirs.
+        identity = "byte-level-bpe:\(tokens.count):\(digest)" + (isolatesDigits ? ":digits" : "")
     }
 
     /// Special tokens typed in the text (`<|endoftext|>`) become their ids, as in Hugging Face.
@@ -95,13 +104,13 @@ public struct BPETokenizer: Tokenizer {
         // Pieces repeat a lot within a text ("the", " of"); each is merged once.
         var cache: [ArraySlice<UInt8>: [Int32]] = [:]
         var word: [Int32] = []
-        GPT2PreTokenizer.forEachPiece(in: text) { piece in
+        GPT2PreTokenizer.forEachPiece(in: text, isolatingDigits: isolatesDigits) { piece in
             if let known = cache[piece] {
                 out += known
                 return
             }
             word.removeAll(keepingCapacity: true)
-            for b in piece { word.append(byteTokens[Int(b)]) }
+            for b in piece where byteTokens[Int(b)] >= 0 { word.append(byteTokens[Int(b)]) }
             merge(&word)
             cache[piece] = word
             out += word
@@ -199,10 +208,12 @@ public struct BPETokenizer: Tokenizer {
         let byteLevel: [String: Any] = [
             "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true
         ]
+        let digits: [String: Any] = ["type": "Digits", "individual_digits": true]
         return [
             "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": added,
             "normalizer": NSNull(),
-            "pre_tokenizer": byteLevel, "post_processor": NSNull(), "decoder": byteLevel,
+            "pre_tokenizer": isolatesDigits ? ["type": "Sequence", "pretokenizers": [digits, byteLevel]] : byteLevel,
+            "post_processor": NSNull(), "decoder": byteLevel,
             "model": [
                 "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
                 "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
@@ -226,7 +237,15 @@ extension BPETokenizer {
         guard let model = obj["model"] as? [String: Any], model["type"] as? String == "BPE",
             let vocab = model["vocab"] as? [String: Int]
         else { throw QTrainError.data("\(source) holds no BPE model") }
-        let pre = obj["pre_tokenizer"] as? [String: Any]
+        var pre = obj["pre_tokenizer"] as? [String: Any]
+        // SmolLM2's: Sequence [Digits(individual_digits), ByteLevel].
+        var isolatesDigits = false
+        if pre?["type"] as? String == "Sequence", let parts = pre?["pretokenizers"] as? [[String: Any]],
+            parts.count == 2, parts[0]["type"] as? String == "Digits", parts[0]["individual_digits"] as? Bool == true
+        {
+            isolatesDigits = true
+            pre = parts[1]
+        }
         guard pre?["type"] as? String == "ByteLevel", pre?["use_regex"] as? Bool ?? true,
             (obj["normalizer"] as? [String: Any]) == nil, !(model["ignore_merges"] as? Bool ?? false)
         else {
@@ -265,7 +284,9 @@ extension BPETokenizer {
             throw QTrainError.data("\(source) has no <|endoftext|> token", hint: "qtrain separates documents with it")
         }
         specials.insert(Int32(eot))
-        try self.init(tokens: tokens, merges: merges, specials: specials, endOfText: Int32(eot), source: source)
+        try self.init(
+            tokens: tokens, merges: merges, specials: specials, endOfText: Int32(eot), isolatesDigits: isolatesDigits,
+            source: source)
     }
 
     /// Reads GPT-2's `encoder.json` (token → id) and `vocab.bpe` (a version line, then one
@@ -324,6 +345,7 @@ extension BPETokenizer {
         TokenizerVocabulary(
             model: .byteLevelBPE, tokens: tokens,
             types: (0..<tokens.count).map { specials.contains(Int32($0)) ? .control : .normal },
-            merges: merges.map { "\(tokens[Int($0.0)]) \(tokens[Int($0.1)])" })
+            merges: merges.map { "\(tokens[Int($0.0)]) \(tokens[Int($0.1)])" },
+            preTokenizer: isolatesDigits ? "smollm" : "gpt-2")
     }
 }

@@ -22,8 +22,13 @@ public enum GPT2PreTokenizer {
         }
     }
 
-    /// Calls `body` with the UTF-8 bytes of each piece of `text`, in order.
-    public static func forEachPiece(in text: String, _ body: (ArraySlice<UInt8>) -> Void) {
+    /// Calls `body` with the UTF-8 bytes of each piece of `text`, in order. With
+    /// `isolatingDigits`, every number character is a piece of its own and the pattern runs on
+    /// the text between them (Hugging Face's `Digits(individual_digits)` before `ByteLevel`;
+    /// llama.cpp's `smollm` pre-tokenizer).
+    public static func forEachPiece(
+        in text: String, isolatingDigits: Bool = false, _ body: (ArraySlice<UInt8>) -> Void
+    ) {
         let scalars = Array(text.unicodeScalars)
         let kinds = scalars.map(kind)
         // offsets[i] = byte offset of scalar i (the i-th byte that does not continue a UTF-8
@@ -33,17 +38,28 @@ public enum GPT2PreTokenizer {
         offsets.reserveCapacity(scalars.count + 1)
         for (o, b) in bytes.enumerated() where b & 0xC0 != 0x80 { offsets.append(o) }
         offsets.append(bytes.count)
-        var i = 0
+        // Pieces end at fragmentEnd: the next number character when isolating digits.
+        var i = 0, fragmentEnd = isolatingDigits ? 0 : scalars.count
         while i < scalars.count {
-            let end = pieceEnd(from: i, scalars, kinds)
+            if isolatingDigits {
+                if kinds[i] == .number {
+                    body(bytes[offsets[i]..<offsets[i + 1]])
+                    i += 1
+                    continue
+                }
+                if fragmentEnd <= i {
+                    fragmentEnd = i
+                    while fragmentEnd < scalars.count && kinds[fragmentEnd] != .number { fragmentEnd += 1 }
+                }
+            }
+            let end = pieceEnd(from: i, scalars, kinds, end: fragmentEnd)
             body(bytes[offsets[i]..<offsets[end]])
             i = end
         }
     }
 
     /// The end of the piece that starts at scalar `i`.
-    static func pieceEnd(from i: Int, _ s: [Unicode.Scalar], _ k: [Kind]) -> Int {
-        let n = s.count
+    static func pieceEnd(from i: Int, _ s: [Unicode.Scalar], _ k: [Kind], end n: Int) -> Int {
         if s[i] == "'" && i + 1 < n {
             if i + 2 < n, ["re", "ve", "ll"].contains(String(String.UnicodeScalarView([s[i + 1], s[i + 2]]))) {
                 return i + 3

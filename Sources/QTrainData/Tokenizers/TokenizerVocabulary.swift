@@ -26,4 +26,6 @@ public struct TokenizerVocabulary: Sendable, Equatable {
     public var beginning: Int32?
     /// SentencePiece: whether a space is put before the text.
     public var addsSpacePrefix: Bool?
+    /// Byte-level BPE: llama.cpp's name of the pre-tokenizer (`gpt-2`, `smollm`).
+    public var preTokenizer: String?
 }

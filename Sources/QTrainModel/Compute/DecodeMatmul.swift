@@ -44,7 +44,7 @@ public final class DecodeMatmul: MatmulBackend {
         let widest = max(config.dim, config.hiddenDim)
         rowCodes = AlignedBuffer(count: (widest + 63) / 64 * 64, category: .activations, ledger: nil)
         products = AlignedBuffer(
-            count: max(3 * config.dim, 2 * config.hiddenDim, config.vocabSize), category: .activations,
+            count: max(config.qkvWidth, 2 * config.hiddenDim, config.vocabSize), category: .activations,
             ledger: nil)
     }
 

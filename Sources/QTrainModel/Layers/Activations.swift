@@ -20,7 +20,7 @@ package final class Activations {
     let residual: UnsafeMutablePointer<Float>  // (L+1, N, C): input of block l; [L] is the final stream
     let ln1: UnsafeMutablePointer<Float>  // (L, N, C) attention-norm output (int8-fake-quantised in bitnet/dqt)
     let ln1Rstd: UnsafeMutablePointer<Float>  // (L, N)
-    let qkv: UnsafeMutablePointer<Float>  // (L, N, 3C) after RoPE on q and k
+    let qkv: UnsafeMutablePointer<Float>  // (L, N, W) [q | k | v], W = C + 2·kvDim, after RoPE on q and k
     let probs: UnsafeMutablePointer<Float>  // (L, B, H, T, T)
     let attOut: UnsafeMutablePointer<Float>  // (L, N, C) input of o_proj
     let residualMid: UnsafeMutablePointer<Float>  // (L, N, C) stream after attention
@@ -36,7 +36,7 @@ package final class Activations {
     // Backward temporaries, reused by every block.
     let dResidual: UnsafeMutablePointer<Float>  // (N, C)
     let dNorm: UnsafeMutablePointer<Float>  // (N, C)
-    let dQKV: UnsafeMutablePointer<Float>  // (N, 3C)
+    let dQKV: UnsafeMutablePointer<Float>  // (N, W)
     let dAttOut: UnsafeMutablePointer<Float>  // (N, C)
     let dH13: UnsafeMutablePointer<Float>  // (N, 2F)
     let dHact: UnsafeMutablePointer<Float>  // (N, F)
@@ -118,14 +118,14 @@ package final class Activations {
         -> [(String, Double)]
     {
         let C = Double(config.dim), F = Double(config.hiddenDim), H = Double(config.nHeads)
-        let V = Double(config.vocabSize), b = Double(B), t = Double(T), N = b * t
+        let W = Double(config.qkvWidth), V = Double(config.vocabSize), b = Double(B), t = Double(T), N = b * t
         let layers = Double(config.nLayers), L = recomputesBlocks ? 1 : layers
         return [
-            ("residual", (layers + 1) * N * C), ("ln1", L * N * C), ("ln1Rstd", L * N), ("qkv", L * N * 3 * C),
+            ("residual", (layers + 1) * N * C), ("ln1", L * N * C), ("ln1Rstd", L * N), ("qkv", L * N * W),
             ("probs", L * b * H * t * t), ("attOut", L * N * C), ("residualMid", L * N * C), ("ln2", L * N * C),
             ("ln2Rstd", L * N), ("h13", L * N * 2 * F), ("hact", L * N * F), ("lnf", N * C), ("lnfRstd", N),
             ("logits", N * V), ("losses", N),
-            ("dResidual", N * C), ("dNorm", N * C), ("dQKV", N * 3 * C), ("dAttOut", N * C),
+            ("dResidual", N * C), ("dNorm", N * C), ("dQKV", N * W), ("dAttOut", N * C),
             ("dH13", N * 2 * F), ("dHact", N * F), ("dScores", Double(scoreSlots) * t * t),
             ("normPartials", (N / Double(RMSNorm.chunkRows)).rounded(.up) * C),
             // int8 codes, four to a float
@@ -156,7 +156,7 @@ package final class Scratch {
         gain = AlignedBuffer(count: gainsInPlace ? 0 : C, category: .scratch, ledger: ledger)
     }
 
-    /// Floats of FP32 weight scratch: the largest block matrix (gate|up: 2F × C; the head and
+    /// Floats of FP32 weight scratch: the largest block matrix (gate|up: 2F × C, q|k|v: W × C; the head and
     /// embedding go in blocks of at most that many floats), or `blockRows` rows of the widest.
     static func weightFloats(config: ModelConfig, blockRows: Int?) -> Int {
         Int(plannedWeightFloats(config: config, blockRows: blockRows))
@@ -164,8 +164,8 @@ package final class Scratch {
 
     /// The same in Float64, for plans of sizes that would overflow Int.
     package static func plannedWeightFloats(config: ModelConfig, blockRows: Int?) -> Double {
-        let C = Double(config.dim), F = Double(config.hiddenDim)
-        let largest = max(2 * F * C, 3 * C * C, C * F)
+        let C = Double(config.dim), F = Double(config.hiddenDim), W = Double(config.qkvWidth)
+        let largest = max(2 * F * C, W * C, C * F)
         return blockRows.map { min(largest, Double($0) * max(C, F)) } ?? largest
     }
 }

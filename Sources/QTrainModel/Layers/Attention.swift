@@ -2,9 +2,10 @@ import Foundation
 import QKernels
 import QTrainCore
 
-/// Causal multi-head self-attention over a packed qkv buffer (N = B·T rows of [q | k | v],
-/// each C wide, heads of size d = C/H side by side). Every product is a GEMM per (batch, head)
-/// on strided views, so no transposed copies are made.
+/// Causal multi-head self-attention over a packed qkv buffer (N = B·T rows of [q | k | v]:
+/// H query heads then G key and G value heads, each d = C/H wide, W = C + 2·G·d in all). With
+/// grouped-query attention (G < H) query head h reads key/value head h / (H/G). Every product
+/// is a GEMM per (batch, head) on strided views, so no transposed copies are made.
 ///
 /// Queries go in blocks of `blockRows` rows (64), and a block multiplies only the keys at or
 /// before its last row: the causal mask's upper triangle is never computed (about 40% less
@@ -15,11 +16,12 @@ enum Attention {
     /// attention weights for the backward pass (zero above the diagonal).
     static func forward(
         out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
-        qkv: UnsafePointer<Float>, B: Int, T: Int, C: Int, H: Int, blockRows: Int = 64
+        qkv: UnsafePointer<Float>, B: Int, T: Int, C: Int, H: Int, G: Int, blockRows: Int = 64
     ) {
+        let K = G * (C / H), W = C + 2 * K
         forward(
-            out: out, probs: probs, queries: qkv, keys: qkv + C, values: qkv + 2 * C, ld: 3 * C, keysLD: 3 * C,
-            B: B, T: T, start: 0, C: C, H: H, blockRows: blockRows)
+            out: out, probs: probs, queries: qkv, keys: qkv + C, values: qkv + C + K, ld: W, keysLD: W,
+            B: B, T: T, start: 0, C: C, H: H, G: G, blockRows: blockRows)
     }
 
     /// The same for `T` queries per sequence at positions `start ..< start + T` whose keys and
@@ -30,17 +32,17 @@ enum Attention {
     static func forward(
         out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, queries: UnsafePointer<Float>,
         keys: UnsafePointer<Float>, values: UnsafePointer<Float>, ld: Int, keysLD: Int, B: Int, T: Int, start: Int,
-        C: Int, H: Int, blockRows: Int = 64
+        C: Int, H: Int, G: Int, blockRows: Int = 64
     ) {
         OpProfile.shared.time("attention forward") {
-            let d = C / H, S = start + T
+            let d = C / H, S = start + T, group = H / G
             let scale = Float(1 / Double(d).squareRoot())
             Threads.withSingleThreadedBLAS {
                 Threads.parallelFor(B * H) { pairs in
                     for pair in pairs {
-                        let b = pair / H, h = pair % H
+                        let b = pair / H, h = pair % H, kv = (h / group) * d
                         let q = queries + b * T * ld + h * d
-                        let k = keys + b * S * keysLD + h * d, v = values + b * S * keysLD + h * d
+                        let k = keys + b * S * keysLD + kv, v = values + b * S * keysLD + kv
                         let p = probs + (b * H + h) * T * S, o = out + b * T * C + h * d
                         if T == 1 {
                             for j in 0..<S {
@@ -77,48 +79,55 @@ enum Attention {
         }
     }
 
-    /// dqkv (B·T, 3C) = gradients of q, k, v (overwritten) from dOut (B·T, C).
+    /// dqkv (B·T, W) = gradients of q, k, v (overwritten) from dOut (B·T, C).
     /// `dScores` is T × T scratch for each of `slots` threads.
     static func backward(
         dqkv: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
-        probs: UnsafePointer<Float>, B: Int, T: Int, C: Int, H: Int, dScores: UnsafeMutablePointer<Float>,
+        probs: UnsafePointer<Float>, B: Int, T: Int, C: Int, H: Int, G: Int, dScores: UnsafeMutablePointer<Float>,
         slots: Int = 1,
         blockRows: Int = 64
     ) {
         OpProfile.shared.time("attention backward") {
-            let d = C / H, ld = 3 * C
+            let d = C / H, K = G * d, ld = C + 2 * K, group = H / G
             let scale = Float(1 / Double(d).squareRoot())
             Threads.withSingleThreadedBLAS {
-                Threads.parallelChunks(B * H, maxParts: slots) { thread, pairs in
+                // A thread owns whole key/value heads: their gradients sum over the query heads of
+                // the group, which it visits in order.
+                Threads.parallelChunks(B * G, maxParts: slots) { thread, pairs in
                     let dS = dScores + thread * T * T
                     for pair in pairs {
-                        let b = pair / H, h = pair % H
-                        let q = qkv + b * T * ld + h * d, k = q + C, v = q + 2 * C
-                        let dq = dqkv + b * T * ld + h * d, dk = dq + C, dv = dq + 2 * C
-                        let p = probs + (b * H + h) * T * T
-                        let dO = dOut + b * T * C + h * d
-                        // dk and dv sum over the query blocks.
+                        let b = pair / G, g = pair % G
+                        let k = qkv + b * T * ld + C + g * d, v = k + K
+                        let dk = dqkv + b * T * ld + C + g * d, dv = dk + K
+                        // dk and dv sum over the query blocks and the group's heads.
                         for t in 0..<T {
                             (dk + t * ld).initialize(repeating: 0, count: d)
                             (dv + t * ld).initialize(repeating: 0, count: d)
                         }
-                        for r0 in stride(from: 0, to: T, by: blockRows) {
-                            let rows = min(blockRows, T - r0), keys = r0 + rows
-                            // O = P v:  dv += Pᵀ dO,  dP = dO vᵀ
-                            Gemm.multiply(
-                                transA: true, m: keys, n: d, k: rows, a: p + r0 * T, lda: T, b: dO + r0 * C, ldb: C,
-                                beta: 1, c: dv, ldc: ld)
-                            Gemm.multiply(
-                                transB: true, m: rows, n: keys, k: d, a: dO + r0 * C, lda: C, b: v, ldb: ld,
-                                c: dS + r0 * T, ldc: T)
-                            // P = softmax(scale · S):  dS = scale · P ∘ (dP − rowsum(P ∘ dP))
-                            qk_causal_softmax_bwd_rows(dS, p, Int64(T), Int64(r0), Int64(keys), scale)
-                            // S = q kᵀ:  dq = dS k,  dk += dSᵀ q
-                            Gemm.multiply(
-                                m: rows, n: d, k: keys, a: dS + r0 * T, lda: T, b: k, ldb: ld, c: dq + r0 * ld, ldc: ld)
-                            Gemm.multiply(
-                                transA: true, m: keys, n: d, k: rows, a: dS + r0 * T, lda: T, b: q + r0 * ld, ldb: ld,
-                                beta: 1, c: dk, ldc: ld)
+                        for h in (g * group)..<((g + 1) * group) {
+                            let q = qkv + b * T * ld + h * d, dq = dqkv + b * T * ld + h * d
+                            let p = probs + (b * H + h) * T * T
+                            let dO = dOut + b * T * C + h * d
+                            for r0 in stride(from: 0, to: T, by: blockRows) {
+                                let rows = min(blockRows, T - r0), keys = r0 + rows
+                                // O = P v:  dv += Pᵀ dO,  dP = dO vᵀ
+                                Gemm.multiply(
+                                    transA: true, m: keys, n: d, k: rows, a: p + r0 * T, lda: T, b: dO + r0 * C, ldb: C,
+                                    beta: 1, c: dv, ldc: ld)
+                                Gemm.multiply(
+                                    transB: true, m: rows, n: keys, k: d, a: dO + r0 * C, lda: C, b: v, ldb: ld,
+                                    c: dS + r0 * T, ldc: T)
+                                // P = softmax(scale · S):  dS = scale · P ∘ (dP − rowsum(P ∘ dP))
+                                qk_causal_softmax_bwd_rows(dS, p, Int64(T), Int64(r0), Int64(keys), scale)
+                                // S = q kᵀ:  dq = dS k,  dk += dSᵀ q
+                                Gemm.multiply(
+                                    m: rows, n: d, k: keys, a: dS + r0 * T, lda: T, b: k, ldb: ld, c: dq + r0 * ld,
+                                    ldc: ld)
+                                Gemm.multiply(
+                                    transA: true, m: keys, n: d, k: rows, a: dS + r0 * T, lda: T, b: q + r0 * ld,
+                                    ldb: ld,
+                                    beta: 1, c: dk, ldc: ld)
+                            }
                         }
                     }
                 }

@@ -7,30 +7,35 @@ public final class KeyValueCache {
     public let capacity: Int
     /// Positions held: the next token's position.
     public internal(set) var count = 0
-    let C: Int
-    private let keys: AlignedBuffer<Float>  // (L, capacity, C), after RoPE
-    private let values: AlignedBuffer<Float>  // (L, capacity, C)
+    /// Width of one position's keys (and values): kvHeads · headDim.
+    let K: Int
+    /// Width of a packed [q | k | v] row.
+    let W: Int
+    private let keys: AlignedBuffer<Float>  // (L, capacity, K), after RoPE
+    private let values: AlignedBuffer<Float>  // (L, capacity, K)
 
     public init(config: ModelConfig, capacity: Int, ledger: MemoryLedger? = nil) {
         self.capacity = capacity
-        C = config.dim
-        keys = AlignedBuffer(count: config.nLayers * capacity * C, category: .activations, ledger: ledger)
-        values = AlignedBuffer(count: config.nLayers * capacity * C, category: .activations, ledger: ledger)
+        K = config.kvDim
+        W = config.qkvWidth
+        keys = AlignedBuffer(count: config.nLayers * capacity * K, category: .activations, ledger: ledger)
+        values = AlignedBuffer(count: config.nLayers * capacity * K, category: .activations, ledger: ledger)
     }
 
     /// Forgets every position.
     public func reset() { count = 0 }
 
-    /// Block `l`'s keys (capacity × C) and values.
-    func keys(_ l: Int) -> UnsafeMutablePointer<Float> { keys.pointer + l * capacity * C }
-    func values(_ l: Int) -> UnsafeMutablePointer<Float> { values.pointer + l * capacity * C }
+    /// Block `l`'s keys (capacity × K) and values: only the key/value heads, so grouped-query
+    /// attention shrinks the cache by n_heads / n_kv_heads.
+    func keys(_ l: Int) -> UnsafeMutablePointer<Float> { keys.pointer + l * capacity * K }
+    func values(_ l: Int) -> UnsafeMutablePointer<Float> { values.pointer + l * capacity * K }
 
-    /// Stores the keys and values of `n` new positions from packed rows of [q | k | v] (3C wide).
+    /// Stores the keys and values of `n` new positions from packed rows of [q | k | v] (W wide).
     func append(_ l: Int, qkv: UnsafePointer<Float>, rows n: Int) {
-        let k = keys(l) + count * C, v = values(l) + count * C
+        let k = keys(l) + count * K, v = values(l) + count * K, C = W - 2 * K
         for r in 0..<n {
-            (k + r * C).update(from: qkv + r * 3 * C + C, count: C)
-            (v + r * C).update(from: qkv + r * 3 * C + 2 * C, count: C)
+            (k + r * K).update(from: qkv + r * W + C, count: K)
+            (v + r * K).update(from: qkv + r * W + C + K, count: K)
         }
     }
 }

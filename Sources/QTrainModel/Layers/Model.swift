@@ -265,7 +265,7 @@ public final class Model {
         let s = l % a.slots
         return BlockViews(
             x: a.residual + l * N * C, ln1: a.ln1 + s * N * C, ln1Rstd: a.ln1Rstd + s * N,
-            qkv: a.qkv + s * N * 3 * C, probs: a.probs + s * B * H * T * T, att: a.attOut + s * N * C,
+            qkv: a.qkv + s * N * config.qkvWidth, probs: a.probs + s * B * H * T * T, att: a.attOut + s * N * C,
             mid: a.residualMid + s * N * C, ln2: a.ln2 + s * N * C, ln2Rstd: a.ln2Rstd + s * N,
             h13: a.h13 + s * N * 2 * F, hact: a.hact + s * N * F, out: a.residual + (l + 1) * N * C)
     }
@@ -273,8 +273,8 @@ public final class Model {
     /// Block `l`'s forward from its input `residual[l]`; `writesOutput`: also the down
     /// projection into `residual[l + 1]` (a recomputation for backward needs all but that).
     private func blockForward(_ l: Int, B: Int, T: Int, writesOutput: Bool, cache: KeyValueCache? = nil) throws {
-        let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads
-        let eps = Float(config.normEps)
+        let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads, G = config.kvHeads
+        let W = config.qkvWidth, eps = Float(config.normEps)
         let blk = layout.blocks[l], v = views(l, B: B, T: T)
         RMSNorm.forward(out: v.ln1, rstd: v.ln1Rstd, input: v.x, weight: gain(blk.attnNorm), rows: N, C: C, eps: eps)
         let qkvInput = quantizeInput(v.ln1, rows: N, cols: C)
@@ -282,16 +282,16 @@ public final class Model {
         if let cache {
             // Decoding one sequence: its new positions follow the cached ones and see them all.
             let start = cache.count
-            rope.apply(v.qkv, ld: 3 * C, rows: N, seqLen: T, offset: start, heads: 2 * H, inverse: false)
+            rope.apply(v.qkv, ld: W, rows: N, seqLen: T, offset: start, heads: H + G, inverse: false)
             cache.append(l, qkv: v.qkv, rows: N)
             // The weights are not kept (no backward): every block uses the first slot, which
             // decodeRows sized them for.
             Attention.forward(
                 out: v.att, probs: acts.probs, queries: v.qkv, keys: cache.keys(l), values: cache.values(l),
-                ld: 3 * C, keysLD: C, B: 1, T: T, start: start, C: C, H: H)
+                ld: W, keysLD: config.kvDim, B: 1, T: T, start: start, C: C, H: H, G: G)
         } else {
-            rope.apply(v.qkv, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: false)
-            Attention.forward(out: v.att, probs: v.probs, qkv: v.qkv, B: B, T: T, C: C, H: H)
+            rope.apply(v.qkv, ld: W, rows: N, seqLen: T, heads: H + G, inverse: false)
+            Attention.forward(out: v.att, probs: v.probs, qkv: v.qkv, B: B, T: T, C: C, H: H, G: G)
         }
         let oInput = quantizeInput(v.att, rows: N, cols: C)
         v.mid.update(from: v.x, count: N * C)
@@ -313,7 +313,7 @@ public final class Model {
     /// The forward pass reversed. Requires a preceding forward with a non-zero gradScale.
     package func backward() throws {
         let B = lastBatch, T = lastLength
-        let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads
+        let N = B * T, C = config.dim, F = config.hiddenDim, H = config.nHeads, G = config.kvHeads
         let a = acts, g = gradients
         if g.layoutCount != layout.count {
             fatalError(
@@ -336,7 +336,8 @@ public final class Model {
         try Linear.backward(
             dInput: a.dNorm, gradients: g, dOut: a.logits, input: backwardInput(a.lnf), rows: N, weights: headMatrix,
             backend: backend)
-        try onGradientsReady?(layout.specs[layout.head].offset)
+        // A tied head is the embedding table: its gradient is final only after the lookup's.
+        if !layout.tiedEmbeddings { try onGradientsReady?(layout.specs[layout.head].offset) }
         a.dResidual.initialize(repeating: 0, count: N * C)
         let final = a.residual + config.nLayers * N * C
         try normBackward(layout.finalNorm, dOut: a.dNorm, input: final, rstd: a.lnfRstd)
@@ -363,9 +364,9 @@ public final class Model {
                 dInput: a.dAttOut, gradients: g, dOut: a.dResidual, input: backwardInput(att), rows: N,
                 weights: oMatrices[l], backend: backend)
             Attention.backward(
-                dqkv: a.dQKV, dOut: a.dAttOut, qkv: qkv, probs: probs, B: B, T: T, C: C, H: H,
+                dqkv: a.dQKV, dOut: a.dAttOut, qkv: qkv, probs: probs, B: B, T: T, C: C, H: H, G: G,
                 dScores: a.dScores, slots: a.scoreSlots)
-            rope.apply(a.dQKV, ld: 3 * C, rows: N, seqLen: T, heads: 2 * H, inverse: true)
+            rope.apply(a.dQKV, ld: config.qkvWidth, rows: N, seqLen: T, heads: H + G, inverse: true)
             try Linear.backward(
                 dInput: a.dNorm, gradients: g, dOut: a.dQKV, input: backwardInput(ln1), rows: N,
                 weights: qkvMatrices[l], backend: backend)

@@ -26,6 +26,17 @@ public enum ScaleRule: String, CaseIterable, Codable, Sendable, ConfigEnum {
     case rescale
 }
 
+/// How imported weights (`train.init_from`, `qtrain-dist import`) get a DQT tensor's grid step
+/// (`quant.import_scale`).
+public enum ImportScale: String, CaseIterable, Codable, Sendable, ConfigEnum {
+    /// Absmean, as at random initialisation: `scale = qp / mean(|w|)`.
+    case absmean
+    /// The step that minimises the tensor's squared rounding error Σ(w − q/scale)²: a search
+    /// over steps around absmean's, then alternating least-squares refinement; never worse than
+    /// absmean.
+    case search
+}
+
 /// Storage of BitNet's latent weights (`quant.latent_dtype`, bitnet only).
 public enum LatentType: String, CaseIterable, Codable, Sendable, ConfigEnum {
     case fp32, bf16

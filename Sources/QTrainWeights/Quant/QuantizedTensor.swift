@@ -1,3 +1,4 @@
+import Foundation
 import QKernels
 import QTrainCore
 
@@ -35,6 +36,65 @@ public final class QuantizedTensor: @unchecked Sendable {
             let x = (values[i] * scale).rounded(.toNearestOrEven)
             return Int8(Swift.min(Swift.max(x, Float(grid.qn)), Float(grid.qp)))
         }
+    }
+
+    /// Quantises `values` with the scale that minimises Σ(w − q/scale)² (``ImportScale/search``):
+    /// 49 steps from ¼ to 4 times absmean's (on a sample of at most 2^18 elements), then
+    /// alternating refinement on every element — codes for the step, then the least-squares step
+    /// Σw·q / Σq² for the codes — while the error falls. Kept only if it beats absmean.
+    public func initialize(searched values: UnsafePointer<Float>) {
+        let mean = qk_abs_sum(values, Int64(count)) / Double(max(count, 1))
+        guard mean > 0 else { return initialize(absmean: values) }
+        let absmean = Float(Double(grid.qp) / mean)
+        let sampleStride = max(1, count / (1 << 18))
+        var best = (scale: absmean, error: roundingError(values, scale: absmean, stride: sampleStride).error)
+        for k in 0...48 {
+            let s = absmean * Float(exp(log(4.0) * (Double(k) / 24 - 1)))
+            let e = roundingError(values, scale: s, stride: sampleStride).error
+            if e < best.error { best = (s, e) }
+        }
+        var current = roundingError(values, scale: best.scale, stride: 1)
+        var scale = best.scale
+        for _ in 0..<30 {
+            guard current.qq > 0 else { break }
+            let refined = Float(current.qq / current.wq)
+            guard refined.isFinite, refined > 0 else { break }
+            let next = roundingError(values, scale: refined, stride: 1)
+            guard next.error < current.error * (1 - 1e-7) else { break }
+            (scale, current) = (refined, next)
+        }
+        if current.error > roundingError(values, scale: absmean, stride: 1).error { scale = absmean }
+        self.scale = scale
+        setCodes { i in
+            let x = (values[i] * scale).rounded(.toNearestOrEven)
+            return Int8(Swift.min(Swift.max(x, Float(grid.qn)), Float(grid.qp)))
+        }
+    }
+
+    /// Σ(w − q/scale)² over every `stride`-th element with q = clamp(round(w·scale)), and the
+    /// sums Σw·q and Σq² that give the least-squares step for those codes.
+    func roundingError(_ w: UnsafePointer<Float>, scale: Float, stride: Int) -> (error: Double, wq: Double, qq: Double)
+    {
+        let lo = Float(grid.qn), hi = Float(grid.qp), step = 1 / scale
+        var error = 0.0, wq = 0.0, qq = 0.0
+        var i = 0
+        while i < count {
+            // Blocks of Float sums, added in Float64, keep the rounding of long sums small.
+            var e: Float = 0, a: Float = 0, b: Float = 0
+            let end = Swift.min(count, i + 4096 * stride)
+            while i < end {
+                let q = Swift.min(Swift.max((w[i] * scale).rounded(.toNearestOrEven), lo), hi)
+                let d = w[i] - q * step
+                e += d * d
+                a += w[i] * q
+                b += q * q
+                i += stride
+            }
+            error += Double(e)
+            wq += Double(a)
+            qq += Double(b)
+        }
+        return (error, wq, qq)
     }
 
     /// Writes every code from `code(i)` (values must lie on the grid).

@@ -52,6 +52,13 @@ extension QuantizedTensor: TensorStorage {
         }
     }
 
+    public func load(_ values: UnsafePointer<Float>, scale rule: ImportScale) {
+        switch rule {
+        case .absmean: initialize(absmean: values)
+        case .search: initialize(searched: values)
+        }
+    }
+
     /// Gains of 1: every code qp under scale qp.
     public func initializeOnes() {
         scale = Float(grid.qp)

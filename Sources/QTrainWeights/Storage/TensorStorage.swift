@@ -23,6 +23,9 @@ public protocol TensorStorage: AnyObject {
     func initializeNormal(_ stream: RandomStream, std: Float)
     /// Sets every element to 1 (RMSNorm gains).
     func initializeOnes()
+    /// Sets every element from imported FP32 `values` (``count`` of them): exactly (FP32),
+    /// rounded to nearest (BF16), or onto the grid with the step `scale` picks (codes).
+    func load(_ values: UnsafePointer<Float>, scale: ImportScale)
 
     /// The kernel that applies one optimizer step to elements of this tensor.
     func updateKernel(_ step: UpdateStep) -> UpdateKernel
@@ -136,6 +139,8 @@ extension ElementStorage {
             }
         }
     }
+
+    public func load(_ values: UnsafePointer<Float>, scale: ImportScale) { store(values, at: 0, count: count) }
 
     public var payload: UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(start: base, count: count * Self.elementSize)

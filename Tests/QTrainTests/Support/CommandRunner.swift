@@ -137,16 +137,18 @@ func temporaryDirectory(_ test: XCTestCase) -> URL {
 
 /// A small synthetic prepared data directory (byte tokenizer, a repetitive text so that a
 /// model can learn it quickly).
-func makeSyntheticData(in dir: URL, documents: Int = 12) throws -> URL {
+func makeSyntheticData(
+    in dir: URL, documents: Int = 12, tokenizer: any Tokenizer = ByteTokenizer(), name: String = "data"
+) throws -> URL {
     var docs: [Document] = []
     for i in 0..<documents {
         var text = ""
         for j in 0..<(60 + i) { text += "the \(["cat", "dog", "bird"][j % 3]) sat on the mat number \(j % 10). " }
         docs.append(Document(name: String(format: "doc%03d.txt", i), text: text))
     }
-    let out = dir.appendingPathComponent("data")
+    let out = dir.appendingPathComponent(name)
     _ = try DataPreparer.prepare(
-        documents: docs, source: "synthetic", tokenizer: ByteTokenizer(), valEvery: 4,
+        documents: docs, source: "synthetic", tokenizer: tokenizer, valEvery: 4,
         to: out, log: { _ in })
     return out
 }

@@ -50,21 +50,23 @@ enum Ref {
         }
     }
 
-    /// Causal attention of a (B·T, 3C) qkv buffer with RoPE applied to q and k first.
-    static func attention(_ qkvIn: [Double], B: Int, T: Int, C: Int, H: Int, theta: Double) -> [Double] {
+    /// Causal attention of a (B·T, C + 2·G·d) qkv buffer ([q | k | v], G key/value heads, each
+    /// shared by H/G query heads) with RoPE applied to q and k first.
+    static func attention(_ qkvIn: [Double], B: Int, T: Int, C: Int, H: Int, G: Int? = nil, theta: Double) -> [Double] {
         var qkv = qkvIn
-        let d = C / H
-        rope(&qkv, rows: B * T, T: T, ld: 3 * C, offset: 0, heads: H, d: d, theta: theta)
-        rope(&qkv, rows: B * T, T: T, ld: 3 * C, offset: C, heads: H, d: d, theta: theta)
+        let d = C / H, G = G ?? H, K = G * d, W = C + 2 * K
+        rope(&qkv, rows: B * T, T: T, ld: W, offset: 0, heads: H, d: d, theta: theta)
+        rope(&qkv, rows: B * T, T: T, ld: W, offset: C, heads: G, d: d, theta: theta)
         var out = [Double](repeating: 0, count: B * T * C)
         for b in 0..<B {
             for h in 0..<H {
+                let kv = h / (H / G)
                 for i in 0..<T {
                     var scores = [Double](repeating: 0, count: i + 1)
                     for j in 0...i {
                         var s = 0.0
                         for e in 0..<d {
-                            s += qkv[(b * T + i) * 3 * C + h * d + e] * qkv[(b * T + j) * 3 * C + C + h * d + e]
+                            s += qkv[(b * T + i) * W + h * d + e] * qkv[(b * T + j) * W + C + kv * d + e]
                         }
                         scores[j] = s / Double(d).squareRoot()
                     }
@@ -73,7 +75,7 @@ enum Ref {
                     let z = ex.reduce(0, +)
                     for e in 0..<d {
                         var s = 0.0
-                        for j in 0...i { s += ex[j] / z * qkv[(b * T + j) * 3 * C + 2 * C + h * d + e] }
+                        for j in 0...i { s += ex[j] / z * qkv[(b * T + j) * W + C + K + kv * d + e] }
                         out[(b * T + i) * C + h * d + e] = s
                     }
                 }
@@ -120,17 +122,18 @@ enum Ref {
         for t in 0..<N { for c in 0..<C { x[t * C + c] = emb[emb.startIndex + Int(tokens[t]) * C + c] } }
         for blk in layout.blocks {
             let h = rmsnorm(x, w(blk.attnNorm), rows: N, C: C, eps: eps)
-            let q = linear(h, w(blk.q), M: N, K: C, N: C), k = linear(h, w(blk.k), M: N, K: C, N: C)
-            let v = linear(h, w(blk.v), M: N, K: C, N: C)
-            var qkv = [Double](repeating: 0, count: N * 3 * C)
+            let K = config.kvDim, W = C + 2 * K
+            let q = linear(h, w(blk.q), M: N, K: C, N: C), k = linear(h, w(blk.k), M: N, K: C, N: K)
+            let v = linear(h, w(blk.v), M: N, K: C, N: K)
+            var qkv = [Double](repeating: 0, count: N * W)
             for t in 0..<N {
-                for c in 0..<C {
-                    qkv[t * 3 * C + c] = q[t * C + c]
-                    qkv[t * 3 * C + C + c] = k[t * C + c]
-                    qkv[t * 3 * C + 2 * C + c] = v[t * C + c]
+                for c in 0..<C { qkv[t * W + c] = q[t * C + c] }
+                for c in 0..<K {
+                    qkv[t * W + C + c] = k[t * K + c]
+                    qkv[t * W + C + K + c] = v[t * K + c]
                 }
             }
-            let att = attention(qkv, B: B, T: T, C: C, H: H, theta: theta)
+            let att = attention(qkv, B: B, T: T, C: C, H: H, G: config.kvHeads, theta: theta)
             let o = linear(att, w(blk.o), M: N, K: C, N: C)
             for i in 0..<(N * C) { x[i] += o[i] }
             let h2 = rmsnorm(x, w(blk.mlpNorm), rows: N, C: C, eps: eps)
@@ -147,6 +150,7 @@ enum Ref {
             for i in 0..<(N * C) { x[i] += down[i] }
         }
         let hf = rmsnorm(x, w(layout.finalNorm), rows: N, C: C, eps: eps)
+        // Tied embeddings: the head is the lookup table itself (layout.head == layout.embedding).
         return linear(hf, w(layout.head), M: N, K: C, N: V)
     }
 

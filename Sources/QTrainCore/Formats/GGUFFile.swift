@@ -1,6 +1,4 @@
 import Foundation
-import QTrainCheckpoint
-import QTrainCore
 
 /// A GGUF file (version 3) as llama.cpp reads it: a header, typed key–value metadata, one
 /// info record per tensor (name, dimensions innermost first, type, offset), then the tensor
@@ -12,15 +10,16 @@ public struct GGUFFile {
         case strings([String]), float32s([Float]), int32s([Int32])
     }
 
-    /// Tensor element types (ggml's numbering) with their block layout.
-    public enum TensorType: UInt32, Sendable {
-        case f32 = 0, q4_0 = 2, q8_0 = 8, bf16 = 30, tq2_0 = 35
+    /// Tensor element types (ggml's numbering) with their block layout: those qtrain writes
+    /// (F32, BF16, Q4_0, Q8_0, TQ2_0) and those it also reads (F16, Q4_1).
+    public enum TensorType: UInt32, Sendable, CaseIterable {
+        case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q8_0 = 8, bf16 = 30, tq2_0 = 35
 
         /// Elements per block.
         public var blockSize: Int {
             switch self {
-            case .f32, .bf16: return 1
-            case .q4_0, .q8_0: return 32
+            case .f32, .f16, .bf16: return 1
+            case .q4_0, .q4_1, .q8_0: return 32
             case .tq2_0: return 256
             }
         }
@@ -29,8 +28,9 @@ public struct GGUFFile {
         public var blockBytes: Int {
             switch self {
             case .f32: return 4
-            case .bf16: return 2
+            case .f16, .bf16: return 2
             case .q4_0: return 2 + 16
+            case .q4_1: return 2 + 2 + 16
             case .q8_0: return 2 + 32
             case .tq2_0: return 64 + 2
             }
@@ -39,8 +39,10 @@ public struct GGUFFile {
         public var name: String {
             switch self {
             case .f32: return "F32"
+            case .f16: return "F16"
             case .bf16: return "BF16"
             case .q4_0: return "Q4_0"
+            case .q4_1: return "Q4_1"
             case .q8_0: return "Q8_0"
             case .tq2_0: return "TQ2_0"
             }
@@ -56,6 +58,16 @@ public struct GGUFFile {
         public var write: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
 
         public var byteCount: Int { dims.reduce(1, *) / type.blockSize * type.blockBytes }
+
+        public init(
+            name: String, dims: [Int], type: TensorType,
+            write: @escaping ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
+        ) {
+            self.name = name
+            self.dims = dims
+            self.type = type
+            self.write = write
+        }
     }
 
     public static let alignment = 32
@@ -122,6 +134,38 @@ public struct GGUFFile {
     }
 
     static func padded(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
+
+    /// Source row of each output row when Q or K rows go from Hugging Face's rotate-half RoPE
+    /// layout to llama.cpp's interleaved pairs: within a head, pair (i, i + d/2) becomes rows
+    /// (2i, 2i + 1). Import inverts it (row r of the file is row `order[r]` of the model).
+    public static func ropeRowOrder(rows: Int, heads: Int) -> [Int] {
+        let d = rows / heads, half = d / 2
+        return (0..<rows).map { r in
+            let h = r / d, j = r % d
+            return h * d + (j % 2) * half + j / 2
+        }
+    }
+
+    /// llama.cpp's name of a tensor (`token_embd.weight`, `blk.3.attn_q.weight`, …).
+    public static func tensorName(_ spec: ParameterSpec, in layout: ParameterLayout) -> String {
+        if spec.index == layout.embedding { return "token_embd.weight" }
+        if spec.index == layout.finalNorm { return "output_norm.weight" }
+        if spec.index == layout.head { return "output.weight" }
+        let l = spec.layer!, b = layout.blocks[l]
+        let part: String
+        switch spec.index {
+        case b.attnNorm: part = "attn_norm"
+        case b.q: part = "attn_q"
+        case b.k: part = "attn_k"
+        case b.v: part = "attn_v"
+        case b.o: part = "attn_output"
+        case b.mlpNorm: part = "ffn_norm"
+        case b.gate: part = "ffn_gate"
+        case b.up: part = "ffn_up"
+        default: part = "ffn_down"
+        }
+        return "blk.\(l).\(part).weight"
+    }
 }
 
 /// Buffered little-endian writing of GGUF's scalar, string and array encodings.

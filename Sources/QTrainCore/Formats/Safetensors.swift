@@ -93,7 +93,7 @@ public final class SafetensorsFile {
         }
     }
 
-    /// Tensor `name` as Float32 (F32, F64 or BF16 are converted).
+    /// Tensor `name` as Float32 (F32, F64, BF16 or F16 are converted).
     public func floats(_ name: String) throws -> [Float] {
         let e = try entry(name)
         return try withBytes(name) { raw in
@@ -114,6 +114,13 @@ public final class SafetensorsFile {
                     Float(
                         bitPattern: UInt32(
                             UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) << 16)
+                }
+            case .f16:
+                return (0..<e.count).map {
+                    Float(
+                        Float16(
+                            bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))
+                        ))
                 }
             default:
                 throw QTrainError(

@@ -84,7 +84,8 @@ let package = Package(
         .executableTarget(
             name: "qtrain-fuzz",
             dependencies: [
-                "QTrainCore", "QTrainData", "QTrainModel", "QTrainCheckpoint", "QTrainTraining",
+                "QTrainCore", "QTrainData", "QTrainWeights", "QTrainModel", "QTrainImport", "QTrainCheckpoint",
+                "QTrainTraining",
             ],
             path: "Sources/qtrain-fuzz"),
         .testTarget(

@@ -32,10 +32,12 @@ if [ ! -f "$out/seeds/sp.model" ]; then
         || echo "fuzz: no SentencePiece model (offline?); skipping that target"
 fi
 [ -f "$out/seeds/sp.model" ] && sp=(--sentencepiece "$out/seeds/sp.model")
+# The seed run as GGUF seeds the import reader.
+[ -f "$out/seeds/model.gguf" ] || "$bin/qtrain-dist" export "$out/seeds/run" --format gguf --out "$out/seeds/model.gguf" >/dev/null
 status=0
-for target in yaml state safetensors shard tokenizer sentencepiece; do
+for target in yaml state safetensors shard tokenizer sentencepiece gguf; do
     [ "$target" = sentencepiece ] && [ ${#sp[@]} -eq 0 ] && continue
-    if "$bin/qtrain-fuzz" --run "$out/seeds/run" --data "$out/seeds/data" "${sp[@]}" --targets "$target" \
+    if "$bin/qtrain-fuzz" --run "$out/seeds/run" --data "$out/seeds/data" "${sp[@]}" --gguf "$out/seeds/model.gguf" --targets "$target" \
         --iterations "$iterations" --seed "$seed" --work "$out/work-$target" | tee -a "$out/results.txt"; then
         :
     else

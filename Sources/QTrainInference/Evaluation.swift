@@ -39,8 +39,11 @@ public enum Evaluation {
     /// evenly over `tokens`. Without a limit every token after the first is scored once: the
     /// tokens after the last whole window (and a text shorter than one window) are scored as one
     /// shorter window, which sees only its own tokens as context.
+    /// `window`, when given, receives each window's tokens (its inputs and the last target) and
+    /// its mean loss, in order (what `eval --windows-out` writes for comparisons).
     public static func run(
-        model: Model, tokens all: [Int32], tokenizer: any Tokenizer, maxSequences: Int?
+        model: Model, tokens all: [Int32], tokenizer: any Tokenizer, maxSequences: Int?,
+        window: ((_ tokens: ArraySlice<Int32>, _ loss: Double) -> Void)? = nil
     ) throws -> Result {
         let T = model.config.seqLen, B = model.maxBatch
         guard all.count >= 2 else {
@@ -65,12 +68,22 @@ public enum Evaluation {
             }
             let loss = try model.loss(tokens: x, targets: y, batch: n, length: T)
             nats += loss * Double(n * T)
+            if let window {
+                let losses = model.positionLosses
+                for b in 0..<n {
+                    let s = starts[first + b]
+                    window(
+                        all[s...(s + T)], losses[(b * T)..<((b + 1) * T)].reduce(0.0) { $0 + Double($1) } / Double(T))
+                }
+            }
         }
         if !tail.isEmpty {
             let n = tail.count
             let x = Array(all[tail]), y = Array(all[(tail.lowerBound + 1)...(tail.upperBound)])
             for t in y { bytes += tokenizer.byteCount(of: t) }
-            nats += try model.loss(tokens: x, targets: y, batch: 1, length: n) * Double(n)
+            let loss = try model.loss(tokens: x, targets: y, batch: 1, length: n)
+            nats += loss * Double(n)
+            window?(all[tail.lowerBound...tail.upperBound], loss)
         }
         let tokens = starts.count * T + tail.count
         return Result(

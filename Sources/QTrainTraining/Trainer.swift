@@ -240,6 +240,9 @@ public final class Trainer {
             let initial = try validator.run(after: 0)
             metrics.initial(validationLoss: initial)
             divergence.start(reference: initial)
+            // A run of no steps saves its starting point (an imported model, to eval, generate
+            // or export as it is).
+            if total == 0 { try saveCheckpoint() }
         }
         metrics.startClock()
         let started = Date()

@@ -29,6 +29,13 @@ struct EvalCommand: ParsableCommand {
             """)
     var logitsOut: String?
 
+    @Option(
+        help: """
+            Also write every scored window (its tokens and mean loss) to this JSON Lines file, so that \
+            another implementation can score the same tokens in the same windows.
+            """)
+    var windowsOut: String?
+
     @Flag(
         help: """
             Print one JSON object (loss, perplexity, bits per byte, tokens, windows, checkpoint and \
@@ -48,7 +55,22 @@ struct EvalCommand: ParsableCommand {
             if inference.activationQuant == .off { model.quantizesActivations = false }
             let source = URL(fileURLWithPath: data ?? ckpt.config.data.dir)
             let tokens = try Evaluation.tokens(from: source, tokenizer: ckpt.tokenizer)
-            let r = try Evaluation.run(model: model, tokens: tokens, tokenizer: ckpt.tokenizer, maxSequences: sequences)
+            var windows = ""
+            let r = try Evaluation.run(
+                model: model, tokens: tokens, tokenizer: ckpt.tokenizer, maxSequences: sequences,
+                window: windowsOut == nil
+                    ? nil
+                    : { ids, loss in
+                        windows +=
+                            "{\"tokens\": [\(ids.map(String.init).joined(separator: ", "))], \"loss\": \(loss)}\n"
+                    })
+            if let windowsOut {
+                do {
+                    try writeDurably(Data(windows.utf8), to: URL(fileURLWithPath: windowsOut))
+                } catch {
+                    throw QTrainError(.io, "cannot write \(windowsOut): \(error)")
+                }
+            }
             if json {
                 let obj: [String: Any] = [
                     "checkpoint": ckpt.directory.path, "step": ckpt.state.step, "quant": ckpt.config.quant.label,

@@ -1,6 +1,7 @@
 // qtrain-fuzz: a seeded random-mutation fuzzer for every file format qtrain reads from a user.
 //
-//   qtrain-fuzz --run RUN --data DATA [--sentencepiece MODEL] [--targets a,b] [--iterations N] [--seed S] --work DIR
+//   qtrain-fuzz --run RUN --data DATA [--sentencepiece MODEL] [--gguf MODEL.gguf] [--targets a,b] [--iterations N]
+//               [--seed S] --work DIR
 //
 // Seeds are real files: a run directory's newest checkpoint (model.safetensors, state.json), a
 // prepared data directory (its shard, tokenizer.json) and the config in the run. Each execution
@@ -16,14 +17,17 @@ import Foundation
 import QTrainCheckpoint
 import QTrainCore
 import QTrainData
+import QTrainImport
 import QTrainModel
 import QTrainTraining
+import QTrainWeights
 
 struct Options {
     var run: URL?
     var data: URL?
     var sentencepiece: URL?
-    var targets = ["yaml", "state", "safetensors", "shard", "tokenizer", "sentencepiece"]
+    var gguf: URL?
+    var targets = ["yaml", "state", "safetensors", "shard", "tokenizer", "sentencepiece", "gguf"]
     var iterations = 1000
     var seed: UInt64 = 1
     var work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("qtrain-fuzz")
@@ -40,13 +44,14 @@ struct Options {
             case "--run": run = URL(fileURLWithPath: value())
             case "--data": data = URL(fileURLWithPath: value())
             case "--sentencepiece": sentencepiece = URL(fileURLWithPath: value())
+            case "--gguf": gguf = URL(fileURLWithPath: value())
             case "--targets": targets = value().split(separator: ",").map(String.init)
             case "--iterations": iterations = Int(value()) ?? { fail("--iterations takes a count") }()
             case "--seed": seed = UInt64(value()) ?? { fail("--seed takes a non-negative integer") }()
             case "--work": work = URL(fileURLWithPath: value())
             case "-h", "--help":
                 print(
-                    "usage: qtrain-fuzz --run RUN --data DATA [--sentencepiece MODEL] [--targets yaml,state,safetensors,shard,tokenizer,sentencepiece] [--iterations N] [--seed S] [--work DIR]"
+                    "usage: qtrain-fuzz --run RUN --data DATA [--sentencepiece MODEL] [--gguf MODEL.gguf] [--targets yaml,state,safetensors,shard,tokenizer,sentencepiece,gguf] [--iterations N] [--seed S] [--work DIR]"
                 )
                 exit(0)
             default: fail("unknown argument \(args[i])")
@@ -233,6 +238,22 @@ for name in options.targets {
                 file: options.work.appendingPathComponent("current-sentencepiece.model")
             ) { _, data in
                 let tok = try SentencePieceTokenizer(modelData: data)
+                _ = tok.decode(tok.encode("The quick brown fox: 12 ünïcode ✓"))
+            })
+    case "gguf":
+        guard let model = options.gguf else { continue }  // optional: a model file to start from
+        targets.append(
+            Target(
+                name: name, seed: bytes(model), text: false,
+                file: options.work.appendingPathComponent("current-model.gguf")
+            ) { url, _ in
+                // What `import` does: open, check, read every tensor into weights, build the tokenizer.
+                let source = try PretrainedModel.open(url.path)
+                var config = source.config
+                config.seqLen = min(config.seqLen, 16)
+                let weights = ModelWeights(layout: ParameterLayout(config), quant: QuantConfig(), ledger: nil)
+                _ = try source.load(into: weights, scale: .search)
+                let tok = try source.tokenizer()
                 _ = tok.decode(tok.encode("The quick brown fox: 12 ünïcode ✓"))
             })
     default: fail("unknown target \(name)")

@@ -30,7 +30,12 @@ final class FuzzTests: XCTestCase {
             "--run", run.path, "--data", data.path, "--iterations", "400", "--seed", "11",
             "--work", dir.appendingPathComponent("work").path
         ]
-        var targets = ["yaml", "state", "safetensors", "shard", "tokenizer"]
+        // The run exported as GGUF seeds the import reader.
+        let gguf = dir.appendingPathComponent("seed.gguf")
+        r = try QTrainBinary.run(["export", run.path, "--format", "gguf", "--out", gguf.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        args += ["--gguf", gguf.path]
+        var targets = ["yaml", "state", "safetensors", "shard", "tokenizer", "gguf"]
         // Mistral's SentencePiece model, when the SentencePiece tests have fetched it.
         if let sp = try? SentencePieceTokenizer.fetchMistralV1(cache: BPETests.cache, log: { _ in }) {
             let model = dir.appendingPathComponent("sp.model")

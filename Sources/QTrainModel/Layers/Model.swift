@@ -151,6 +151,11 @@ public final class Model {
         try forward(tokens: tokens, targets: targets, batch: B, length: T, gradScale: 0)
     }
 
+    /// The cross-entropy of every position of the last forward pass (B·T, row-major).
+    public var positionLosses: UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: acts.losses, count: lastBatch * lastLength)
+    }
+
     /// The logits (T × V, row-major) of one sequence of `T` tokens.
     public func logits(tokens: [Int32]) throws -> [Float] {
         let T = tokens.count, V = config.vocabSize

@@ -108,7 +108,8 @@ def main():
         assert all((kinds[i] == 3) == sp.is_control(i) and (kinds[i] == 6) == sp.is_byte(i) for i in range(n))
         assert eos == sp.eos_id() and field(reader, "tokenizer.ggml.unknown_token_id") == sp.unk_id()
     elif "model" in tok and tok["model"].get("type") == "BPE":
-        assert model == "gpt2" and field(reader, "tokenizer.ggml.pre") == "gpt-2"
+        digits = tok.get("pre_tokenizer", {}).get("type") == "Sequence"  # Digits then ByteLevel (SmolLM2's)
+        assert model == "gpt2" and field(reader, "tokenizer.ggml.pre") == ("smollm" if digits else "gpt-2")
         vocab = dict(tok["model"]["vocab"])
         for a in tok.get("added_tokens", []):
             vocab[a["content"]] = a["id"]

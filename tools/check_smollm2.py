@@ -25,6 +25,9 @@ import tempfile
 import numpy as np
 from llama_cpp import Llama
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_llama_cpp import loss, read_logits  # noqa: E402
+
 PROMPTS = ["The state of the Union is", "Fellow citizens, the economy", "In the year 1861, the nation"]
 
 
@@ -33,28 +36,6 @@ def run(cmd):
     if r.returncode != 0:
         sys.exit(f"{' '.join(cmd[:2])} failed: {r.stderr.strip()}")
     return r.stdout
-
-
-def read_safetensors(path):
-    import struct
-    blob = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        dtype = {"F32": np.float32, "I32": np.int32, "I64": np.int64}[v["dtype"]]
-        out[k] = np.frombuffer(blob[8 + n + a:8 + n + b], dtype=dtype).reshape(v["shape"])
-    return out
-
-
-def mean_loss(scores, targets):
-    z = scores.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(z).sum(axis=1))
-    return float(np.mean(lse - z[np.arange(len(targets)), targets]))
 
 
 def main():
@@ -81,14 +62,15 @@ def main():
                     n_batch=512)
         open(text, "w").write(llm.detokenize(first).decode("utf-8", errors="strict"))
         run([q, "eval", args.checkpoint, "--data", text, "--logits-out", lpath])
-        logits = read_safetensors(lpath)
+        logits = read_logits(lpath)
     theirs_losses = []
     for w in windows:
         toks = w["tokens"]
         llm.reset()
         llm.eval(toks[:-1])
         scores = np.array(llm.scores[:len(toks) - 1], dtype=np.float32)
-        theirs_losses.append(mean_loss(scores, np.array(toks[1:])))
+        # scores[i] predicts toks[i + 1]: loss() scores rows 0..n-2 against tokens 1..n-1.
+        theirs_losses.append(loss(np.vstack([scores, scores[-1:]]), np.array(toks)))
     lengths = [len(w["tokens"]) - 1 for w in windows]
     ours_loss = float(np.average([w["loss"] for w in windows], weights=lengths))
     theirs_loss = float(np.average(theirs_losses, weights=lengths))

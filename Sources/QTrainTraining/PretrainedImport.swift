@@ -32,17 +32,21 @@ public enum PretrainedImport {
         return c
     }
 
-    /// Opens `sourcePath`, converts it under `base`'s policy and writes `run/config.yaml`; refuses
+    /// Opens `sourcePath` (a file, a folder, or a catalogued model's name, fetched into `cache`),
+    /// converts it under `base`'s policy and writes `run/config.yaml`; refuses
     /// a run directory that already holds checkpoints. Nothing is written unless every tensor
     /// converted.
-    public static func run(sourcePath: String, base: RunConfig, run: URL) throws -> Result {
+    public static func run(
+        sourcePath: String, base: RunConfig, run: URL, cache: URL = URL(fileURLWithPath: "data/.cache"),
+        log: (String) -> Void = { _ in }
+    ) throws -> Result {
         let t = Date()
         if !Checkpointer.candidates(in: run).isEmpty {
             throw QTrainError(
                 .checkpoint, "\(run.path) already holds checkpoints",
                 hint: "import into a new run directory (--out)")
         }
-        let source = try PretrainedModel.open(sourcePath)
+        let source = try PretrainedModel.open(sourcePath, cache: cache, log: log)
         _ = try source.tokenizer()
         let config = try runConfig(base: base, source: source, run: run)
         let ledger = MemoryLedger()

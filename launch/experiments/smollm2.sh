@@ -28,7 +28,6 @@ rows=(
     "dqt8|quant.mode=dqt quant.bits=8"
     "ternary|quant.mode=dqt"
     "ternary-lean|quant.mode=dqt optim.grad_dtype=bf16 optim.state_dtype=int8"
-    "ternary-absmean|quant.mode=dqt train.init_scale=absmean"
 )
 
 for row in "${rows[@]}"; do
@@ -79,7 +78,7 @@ import json, os, sys
 root = sys.argv[1]
 rows = [json.load(open(os.path.join(root, d, "summary.json"))) for d in sorted(os.listdir(root))
         if os.path.exists(os.path.join(root, d, "summary.json"))]
-order = ["fp32", "bitnet", "dqt8", "ternary", "ternary-lean", "ternary-absmean"]
+order = ["fp32", "bitnet", "dqt8", "ternary", "ternary-lean"]
 rows.sort(key=lambda r: order.index(r["name"]) if r["name"] in order else 99)
 print("| row | settings | import error (mean / largest) | val loss at import | after fine-tuning | state B/param | peak RSS | tokens/s |")
 print("|---|---|---|---|---|---|---|---|")

@@ -37,9 +37,10 @@ public struct TrainSection: Codable, Equatable, Sendable, ConfigSection {
     /// Face folder (`qtrain-dist import` writes a config that sets it). Used only when the run
     /// starts; a resumed run continues from its checkpoint. Empty: random initialisation.
     public var initFrom = ""
-    /// How imported weights get a DQT tensor's grid step: `search` (least rounding error) or
-    /// `absmean` (as at random initialisation).
-    public var initScale: ImportScale = .search
+    /// How imported weights get a DQT tensor's grid step: `auto` (absmax at 6+ bits, absmean
+    /// for ternary, search otherwise), `absmax`, `absmean` (as at random initialisation) or
+    /// `search` (least squared rounding error).
+    public var initScale: ImportScale = .auto
 
     package enum CodingKeys: String, CodingKey, CaseIterable {
         case microBatch = "micro_batch", gradAccum = "grad_accum", globalBatch = "global_batch", steps, seed, outDir =

@@ -54,7 +54,10 @@ extension QuantizedTensor: TensorStorage {
 
     public func load(_ values: UnsafePointer<Float>, scale rule: ImportScale) {
         switch rule {
+        case .auto:
+            load(values, scale: grid.bits >= 6 ? .absmax : grid.bits == 0 ? .absmean : .search)
         case .absmean: initialize(absmean: values)
+        case .absmax: initialize(absmax: values)
         case .search: initialize(searched: values)
         }
     }

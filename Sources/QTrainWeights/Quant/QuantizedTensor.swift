@@ -31,11 +31,7 @@ public final class QuantizedTensor: @unchecked Sendable {
     /// `scale = qp / mean(|w|)`, `q = clamp(round(w · scale), qn, qp)`.
     public func initialize(absmean values: UnsafePointer<Float>) {
         let mean = qk_abs_sum(values, Int64(count)) / Double(max(count, 1))
-        scale = mean > 0 ? Float(Double(grid.qp) / mean) : 1
-        setCodes { i in
-            let x = (values[i] * scale).rounded(.toNearestOrEven)
-            return Int8(Swift.min(Swift.max(x, Float(grid.qn)), Float(grid.qp)))
-        }
+        setCodes(rounding: values, scale: mean > 0 ? Float(Double(grid.qp) / mean) : 1)
     }
 
     /// Quantises `values` on the grid whose largest code is the largest |w| (``ImportScale/absmax``).
@@ -43,12 +39,7 @@ public final class QuantizedTensor: @unchecked Sendable {
         var largest: Float = 0
         for i in 0..<count { largest = Swift.max(largest, abs(values[i])) }
         guard largest > 0 else { return initialize(absmean: values) }
-        let scale = Float(grid.qp) / largest
-        self.scale = scale
-        setCodes { i in
-            let x = (values[i] * scale).rounded(.toNearestOrEven)
-            return Int8(Swift.min(Swift.max(x, Float(grid.qn)), Float(grid.qp)))
-        }
+        setCodes(rounding: values, scale: Float(grid.qp) / largest)
     }
 
     /// Quantises `values` with the scale that minimises Σ(w − q/scale)² (``ImportScale/search``):
@@ -82,11 +73,7 @@ public final class QuantizedTensor: @unchecked Sendable {
             (scale, current) = (refined, next)
         }
         if current.error > roundingError(values, scale: absmean, stride: 1).error { scale = absmean }
-        self.scale = scale
-        setCodes { i in
-            let x = (values[i] * scale).rounded(.toNearestOrEven)
-            return Int8(Swift.min(Swift.max(x, Float(grid.qn)), Float(grid.qp)))
-        }
+        setCodes(rounding: values, scale: scale)
     }
 
     /// Σ(w − q/scale)² over every `stride`-th element with q = clamp(round(w·scale)), and the
@@ -125,6 +112,15 @@ public final class QuantizedTensor: @unchecked Sendable {
             }
         }
         return sums.reduce((0, 0, 0)) { ($0.0 + $1.0, $0.1 + $1.1, $0.2 + $1.2) }
+    }
+
+    /// Sets ``scale`` and every code to clamp(round(w · scale)), ties to even.
+    private func setCodes(rounding values: UnsafePointer<Float>, scale: Float) {
+        self.scale = scale
+        setCodes { i in
+            let x = (values[i] * scale).rounded(.toNearestOrEven)
+            return Int8(Swift.min(Swift.max(x, Float(grid.qn)), Float(grid.qp)))
+        }
     }
 
     /// Writes every code from `code(i)` (values must lie on the grid).

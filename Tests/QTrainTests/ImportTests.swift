@@ -288,6 +288,22 @@ final class ImportTests: XCTestCase {
         let text = dir.appendingPathComponent("notes.gguf")
         try "hello".write(to: text, atomically: true, encoding: .utf8)
         cases.append((text, "not a readable GGUF file"))
+        // A Hugging Face folder whose tokenizer (a SentencePiece tokenizer.model, read as such)
+        // is larger than its embedding: the tiny run exported, its tokenizer.json swapped.
+        if let sp = try? SentencePieceTokenizer.fetchMistralV1(cache: BPETests.cache, log: { _ in }) {
+            let data = try makeSyntheticData(in: dir), run = dir.appendingPathComponent("tiny")
+            XCTAssertEqual(
+                try QTrainBinary.run([
+                    "train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=\(data.path)",
+                    "--set", "train.steps=1", "--set", "train.eval_every=0", "--set", "train.eval_sequences=2",
+                    "--set", "train.out_dir=\(run.path)"
+                ]).status, 0)
+            let folder = dir.appendingPathComponent("sp-hf")
+            XCTAssertEqual(try QTrainBinary.run(["export", run.path, "--format", "hf", "--out", folder.path]).status, 0)
+            try FileManager.default.removeItem(at: folder.appendingPathComponent("tokenizer.json"))
+            try Data(sp.modelBytes).write(to: folder.appendingPathComponent("tokenizer.model"))
+            cases.append((folder, "the tokenizer has 32000 tokens but the model only 257 embeddings"))
+        }
         if TestPython.has(["torch", "transformers"]) {
             let folder = dir.appendingPathComponent("rope-hf")
             let r = try runProgram(

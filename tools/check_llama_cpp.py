@@ -52,6 +52,22 @@ def loss(logits, tokens):
     return float(np.mean(lse - z[np.arange(len(targets)), targets]))
 
 
+def first_divergence(llm, prompt, q_ids):
+    """Feeds `prompt`, then qtrain's greedy tokens one by one, to llama.cpp: the first position
+    where llama.cpp's own argmax differs, and its margin there (its logit of its choice minus that
+    of qtrain's), or (None, None). It continues along qtrain's tokens, so that later positions
+    compare like with like."""
+    llm.reset()
+    llm.eval(llm.tokenize(prompt.encode(), add_bos=False, special=False))
+    for i, t in enumerate(q_ids):
+        scores = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+        choice = int(scores.argmax())
+        if choice != t:
+            return i, float(scores[choice] - scores[t])
+        llm.eval([t])
+    return None, None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("gguf")
@@ -86,18 +102,7 @@ def main():
     if r.returncode != 0:
         sys.exit("qtrain generate failed: " + r.stderr)
     q_ids = [int(x) for x in r.stdout.strip().splitlines()[-1].split()[1:]]
-    prompt_ids = llm.tokenize(PROMPT.encode(), add_bos=False, special=False)
-    llm.reset()
-    llm.eval(prompt_ids)
-    l_ids, first, margin = [], None, None
-    for i in range(len(q_ids)):
-        scores = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
-        choice = int(scores.argmax())
-        l_ids.append(choice)
-        if first is None and choice != q_ids[i]:
-            first, margin = i, float(scores[choice] - scores[q_ids[i]])
-        # Continue along qtrain's tokens so that later positions compare like with like.
-        llm.eval([q_ids[i]])
+    first, margin = first_divergence(llm, PROMPT, q_ids)
     result = {"gguf": os.path.basename(args.gguf), "tokens": len(tokens),
               "max_abs_logit_diff": float(diff.max()), "mean_abs_logit_diff": float(diff.mean()),
               "logit_std": spread, "argmax_agreement": agree, "loss_qtrain": l_ours, "loss_llama_cpp": l_theirs,

@@ -26,7 +26,7 @@ import numpy as np
 from llama_cpp import Llama
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_llama_cpp import loss, read_logits  # noqa: E402
+from check_llama_cpp import first_divergence, loss, read_logits  # noqa: E402
 
 PROMPTS = ["The state of the Union is", "Fellow citizens, the economy", "In the year 1861, the nation"]
 
@@ -85,16 +85,7 @@ def main():
         out = run([q, "generate", args.checkpoint, "--prompt", prompt, "--temperature", "0", "--max-tokens",
                    str(args.tokens), "--print-ids"])
         q_ids = [int(x) for x in out.strip().splitlines()[-1].split()[1:]]
-        ids = llm.tokenize(prompt.encode(), add_bos=False, special=False)
-        llm.reset()
-        llm.eval(ids)
-        divergence, margin = None, None
-        for i, t in enumerate(q_ids):
-            scores = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
-            choice = int(scores.argmax())
-            if divergence is None and choice != t:
-                divergence, margin = i, float(scores[choice] - scores[t])
-            llm.eval([t])
+        divergence, margin = first_divergence(llm, prompt, q_ids)
         greedy.append({"prompt": prompt, "tokens": len(q_ids), "first_divergence": divergence,
                        "margin": margin, "text": llm.detokenize(q_ids).decode("utf-8", errors="replace")})
     result = {

@@ -59,9 +59,8 @@ extension PretrainedModel {
             )
         }
         let layout = ParameterLayout(c)
-        var specOf: [String: ParameterSpec] = [:]
-        for spec in layout.specs { specOf[GGUFFile.tensorName(spec, in: layout)] = spec }
-        for t in file.tensors where specOf[t.name] == nil {
+        let known = Set(layout.specs.map { GGUFFile.tensorName($0, in: layout) })
+        for t in file.tensors where !known.contains(t.name) {
             let why =
                 t.name.hasSuffix(".bias")
                 ? "it has biases (\(t.name)), which qtrain's model does not have"
@@ -72,18 +71,13 @@ extension PretrainedModel {
         }
         var types: [String: String] = [:]
         var infos: [Int: GGUFReader.TensorInfo] = [:]
-        for (name, spec) in specOf {
+        for spec in layout.specs {
+            let name = GGUFFile.tensorName(spec, in: layout)
             guard let t = file.tensor(name) else { throw refuse("it lacks the tensor \(name)") }
             guard t.dims == spec.shape.reversed() else {
                 throw refuse("\(name) has shape \(t.dims.reversed()) where the model's shape needs \(spec.shape)")
             }
-            guard let type = t.type else {
-                throw refuse(
-                    "\(name) is stored as ggml type \(t.typeID) (\(GGUFReader.typeName(t.typeID))), which qtrain does not read",
-                    hint: "qtrain reads " + GGUFFile.TensorType.allCases.map(\.name).joined(separator: ", ")
-                        + "; convert the model to one of them (llama.cpp's llama-quantize, or its convert script)")
-            }
-            types[spec.name] = type.name
+            types[spec.name] = try file.readableType(of: t).name
             infos[spec.index] = t
         }
         let heads = c.nHeads, kvHeads = c.kvHeads

@@ -21,10 +21,12 @@ extension Trainer {
         let g = model.gradients, layout = model.layout
         // Under ZeRO-2 each rank holds a slice: a block's norm adds the ranks' parts.
         var squares: [Double] = []
+        // A tied head's gradient is the embedding's: the head group is then the final norm alone.
+        let head = layout.tiedEmbeddings ? [layout.finalNorm] : [layout.finalNorm, layout.head]
         let groups =
             [[layout.embedding]]
             + layout.blocks.map { b in [b.attnNorm, b.q, b.k, b.v, b.o, b.mlpNorm, b.gate, b.up, b.down] }
-            + [layout.tiedEmbeddings ? [layout.finalNorm] : [layout.finalNorm, layout.head]]
+            + [head]
         for ids in groups {
             squares.append(
                 ids.reduce(0.0) { acc, p in
@@ -46,8 +48,7 @@ extension Trainer {
                     format: "block %d %.3g", l, norm([b.attnNorm, b.q, b.k, b.v, b.o, b.mlpNorm, b.gate, b.up, b.down]))
             )
         }
-        // A tied head's gradient is the embedding's (counted above); here only the final norm's.
-        parts.append(String(format: "head %.3g", norm([])))
+        parts.append(String(format: "head %.3g", norm(head)))
         console.line("  gradient norms: " + parts.joined(separator: ", "))
     }
 }

@@ -138,22 +138,28 @@ public struct GGUFReader {
     /// The tensor named `name`, if the file has it.
     public func tensor(_ name: String) -> TensorInfo? { index[name].map { tensors[$0] } }
 
-    /// Tensor `info` decoded to FP32 into `out` (`info.count` floats).
-    public func decode(_ info: TensorInfo, into out: UnsafeMutablePointer<Float>) throws {
+    /// The type of tensor `info`, or the error naming a type qtrain does not read.
+    public func readableType(of info: TensorInfo) throws -> GGUFFile.TensorType {
         guard let type = info.type else {
             throw QTrainError(
                 .checkpoint,
-                "\(url.lastPathComponent): tensor \(info.name) has ggml type \(info.typeID) (\(Self.typeName(info.typeID))), which qtrain does not read",
+                "\(url.lastPathComponent): tensor \(info.name) is stored as ggml type \(info.typeID) (\(Self.typeName(info.typeID))), which qtrain does not read",
                 hint: "qtrain reads " + GGUFFile.TensorType.allCases.map(\.name).joined(separator: ", ")
-                    + "; re-quantise the file to one of them with llama.cpp's llama-quantize")
+                    + "; convert the model to one of them (llama.cpp's llama-quantize, or its convert script)")
         }
+        return type
+    }
+
+    /// Tensor `info` decoded to FP32 into `out` (`info.count` floats).
+    public func decode(_ info: TensorInfo, into out: UnsafeMutablePointer<Float>) throws {
+        let type = try readableType(of: info)
         data.withUnsafeBytes { raw in
             GGUFBlocks.decode(type, raw.baseAddress! + info.offset, count: info.count, into: out)
         }
     }
 
     /// ggml's name of a type number, for messages.
-    package static func typeName(_ id: UInt32) -> String {
+    static func typeName(_ id: UInt32) -> String {
         let names: [UInt32: String] = [
             6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K",
             16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S",

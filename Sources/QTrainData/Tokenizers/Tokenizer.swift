@@ -20,9 +20,32 @@ public protocol Tokenizer: Sendable {
     func saveForHuggingFace(to directory: URL) throws
     /// The tokens with their kinds, as GGUF files list them.
     var vocabulary: TokenizerVocabulary { get }
+    /// A new encoder for one thread of `prepare`; it may keep what it learns (a BPE's merged
+    /// pieces) from one document to the next, so it is never shared between threads.
+    func makeDocumentEncoder() -> any DocumentEncoder
+}
+
+/// Encodes many documents on one thread, as ``Tokenizer/encode(_:)`` would encode each.
+public protocol DocumentEncoder: AnyObject {
+    /// Appends the tokens of `text` (valid UTF-8) to `tokens`: exactly the ids
+    /// ``Tokenizer/encode(_:)`` gives for the same text.
+    func encode(utf8 text: UnsafeBufferPointer<UInt8>, appendingTo tokens: inout [Int32])
+}
+
+/// The encoder of a tokenizer without a faster one: each document through ``Tokenizer/encode(_:)``.
+final class StringDocumentEncoder: DocumentEncoder {
+    let tokenizer: any Tokenizer
+
+    init(_ tokenizer: any Tokenizer) { self.tokenizer = tokenizer }
+
+    func encode(utf8 text: UnsafeBufferPointer<UInt8>, appendingTo tokens: inout [Int32]) {
+        tokens += tokenizer.encode(String(decoding: text, as: UTF8.self))
+    }
 }
 
 extension Tokenizer {
+    public func makeDocumentEncoder() -> any DocumentEncoder { StringDocumentEncoder(self) }
+
     /// SHA-256 of ``identity``, as stored in shard headers.
     public var identityHash: [UInt8] {
         var h = SHA256()

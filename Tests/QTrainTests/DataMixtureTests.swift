@@ -1,10 +1,13 @@
 import XCTest
 
+@testable import QTrainCheckpoint
 @testable import QTrainCore
 @testable import QTrainData
+@testable import QTrainTraining
 
 /// Data mixtures (`data.mix`): draws by weight, the same global batch at any world size, a
-/// run without a mixture unchanged, and sources of different tokenizers refused.
+/// run without a mixture unchanged, bitwise resume, per-source validation and metrics, and
+/// sources of different tokenizers refused.
 final class DataMixtureTests: XCTestCase {
     /// A prepared set whose text is one letter repeated, so a window tells its source.
     func makeSet(
@@ -130,5 +133,85 @@ final class DataMixtureTests: XCTestCase {
             XCTAssertTrue(e?.message.contains(a.path) == true && e?.message.contains(b.path) == true, "\($0)")
             XCTAssertTrue(e?.message.contains("different tokenizers") == true, "\($0)")
         }
+        let r = try QTrainBinary.run([
+            "train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=null", "--set",
+            "data.mix={\(a.path): 1, \(b.path): 1}", "--set", "model.seq_len=16", "--set",
+            "train.out_dir=\(dir.appendingPathComponent("run").path)"
+        ])
+        XCTAssertEqual(r.status, 3, r.stdout + r.stderr)
+        XCTAssertTrue(r.stderr.contains("error:") && r.stderr.contains("different tokenizers"), r.stderr)
+    }
+
+    /// Validation scores each source on its own fixed windows; the headline is their
+    /// weighted mean.
+    func testValidationReportsEachSourceAndTheWeightedMean() throws {
+        let dir = temporaryDirectory(self)
+        let a = try makeSet(in: dir, "a", letter: "a"), b = try makeSet(in: dir, "b", letter: "b")
+        var c = try RunConfig.load(path: repositoryFile("configs/tiny.yaml"))
+        c.data = mixConfig([a: 3, b: 1])
+        c.model.seqLen = 16
+        c.train.outDir = dir.appendingPathComponent("run").path
+        let trainer = try Trainer(config: c)
+        let v = try trainer.validator.run(after: 0)
+        let by = try XCTUnwrap(v.bySource)
+        let la = try XCTUnwrap(by[a.path]), lb = try XCTUnwrap(by[b.path])
+        XCTAssertEqual(v.loss, 0.75 * la + 0.25 * lb, accuracy: 1e-12)
+        XCTAssertNotEqual(la, lb)
+        XCTAssertNotNil(v.bitsPerByte)
+        // Fixed windows: the same model scores the same.
+        XCTAssertEqual(try trainer.validator.run(after: 0), v)
+        XCTAssertEqual(trainer.validator.sources.map(\.windows.count), [16, 16])  // train.eval_sequences each
+    }
+
+    func args(_ data: [URL: Double], run: URL, _ extra: [String] = []) -> [String] {
+        let mix = data.map { "\($0.key.path): \($0.value)" }.joined(separator: ", ")
+        return [
+            "train", "--config", repositoryFile("configs/tiny.yaml"), "--set", "data.dir=null", "--set",
+            "data.mix={\(mix)}", "--set", "model.seq_len=16", "--set", "train.steps=12", "--set",
+            "train.eval_every=6", "--set", "log.every=1", "--set", "log.progress=lines", "--set", "quant.mode=dqt",
+            "--set", "train.out_dir=\(run.path)"
+        ] + extra
+    }
+
+    /// N steps straight equal k steps, stop, resume, with a mixture; the metrics carry each
+    /// source's tokens and validation loss, and the resumed run counts the same tokens.
+    func testMixtureResumesBitwise() throws {
+        let dir = temporaryDirectory(self)
+        let data = [try makeSet(in: dir, "a", letter: "a"): 0.7, try makeSet(in: dir, "b", letter: "b"): 0.3]
+        let straight = dir.appendingPathComponent("straight"), split = dir.appendingPathComponent("split")
+        let r = try QTrainBinary.run(args(data, run: straight))
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("data: a mixture of 2 sources"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("weight 0.700"), r.stdout)
+        XCTAssertEqual(try QTrainBinary.run(args(data, run: split, ["--stop-at", "5"])).status, 0)
+        let resumed = try QTrainBinary.run(args(data, run: split))
+        XCTAssertEqual(resumed.status, 0, resumed.stdout + resumed.stderr)
+        XCTAssertTrue(resumed.stdout.contains("at step 5"), resumed.stdout)
+        XCTAssertFalse(resumed.stdout.contains("notice: the checkpoint was trained on"), resumed.stdout)
+        func file(_ run: URL) throws -> Data {
+            try Data(
+                contentsOf: run.appendingPathComponent(Checkpointer.directoryName(step: 12))
+                    .appendingPathComponent("model.safetensors"))
+        }
+        XCTAssertEqual(try file(straight), try file(split))
+        let (s, p) = (
+            try MetricsRecord.read(straight.appendingPathComponent("metrics.jsonl")),
+            try MetricsRecord.read(split.appendingPathComponent("metrics.jsonl"))
+        )
+        let last = try XCTUnwrap(s.last), lastResumed = try XCTUnwrap(p.last)
+        XCTAssertEqual(last.loss, lastResumed.loss)
+        XCTAssertEqual(last.valLoss, lastResumed.valLoss)
+        XCTAssertEqual(last.valLossBySource, lastResumed.valLossBySource)
+        XCTAssertEqual(Set(try XCTUnwrap(last.valLossBySource).keys), Set(data.keys.map(\.path)))
+        let tokens = try XCTUnwrap(last.dataTokens)
+        XCTAssertEqual(tokens, lastResumed.dataTokens)
+        XCTAssertEqual(tokens.values.reduce(0, +), 12 * 4 * 16)  // steps × micro_batch × seq_len
+        XCTAssertEqual(s.first?.dataTokens?.values.reduce(0, +), 0)
+
+        // Resuming with another mixture says so.
+        let other = [data.keys.sorted { $0.path < $1.path }[0]: 1.0]
+        let changed = try QTrainBinary.run(args(other, run: split, ["--set", "train.steps=14"]))
+        XCTAssertEqual(changed.status, 0, changed.stdout + changed.stderr)
+        XCTAssertTrue(changed.stdout.contains("notice: the checkpoint was trained on the mixture"), changed.stdout)
     }
 }

@@ -49,7 +49,7 @@ public struct LoadedCheckpoint {
         if FileManager.default.fileExists(atPath: dir.appendingPathComponent("tokenizer.json").path) {
             tokenizer = try TokenizerLoader.load(from: dir)
         } else {
-            tokenizer = try TokenizerLoader.load(from: URL(fileURLWithPath: config.data.dir))
+            tokenizer = try TokenizerLoader.load(from: URL(fileURLWithPath: config.data.firstDirectory))
         }
     }
 

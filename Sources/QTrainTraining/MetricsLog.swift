@@ -19,9 +19,8 @@ public final class MetricsLog {
     var lastStep: Int { cadence.lastStep }
     let tokensPerStep: Int
     let world: Int
-    /// Bits per byte per nat of validation loss (target tokens ÷ (their UTF-8 bytes × ln 2)),
-    /// when the data's tokenizer is known: each record with `val_loss` then has `val_bpb`.
-    var bitsPerBytePerNat: Double?
+    /// With a data mixture: the tokens drawn from each source, written in every record.
+    var tally: DataTally?
     private var writer: MetricsWriter?
     private var tensorboard: TensorBoardWriter?
     private var started = Date()
@@ -55,19 +54,36 @@ public final class MetricsLog {
     /// Whether a record is due after `step`.
     public func isDue(step: Int, stopping: Bool) -> Bool { cadence.isDue(step: step) || stopping }
 
-    /// The validation loss before training.
-    func initial(validationLoss: Double) {
-        console.line(String(format: "step %d | val loss %.4f", 0, validationLoss))
+    /// The validation before training.
+    func initial(validation: Validator.Result) {
+        console.line(String(format: "step %d | val loss %.4f", 0, validation.loss) + Self.bySource(validation))
         var record = MetricsRecord(step: 0)
-        record.valLoss = validationLoss
-        record.valBpb = bitsPerBytePerNat.map { validationLoss * $0 }
+        add(validation, to: &record)
+        record.dataTokens = tally?.byName
         write(record)
     }
 
+    private func add(_ v: Validator.Result, to record: inout MetricsRecord) {
+        record.valLoss = v.loss
+        record.valBpb = v.bitsPerByte
+        record.valLossBySource = v.bySource
+    }
+
+    /// ` (data/a 2.1034, data/b 2.3310)`: a mixture's losses per source; empty otherwise.
+    static func bySource(_ v: Validator.Result) -> String {
+        guard let by = v.bySource else { return "" }
+        return " ("
+            + by.sorted { $0.key < $1.key }.map { String(format: "%@ %.4f", $0.key, $0.value) }
+            .joined(separator: ", ") + ")"
+    }
+
     /// Adds step `step` (which took `seconds`) to the window; writes a record and a progress
-    /// line when due or when a validation loss is given. Returns whether it wrote.
+    /// line when due or when a validation is given. Returns whether it wrote.
     @discardableResult
-    func record(step: Int, _ r: TrainStep.Result, seconds: Double, validationLoss val: Double?, stopping: Bool) -> Bool
+    func record(
+        step: Int, _ r: TrainStep.Result, seconds: Double, validation val: Validator.Result?, stopping: Bool
+    )
+        -> Bool
     {
         window.tokens += tokensPerStep
         window.waits += r.communicationWait
@@ -92,22 +108,20 @@ public final class MetricsLog {
             record.codeChangeByRole = Dictionary(
                 uniqueKeysWithValues: r.codeChanges.fractionByRole.map { ($0.key.rawValue, $0.value) })
         }
-        if let val {
-            record.valLoss = val
-            record.valBpb = bitsPerBytePerNat.map { val * $0 }
-        }
+        if let val { add(val, to: &record) }
+        record.dataTokens = tally?.byName
         write(record)
         console.progress(progressLine(step: step, r, val: val), permanent: val != nil || step == lastStep)
         return true
     }
 
-    private func progressLine(step: Int, _ r: TrainStep.Result, val: Double?) -> String {
+    private func progressLine(step: Int, _ r: TrainStep.Result, val: Validator.Result?) -> String {
         let eta = Double(lastStep - step) * Double(tokensPerStep) / max(state.tokensPerSecond, 1e-9)
         var text = String(
             format: "step %d/%d | loss %.4f | lr %.2e | grad %.3f | %@ tok/s | ETA %@",
             step, lastStep, r.loss, r.lr, r.gradNorm, formatCount(Int(state.tokensPerSecond)), formatDuration(eta))
         if let f = r.codeChanges.fraction { text += String(format: " | changed %.4f%%", 100 * f) }
-        if let val { text += String(format: " | val loss %.4f", val) }
+        if let val { text += String(format: " | val loss %.4f", val.loss) + Self.bySource(val) }
         return text
     }
 }

@@ -25,6 +25,10 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
     /// Validation loss (nats per token) and bits per byte, where evaluated.
     public var valLoss: Double?
     public var valBpb: Double?
+    /// With a data mixture: each source's validation loss, and the tokens drawn from each
+    /// source since step 0 (by the source's path as the config writes it).
+    public var valLossBySource: [String: Double]?
+    public var dataTokens: [String: Int]?
 
     public init(step: Int) { self.step = step }
 
@@ -33,9 +37,11 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
             "tokens_per_s"
         case rssBytes = "rss_bytes", commWaitShare = "comm_wait_share", codeChange = "code_change"
         case codeChangeByRole = "code_change_by_role", valLoss = "val_loss", valBpb = "val_bpb"
+        case valLossBySource = "val_loss_by_source", dataTokens = "data_tokens"
     }
 
-    /// Every number of the record by name (nested ones as `code_change_by_role/<role>`), `step` excepted.
+    /// Every number of the record by name (nested ones as `code_change_by_role/<role>`,
+    /// `val_loss_by_source/<path>`, `data_tokens/<path>`), `step` excepted.
     public var scalars: [(String, Double)] {
         var out: [(String, Double)] = []
         func add(_ key: CodingKeys, _ value: Double?) { if let value { out.append((key.rawValue, value)) } }
@@ -51,6 +57,12 @@ public struct MetricsRecord: Codable, Sendable, Equatable {
         add(.valLoss, valLoss)
         add(.valBpb, valBpb)
         for (role, x) in codeChangeByRole ?? [:] { out.append((CodingKeys.codeChangeByRole.rawValue + "/" + role, x)) }
+        for (path, x) in (valLossBySource ?? [:]).sorted(by: { $0.key < $1.key }) {
+            out.append((CodingKeys.valLossBySource.rawValue + "/" + path, x))
+        }
+        for (path, n) in (dataTokens ?? [:]).sorted(by: { $0.key < $1.key }) {
+            out.append((CodingKeys.dataTokens.rawValue + "/" + path, Double(n)))
+        }
         return out
     }
 

@@ -35,7 +35,12 @@ public final class Trainer {
     public let ledger = MemoryLedger()
     public let model: Model
     public let optimizer: Optimizer
-    public let trainData: TokenDataset
+    /// Every source of the run's data (`data.dir`, or each directory of `data.mix`).
+    public let data: TrainingData
+    /// The first (with `data.dir` the only) source's training split.
+    public var trainData: TokenDataset { data.sources[0].train }
+    /// With a data mixture: the tokens drawn from each source so far.
+    let tally: DataTally?
     public let console: Console
     /// The tokenizer the data was prepared with.
     let dataTokenizer: any Tokenizer
@@ -75,30 +80,27 @@ public final class Trainer {
         runDirectory = URL(fileURLWithPath: config.train.outDir)
         let T = config.model.seqLen
 
-        let dataDir = URL(fileURLWithPath: config.data.dir)
-        trainData = try TokenDataset(directory: dataDir, split: "train", seqLen: T)
-        let valData = try TokenDataset(directory: dataDir, split: "val", seqLen: T)
-        let tokenizer = try TokenizerLoader.load(from: dataDir)
-        try trainData.checkSameTokenizer(as: valData, tokenizer: tokenizer)
-        guard trainData.vocabSize <= config.model.vocabSize else {
+        let data = try TrainingData(config: config.data, seqLen: T)
+        self.data = data
+        let tokenizer = data.tokenizer
+        guard data.vocabSize <= config.model.vocabSize else {
             throw QTrainError.config(
-                "the data in \(dataDir.path) has a vocabulary of \(trainData.vocabSize), larger than model.vocab_size = \(config.model.vocabSize)",
-                hint: "set model.vocab_size to at least \(trainData.vocabSize)")
+                "the data in \(config.data.firstDirectory) has a vocabulary of \(data.vocabSize), larger than model.vocab_size = \(config.model.vocabSize)",
+                hint: "set model.vocab_size to at least \(data.vocabSize)")
         }
-        let data = trainData, rankIndex = comm.rank, world = comm.worldSize
+        let sampler = data.sampler(seed: UInt64(config.train.seed)), rankIndex = comm.rank, world = comm.worldSize
         let rank = try RankSetup(
             config: config, comm: comm,
-            agreement: RunAgreement.items(config: config, splits: [("train", trainData), ("validation", valData)]),
+            agreement: RunAgreement.items(config: config, splits: Self.agreedSplits(data)),
             ledger: ledger,
             batches: { _ in
-                DatasetBatches(
-                    data, sampler: BatchSampler(seed: UInt64(config.train.seed)), rank: rankIndex, world: world)
+                DatasetBatches(data.sources.map(\.train), sampler: sampler, rank: rankIndex, world: world)
             })
         (model, optimizer, stepper) = (rank.model, rank.optimizer, rank.stepper)
         let shards = rank.shards, B = rank.microBatch, threads = rank.threads
         let cores = Threads.availableCores, perNode = max(comm.localSize, 1)
         validator = Validator(
-            data: valData, sequences: config.train.evalSequences, every: config.train.evalEvery,
+            data: data, sequences: config.train.evalSequences, every: config.train.evalEvery,
             lastStep: config.train.steps, model: model, comm: comm, batch: B, ledger: ledger)
         replicas = ReplicaMonitor(
             weights: model.weights, replicatedOptimizer: shards == nil ? optimizer : nil, comm: comm,
@@ -107,11 +109,16 @@ public final class Trainer {
             console: console, every: config.log.every, lastStep: config.train.steps,
             tokensPerStep: stepper.tokensPerStep, world: comm.worldSize)
         divergence = DivergenceWatch(quant: config.quant, debug: options.debug, log: console.line)
-        metrics.bitsPerBytePerNat = validator.bitsPerBytePerNat(tokenizer)
+        tally =
+            data.isMixture
+            ? DataTally(
+                names: data.sources.map(\.name), sampler: sampler, sequencesPerStep: stepper.tokensPerStep / T,
+                seqLen: T) : nil
+        metrics.tally = tally
         dataTokenizer = tokenizer
         checkpointer = Checkpointer(run: runDirectory, config: config.checkpoint, comm: comm)
         checkpointed = [
-            WeightsCheckpoint(model.weights), TokenizerCheckpoint(dataDirectory: dataDir),
+            WeightsCheckpoint(model.weights), TokenizerCheckpoint(dataDirectory: data.sources[0].directory),
             OptimizerCheckpoint(optimizer, sharded: shards != nil)
         ]
         if options.debug { installDebugChecks() }
@@ -137,9 +144,7 @@ public final class Trainer {
                             ? ", ZeRO-2 optimizer and gradient sharding" : ", ZeRO-1 optimizer sharding")
                     + ", replica check every \(config.dist.checkEvery) steps")
         }
-        console.line(
-            "data: \(formatCount(trainData.tokenCount)) train tokens, \(formatCount(valData.tokenCount)) validation tokens in \(dataDir.path)"
-        )
+        console.line(Self.dataLine(data))
         console.line(MemoryReport.table(ledger, parameters: model.layout.count, title: config.policyLabel))
     }
 
@@ -167,6 +172,12 @@ public final class Trainer {
         }
         let (saved, progress) = try checkpointer.restore(checkpointed, from: dir, state: state, config: config)
         self.progress = progress
+        tally?.count(upTo: step)
+        if saved.data != config.data {
+            console.line(
+                "notice: the checkpoint was trained on \(Self.describe(saved.data)), this run reads \(Self.describe(config.data)); training continues on the new data"
+            )
+        }
         if saved.optim.stateDtype != config.optim.stateDtype {
             console.line(
                 "optimizer state converted from \(saved.optim.stateDtype.rawValue) to \(config.optim.stateDtype.rawValue)"
@@ -188,7 +199,7 @@ public final class Trainer {
         let theirs = try source.tokenizer()
         guard theirs.identity == dataTokenizer.identity else {
             throw QTrainError.data(
-                "the data in \(config.data.dir) was tokenized with \(dataTokenizer.identity), not with \(source.url.lastPathComponent)'s tokenizer (\(theirs.identity))",
+                "the data in \(config.data.firstDirectory) was tokenized with \(dataTokenizer.identity), not with \(source.url.lastPathComponent)'s tokenizer (\(theirs.identity))",
                 hint: "prepare the data with `qtrain-dist prepare --tokenizer \(source.url.path) --out DIR`")
         }
         let tensors = try source.load(into: model.weights, scale: config.train.initScale)
@@ -217,6 +228,7 @@ public final class Trainer {
     @discardableResult
     public func trainStep() throws -> TrainStep.Result {
         let result = try stepper.run(step)
+        tally?.count(upTo: step + 1)
         progress.step += 1
         progress.tokensSeen += tokensPerStep
         return result
@@ -238,8 +250,8 @@ public final class Trainer {
             entering("the first replica check and validation")
             try replicas.check(at: 0)
             let initial = try validator.run(after: 0)
-            metrics.initial(validationLoss: initial)
-            divergence.start(reference: initial)
+            metrics.initial(validation: initial)
+            divergence.start(reference: initial.loss)
             // A run of no steps saves its starting point (an imported model, to eval, generate
             // or export as it is).
             if total == 0 { try saveCheckpoint() }
@@ -261,7 +273,7 @@ public final class Trainer {
             stop = agreed.signal.map(StopReason.signal) ?? (options.stopAt == step ? .asked : nil)
             let val = validator.isDue(step: step) ? try validator.run(after: step) : nil
             if metrics.record(
-                step: step, result, seconds: seconds, validationLoss: val, stopping: stop?.isSignal ?? false),
+                step: step, result, seconds: seconds, validation: val, stopping: stop?.isSignal ?? false),
                 options.debug
             {
                 try logBlockGradientNorms()
@@ -338,7 +350,7 @@ public final class Trainer {
     }
 
     /// Mean validation loss now (collective).
-    public func evaluate() throws -> Double { try validator.run(after: step) }
+    public func evaluate() throws -> Double { try validator.run(after: step).loss }
 
     /// What the ranks agree on after each step, in one collective: a stop signal (SIGTERM,
     /// SIGUSR1, SIGINT) any rank received, and whether any rank's clock says a checkpoint is
@@ -363,24 +375,30 @@ public final class Trainer {
     }
 }
 
-/// Training batches sampled from a token dataset (stateless: the step is the cursor).
+/// Training batches sampled from the training splits of a run's sources (stateless: the step
+/// is the cursor).
 final class DatasetBatches: BatchSource {
-    let data: TokenDataset
-    let sampler: BatchSampler
+    let sets: [TokenDataset]
+    let sampler: MixtureSampler
     let rank: Int, world: Int
 
-    init(_ data: TokenDataset, sampler: BatchSampler, rank: Int, world: Int) {
-        self.data = data
+    init(_ sets: [TokenDataset], sampler: MixtureSampler, rank: Int, world: Int) {
+        self.sets = sets
         self.sampler = sampler
         self.rank = rank
         self.world = world
+    }
+
+    /// One data directory sampled as ``BatchSampler`` draws.
+    convenience init(_ data: TokenDataset, sampler: BatchSampler, rank: Int, world: Int) {
+        self.init([data], sampler: MixtureSampler(seed: sampler.seed, weights: [1]), rank: rank, world: world)
     }
 
     func fill(
         tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>, step: Int, micro: Int, batch: Int
     ) {
         sampler.fill(
-            tokens: tokens, targets: targets, from: data, step: step, micro: micro, rank: rank, world: world,
+            tokens: tokens, targets: targets, from: sets, step: step, micro: micro, rank: rank, world: world,
             batch: batch)
     }
 }

@@ -13,7 +13,9 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var inference: InferenceOptions
 
     @Option(
-        help: "A prepared data directory (validation split), a .bin shard or a text file. Default: the run's data.dir.")
+        help:
+            "A prepared data directory (validation split), a .bin shard or a text file. Default: the run's data.dir (with data.mix, required unless the mixture has one directory)."
+    )
     var data: String?
 
     @Option(help: "Evaluate at most this many windows (spread evenly). Default: all.")
@@ -53,7 +55,14 @@ struct EvalCommand: ParsableCommand {
             Threads.configure(requested: ckpt.config.train.threads)
             let model = try ckpt.model(batch: batch, weights: inference.weights, compute: inference.compute)
             if inference.activationQuant == .off { model.quantizesActivations = false }
-            let source = URL(fileURLWithPath: data ?? ckpt.config.data.dir)
+            if data == nil, let mix = ckpt.config.data.mix, mix.entries.count > 1 {
+                throw QTrainError.config(
+                    "the run trained on a mixture of \(mix.entries.count) data directories; eval scores one",
+                    hint:
+                        "name it with --data, e.g. --data \(mix.entries[0].path) (the mixture: \(mix.entries.map(\.path).joined(separator: ", ")))"
+                )
+            }
+            let source = URL(fileURLWithPath: data ?? ckpt.config.data.firstDirectory)
             let tokens = try Evaluation.tokens(from: source, tokenizer: ckpt.tokenizer)
             var windows = ""
             let r = try Evaluation.run(

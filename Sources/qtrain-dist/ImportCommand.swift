@@ -63,7 +63,9 @@ struct ImportCommand: ParsableCommand {
                     Double(r.weightBytes) / Double(ParameterLayout(r.config.model).count),
                     errors.reduce(0, +) / Double(max(errors.count, 1)), errors.max() ?? 0, r.seconds))
             print("wrote \(out)/config.yaml; next:")
-            print("  qtrain-dist prepare --corpus CORPUS --tokenizer \(r.source.url.path) --out \(r.config.data.dir)")
+            print(
+                "  qtrain-dist prepare --corpus CORPUS --tokenizer \(r.source.url.path) --out \(r.config.data.firstDirectory)"
+            )
             print("  qtrain-dist train --config \(out)/config.yaml")
         }
     }

@@ -125,4 +125,47 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try RunConfig.load(path: path), resolved)
         XCTAssertEqual(try RunConfig.load(path: path).yaml(), c.yaml())
     }
+
+    /// `data.mix` reads as a mapping sorted by path, whatever the written order, and saves
+    /// without `data.dir`, so the saved config reads back as the same run.
+    func testDataMixIsParsedSortedAndRoundTrips() throws {
+        let c = try RunConfig.load(path: write("data:\n  mix:\n    data/sotu: 0.7\n    data/shakespeare: 0.3\n"))
+        let mix = try XCTUnwrap(c.data.mix)
+        XCTAssertEqual(mix.entries.map(\.path), ["data/shakespeare", "data/sotu"])
+        XCTAssertEqual(mix.entries.map(\.weight), [0.3, 0.7])
+        XCTAssertEqual(c.data.sources, mix.entries)
+        XCTAssertEqual(c.data.firstDirectory, "data/shakespeare")
+        let reordered = try RunConfig.load(path: write("data:\n  mix: {data/shakespeare: 3, data/sotu: 7}\n"))
+        XCTAssertEqual(reordered.data.mix?.normalizedWeights, [0.3, 0.7])
+        XCTAssertTrue(c.yaml().contains("data:\n  mix:\n    data/shakespeare: 0.3\n    data/sotu: 0.7\n"), c.yaml())
+        XCTAssertFalse(c.yaml().contains("\n  dir:"), c.yaml())
+        XCTAssertEqual(try RunConfig.parse(yaml: c.yaml()), c)
+        // On the command line, after clearing a file's data.dir.
+        let set = try RunConfig.load(
+            path: repositoryFile("configs/tiny.yaml"), overrides: ["data.dir=null", "data.mix={a: 1, b: 2}"])
+        XCTAssertEqual(set.data.mix, DataMix(["a": 1, "b": 2]))
+        // Without a mix, data.dir as before (written or not).
+        XCTAssertEqual(RunConfig().data.sources, [DataMix.Entry(path: "data/sotu", weight: 1)])
+        XCTAssertEqual(try RunConfig.parse(yaml: RunConfig().yaml()).data, RunConfig().data)
+    }
+
+    func testBadDataMixIsRefusedNamingTheKey() {
+        let negative = error("data:\n  mix:\n    data/a: -1\n    data/b: 1\n")
+        XCTAssertEqual(negative?.kind, .config)
+        XCTAssertEqual(
+            negative?.description, "config key 'data.mix.data/a' = -1.0 is out of range: a weight > 0 and finite")
+        XCTAssertTrue(error("data:\n  mix:\n    data/a: 0\n")?.description.contains("'data.mix.data/a'") ?? false)
+        XCTAssertTrue(error("data:\n  mix:\n    data/a: .nan\n")?.description.contains("'data.mix.data/a'") ?? false)
+        let word = error("data:\n  mix:\n    data/a: lots\n")
+        XCTAssertTrue(
+            word?.description.contains("'data.mix.data/a' expects a number") ?? false, "\(String(describing: word))")
+        let list = error("data:\n  mix: [data/a, data/b]\n")
+        XCTAssertTrue(
+            list?.description.contains("'data.mix' expects a mapping") ?? false, "\(String(describing: list))")
+        XCTAssertTrue(error("data:\n  mix: {}\n")?.description.contains("at least one") ?? false)
+        let both = error("data:\n  dir: data/sotu\n  mix:\n    data/a: 1\n")
+        XCTAssertEqual(both?.kind, .config)
+        XCTAssertTrue(both?.description.contains("'data.dir' and 'data.mix' are both set") ?? false)
+        XCTAssertTrue(both?.description.contains("--set data.dir=null") ?? false)
+    }
 }

@@ -31,6 +31,8 @@ public enum RandomPurpose: UInt32, Sendable {
     case secondMoment = 6
     /// Rounding of linear layers' incoming gradients to BF16 (`quant.compute: int8-bf16`).
     case gradientRounding = 7
+    /// Which source of a data mixture (`data.mix`) each training sequence comes from.
+    case dataMixture = 8
 }
 
 /// A stream of random numbers: counter words 2 and 3 are (`c2`, purpose << 24 | tensor), the

@@ -35,7 +35,7 @@ fi
 # The seed run as GGUF seeds the import reader.
 [ -f "$out/seeds/model.gguf" ] || "$bin/qtrain-dist" export "$out/seeds/run" --format gguf --out "$out/seeds/model.gguf" >/dev/null
 status=0
-for target in yaml state safetensors shard tokenizer sentencepiece gguf; do
+for target in yaml state safetensors shard tokenizer sentencepiece gguf jsonl jsonl-gz jsonl-zst; do
     [ "$target" = sentencepiece ] && [ ${#sp[@]} -eq 0 ] && continue
     if "$bin/qtrain-fuzz" --run "$out/seeds/run" --data "$out/seeds/data" "${sp[@]}" --gguf "$out/seeds/model.gguf" --targets "$target" \
         --iterations "$iterations" --seed "$seed" --work "$out/work-$target" | tee -a "$out/results.txt"; then

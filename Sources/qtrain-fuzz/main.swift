@@ -27,7 +27,9 @@ struct Options {
     var data: URL?
     var sentencepiece: URL?
     var gguf: URL?
-    var targets = ["yaml", "state", "safetensors", "shard", "tokenizer", "sentencepiece", "gguf"]
+    var targets = [
+        "yaml", "state", "safetensors", "shard", "tokenizer", "sentencepiece", "gguf", "jsonl", "jsonl-gz", "jsonl-zst"
+    ]
     var iterations = 1000
     var seed: UInt64 = 1
     var work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("qtrain-fuzz")
@@ -51,7 +53,7 @@ struct Options {
             case "--work": work = URL(fileURLWithPath: value())
             case "-h", "--help":
                 print(
-                    "usage: qtrain-fuzz --run RUN --data DATA [--sentencepiece MODEL] [--gguf MODEL.gguf] [--targets yaml,state,safetensors,shard,tokenizer,sentencepiece,gguf] [--iterations N] [--seed S] [--work DIR]"
+                    "usage: qtrain-fuzz --run RUN --data DATA [--sentencepiece MODEL] [--gguf MODEL.gguf] [--targets yaml,state,safetensors,shard,tokenizer,sentencepiece,gguf,jsonl,jsonl-gz,jsonl-zst] [--iterations N] [--seed S] [--work DIR]"
                 )
                 exit(0)
             default: fail("unknown argument \(args[i])")
@@ -154,6 +156,17 @@ func copyOfNewestCheckpoint(_ run: URL, into sub: String) -> URL {
     return copy
 }
 
+/// The JSON Lines seed: records as `datasets` writes them, with escapes, nesting and Unicode.
+let jsonLinesSeed = """
+    {"id": 0, "text": "The cat sat on the mat.\\nA second line, with \\"quotes\\" and a tab\\there."}
+    {"id": 1, "text": "caf\\u00e9 na\\u00efve \\ud83d\\ude00 \\u6771\\u4eac", "meta": {"tags": ["a", 1, null, true, -2.5e-3]}}
+    {"text": "ünïcode written raw ✓ 東京 🙂", "n": [[], {}, [1, [2, {"x": false}]]]}
+    {"id": 3, "text": ""}
+
+    {"id": 4, "text": "<|endoftext|> typed in the text"}
+
+    """
+
 func bytes(_ url: URL) -> [UInt8] {
     guard let d = try? Data(contentsOf: url) else { fail("cannot read seed \(url.path)") }
     return [UInt8](d)
@@ -255,6 +268,30 @@ for name in options.targets {
                 _ = try source.load(into: weights, scale: .search)
                 let tok = try source.tokenizer()
                 _ = tok.decode(tok.encode("The quick brown fox: 12 ünïcode ✓"))
+            })
+    case "jsonl", "jsonl-gz", "jsonl-zst":
+        // What `prepare` reads from a JSON Lines file (plain, gzip, zstd): records, fields, UTF-8,
+        // then every document through the data's tokenizer.
+        guard let data = options.data else { fail("\(name) needs --data (its tokenizer encodes the documents)") }
+        let tokenizer = try TokenizerLoader.load(from: data)
+        let plain = Array(jsonLinesSeed.utf8)
+        let (seed, suffix): ([UInt8], String) =
+            name == "jsonl"
+            ? (plain, "") : name == "jsonl-gz" ? (Compressor.gzip(plain), ".gz") : (Compressor.zstd(plain), ".zst")
+        targets.append(
+            Target(
+                name: name, seed: seed, text: name == "jsonl",
+                file: options.work.appendingPathComponent("current-corpus.jsonl" + suffix)
+            ) { url, _ in
+                let reader = DocumentReader(
+                    inputs: try InputFile.expand([url.path]), textField: "text", maximumDocumentBytes: 4096,
+                    problems: try ProblemLog(url: nil, shown: 0, log: { _ in }),
+                    parquet: ParquetRunner(cache: options.work, log: { _ in }))
+                let encoder = tokenizer.makeDocumentEncoder()
+                var ids: [Int32] = []
+                while let document = try reader.next() {
+                    document.bytes.withUnsafeBufferPointer { encoder.encode(utf8: $0, appendingTo: &ids) }
+                }
             })
     default: fail("unknown target \(name)")
     }

@@ -3,7 +3,8 @@ import XCTest
 @testable import QTrainData
 
 /// A short fixed-seed run of the file-format fuzzer (launch/fuzz.sh runs the long one): every
-/// mutated safetensors file, shard, state.json, tokenizer.json, SentencePiece model and config
+/// mutated safetensors file, shard, state.json, tokenizer.json, SentencePiece model, config and
+/// JSON Lines corpus (plain, gzip, zstd)
 /// is either read or rejected with an error, never a crash.
 final class FuzzTests: XCTestCase {
     func testEveryReaderSurvivesMutatedInputs() throws {
@@ -35,7 +36,7 @@ final class FuzzTests: XCTestCase {
         r = try QTrainBinary.run(["export", run.path, "--format", "gguf", "--out", gguf.path])
         XCTAssertEqual(r.status, 0, r.stderr)
         args += ["--gguf", gguf.path]
-        var targets = ["yaml", "state", "safetensors", "shard", "tokenizer", "gguf"]
+        var targets = ["yaml", "state", "safetensors", "shard", "tokenizer", "gguf", "jsonl", "jsonl-gz", "jsonl-zst"]
         // Mistral's SentencePiece model, when the SentencePiece tests have fetched it.
         if let sp = try? SentencePieceTokenizer.fetchMistralV1(cache: BPETests.cache, log: { _ in }) {
             let model = dir.appendingPathComponent("sp.model")

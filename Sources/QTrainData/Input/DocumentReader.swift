@@ -2,21 +2,21 @@ import Foundation
 import QTrainCore
 
 /// A document as read from its file: bytes not yet checked as UTF-8, and where it starts.
-struct SourceDocument {
-    var bytes: [UInt8]
+package struct SourceDocument {
+    package var bytes: [UInt8]
     /// Index of its file among the reader's inputs.
-    var file: Int
+    package var file: Int
     /// The line (JSON Lines), row (Parquet) or first line (a piece of a text file) it starts at, from 1.
-    var line: Int
+    package var line: Int
     /// More pieces of the same document follow (a text file longer than the document limit).
-    var continues = false
+    package var continues = false
 }
 
 /// Reads the documents of a corpus in order, one at a time: a text file is one document (cut
 /// into pieces past the document limit), a JSON Lines or Parquet record one document. What
 /// cannot be read as a document (a line that is not JSON, a missing or non-string field, a line
 /// past the limit) goes to `problems`, with its file and line.
-final class DocumentReader {
+package final class DocumentReader {
     let inputs: [InputFile]
     let field: [UInt8]
     let maximumDocumentBytes: Int
@@ -33,7 +33,7 @@ final class DocumentReader {
         case text(TextPieces)
     }
 
-    init(
+    package init(
         inputs: [InputFile], textField: String, maximumDocumentBytes: Int, problems: ProblemLog,
         parquet: ParquetRunner
     ) {
@@ -57,7 +57,7 @@ final class DocumentReader {
     }
 
     /// The next document, or nil after the last.
-    func next() throws -> SourceDocument? {
+    package func next() throws -> SourceDocument? {
         while true {
             if current == nil {
                 fileIndex += 1

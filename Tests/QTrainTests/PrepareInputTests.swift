@@ -40,6 +40,11 @@ final class PrepareInputTests: XCTestCase {
             XCTAssertEqual(ours, texts.map { Array($0.utf8) }, file)
         }
         XCTAssertEqual(read.count, expected.values.reduce(0) { $0 + $1.count })
+        let parquet = corpus.appendingPathComponent("g.parquet").path
+        XCTAssertThrowsError(try readAll([parquet], field: "content")) { error in
+            XCTAssertEqual((error as? QTrainError)?.kind, .data)
+            XCTAssertTrue("\(error)".contains("no column \"content\" (its columns: id, text)"), "\(error)")
+        }
 
         // End to end: the shards hold exactly those texts (line ends normalised), split by document.
         let out = dir.appendingPathComponent("data")

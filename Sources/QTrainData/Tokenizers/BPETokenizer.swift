@@ -91,32 +91,19 @@ public struct BPETokenizer: Tokenizer {
         identity = "byte-level-bpe:\(tokens.count):\(digest)" + (isolatesDigits ? ":digits" : "")
     }
 
-    /// Special tokens typed in the text (`<|endoftext|>`) become their ids, as in Hugging Face.
+    /// Special tokens typed in the text (`<|endoftext|>`) become their ids, as in Hugging Face
+    /// (matched on the bytes). Through ``ByteLevelBPEEncoder``, with a cache for this text only.
     public func encode(_ text: String) -> [Int32] {
-        encodeSplittingSpecials(text, specials: specials.sorted().map { (tokens[Int($0)], $0) }) { piece, _ in
-            encodePlain(piece)
-        }
-    }
-
-    func encodePlain(_ text: String) -> [Int32] {
+        var text = text
         var out: [Int32] = []
         out.reserveCapacity(text.utf8.count / 3)
-        // Pieces repeat a lot within a text ("the", " of"); each is merged once.
-        var cache: [ArraySlice<UInt8>: [Int32]] = [:]
-        var word: [Int32] = []
-        GPT2PreTokenizer.forEachPiece(in: text, isolatingDigits: isolatesDigits) { piece in
-            if let known = cache[piece] {
-                out += known
-                return
-            }
-            word.removeAll(keepingCapacity: true)
-            for b in piece where byteTokens[Int(b)] >= 0 { word.append(byteTokens[Int(b)]) }
-            merge(&word)
-            cache[piece] = word
-            out += word
-        }
+        let encoder = ByteLevelBPEEncoder(self)
+        text.withUTF8 { encoder.encode(utf8: $0, appendingTo: &out) }
         return out
     }
+
+    /// An encoder that keeps merged pieces from one document to the next (``PieceCache``).
+    public func makeDocumentEncoder() -> any DocumentEncoder { ByteLevelBPEEncoder(self) }
 
     /// Applies merges to one piece: the lowest-ranked adjacent pair first, all its
     /// occurrences left to right, until no adjacent pair has a merge. Short pieces (almost all)

@@ -47,7 +47,7 @@ final class ByteLevelEncoderTests: XCTestCase {
         let docs = Self.corpus
         XCTAssertEqual(docs.count, 249)
         for bpe in Self.tokenizers {
-            let reference = docs.map { ReferenceBPE.encode($0, with: bpe) }
+            let reference = docs.map(ReferenceBPE(bpe).encode)
             let streamed = encodeAll(docs, with: bpe.makeDocumentEncoder())
             let differing = docs.indices.filter {
                 streamed[$0] != reference[$0] || bpe.encode(docs[$0]) != reference[$0]
@@ -59,7 +59,7 @@ final class ByteLevelEncoderTests: XCTestCase {
     func testRandomTextMatchesTheReference() {
         let texts = RandomText.make(count: 3000, seed: 12)
         for bpe in Self.tokenizers {
-            let reference = texts.map { ReferenceBPE.encode($0, with: bpe) }
+            let reference = texts.map(ReferenceBPE(bpe).encode)
             let streamed = encodeAll(texts, with: bpe.makeDocumentEncoder())
             for (i, text) in texts.enumerated() {
                 XCTAssertEqual(streamed[i], reference[i], "\(text.debugDescription), digits: \(bpe.isolatesDigits)")
@@ -77,8 +77,9 @@ final class ByteLevelEncoderTests: XCTestCase {
             let streamed = encodeAll(texts, with: ByteLevelBPEEncoder(bpe, cache: cache))
             XCTAssertGreaterThan(cache.clears, 1000)
             XCTAssertLessThanOrEqual(cache.count, 8)
+            let reference = ReferenceBPE(bpe)
             for (i, text) in texts.enumerated() {
-                XCTAssertEqual(streamed[i], ReferenceBPE.encode(text, with: bpe), text.prefix(200).debugDescription)
+                XCTAssertEqual(streamed[i], reference.encode(text), text.prefix(200).debugDescription)
             }
         }
     }
@@ -93,7 +94,7 @@ final class ByteLevelEncoderTests: XCTestCase {
         ]
         XCTAssertEqual(gpt2.encode(texts[0]), gpt2.encode("a") + [50256] + gpt2.encode("\u{301}b"))
         XCTAssertEqual(gpt2.encode(texts[3]), [50256, 50256])
-        XCTAssertEqual(gpt2.encode("<|endoftext"), ReferenceBPE.encode("<|endoftext", with: gpt2))
+        XCTAssertEqual(gpt2.encode("<|endoftext"), ReferenceBPE(gpt2).encode("<|endoftext"))
         guard TestPython.has(["tokenizers"]) else {
             throw XCTSkip("no Python with tokenizers (launch/test.sh provides one)")
         }
@@ -112,42 +113,51 @@ final class ByteLevelEncoderTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode([[Int32]].self, from: Data(r.stdout.utf8)), texts.map(gpt2.encode))
     }
 
-    /// Single-thread throughput on the sotu corpus: the String-based encoder against the
-    /// document encoder, interleaved in one run. Set QTRAIN_BPE_BENCH=rounds to run it.
+    /// Single-thread throughput on the sotu corpus (text already in memory), interleaved in one
+    /// run: the String-based encoder it replaced, `encode(String)` (a cache per text), the
+    /// document encoder (one cache for the corpus) and the same with a cache of one piece (every
+    /// piece merged: the miss path). Set QTRAIN_BPE_BENCH=rounds to run it.
     func testThroughputAgainstTheReference() throws {
         guard let rounds = ProcessInfo.processInfo.environment["QTRAIN_BPE_BENCH"].flatMap(Int.init) else {
             throw XCTSkip("set QTRAIN_BPE_BENCH=3 to time the encoders")
         }
         let docs = Self.corpus, bytes = docs.map { Array($0.utf8) }
         let megabytes = Double(bytes.reduce(0) { $0 + $1.count }) / 1e6
-        for bpe in Self.tokenizers {
-            func time(_ body: () -> Int) -> (seconds: Double, tokens: Int) {
-                let start = DispatchTime.now().uptimeNanoseconds
-                let tokens = body()
-                return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, tokens)
+        func time(_ body: () -> Int) -> (seconds: Double, tokens: Int) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let tokens = body()
+            return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, tokens)
+        }
+        func stream(_ encoder: any DocumentEncoder) -> Int {
+            var ids: [Int32] = []
+            var total = 0
+            for b in bytes {
+                ids.removeAll(keepingCapacity: true)
+                b.withUnsafeBufferPointer { encoder.encode(utf8: $0, appendingTo: &ids) }
+                total += ids.count
             }
+            return total
+        }
+        for bpe in Self.tokenizers {
+            let reference = ReferenceBPE(bpe)
             for round in 1...rounds {
-                let old = time { docs.reduce(0) { $0 + ReferenceBPE.encode($1, with: bpe).count } }
+                let old = time { docs.reduce(0) { $0 + reference.encode($1).count } }
                 let perText = time { docs.reduce(0) { $0 + bpe.encode($1).count } }
-                let streamed = time {
-                    let encoder = bpe.makeDocumentEncoder()
-                    var ids: [Int32] = []
-                    var total = 0
-                    for b in bytes {
-                        ids.removeAll(keepingCapacity: true)
-                        b.withUnsafeBufferPointer { encoder.encode(utf8: $0, appendingTo: &ids) }
-                        total += ids.count
-                    }
-                    return total
+                let streamed = time { stream(bpe.makeDocumentEncoder()) }
+                let uncached = time {
+                    stream(
+                        ByteLevelBPEEncoder(bpe, cache: PieceCache(maxEntries: 1, maxBytes: PieceCache.maxPieceBytes)))
                 }
-                XCTAssertEqual(old.tokens, streamed.tokens)
-                XCTAssertEqual(old.tokens, perText.tokens)
+                for t in [perText, streamed, uncached] { XCTAssertEqual(t.tokens, old.tokens) }
+                let line = [
+                    ("old", old), ("encode(String)", perText), ("document encoder", streamed), ("uncached", uncached)
+                ]
+                .map {
+                    String(format: "%@ %.2f MB/s (%.2fx)", $0.0, megabytes / $0.1.seconds, old.seconds / $0.1.seconds)
+                }
                 print(
-                    String(
-                        format: "BPE bench (digits %@) round %d: old %.2f MB/s, encode(String) %.2f MB/s (%.2fx), "
-                            + "document encoder %.2f MB/s (%.2fx)",
-                        "\(bpe.isolatesDigits)", round, megabytes / old.seconds, megabytes / perText.seconds,
-                        old.seconds / perText.seconds, megabytes / streamed.seconds, old.seconds / streamed.seconds))
+                    "BPE bench, digits isolated: \(bpe.isolatesDigits), round \(round): " + line.joined(separator: ", ")
+                )
             }
         }
     }

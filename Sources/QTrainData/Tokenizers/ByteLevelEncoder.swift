@@ -5,8 +5,9 @@ import Foundation
 /// ``PieceCache`` kept across documents, or from ``BPETokenizer/merge(_:)`` on a miss. Gives
 /// exactly the ids of ``BPETokenizer/encode(_:)``, which runs through it.
 ///
-/// Memory: the cache's bound (under 8 MiB) and one scratch piece; nothing is allocated per
-/// document once the scratch and the caller's token array have grown.
+/// Memory: the cache's bound (under 8 MiB); a piece the cache misses merges on the stack, so
+/// nothing is allocated per document once the caller's token array has grown (but for pieces
+/// longer than ``BPETokenizer/longPiece`` bytes, rare, which merge in an array).
 final class ByteLevelBPEEncoder: DocumentEncoder {
     private let bpe: BPETokenizer
     let cache: PieceCache
@@ -17,8 +18,6 @@ final class ByteLevelBPEEncoder: DocumentEncoder {
     private let startsSpecial: [Bool]
     /// The first byte of every special token when they share one (`<`): found with `memchr`.
     private let sharedFirstByte: UInt8?
-    /// Scratch: the ids of the piece being merged.
-    private var word: [Int32] = []
 
     init(_ bpe: BPETokenizer, cache: PieceCache = PieceCache()) {
         self.bpe = bpe
@@ -76,15 +75,37 @@ final class ByteLevelBPEEncoder: DocumentEncoder {
                 if known.count == 1 { tokens.append(known[0]) } else { tokens.append(contentsOf: known) }
                 continue
             }
-            word.removeAll(keepingCapacity: true)
-            for i in 0..<n {
-                let t = bpe.byteTokens[Int(p[i])]
-                // A byte the vocabulary lacks is dropped (see BPETokenizer.init).
-                if t >= 0 { word.append(t) }
+            if n > BPETokenizer.longPiece {
+                var word = bytesToTokens(p, n)
+                bpe.merge(&word)
+                word.withUnsafeBufferPointer { cache.insert(p, n, hash: h, ids: $0) }
+                tokens.append(contentsOf: word)
+                continue
             }
-            bpe.merge(&word)
-            word.withUnsafeBufferPointer { cache.insert(p, n, hash: h, ids: $0) }
-            tokens.append(contentsOf: word)
+            // A short piece (nearly every miss) merges in a buffer on the stack.
+            withUnsafeTemporaryAllocation(of: Int32.self, capacity: n) { word in
+                var count = 0
+                for i in 0..<n {
+                    let t = bpe.byteTokens[Int(p[i])]
+                    // A byte the vocabulary lacks is dropped (see BPETokenizer.init).
+                    if t >= 0 {
+                        word[count] = t
+                        count += 1
+                    }
+                }
+                count = bpe.mergeByScanning(UnsafeMutableBufferPointer(rebasing: word[..<count]))
+                let ids = UnsafeBufferPointer(rebasing: word[..<count])
+                cache.insert(p, n, hash: h, ids: ids)
+                tokens.append(contentsOf: ids)
+            }
         }
+    }
+
+    /// The byte tokens of a long piece, for the heap merge.
+    private func bytesToTokens(_ p: UnsafePointer<UInt8>, _ n: Int) -> [Int32] {
+        var word: [Int32] = []
+        word.reserveCapacity(n)
+        for i in 0..<n where bpe.byteTokens[Int(p[i])] >= 0 { word.append(bpe.byteTokens[Int(p[i])]) }
+        return word
     }
 }

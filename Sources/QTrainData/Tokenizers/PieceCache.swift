@@ -31,7 +31,7 @@ final class PieceCache {
     /// How many times the cache was emptied because it was full.
     private(set) var clears = 0
     private var slots: UnsafeMutablePointer<Slot>
-    /// A power of two, at most twice `maxEntries` rounded up.
+    /// A power of two, at least 2 and at most twice `maxEntries` rounded up.
     private var slotCount: Int
     private var bytes: UnsafeMutablePointer<UInt8>
     private var bytesUsed = 0, bytesCapacity: Int
@@ -43,7 +43,8 @@ final class PieceCache {
         precondition(maxEntries >= 1 && maxBytes >= Self.maxPieceBytes)
         self.maxEntries = maxEntries
         self.maxBytes = maxBytes
-        slotCount = 256
+        slotCount = 2
+        while slotCount < min(256, 2 * maxEntries) { slotCount *= 2 }
         slots = .allocate(capacity: slotCount)
         slots.initialize(
             repeating: Slot(hash: 0, bytesStart: 0, byteCount: 0, tokensStart: 0, tokenCount: 0), count: slotCount)

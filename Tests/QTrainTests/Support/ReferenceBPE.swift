@@ -2,29 +2,72 @@
 
 /// The byte-level BPE encoder as it was before the byte scanner, kept as an independent
 /// oracle: GPT-2's pattern scanned over an array of Unicode scalars, specials split on the
-/// `String`, a cache of merged pieces per text. Slow and plain on purpose.
-enum ReferenceBPE {
+/// `String`, merges looked up in a `Dictionary` and applied by rescanning the piece, a cache of
+/// merged pieces per text. Slow and plain on purpose (and the baseline of the timing).
+struct ReferenceBPE {
+    let bpe: BPETokenizer
+    /// (left << 32 | right) → rank and the id of the merged token.
+    let merges: [UInt64: (rank: Int32, id: Int32)]
+
+    init(_ bpe: BPETokenizer) {
+        self.bpe = bpe
+        var ids: [String: Int32] = [:]
+        for (i, t) in bpe.tokens.enumerated() where !bpe.specials.contains(Int32(i)) { ids[t] = Int32(i) }
+        var merges: [UInt64: (rank: Int32, id: Int32)] = [:]
+        for (rank, (l, r)) in bpe.merges.enumerated() {
+            let key = UInt64(UInt32(l)) << 32 | UInt64(UInt32(r))
+            if merges[key] == nil { merges[key] = (Int32(rank), ids[bpe.tokens[Int(l)] + bpe.tokens[Int(r)]]!) }
+        }
+        self.merges = merges
+    }
+
     /// The ids of `text`, as `BPETokenizer.encode` gave them before the byte scanner.
-    static func encode(_ text: String, with bpe: BPETokenizer) -> [Int32] {
+    func encode(_ text: String) -> [Int32] {
         encodeSplittingSpecials(text, specials: bpe.specials.sorted().map { (bpe.tokens[Int($0)], $0) }) { piece, _ in
-            encodePlain(piece, with: bpe)
+            encodePlain(piece)
         }
     }
 
-    static func encodePlain(_ text: String, with bpe: BPETokenizer) -> [Int32] {
+    func encodePlain(_ text: String) -> [Int32] {
         var out: [Int32] = []
         var cache: [ArraySlice<UInt8>: [Int32]] = [:]
-        forEachPiece(in: text, isolatingDigits: bpe.isolatesDigits) { piece in
+        Self.forEachPiece(in: text, isolatingDigits: bpe.isolatesDigits) { piece in
             if let known = cache[piece] {
                 out += known
                 return
             }
             var word = piece.map { bpe.byteTokens[Int($0)] }.filter { $0 >= 0 }
-            bpe.merge(&word)
+            merge(&word)
             cache[piece] = word
             out += word
         }
         return out
+    }
+
+    /// The lowest-ranked adjacent pair first, all its occurrences left to right, until no
+    /// adjacent pair has a merge.
+    func merge(_ w: inout [Int32]) {
+        while w.count > 1 {
+            var best = Int32.max, left: Int32 = 0, right: Int32 = 0, merged: Int32 = 0
+            for i in 0..<(w.count - 1) {
+                if let m = merges[UInt64(UInt32(w[i])) << 32 | UInt64(UInt32(w[i + 1]))], m.rank < best {
+                    (best, left, right, merged) = (m.rank, w[i], w[i + 1], m.id)
+                }
+            }
+            if best == .max { return }
+            var out: [Int32] = []
+            var i = 0
+            while i < w.count {
+                if i + 1 < w.count && w[i] == left && w[i + 1] == right {
+                    out.append(merged)
+                    i += 2
+                } else {
+                    out.append(w[i])
+                    i += 1
+                }
+            }
+            w = out
+        }
     }
 
     /// The pieces of `text` (UTF-8 bytes), in order.

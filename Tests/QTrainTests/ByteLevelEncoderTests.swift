@@ -84,6 +84,25 @@ final class ByteLevelEncoderTests: XCTestCase {
         }
     }
 
+    /// Several special tokens, one a prefix of another and not all starting with the same byte
+    /// (so not found with `memchr`): the earliest wins, and the longest where two start together.
+    func testSeveralSpecialTokens() throws {
+        let gpt2 = Self.tokenizers[0]
+        let extra = ["<|im_start|>", "<|im", "[SEP]", "<|im_end|>"]
+        let specials = gpt2.specials.union((0..<extra.count).map { Int32(gpt2.vocabSize + $0) })
+        let bpe = try BPETokenizer(
+            tokens: gpt2.tokens + extra, merges: gpt2.merges.map { (gpt2.tokens[Int($0.0)], gpt2.tokens[Int($0.1)]) },
+            specials: specials, endOfText: gpt2.endOfText, source: "gpt2 with more specials")
+        XCTAssertEqual(bpe.encode("a<|im_start|>b"), bpe.encode("a") + [50257] + bpe.encode("b"))
+        XCTAssertEqual(bpe.encode("<|im_end|><|im_"), [50260, 50258] + bpe.encode("_"))
+        let texts = RandomText.make(
+            count: 2000, seed: 14, specials: extra + ["<|endoftext|>"], more: extra + ["<|im_", "SEP]", "[SEP"])
+        let reference = texts.map(ReferenceBPE(bpe).encode)
+        let streamed = encodeAll(texts, with: bpe.makeDocumentEncoder())
+        for (i, text) in texts.enumerated() { XCTAssertEqual(streamed[i], reference[i], text.debugDescription) }
+        XCTAssertGreaterThan(reference.joined().filter { $0 > 50256 }.count, 1000)
+    }
+
     /// Special tokens are found on the bytes, as Hugging Face `tokenizers` finds them, also
     /// where a combining mark follows (the String-based split saw one grapheme there and no
     /// special token).
@@ -241,14 +260,21 @@ enum RandomText {
     /// special token, where the String-based split saw no special token (and Hugging Face does).
     static let extending: Set<String> = ["\u{301}", "\u{308}", "\u{200D}"]
 
-    static func make(count: Int, seed: UInt64) -> [String] {
+    /// `count` texts of up to 40 fragments, ``fragments`` and `more`, where `specials` are the
+    /// special tokens' texts.
+    static func make(
+        count: Int, seed: UInt64, specials: [String] = ["<|endoftext|>"], more: [String] = []
+    ) -> [String] {
         var rng = TestRandom(seed)
+        let all = fragments + more
         return (0..<count).map { _ in
             var text = ""
             for _ in 0..<Int(rng.next() * 40) {
-                var f = fragments[Int(rng.next() * Double(fragments.count))]
-                while text.utf8.suffix(13).elementsEqual("<|endoftext|>".utf8) && extending.contains(f) {
-                    f = fragments[Int(rng.next() * Double(fragments.count))]
+                var f = all[Int(rng.next() * Double(all.count))]
+                while extending.contains(f)
+                    && specials.contains(where: { text.utf8.suffix($0.utf8.count).elementsEqual($0.utf8) })
+                {
+                    f = all[Int(rng.next() * Double(all.count))]
                 }
                 text += f
             }

@@ -22,8 +22,8 @@ final class ByteLevelBPEEncoder: DocumentEncoder {
     init(_ bpe: BPETokenizer, cache: PieceCache = PieceCache()) {
         self.bpe = bpe
         self.cache = cache
-        specials = bpe.specials.sorted().map { (Array(bpe.tokens[Int($0)].utf8), $0) }.filter { !$0.bytes.isEmpty }
-            .sorted { $0.bytes.count > $1.bytes.count }
+        specials = bpe.specials.map { (Array(bpe.tokens[Int($0)].utf8), $0) }.filter { !$0.bytes.isEmpty }
+            .sorted { $0.bytes.count != $1.bytes.count ? $0.bytes.count > $1.bytes.count : $0.id < $1.id }
         var starts = [Bool](repeating: false, count: 256)
         for s in specials { starts[Int(s.bytes[0])] = true }
         startsSpecial = starts

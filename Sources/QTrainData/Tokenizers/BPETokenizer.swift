@@ -18,8 +18,8 @@ public struct BPETokenizer: Tokenizer {
     /// Whether every number character is a piece of its own before GPT-2's pattern splits the
     /// rest (SmolLM2's tokenizer: Hugging Face `Digits(individual_digits)`, llama.cpp `smollm`).
     public let isolatesDigits: Bool
-    /// (left << 32 | right) → rank and the id of the merged token.
-    private let mergeTable: [UInt64: (rank: Int32, id: Int32)]
+    /// (left, right) → rank and the id of the merged token.
+    private let mergeTable: MergeTable
     /// The token of each single byte.
     let byteTokens: [Int32]
     /// The bytes each token stands for (empty for specials).
@@ -64,14 +64,13 @@ public struct BPETokenizer: Tokenizer {
                 return b
             }
         }
-        var table: [UInt64: (rank: Int32, id: Int32)] = [:]
+        var table = MergeTable(capacity: mergeStrings.count)
         var pairs: [(Int32, Int32)] = []
         for (rank, (a, b)) in mergeStrings.enumerated() {
             guard let l = ids[a], let r = ids[b], let m = ids[a + b] else {
                 throw QTrainError.data("\(source): merge \(rank) (\(a) \(b)) names a token missing from the vocabulary")
             }
-            let key = UInt64(UInt32(l)) << 32 | UInt64(UInt32(r))
-            if table[key] == nil { table[key] = (Int32(rank), m) }
+            table.insertIfAbsent(MergeTable.pair(l, r), rank: Int32(rank), id: m)
             pairs.append((l, r))
         }
         guard tokens.indices.contains(Int(endOfText)), specials.contains(endOfText) else {
@@ -91,53 +90,54 @@ public struct BPETokenizer: Tokenizer {
         identity = "byte-level-bpe:\(tokens.count):\(digest)" + (isolatesDigits ? ":digits" : "")
     }
 
-    /// Special tokens typed in the text (`<|endoftext|>`) become their ids, as in Hugging Face.
+    /// Special tokens typed in the text (`<|endoftext|>`) become their ids, as in Hugging Face
+    /// (matched on the bytes). Through ``ByteLevelBPEEncoder``, with a cache for this text only.
     public func encode(_ text: String) -> [Int32] {
-        encodeSplittingSpecials(text, specials: specials.sorted().map { (tokens[Int($0)], $0) }) { piece, _ in
-            encodePlain(piece)
-        }
-    }
-
-    func encodePlain(_ text: String) -> [Int32] {
+        var text = text
         var out: [Int32] = []
         out.reserveCapacity(text.utf8.count / 3)
-        // Pieces repeat a lot within a text ("the", " of"); each is merged once.
-        var cache: [ArraySlice<UInt8>: [Int32]] = [:]
-        var word: [Int32] = []
-        GPT2PreTokenizer.forEachPiece(in: text, isolatingDigits: isolatesDigits) { piece in
-            if let known = cache[piece] {
-                out += known
-                return
-            }
-            word.removeAll(keepingCapacity: true)
-            for b in piece where byteTokens[Int(b)] >= 0 { word.append(byteTokens[Int(b)]) }
-            merge(&word)
-            cache[piece] = word
-            out += word
-        }
+        let encoder = ByteLevelBPEEncoder(self)
+        text.withUTF8 { encoder.encode(utf8: $0, appendingTo: &out) }
         return out
     }
+
+    /// An encoder that keeps merged pieces from one document to the next (``PieceCache``).
+    public func makeDocumentEncoder() -> any DocumentEncoder { ByteLevelBPEEncoder(self) }
 
     /// Applies merges to one piece: the lowest-ranked adjacent pair first, all its
     /// occurrences left to right, until no adjacent pair has a merge. Short pieces (almost all)
     /// are rescanned after each merge; long ones go through a heap, so that a piece of a
     /// million letters without a space costs n log n rather than n².
     func merge(_ w: inout [Int32]) {
-        if w.count > 48 { mergeWithHeap(&w) } else { mergeByScanning(&w) }
+        if w.count > Self.longPiece { mergeWithHeap(&w) } else { mergeByScanning(&w) }
     }
 
+    /// Pieces longer than this merge through the heap.
+    static let longPiece = 48
+
     func mergeByScanning(_ w: inout [Int32]) {
-        while w.count > 1 {
+        let n = w.withUnsafeMutableBufferPointer { mergeByScanning($0) }
+        w.removeLast(w.count - n)
+    }
+
+    /// The rescanning merge in place on a buffer (no array to keep unique, no bounds checks in
+    /// the loop that runs for every piece the cache misses); returns the merged length.
+    func mergeByScanning(_ w: UnsafeMutableBufferPointer<Int32>) -> Int {
+        var n = w.count
+        while n > 1 {
             var best = Int32.max, left: Int32 = 0, right: Int32 = 0, merged: Int32 = 0
-            for i in 0..<(w.count - 1) {
-                if let m = mergeTable[UInt64(UInt32(w[i])) << 32 | UInt64(UInt32(w[i + 1]))], m.rank < best {
-                    (best, left, right, merged) = (m.rank, w[i], w[i + 1], m.id)
+            var a = w[0]
+            for i in 1..<n {
+                let b = w[i]
+                if let m = mergeTable.find(MergeTable.pair(a, b)), m.rank < best {
+                    (best, left, right, merged) = (m.rank, a, b, m.id)
                 }
+                a = b
             }
-            if best == .max { return }
+            if best == .max { break }
             var read = 0, write = 0
-            while read < w.count {
-                if read + 1 < w.count && w[read] == left && w[read + 1] == right {
+            while read < n {
+                if read + 1 < n && w[read] == left && w[read + 1] == right {
                     w[write] = merged
                     read += 2
                 } else {
@@ -146,8 +146,9 @@ public struct BPETokenizer: Tokenizer {
                 }
                 write += 1
             }
-            w.removeLast(w.count - write)
+            n = write
         }
+        return n
     }
 
     /// The same merges over a linked list of symbols, with a min-heap of (rank, position)
@@ -160,7 +161,7 @@ public struct BPETokenizer: Tokenizer {
         // Lowest rank first; equal ranks leftmost first.
         var heap = BinaryHeap<(rank: Int32, pos: Int)> { $0.rank != $1.rank ? $0.rank < $1.rank : $0.pos < $1.pos }
         func rank(_ i: Int, _ j: Int) -> (rank: Int32, id: Int32)? {
-            mergeTable[UInt64(UInt32(w[i])) << 32 | UInt64(UInt32(w[j]))]
+            mergeTable.find(MergeTable.pair(w[i], w[j]))
         }
         for i in 0..<(n - 1) { if let m = rank(i, i + 1) { heap.push((m.rank, i)) } }
         while let (r, i) = heap.pop() {

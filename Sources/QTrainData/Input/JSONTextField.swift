@@ -71,7 +71,7 @@ public enum JSONTextField {
             if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
                 i += 1
             } else {
-                while true {
+                repeat {
                     skipSpace()
                     guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a key") }
                     var key: [UInt8] = []
@@ -93,16 +93,7 @@ public enum JSONTextField {
                     } else {
                         try value(depth: 1)
                     }
-                    skipSpace()
-                    guard i < bytes.count else { throw fail("expected ',' or '}'") }
-                    if bytes[i] == UInt8(ascii: ",") {
-                        i += 1
-                        continue
-                    }
-                    guard bytes[i] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
-                    i += 1
-                    break
-                }
+                } while try more(until: UInt8(ascii: "}"))
             }
             skipSpace()
             guard i == bytes.count else { throw fail("unexpected text after the object") }
@@ -137,23 +128,14 @@ public enum JSONTextField {
                     i += 1
                     return
                 }
-                while true {
+                repeat {
                     skipSpace()
                     guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a key") }
                     var skipped: [UInt8] = []
                     try string(keep: false, into: &skipped)
                     try expect(UInt8(ascii: ":"), "':'")
                     try value(depth: depth + 1)
-                    skipSpace()
-                    guard i < bytes.count else { throw fail("expected ',' or '}'") }
-                    i += 1
-                    if bytes[i - 1] == UInt8(ascii: ",") { continue }
-                    guard bytes[i - 1] == UInt8(ascii: "}") else {
-                        i -= 1
-                        throw fail("expected ',' or '}'")
-                    }
-                    return
-                }
+                } while try more(until: UInt8(ascii: "}"))
             case UInt8(ascii: "["):
                 i += 1
                 skipSpace()
@@ -161,23 +143,26 @@ public enum JSONTextField {
                     i += 1
                     return
                 }
-                while true {
-                    try value(depth: depth + 1)
-                    skipSpace()
-                    guard i < bytes.count else { throw fail("expected ',' or ']'") }
-                    i += 1
-                    if bytes[i - 1] == UInt8(ascii: ",") { continue }
-                    guard bytes[i - 1] == UInt8(ascii: "]") else {
-                        i -= 1
-                        throw fail("expected ',' or ']'")
-                    }
-                    return
-                }
+                repeat { try value(depth: depth + 1) } while try more(until: UInt8(ascii: "]"))
             case UInt8(ascii: "t"): try literal("true")
             case UInt8(ascii: "f"): try literal("false")
             case UInt8(ascii: "n"): try literal("null")
             default: try number()
             }
+        }
+
+        /// After a member or element: true at a ',' (another follows), false at `close`; steps over either.
+        mutating func more(until close: UInt8) throws -> Bool {
+            skipSpace()
+            let expected = "expected ',' or '\(Character(Unicode.Scalar(close)))'"
+            guard i < bytes.count else { throw fail(expected) }
+            if bytes[i] == UInt8(ascii: ",") {
+                i += 1
+                return true
+            }
+            guard bytes[i] == close else { throw fail(expected) }
+            i += 1
+            return false
         }
 
         mutating func literal(_ word: StaticString) throws {

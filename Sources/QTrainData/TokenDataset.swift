@@ -26,7 +26,8 @@ public final class TokenDataset: @unchecked Sendable {
             throw QTrainError.data("data directory \(directory.path) does not exist", hint: prepare)
         }
         let marker = directory.appendingPathComponent(DataPreparer.incompleteMarker)
-        if let started = try? String(contentsOf: marker, encoding: .utf8) {
+        if FileManager.default.fileExists(atPath: marker.path) {
+            let started = (try? String(contentsOf: marker, encoding: .utf8)) ?? "unknown"
             throw QTrainError.data(
                 "data directory \(directory.path) holds a prepare that did not finish (\(started.trimmingCharacters(in: .whitespacesAndNewlines)))",
                 hint: "run that `qtrain-dist prepare --out \(directory.path)` again (it starts over)")

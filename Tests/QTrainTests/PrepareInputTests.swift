@@ -204,6 +204,18 @@ final class PrepareInputTests: XCTestCase {
             bytes.withUnsafeBufferPointer { encoder.encode(utf8: $0, appendingTo: &ids) }
         }
         XCTAssertEqual(ids, tokenizer.encode(text))
+        // Windows line ends and lines that start with non-ASCII letters cut as well.
+        let crlf = dir.appendingPathComponent("crlf.txt")
+        let windows = text.replacingOccurrences(of: "\n", with: "\r\n").replacingOccurrences(of: "Line", with: "Строка")
+        try windows.write(to: crlf, atomically: true, encoding: .utf8)
+        let crlfPieces = try readAll([crlf.path], limit: 2048)
+        XCTAssertGreaterThan(crlfPieces.count, 10)
+        var crlfIds: [Int32] = []
+        for (_, bytes) in crlfPieces {
+            let normalized = Array(Document.normalizedText(Data(bytes)).utf8)
+            normalized.withUnsafeBufferPointer { encoder.encode(utf8: $0, appendingTo: &crlfIds) }
+        }
+        XCTAssertEqual(crlfIds, tokenizer.encode(Document.normalizedText(Data(windows.utf8))))
         // And through prepare: one document, one end-of-text.
         var options = PrepareOptions()
         options.maximumDocumentBytes = 2048
@@ -285,8 +297,10 @@ final class PrepareInputTests: XCTestCase {
         let all = try sample(1 << 30)
         XCTAssertEqual(all.map(\.text), try DataPreparer.split(docs, valEvery: 10).train.map(\.text))
         let small = try sample(10_000)
-        XCTAssertLessThanOrEqual(small.reduce(0) { $0 + $1.text.utf8.count }, 10_000)
-        XCTAssertGreaterThan(small.reduce(0) { $0 + $1.text.utf8.count }, 9_000)
+        // Each kept document costs its text and a fixed overhead.
+        let cost = small.reduce(0) { $0 + $1.text.utf8.count + TrainingSample.entryOverhead }
+        XCTAssertLessThanOrEqual(cost, 10_000)
+        XCTAssertGreaterThan(cost, 9_000)
         XCTAssertEqual(small.map(\.text), try sample(10_000).map(\.text))
         // Spread over the corpus, not its start.
         let indices = small.map { Int($0.name)! }

@@ -99,8 +99,9 @@ final class GzipByteStream: ByteStream {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard !atEnd else { return 0 }
         stream.next_out = buffer.baseAddress!.assumingMemoryBound(to: Bytef.self)
-        stream.avail_out = UInt32(buffer.count)
-        while stream.avail_out == UInt32(buffer.count) {
+        let room = UInt32(min(buffer.count, Int(UInt32.max)))
+        stream.avail_out = room
+        while stream.avail_out == room {
             if stream.avail_in == 0 {
                 let n = try file.read(into: input)
                 if n == 0 {
@@ -128,7 +129,7 @@ final class GzipByteStream: ByteStream {
                 throw QTrainError.data("\(name) is not valid gzip data: \(detail)", hint: "check the file (gzip -t)")
             }
         }
-        return buffer.count - Int(stream.avail_out)
+        return Int(room - stream.avail_out)
     }
 }
 

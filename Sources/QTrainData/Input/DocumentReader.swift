@@ -70,6 +70,14 @@ package final class DocumentReader {
                     let document = SourceDocument(
                         bytes: piece.bytes, file: fileIndex, line: piece.line, continues: piece.continues)
                     if isUTF8(document) { return document }
+                    // A text cut into pieces ends at a piece that cannot be read: the rest of the
+                    // file is skipped, and pieces already handed out are closed as one document.
+                    if piece.continues || pieces.handedOut > 1 {
+                        try pieces.abandon()
+                        if pieces.handedOut > 1 {
+                            return SourceDocument(bytes: [], file: fileIndex, line: piece.line, continues: false)
+                        }
+                    }
                 }
             case .lines(let reader, _, let process):
                 while let line = try reader.next() {
@@ -143,9 +151,9 @@ package final class DocumentReader {
 }
 
 /// A text file as one document, handed out in pieces of at most `limit` bytes. A piece ends
-/// after a line break that sits between two characters that are neither spaces nor breaks
-/// (ASCII): byte-level BPE pre-tokenizers split there anyway, so the pieces give the ids the
-/// whole file would.
+/// after a line break (`\n` or `\r\n`) between two characters that are neither spaces nor
+/// breaks: byte-level BPE pre-tokenizers split there anyway, so the pieces give the ids the
+/// whole file would (SentencePiece may add a word-start mark at a piece's start).
 final class TextPieces {
     let stream: any ByteStream
     let limit: Int
@@ -154,6 +162,8 @@ final class TextPieces {
     private var held: [UInt8] = []
     private var line = 1
     private var done = false
+    /// Pieces returned so far.
+    private(set) var handedOut = 0
 
     init(_ stream: any ByteStream, limit: Int, file: String, problems: ProblemLog) {
         self.stream = stream
@@ -164,6 +174,7 @@ final class TextPieces {
 
     func next() throws -> (bytes: [UInt8], line: Int, continues: Bool)? {
         guard !done else { return nil }
+        handedOut += 1
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while held.count <= limit {
             let n = try chunk.withUnsafeMutableBytes { try stream.read(into: $0) }
@@ -177,9 +188,11 @@ final class TextPieces {
         }
         // Past the limit: cut at the last safe line break within it.
         var cut = -1
-        var i = min(limit, held.count - 2)
+        var i = min(limit - 1, held.count - 2)
         while i >= 1 {
-            if held[i] == 0x0A, Self.isWordByte(held[i - 1]), Self.isWordByte(held[i + 1]) {
+            if held[i] == 0x0A, Self.wordAt(held, i + 1),
+                Self.wordBefore(held, i) || (held[i - 1] == 0x0D && Self.wordBefore(held, i - 1))
+            {
                 cut = i + 1
                 break
             }
@@ -190,10 +203,9 @@ final class TextPieces {
                 .tooLong,
                 "\(file): from line \(line) on, \(limit) bytes hold no line break to cut the text at; the rest of the file is skipped"
             )
-            done = true
-            held = []
-            while try chunk.withUnsafeMutableBytes({ try stream.read(into: $0) }) > 0 {}
-            return ([], line, false)
+            try abandon()
+            // Close the document only if part of it went out.
+            return handedOut > 1 ? ([], line, false) : nil
         }
         let piece = Array(held[0..<cut])
         held.removeFirst(cut)
@@ -202,6 +214,28 @@ final class TextPieces {
         return (piece, startLine, true)
     }
 
-    /// A printable ASCII byte other than space.
-    static func isWordByte(_ b: UInt8) -> Bool { b > 0x20 && b < 0x7F }
+    /// Skips the rest of the file.
+    func abandon() throws {
+        done = true
+        held = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while try chunk.withUnsafeMutableBytes({ try stream.read(into: $0) }) > 0 {}
+    }
+
+    /// Whether the character starting at byte `start` is neither a space nor a line break.
+    static func wordAt(_ b: [UInt8], _ start: Int) -> Bool {
+        guard start < b.count else { return false }
+        if b[start] < 0x80 { return b[start] > 0x20 && b[start] < 0x7F }
+        let end = min(b.count, start + 4)
+        guard let s = String(decoding: b[start..<end], as: UTF8.self).unicodeScalars.first else { return false }
+        return s != "\u{FFFD}" && !s.properties.isWhitespace
+    }
+
+    /// Whether the character ending just before byte `end` is neither a space nor a line break.
+    static func wordBefore(_ b: [UInt8], _ end: Int) -> Bool {
+        var s = end - 1
+        guard s >= 0 else { return false }
+        while s > 0 && end - s < 4 && b[s] & 0xC0 == 0x80 { s -= 1 }
+        return wordAt(Array(b[s..<end]), 0)
+    }
 }

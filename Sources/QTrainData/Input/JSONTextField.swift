@@ -1,6 +1,6 @@
 /// Reads one string field out of a JSON Lines record without building the record: the line is
-/// checked as JSON (RFC 8259, as Python's `json.loads` reads it) while only the wanted field's
-/// string is decoded, to UTF-8 bytes.
+/// checked as JSON (RFC 8259: stricter than Python's `json.loads`, which also takes `NaN`,
+/// `Infinity` and lone surrogates) while only the wanted field's string is decoded, to UTF-8 bytes.
 public enum JSONTextField {
     /// What a line holds.
     public enum Outcome: Equatable, Sendable {

@@ -39,7 +39,8 @@ final class LineReader {
                     start: buffer.baseAddress!.assumingMemoryBound(to: UInt8.self) + start, count: at - start)
                 start = at + 1
                 lineNumber += 1
-                return skipped > 0 ? .tooLong(bytes: skipped + line.count) : .text(line)
+                return skipped > 0 || line.count > maximumLineBytes
+                    ? .tooLong(bytes: skipped + line.count) : .text(line)
             }
             scanned = end
             if atEnd {
@@ -48,7 +49,8 @@ final class LineReader {
                     start: buffer.baseAddress!.assumingMemoryBound(to: UInt8.self) + start, count: end - start)
                 start = end
                 lineNumber += 1
-                return skipped > 0 ? .tooLong(bytes: skipped + line.count) : .text(line)
+                return skipped > 0 || line.count > maximumLineBytes
+                    ? .tooLong(bytes: skipped + line.count) : .text(line)
             }
             if end - start > maximumLineBytes {
                 // Over the limit: forget what is held of this line and keep looking for its end.

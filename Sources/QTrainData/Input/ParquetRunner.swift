@@ -2,13 +2,14 @@ import Foundation
 import QTrainCore
 
 /// Reads Parquet files through pyarrow in a Python helper process that writes one column as
-/// JSON Lines (`{"text": …}`, row by row, a record batch at a time) to a pipe. No Swift or C
+/// JSON Lines (`{"COLUMN": …}`, row by row, a record batch at a time) to a pipe. No Swift or C
 /// Parquet reader ships with Debian; pyarrow is PyPI's. When the system's Python lacks it,
 /// it is installed once into the cache (`pip install --target`), nothing into the system.
 public final class ParquetRunner {
     let cache: URL
     let log: (String) -> Void
     private var environment: [String: String]?
+    private var messageFiles: [ObjectIdentifier: URL] = [:]
 
     public init(cache: URL, log: @escaping (String) -> Void) {
         self.cache = cache
@@ -34,7 +35,7 @@ public final class ParquetRunner {
         out = sys.stdout
         for batch in table.iter_batches(columns=[column], batch_size=256):
             for value in batch.column(0).to_pylist():
-                out.write(json.dumps({"text": value}))
+                out.write(json.dumps({column: value}))
                 out.write("\\n")
         out.flush()
         """
@@ -82,9 +83,14 @@ public final class ParquetRunner {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [python, "-c", Self.script, input.url.path, column]
         process.environment = env
-        let out = Pipe(), err = Pipe()
+        // Its messages go to a file: a pipe nobody reads while rows stream could fill and stall it.
+        let out = Pipe()
+        let messages = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "qtrain-parquet-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).txt")
+        FileManager.default.createFile(atPath: messages.path, contents: nil)
         process.standardOutput = out
-        process.standardError = err
+        process.standardError = try FileHandle(forWritingTo: messages)
+        messageFiles[ObjectIdentifier(process)] = messages
         do {
             try process.run()
         } catch {
@@ -96,11 +102,10 @@ public final class ParquetRunner {
     /// Waits for the helper; throws with what it said if it failed.
     func finish(_ process: Process, file: InputFile) throws {
         process.waitUntilExit()
-        let said: String
-        if let pipe = process.standardError as? Pipe {
-            said = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        } else {
-            said = ""
+        var said = ""
+        if let messages = messageFiles.removeValue(forKey: ObjectIdentifier(process)) {
+            said = String(decoding: (try? Data(contentsOf: messages)) ?? Data(), as: UTF8.self)
+            try? FileManager.default.removeItem(at: messages)
         }
         switch process.terminationStatus {
         case 0: return

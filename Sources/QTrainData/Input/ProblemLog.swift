@@ -14,6 +14,7 @@ public final class ProblemLog: @unchecked Sendable {
     }
 
     private let lock = NSLock()
+    private var writeError: (any Error)?
     private var file: FileHandle?
     private let shown: Int
     private let log: (String) -> Void
@@ -45,7 +46,11 @@ public final class ProblemLog: @unchecked Sendable {
         let total = counts.values.reduce(0, +)
         if total <= shown { log("skipped \(message)") }
         if total == shown + 1, let url { log("… more skipped records are listed in \(url.path)") }
-        file?.write(Data((message + "\n").utf8))
+        do {
+            try file?.write(contentsOf: Data((message + "\n").utf8))
+        } catch {
+            writeError = writeError ?? error
+        }
     }
 
     /// Problems so far.
@@ -71,6 +76,10 @@ public final class ProblemLog: @unchecked Sendable {
     public func close() throws {
         lock.lock()
         defer { lock.unlock() }
+        if let writeError, let url {
+            throw QTrainError(
+                .io, "cannot write \(url.path): \(writeError.localizedDescription)", hint: "check free disk space")
+        }
         try file?.synchronize()
         try file?.close()
         file = nil

@@ -17,8 +17,9 @@ enum TrainingSample {
             guard !DataPreparer.isValidation(index, valEvery: valEvery) else { continue }
             seen += document.bytes.count
             normalizeLineEnds(document.bytes, into: &scratch)
+            guard !scratch.isEmpty else { continue }
             kept.append((mix(UInt64(index)), index, String(decoding: scratch, as: UTF8.self)))
-            bytes += scratch.count
+            bytes += scratch.count + entryOverhead
             // Past the budget by a quarter, keep the smallest keys that fit (amortised trimming).
             if bytes > budget + budget / 4 {
                 bytes = trim(&kept, to: budget)
@@ -39,13 +40,17 @@ enum TrainingSample {
     static func trim(_ kept: inout [(key: UInt64, index: Int, text: String)], to budget: Int) -> Int {
         kept.sort { $0.key < $1.key }
         var total = 0, n = 0
-        while n < kept.count && total + kept[n].text.utf8.count <= budget {
-            total += kept[n].text.utf8.count
+        while n < kept.count && total + kept[n].text.utf8.count + entryOverhead <= budget {
+            total += kept[n].text.utf8.count + entryOverhead
             n += 1
         }
         kept.removeSubrange(n...)
         return total
     }
+
+    /// What an entry costs beside its text (key, index, string header), so many tiny documents
+    /// cannot outgrow the budget.
+    static let entryOverhead = 64
 
     /// SplitMix64's finaliser: a well-spread key for a document index.
     static func mix(_ x: UInt64) -> UInt64 {

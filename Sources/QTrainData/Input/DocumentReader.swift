@@ -26,7 +26,11 @@ package final class DocumentReader {
     private var current: Current?
     /// Bytes of finished files plus what the open file has consumed: progress against `totalBytes`.
     private var finishedBytes = 0
+    /// Each input's size on disk (compressed size for compressed files).
+    private let sizes: [Int]
     let totalBytes: Int
+    /// Where text files are read into, one buffer for every file.
+    private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
 
     private enum Current {
         case lines(LineReader, any ByteStream, Process?)
@@ -42,10 +46,11 @@ package final class DocumentReader {
         self.maximumDocumentBytes = maximumDocumentBytes
         self.problems = problems
         self.parquet = parquet
-        totalBytes = inputs.reduce(0) { total, file in
-            total + ((try? FileManager.default.attributesOfItem(atPath: file.url.path)[.size] as? Int) ?? 0)
-        }
+        sizes = inputs.map { (try? FileManager.default.attributesOfItem(atPath: $0.url.path)[.size] as? Int) ?? 0 }
+        totalBytes = sizes.reduce(0, +)
     }
+
+    deinit { readBuffer.deallocate() }
 
     /// Bytes of the input files read so far (compressed bytes for compressed files).
     var consumedBytes: Int {
@@ -85,8 +90,7 @@ package final class DocumentReader {
                 }
                 if let process { try parquet.finish(process, file: inputs[fileIndex]) }
             }
-            finishedBytes +=
-                (try? FileManager.default.attributesOfItem(atPath: inputs[fileIndex].url.path)[.size] as? Int) ?? 0
+            finishedBytes += sizes[fileIndex]
             current = nil
         }
     }
@@ -96,21 +100,26 @@ package final class DocumentReader {
     private func isUTF8(_ document: SourceDocument) -> Bool {
         guard let bad = firstInvalidUTF8(document.bytes) else { return true }
         let input = inputs[document.file]
-        let line: String
-        switch input.format {
-        case .text: line = "line \(document.line + document.bytes[..<bad].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) })"
-        case .jsonLines: line = "line \(document.line)"
-        case .parquet: line = "row \(document.line)"
-        }
-        problems.add(.invalidUTF8, "\(input.name): \(line) is not valid UTF-8")
+        // In a text the bad byte's own line; in a record, the record's.
+        let line =
+            input.format == .text
+            ? document.line + document.bytes[..<bad].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) } : document.line
+        problems.add(.invalidUTF8, "\(input.name): \(place(line, in: input)) is not valid UTF-8")
         return false
+    }
+
+    /// "line N", or "row N" of a Parquet table.
+    private func place(_ number: Int, in input: InputFile) -> String {
+        input.format == .parquet ? "row \(number)" : "line \(number)"
     }
 
     private func open(_ input: InputFile) throws -> Current {
         switch input.format {
         case .text:
             let stream = try input.compression.open(input.url)
-            return .text(TextPieces(stream, limit: maximumDocumentBytes, file: input.name, problems: problems))
+            return .text(
+                TextPieces(
+                    stream, limit: maximumDocumentBytes, file: input.name, problems: problems, buffer: readBuffer))
         case .jsonLines:
             let stream = try input.compression.open(input.url)
             return .lines(LineReader(stream, maximumLineBytes: maximumDocumentBytes), stream, nil)
@@ -123,7 +132,7 @@ package final class DocumentReader {
     /// The document of one JSON Lines record, or nil (blank line, or a problem logged).
     private func record(_ line: LineReader.Line, number: Int) -> SourceDocument? {
         let input = inputs[fileIndex]
-        let place = input.format == .parquet ? "row \(number)" : "line \(number)"
+        let place = place(number, in: input)
         switch line {
         case .tooLong(let bytes):
             problems.add(
@@ -159,13 +168,18 @@ final class TextPieces {
     let limit: Int
     let file: String
     let problems: ProblemLog
+    /// The reader's buffer that reads go through.
+    private let chunk: UnsafeMutableRawBufferPointer
     private var held: [UInt8] = []
     private var line = 1
     private var done = false
     /// Pieces returned so far.
     private(set) var handedOut = 0
 
-    init(_ stream: any ByteStream, limit: Int, file: String, problems: ProblemLog) {
+    init(
+        _ stream: any ByteStream, limit: Int, file: String, problems: ProblemLog, buffer: UnsafeMutableRawBufferPointer
+    ) {
+        chunk = buffer
         self.stream = stream
         self.limit = limit
         self.file = file
@@ -175,16 +189,15 @@ final class TextPieces {
     func next() throws -> (bytes: [UInt8], line: Int, continues: Bool)? {
         guard !done else { return nil }
         handedOut += 1
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while held.count <= limit {
-            let n = try chunk.withUnsafeMutableBytes { try stream.read(into: $0) }
+            let n = try stream.read(into: chunk)
             if n == 0 {
                 done = true
                 let piece = held
                 held = []
                 return (piece, line, false)
             }
-            held += chunk[0..<n]
+            held += UnsafeRawBufferPointer(rebasing: chunk[0..<n])
         }
         // Past the limit: cut at the last safe line break within it.
         var cut = -1
@@ -218,8 +231,7 @@ final class TextPieces {
     func abandon() throws {
         done = true
         held = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while try chunk.withUnsafeMutableBytes({ try stream.read(into: $0) }) > 0 {}
+        while try stream.read(into: chunk) > 0 {}
     }
 
     /// Whether the character starting at byte `start` is neither a space nor a line break.

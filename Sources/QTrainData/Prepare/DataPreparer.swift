@@ -177,9 +177,7 @@ public enum DataPreparer {
         .write(to: marker, options: .atomic)
         // What an earlier prepare wrote goes first, so stale shards are never mixed in.
         for file in (try? fm.contentsOfDirectory(atPath: out.path)) ?? []
-        where ((file.hasPrefix("train_") || file.hasPrefix("val_")) && file.hasSuffix(".bin"))
-            || file.hasSuffix(".bin.partial") || file == "meta.json" || file == "tokenizer.json"
-        {
+        where isShardFile(file) || file == "meta.json" || file == "tokenizer.json" {
             try fm.removeItem(at: out.appendingPathComponent(file))
         }
         let problems = try given ?? ProblemLog(url: out.appendingPathComponent("skipped.txt"), log: log)
@@ -243,10 +241,7 @@ public enum DataPreparer {
         } catch {
             // Nothing half-made stays: no shard of this run, no marker; the directory simply holds no data set.
             try? problems.close()
-            for file in (try? fm.contentsOfDirectory(atPath: out.path)) ?? []
-            where ((file.hasPrefix("train_") || file.hasPrefix("val_")) && file.hasSuffix(".bin"))
-                || file.hasSuffix(".bin.partial")
-            {
+            for file in (try? fm.contentsOfDirectory(atPath: out.path)) ?? [] where isShardFile(file) {
                 try? fm.removeItem(at: out.appendingPathComponent(file))
             }
             try? fm.removeItem(at: marker)
@@ -287,7 +282,7 @@ public enum DataPreparer {
         let stats = PrepareStats(
             seconds: Date().timeIntervalSince(start), textBytes: textBytes, tokens: train.total + validation.total,
             documents: trainDocuments + validationDocuments, threads: pipeline.threads,
-            peakResidentBytes: peakResidentBytes())
+            peakResidentBytes: ProcessMemory.peakResidentBytes())
         log(
             String(
                 format: "prepared %@ of text in %.1f s: %.2f MB/s, %@ tokens/s on %d thread%@, peak RSS %@",
@@ -295,6 +290,12 @@ public enum DataPreparer {
                 formatCount(Int(stats.tokensPerSecond)), stats.threads, stats.threads == 1 ? "" : "s",
                 formatBytes(stats.peakResidentBytes)))
         return (meta, stats)
+    }
+
+    /// A shard of either split, finished or still being written (``ShardStream``).
+    static func isShardFile(_ name: String) -> Bool {
+        ((name.hasPrefix("train_") || name.hasPrefix("val_")) && name.hasSuffix(".bin"))
+            || name.hasSuffix(".bin.partial")
     }
 
     static func progressLine(_ source: any DocumentSource, textBytes: Int, tokens: Int, since start: Date) -> String {
@@ -308,11 +309,4 @@ public enum DataPreparer {
         }
         return line
     }
-}
-
-/// Peak resident set size of this process so far, in bytes.
-public func peakResidentBytes() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return usage.ru_maxrss * 1024
 }

@@ -21,7 +21,7 @@ if [ -z "${QTRAIN_TEST_PYTHON:-}" ]; then
             $sudo apt-get install -y -qq python3-venv >/dev/null
             python3 -m venv "$venv"
         fi
-        "$venv/bin/python" -m pip install -q --disable-pip-version-check safetensors tokenizers numpy sentencepiece gguf tensorboard \
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir safetensors tokenizers numpy sentencepiece gguf tensorboard \
             torch transformers pyarrow zstandard
     fi
     export QTRAIN_TEST_PYTHON="$PWD/$venv/bin/python"

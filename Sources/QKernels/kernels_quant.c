@@ -262,3 +262,35 @@ void qk_ternary_codes(int8_t *out, const float *w, int64_t n, float beta) {
     }
 }
 
+
+// MARK: - int8 incoming gradients (the int8 dX backward)
+
+QK_CLONES
+void qk_rows_absmax(float *amax, const float *in, int64_t ldi, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++) amax[r] = qk_absmax(in + r * ldi, cols);
+}
+
+QK_CLONES
+void qk_round_i8(int8_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t rows, int64_t cols,
+                 const float *inverseSteps, uint64_t seed, uint64_t first, int64_t stride, int stochastic) {
+    const uint64_t k = qk_splitmix64(seed);
+    const uint32_t k1 = (uint32_t)k, k2 = (uint32_t)(k >> 32);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *x = in + r * ldi;
+        int8_t *o = out + r * ldo;
+        const float inv = inverseSteps[r];
+        const uint64_t e0 = first + (uint64_t)r * (uint64_t)stride;
+        for (int64_t c = 0; c < cols; c++) {
+            float u = 0.5f;
+            if (stochastic) {
+                const uint64_t e = e0 + (uint64_t)c;
+                const uint32_t h = qk_mix32(qk_mix32((uint32_t)e ^ k1) ^ k2 ^ (uint32_t)(e >> 32) * 0x9e3779b9u);
+                u = (float)(h >> 8) * 0x1.0p-24f;  // [0, 1) in steps of 2^-24
+            }
+            // floor(v + u): up with probability frac(v) when u is uniform; u = 1/2 rounds to nearest.
+            // fmaxf/fminf map NaN to a bound: the loss check reports a NaN gradient, never an undefined cast.
+            const float q = fminf(fmaxf(floorf(x[c] * inv + u), -127.0f), 127.0f);
+            o[c] = (int8_t)q;
+        }
+    }
+}

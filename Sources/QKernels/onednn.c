@@ -1,6 +1,7 @@
 // oneDNN's integer GEMM, loaded at run time with dlopen so that qtrain builds and runs on a
 // machine without the library (the int8 compute path then falls back to FP32). Only the
-// BLAS-like entry point is used: C (s32) = A (s8) · Bᵀ (s8), row-major.
+// BLAS-like entry point is used: C (s32) = A (s8) · Bᵀ (s8) for the forward product and
+// A · B for the int8 dX backward, row-major.
 #include "qkernels.h"
 #include "qk_internal.h"
 #include <dlfcn.h>
@@ -68,4 +69,11 @@ int qk_int8_gemm_nt(int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t ld
     if (!qk_int8_gemm_available()) return -1;
     const int32_t co = 0;
     return gemm_s8('N', 'T', 'F', M, N, K, 1.0f, A, lda, 0, B, ldb, 0, 0.0f, C, ldc, &co);
+}
+
+int qk_int8_gemm_nn(int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t lda, const int8_t *B, int64_t ldb,
+                    int32_t *C, int64_t ldc, int accumulate) {
+    if (!qk_int8_gemm_available()) return -1;
+    const int32_t co = 0;
+    return gemm_s8('N', 'N', 'F', M, N, K, 1.0f, A, lda, 0, B, ldb, 0, accumulate ? 1.0f : 0.0f, C, ldc, &co);
 }

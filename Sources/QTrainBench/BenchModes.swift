@@ -13,7 +13,8 @@ public enum BenchModes {
         "+bf16-grad": "optim.grad_dtype=bf16", "+zero1": "dist.shard_optimizer=true",
         "+zero2": "dist.shard_optimizer=true,dist.shard_gradients=true",
         "+ckpt": "train.activation_checkpointing=blocks", "+int8": "quant.compute=int8",
-        "+int8-bf16": "quant.compute=int8-bf16", "+reference": "quant.compute=reference"
+        "+int8-bf16": "quant.compute=int8-bf16", "+int8-int8": "quant.compute=int8-int8",
+        "+int8-int8bf16": "quant.compute=int8-int8bf16", "+reference": "quant.compute=reference"
     ]
 
     /// The `--set` overrides that select `mode`.

@@ -132,7 +132,7 @@ public enum Benchmark {
 
         /// SGEMM, and the arithmetic of each backend in `needs` (as its needs declare it).
         public static func measure(for needs: [BackendNeeds]) -> GemmPeaks {
-            let used = Set(needs.flatMap { [$0.forward, $0.backward] })
+            let used = Set(needs.flatMap { [$0.forward, $0.inputGradient, $0.weightGradient] })
             return GemmPeaks(
                 fp32: ProductArithmetic.fp32.measurePeak()!,
                 int8: used.contains(.int8) ? ProductArithmetic.int8.measurePeak() : nil,
@@ -327,16 +327,22 @@ final class BenchSession {
         let needs = model.backend.needs
         if needs.forward == .int8, let int8Peak = peaks.int8 {
             // The path's peak: the linear layers' forward (2·N of the 6·N) at the int8 rate, their
-            // backward (4·N) at the BF16 rate under int8-bf16, the rest at the FP32 rate.
-            let world = Double(comm.worldSize), forward = 2 * Double(model.layout.matmulParameterCount)
-            let usesBF16 = needs.backward == .bf16
-            let backward = usesBF16 && peaks.bf16 != nil ? 2 * forward : 0
+            // input and weight gradients (2·N each) at their arithmetic's rate, the rest at the FP32 rate.
+            let world = Double(comm.worldSize), product = 2 * Double(model.layout.matmulParameterCount)
+            func rate(_ a: ProductArithmetic) -> Double {
+                switch a {
+                case .fp32: return peak
+                case .int8: return int8Peak
+                case .bf16: return peaks.bf16 ?? peak
+                }
+            }
+            let seconds =
+                product / rate(.int8) + product / rate(needs.inputGradient) + product / rate(needs.weightGradient)
+                + (flops - 3 * product) / peak
             result.int8PeakGOPS = int8Peak * world
+            let usesBF16 = needs.inputGradient == .bf16 || needs.weightGradient == .bf16
             result.bf16PeakGFLOPS = usesBF16 ? peaks.bf16.map { $0 * world } : nil
-            result.pathPeakGFLOPS =
-                flops
-                / (forward / (int8Peak * world) + backward / ((peaks.bf16 ?? 1) * world)
-                    + (flops - forward - backward) / (peak * world))
+            result.pathPeakGFLOPS = flops / seconds * world
         }
         return result
     }

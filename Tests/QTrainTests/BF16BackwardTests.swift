@@ -133,7 +133,7 @@ final class BF16BackwardTests: XCTestCase {
                     quant.backwardRounding = rounding
                     let tested = Int8Matmul(
                         maxRows: config.seqLen, maxInner: max(config.dim, config.hiddenDim),
-                        backward: rounding, ledger: nil)
+                        inputGradient: .bf16, weightGradient: .bf16, rounding: rounding, ledger: nil)
                     let probe = BackwardProbe(tested, u: rounding == .nearest ? 0x1p-8 : 0x1p-7)
                     let model = Model(config: config, quant: quant, batch: 1, ledger: nil, backend: probe)
                     model.weights.initialize(seed: 5, std: Float(config.initStd))
@@ -162,7 +162,8 @@ final class BF16BackwardTests: XCTestCase {
             let plain = try Trainer(config: c)
             c.quant.compute = .int8BF16
             let fast = try Trainer(config: c), twin = try Trainer(config: c)
-            XCTAssertEqual(fast.model.backend.needs.backward, .bf16)
+            XCTAssertEqual(fast.model.backend.needs.inputGradient, .bf16)
+            XCTAssertEqual(fast.model.backend.needs.weightGradient, .bf16)
             for s in 0..<8 {
                 let a = try plain.trainStep().loss, b = try fast.trainStep().loss
                 XCTAssertEqual(b, try twin.trainStep().loss, "same seed, same bits")

@@ -167,6 +167,17 @@ final class CheckpointTests: XCTestCase {
         try assertIdentical("straight", "split")
     }
 
+    /// Under int8-int8 (the incoming gradient rounded stochastically to int8 for dX) likewise.
+    func testInt8BackwardKeepsReplicasIdenticalAndResumesBitwise() throws {
+        try XCTSkipUnless(ProductArithmetic.int8.isAvailable, ProductArithmetic.int8.unavailableReason ?? "")
+        let fast = ["--set", "quant.compute=int8-int8", "--set", "dist.check_every=1"]
+        let r = try mpirun(2, "straight8", fast)
+        XCTAssertTrue(r.stdout.contains("int8 (oneDNN int8 GEMM (AVX-512 VNNI)) dX"), r.stdout)
+        try mpirun(2, "split8", fast + ["--stop-at", "8"])
+        try mpirun(2, "split8", fast)
+        try assertIdentical("straight8", "split8")
+    }
+
     /// The optimizer state loads correctly across any change of split (unit level).
     func testOptimizerStateReshards() throws {
         var c = ModelConfig()

@@ -177,6 +177,18 @@ void qk_int8_gemm_set_threads(int n);
 int qk_int8_gemm_nt(int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t lda, const int8_t *B, int64_t ldb,
                     int32_t *C, int64_t ldc);
 
+/// C (M x N, int32, row stride ldc) = (or += when accumulate) A (M x K, int8, stride lda) times
+/// B (K x N, int8, stride ldb): exact while the sums fit in int32. Returns 0, or oneDNN's status.
+int qk_int8_gemm_nn(int64_t M, int64_t N, int64_t K, const int8_t *A, int64_t lda, const int8_t *B, int64_t ldb,
+                    int32_t *C, int64_t ldc, int accumulate);
+/// amax[r] = max |in[r][c]| over c < cols (row stride ldi).
+void qk_rows_absmax(float *amax, const float *in, int64_t ldi, int64_t rows, int64_t cols);
+/// out[r][c] (row stride ldo) = in[r][c] * inverseSteps[r] rounded to an integer in [-127, 127]:
+/// stochastic: up with probability of the fraction (24 random bits), drawn from a hash of
+/// (seed, first + r * stride + c), so the result does not depend on how the caller splits rows;
+/// otherwise to nearest. A NaN becomes a bound (the loss check reports it).
+void qk_round_i8(int8_t *out, int64_t ldo, const float *in, int64_t ldi, int64_t rows, int64_t cols,
+                 const float *inverseSteps, uint64_t seed, uint64_t first, int64_t stride, int stochastic);
 /// out[r][j] (row stride ldo) = (or += when accumulate) c[r][j] * rowScales[r] * colScale.
 void qk_rescale_i32(float *out, int64_t ldo, const int32_t *c, int64_t ldc, int64_t rows, int64_t cols,
                     const float *rowScales, float colScale, int accumulate);

@@ -2,8 +2,8 @@ import QKernels
 import QTrainCore
 import QTrainWeights
 
-/// The backward pass of `quant.compute: int8-bf16` for a layer whose input is on the int8
-/// grid and whose weights are codes × one step per tensor:
+/// The BF16 backward products of `quant.compute: int8-bf16` (and dW under `int8-int8bf16`) for
+/// a layer whose input is on the int8 grid and whose weights are codes × one step per tensor:
 ///
 ///     dX = dY · W     = Σ_parts  bf16(dY[:, part] · s_part) · q_part
 ///     dW = dYᵀ · X    = bf16(diag(s_row) · dY)ᵀ · x_q
@@ -11,89 +11,96 @@ import QTrainWeights
 /// Both GEMMs take BF16 operands and accumulate in FP32 (oneDNN's matmul). Weight codes q and
 /// input codes x_q are small integers, exact in BF16; the only rounding is of the incoming
 /// gradient dY, once per product, stochastically unless `quant.backward_rounding: nearest`.
-/// Each rounding is keyed by the step's seed (``begin(seed:)``), the layer's place in the
-/// backward order and the element, so a resumed run repeats it bit for bit.
+/// Each rounding is keyed by the seed ``Int8Matmul`` gives the layer and the element, so a
+/// resumed run repeats it bit for bit.
 ///
-/// The weight side goes a block of `blockRows` output rows at a time: the scratch is one
-/// block of BF16 weight rows, one block of rounded gradient columns, and the input's codes.
+/// Both go a block of `blockRows` output rows at a time: the scratch is one block of BF16
+/// weight rows (for dX), one block of rounded gradient columns, and the input's codes (for dW).
 package final class BF16Backward {
     let rounding: BackwardRounding
     let maxRows: Int
     let maxInner: Int
     let blockRows: Int
-    private let weightRows: AlignedBuffer<UInt16>  // (blockRows, K)
+    private let weightRows: AlignedBuffer<UInt16>?  // (blockRows, K), when dX is BF16
     private let gradient: UnsafeMutablePointer<UInt16>  // (maxRows, blockRows), lent by the forward's buffer
-    private let inputCodes: AlignedBuffer<UInt16>  // (maxRows, K)
-    private let rowSteps: AlignedBuffer<Float>  // (maxRows)
-    private var seed: UInt64 = 0
-    private var call: UInt64 = 0
+    private let inputCodes: AlignedBuffer<UInt16>?  // (maxRows, K), when dW is BF16
+    private let rowSteps: AlignedBuffer<Float>?  // (maxRows), when dW is BF16
 
-    /// - Parameter gradient: room for maxRows × blockRows BF16 values, not used by anyone
-    ///   else during a backward call.
+    /// Bytes of scratch for products of `maxRows` rows and inner dimension `maxInner`.
+    static func scratchBytes(
+        maxRows: Double, maxInner: Double, blockRows: Double, inputGradient: Bool, weightGradient: Bool
+    )
+        -> Double
+    {
+        (inputGradient ? 2 * blockRows * maxInner : 0) + (weightGradient ? 2 * maxRows * maxInner + 4 * maxRows : 0)
+    }
+
+    /// - Parameters: gradient: room for maxRows × blockRows BF16 values, not used by anyone
+    ///   else during a backward call; inputGradient, weightGradient: which products run in BF16.
     init(
         rounding: BackwardRounding, maxRows: Int, maxInner: Int, blockRows: Int, gradient: UnsafeMutablePointer<UInt16>,
-        ledger: MemoryLedger?
+        inputGradient: Bool, weightGradient: Bool, ledger: MemoryLedger?
     ) {
         self.rounding = rounding
         self.maxRows = maxRows
         self.maxInner = maxInner
         self.blockRows = blockRows
-        weightRows = AlignedBuffer(count: blockRows * maxInner, category: .scratch, ledger: ledger)
+        weightRows =
+            inputGradient ? AlignedBuffer(count: blockRows * maxInner, category: .scratch, ledger: ledger) : nil
         self.gradient = gradient
-        inputCodes = AlignedBuffer(count: maxRows * maxInner, category: .scratch, ledger: ledger)
-        rowSteps = AlignedBuffer(count: maxRows, category: .scratch, ledger: ledger)
+        inputCodes = weightGradient ? AlignedBuffer(count: maxRows * maxInner, category: .scratch, ledger: ledger) : nil
+        rowSteps = weightGradient ? AlignedBuffer(count: maxRows, category: .scratch, ledger: ledger) : nil
     }
 
-    /// Starts a backward pass: its roundings draw from `seed`, layer by layer in call order.
-    func begin(seed: UInt64) {
-        self.seed = seed
-        call = 0
-    }
-
-    /// Computes the layer's gradients and returns true, or returns false (changing nothing)
-    /// when the layer is not one this path covers.
-    func backward(
-        dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
-        input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool, unpacker: Int8Matmul
-    ) throws -> Bool {
-        let w = weights.weights, policy = w.policy
-        let N = weights.rows, K = weights.cols
-        let steps = weights.matrix.params.map { policy.forwardCodeStep(w, of: $0) }
-        guard input.onCodeGrid, M <= maxRows, K <= maxInner, dWeight.maxRows >= blockRows || dWeight.maxRows >= N,
-            steps.allSatisfy({ $0 != nil })
-        else { return false }
-        // Consecutive seeds of a SplitMix64 sequence (the kernel finishes the mix): one per layer.
-        let layerSeed = seed &+ call &* 0x9E37_79B9_7F4A_7C15
-        call += 1
+    /// dX (M × K) (+)= Σ over blocks of bf16(dY[:, block] · step) · q[block], `steps` the forward
+    /// code step of each stacked part; rounding draws from `seed`.
+    func inputGradient(
+        dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, rows M: Int, weights: LinearWeights,
+        steps: [Float], accumulate: Bool, seed: UInt64, unpacker: Int8Matmul
+    ) {
+        let w = weights.weights, N = weights.rows, K = weights.cols
         let stochastic: Int32 = rounding == .stochastic ? 1 : 0
-        let x = input.values, xq = inputCodes.pointer, sRow = rowSteps.pointer, g = gradient
-        Threads.parallelFor(M, minChunk: 16) { r in
-            qk_act_codes_bf16(
-                x + r.lowerBound * K, Int64(K), Int64(r.count), Int64(K), xq + r.lowerBound * K, Int64(K),
-                sRow + r.lowerBound)
-        }
+        let wq = weightRows!.pointer, g = gradient, codes = unpacker.codes.pointer
         var first = true
         for (i, part) in weights.parts.enumerated() {
-            let p = weights.matrix.params[i], step = steps[i]!
+            let p = weights.matrix.params[i], step = steps[i]
             for r0 in stride(from: 0, to: part.rows.count, by: blockRows) {
                 let n = min(blockRows, part.rows.count - r0), o0 = part.rows.lowerBound + r0
-                let wq = weightRows.pointer, codes = unpacker.codes.pointer
                 unpacker.unpackCodes(of: p, rows: r0..<(r0 + n), cols: K, weights: w) { range in
                     qk_i8_to_bf16(wq + range.lowerBound, codes + range.lowerBound, Int64(range.count))
                 }
-                // dX (+)= bf16(dY[:, block] · step) · q[block]
                 round(
-                    dOut, columns: o0..<(o0 + n), of: N, rows: M, rowSteps: nil, scale: step,
-                    seed: layerSeed, stochastic: stochastic)
+                    dOut, columns: o0..<(o0 + n), of: N, rows: M, rowSteps: nil, scale: step, seed: seed,
+                    stochastic: stochastic)
                 check(
                     qk_bf16_matmul(
                         Int64(M), Int64(K), Int64(n), g, Int64(n), 1, wq, Int64(K), 1, dInput, Int64(K),
                         (first && !accumulate) ? 0 : 1))
                 first = false
-                // dW[block] += bf16(diag(s_row) · dY[:, block])ᵀ · x_q
+            }
+        }
+    }
+
+    /// dW (N × K) += bf16(diag(s_row) · dY)ᵀ · x_q a block of rows at a time, each finished once
+    /// final; rounding draws from `seed`.
+    func weightGradient(
+        dWeight: WeightGradient, dOut: UnsafePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights,
+        seed: UInt64
+    ) throws {
+        let N = weights.rows, K = weights.cols
+        let stochastic: Int32 = rounding == .stochastic ? 1 : 0
+        let x = input.values, xq = inputCodes!.pointer, sRow = rowSteps!.pointer, g = gradient
+        Threads.parallelFor(M, minChunk: 16) { r in
+            qk_act_codes_bf16(
+                x + r.lowerBound * K, Int64(K), Int64(r.count), Int64(K), xq + r.lowerBound * K, Int64(K),
+                sRow + r.lowerBound)
+        }
+        for part in weights.parts {
+            for r0 in stride(from: 0, to: part.rows.count, by: blockRows) {
+                let n = min(blockRows, part.rows.count - r0), o0 = part.rows.lowerBound + r0
                 round(
-                    dOut, columns: o0..<(o0 + n), of: N, rows: M, rowSteps: sRow, scale: 1,
-                    seed: ~layerSeed, stochastic: stochastic)
+                    dOut, columns: o0..<(o0 + n), of: N, rows: M, rowSteps: sRow, scale: 1, seed: seed,
+                    stochastic: stochastic)
                 let rows = o0..<(o0 + n)
                 check(
                     qk_bf16_matmul(
@@ -102,7 +109,6 @@ package final class BF16Backward {
                 try dWeight.finish(rows)
             }
         }
-        return true
     }
 
     /// Rounds columns `columns` of dY (rows × N) times the row steps and `scale` into the

@@ -105,8 +105,10 @@ public struct BackendNeeds: Sendable {
     public var activationCodes: Bool
     /// The arithmetic of quantised layers' forward product.
     public var forward: ProductArithmetic
-    /// The arithmetic of quantised layers' backward products.
-    public var backward: ProductArithmetic
+    /// The arithmetic of quantised layers' input-gradient product (dX = dY · W).
+    public var inputGradient: ProductArithmetic
+    /// The arithmetic of quantised layers' weight-gradient product (dW = dYᵀ · X).
+    public var weightGradient: ProductArithmetic
     /// Bytes of its own scratch for products of at most `maxRows` rows and inner dimension
     /// `maxInner` (Float64, so plans of absurd sizes cannot overflow).
     public var scratchBytes: @Sendable (_ maxRows: Double, _ maxInner: Double) -> Double

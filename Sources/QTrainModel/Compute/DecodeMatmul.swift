@@ -56,7 +56,7 @@ public final class DecodeMatmul: MatmulBackend {
         // weight scratch can be one row.
         BackendNeeds(
             weightBlockRows: 1, gradientRows: 1, activationCodes: int8 != nil, forward: int8 != nil ? .int8 : .fp32,
-            backward: .fp32, scratchBytes: { _, _ in 0 })
+            inputGradient: .fp32, weightGradient: .fp32, scratchBytes: { _, _ in 0 })
     }
 
     public func forward(

@@ -11,7 +11,7 @@ public final class FP32Matmul<Kernel: GemmKernel>: MatmulBackend {
     public static var needs: BackendNeeds {
         BackendNeeds(
             weightBlockRows: nil, gradientRows: Int8Matmul.blockRows, activationCodes: false, forward: .fp32,
-            backward: .fp32, scratchBytes: { _, _ in 0 })
+            inputGradient: .fp32, weightGradient: .fp32, scratchBytes: { _, _ in 0 })
     }
     public var needs: BackendNeeds { Self.needs }
 
@@ -33,12 +33,28 @@ public final class FP32Matmul<Kernel: GemmKernel>: MatmulBackend {
         dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
         input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool
     ) throws {
+        try weightGradient(dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights)
+        inputGradient(dInput: dInput, dOut: dOut, rows: M, weights: weights, accumulate: accumulate)
+    }
+
+    /// dWeight (N × K) += dOutᵀ · input, piece by piece.
+    func weightGradient(
+        dWeight: WeightGradient, dOut: UnsafePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights
+    ) throws {
         let N = weights.rows, K = weights.cols
         try dWeight.forEachPiece(rows: N) { r, dst in
             Kernel.multiply(
                 transA: true, transB: false, m: r.count, n: K, k: M, alpha: 1, a: dOut + r.lowerBound, lda: N,
                 b: input.values, ldb: K, beta: 1, c: dst, ldc: K)
         }
+    }
+
+    /// dInput (M × K) = dOut · W, or += when `accumulate`.
+    func inputGradient(
+        dInput: UnsafeMutablePointer<Float>, dOut: UnsafePointer<Float>, rows M: Int, weights: LinearWeights,
+        accumulate: Bool
+    ) {
+        let N = weights.rows, K = weights.cols
         var first = true
         weights.forEachRowBlock { r0, n, w in
             Kernel.multiply(

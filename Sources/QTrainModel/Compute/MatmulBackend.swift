@@ -106,17 +106,17 @@ public struct LinearWeights {
 
 /// What runs a `quant.compute` path on this machine.
 public enum ComputeKind: Sendable, Equatable {
-    case fp32, reference, int8
-    /// int8 forward, BF16 backward.
-    case int8BF16
+    case fp32, reference
+    /// int8 forward; the input and weight gradients in the arithmetic given (int8, BF16 or FP32
+    /// for dX; BF16 or FP32 for dW).
+    case int8(inputGradient: ProductArithmetic, weightGradient: ProductArithmetic)
 
     /// What the backend of this kind needs, before one is built (``MemoryPlan`` sizes a run from it).
     public var needs: BackendNeeds {
         switch self {
         case .fp32: return FP32Matmul<Gemm>.needs
         case .reference: return FP32Matmul<ReferenceGemm>.needs
-        case .int8: return Int8Matmul.needs(bf16: false)
-        case .int8BF16: return Int8Matmul.needs(bf16: true)
+        case .int8(let dX, let dW): return Int8Matmul.needs(inputGradient: dX, weightGradient: dW)
         }
     }
 }
@@ -139,36 +139,48 @@ extension ComputePath {
         switch self {
         case .fp32: return (.fp32, nil)
         case .reference: return (.reference, nil)
-        case .int8:
-            if ProductArithmetic.int8.isAvailable { return (.int8, nil) }
+        case .int8: return Self.firstAvailable(of: [(.fp32, .fp32)], asked: self)
+        case .int8BF16: return Self.firstAvailable(of: [(.bf16, .bf16), (.fp32, .fp32)], asked: self)
+        case .int8Int8: return Self.firstAvailable(of: [(.int8, .fp32)], asked: self)
+        case .int8Int8BF16: return Self.firstAvailable(of: [(.int8, .bf16), (.int8, .fp32)], asked: self)
+        case .auto: return Self.firstAvailable(of: [(.bf16, .bf16), (.fp32, .fp32)], asked: self)
+        }
+    }
+
+    /// The first int8-forward kind whose backward arithmetic (dX, dW) runs here, else fp32, with
+    /// the notice for a stand-in (or, under `auto`, for the choice).
+    private static func firstAvailable(
+        of backwards: [(ProductArithmetic, ProductArithmetic)], asked: ComputePath
+    ) -> (kind: ComputeKind, notice: String?) {
+        func describe(_ dX: ProductArithmetic, _ dW: ProductArithmetic) -> String {
+            dX == dW ? "\(dX.rawValue) backward" : "\(dX.rawValue) dX, \(dW.rawValue) dW backward"
+        }
+        let missing = { (a: ProductArithmetic) in a.unavailableReason ?? "unavailable" }
+        guard ProductArithmetic.int8.isAvailable else {
+            let why = missing(.int8)
             return (
                 .fp32,
-                "notice: quant.compute int8 cannot run here (\(ProductArithmetic.int8.unavailableReason ?? "unavailable")); computing in fp32 instead"
-            )
-        case .int8BF16, .auto:
-            if ProductArithmetic.bf16.isAvailable {
-                return (
-                    .int8BF16,
-                    self == .auto
-                        ? "compute auto: int8 forward, bf16 backward (AVX-512 VNNI and BF16 through oneDNN)" : nil
-                )
-            }
-            let why = ProductArithmetic.bf16.unavailableReason ?? "unavailable"
-            if ProductArithmetic.int8.isAvailable {
-                return (
-                    .int8,
-                    self == .auto
-                        ? "compute auto: int8 forward, fp32 backward (bf16 unavailable: \(why))"
-                        : "notice: quant.compute int8-bf16 cannot run its bf16 backward here (\(why)); backward in fp32 instead"
-                )
-            }
-            return (
-                .fp32,
-                self == .auto
+                asked == .auto
                     ? "compute auto: fp32 (int8 unavailable: \(why))"
-                    : "notice: quant.compute int8-bf16 cannot run here (\(why)); computing in fp32 instead"
+                    : "notice: quant.compute \(asked.rawValue) cannot run here (\(why)); computing in fp32 instead"
             )
         }
+        let wanted = backwards[0]
+        for (dX, dW) in backwards where dX.isAvailable && dW.isAvailable {
+            let kind = ComputeKind.int8(inputGradient: dX, weightGradient: dW)
+            if asked == .auto {
+                let how =
+                    (dX, dW) == wanted ? "AVX-512 VNNI and BF16 through oneDNN" : "bf16 unavailable: \(missing(.bf16))"
+                return (kind, "compute auto: int8 forward, \(describe(dX, dW)) (\(how))")
+            }
+            if (dX, dW) == wanted { return (kind, nil) }
+            let unavailable = [wanted.0, wanted.1].first { !$0.isAvailable }!
+            return (
+                kind,
+                "notice: quant.compute \(asked.rawValue) cannot run its \(unavailable.rawValue) products here (\(missing(unavailable))); \(describe(dX, dW)) instead"
+            )
+        }
+        return (.fp32, nil)  // unreachable: an int8 forward with an FP32 backward always runs where int8 does
     }
 
     /// The backend that runs this path for products of at most `maxRows` rows and inner
@@ -182,9 +194,12 @@ extension ComputePath {
         switch kind {
         case .fp32: return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"), notice)
         case .reference: return (FP32Matmul<ReferenceGemm>(name: "reference (triple loop, Float64 sums)"), notice)
-        case .int8: return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, ledger: ledger), notice)
-        case .int8BF16:
-            return (Int8Matmul(maxRows: maxRows, maxInner: maxInner, backward: rounding, ledger: ledger), notice)
+        case .int8(let dX, let dW):
+            return (
+                Int8Matmul(
+                    maxRows: maxRows, maxInner: maxInner, inputGradient: dX, weightGradient: dW, rounding: rounding,
+                    ledger: ledger), notice
+            )
         }
     }
 }

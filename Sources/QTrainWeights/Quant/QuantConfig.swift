@@ -60,11 +60,17 @@ public enum ComputePath: String, CaseIterable, Codable, Sendable, ConfigEnum {
     /// accumulation (oneDNN, AVX-512 BF16): weight and input codes are exact in BF16, only the
     /// incoming gradient is rounded (`quant.backward_rounding`). Falls back with a notice.
     case int8BF16 = "int8-bf16"
+    /// As `int8`, and the input gradient of every quantised layer in integers too (as in
+    /// SwitchBack): the incoming gradient rounded to int8 per row (`quant.backward_rounding`),
+    /// times the weight codes in oneDNN's int8 GEMM, one rescale; the weight gradient in FP32.
+    case int8Int8 = "int8-int8"
+    /// As `int8-int8`, with the weight gradient in BF16 as under `int8-bf16`.
+    case int8Int8BF16 = "int8-int8bf16"
     /// The fastest path this machine supports (int8-bf16, int8 or fp32, in that order).
     case auto
 
     /// Whether the forward pass of quantised layers runs on int8 codes.
-    package var usesInt8Forward: Bool { self == .int8 || self == .int8BF16 || self == .auto }
+    package var usesInt8Forward: Bool { self != .fp32 && self != .reference }
 }
 
 /// How the int8-bf16 path rounds the incoming gradient to BF16 (`quant.backward_rounding`).

@@ -2,8 +2,12 @@
 # sotu data, and defines train_once (a resumable run) and final (a run's last validation loss).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-swift build -c release
-bin=.build/release/qtrain-dist
+# QTRAIN_BIN=path/to/qtrain-dist uses a binary already built.
+bin=${QTRAIN_BIN:-}
+if [ -z "$bin" ]; then
+    swift build -c release
+    bin=.build/release/qtrain-dist
+fi
 [ -f data/sotu/train_000.bin ] || "$bin" prepare --corpus sotu --out data/sotu
 
 # train_once OUT ARGS...: trains configs/small.yaml into OUT unless OUT/done exists (an

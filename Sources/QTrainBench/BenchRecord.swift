@@ -23,6 +23,8 @@ public struct BenchRecord: Codable, Sendable, JSONLine {
     public var bf16PeakGflops: Double?
     public var pathPeakGflops: Double
     public var pathMfu: Double
+    /// MFU of the forward and backward phases against the path's peak for each.
+    public var phasePathMfu: [String: Double]?
     public var world: Int
     public var overlap: String
     public var shardOptimizer: Bool
@@ -56,8 +58,8 @@ public struct BenchRecord: Codable, Sendable, JSONLine {
         case mode, label, parameters, tokensPerStep = "tokens_per_step", threads, tokensPerS = "tokens_per_s", gflops
         case peakGflops = "peak_gflops", mfu, stepS = "step_s", phases, flopsPerToken = "flops_per_token"
         case gradAccum = "grad_accum", compute, int8PeakGops = "int8_peak_gops", bf16PeakGflops = "bf16_peak_gflops"
-        case pathPeakGflops = "path_peak_gflops", pathMfu = "path_mfu", world, overlap, shardOptimizer =
-            "shard_optimizer"
+        case pathPeakGflops = "path_peak_gflops", pathMfu = "path_mfu", phasePathMfu = "phase_path_mfu", world, overlap
+        case shardOptimizer = "shard_optimizer"
         case shardGradients = "shard_gradients", commWaitShare = "comm_wait_share", memory, checkpoint
     }
 

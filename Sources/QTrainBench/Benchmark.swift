@@ -46,6 +46,9 @@ public enum Benchmark {
         public var pathPeakGFLOPS: Double?
         /// MFU against the peak of the path in use.
         public var pathMFU: Double { gflops / (pathPeakGFLOPS ?? peakGFLOPS) }
+        /// MFU of the forward and backward phases against the path's peak for each: its
+        /// products at their arithmetic's rates, attention at the FP32 rate.
+        public var phasePathMFU: [String: Double] = [:]
         /// Seconds per step by kind of operation, when profiled.
         public var operations: [(String, Double)] = []
         /// Writing and verifying a checkpoint of the state (with `checkpoint: true`).
@@ -76,7 +79,9 @@ public enum Benchmark {
             s +=
                 "  phases: "
                 + ["forward", "backward", "communication", "optimizer"].filter { phases[$0] != nil }.map {
-                    String(format: "%@ %.3f s (%.0f%%)", $0, phases[$0] ?? 0, 100 * (phases[$0] ?? 0) / stepSeconds)
+                    let mfu = phasePathMFU[$0].map { String(format: ", path MFU %.2f", $0) } ?? ""
+                    return String(
+                        format: "%@ %.3f s (%.0f%%%@)", $0, phases[$0] ?? 0, 100 * (phases[$0] ?? 0) / stepSeconds, mfu)
                 }.joined(separator: ", ") + "\n"
             s += String(
                 format: "  memory per rank: %.3f B/param without activations; peak RSS %@", bytesPerParameterMaxRank,
@@ -92,11 +97,18 @@ public enum Benchmark {
                     c.verifySeconds, Double(c.bytes) / c.verifySeconds / 1e6)
             }
             if !operations.isEmpty {
-                s += "\n  operations (seconds per step):"
-                for (name, t) in operations.sorted(by: { $0.1 > $1.1 }) {
-                    s += String(
-                        format: "\n    %@ %7.3f s  %5.1f%%", name.padding(toLength: 22, withPad: " ", startingAt: 0), t,
+                s += "\n  operations (seconds per step; the pieces of a product under it):"
+                let line = { (name: String, t: Double) in
+                    String(
+                        format: "\n    %@ %7.3f s  %5.1f%%", name.padding(toLength: 44, withPad: " ", startingAt: 0), t,
                         100 * t / stepSeconds)
+                }
+                let byTime = operations.sorted(by: { $0.1 > $1.1 })
+                for (name, t) in byTime where !name.contains(" › ") {
+                    s += line(name, t)
+                    for (piece, u) in byTime where piece.hasPrefix(name + " › ") {
+                        s += line("  · " + piece.dropFirst(name.count + 3), u)
+                    }
                 }
             }
             return s
@@ -110,7 +122,7 @@ public enum Benchmark {
                 phases: phases,
                 flopsPerToken: flopsPerToken, gradAccum: gradAccum, compute: compute, int8PeakGops: int8PeakGOPS,
                 bf16PeakGflops: bf16PeakGFLOPS, pathPeakGflops: pathPeakGFLOPS ?? peakGFLOPS, pathMfu: pathMFU,
-                world: world,
+                phasePathMfu: phasePathMFU.isEmpty ? nil : phasePathMFU, world: world,
                 overlap: overlap, shardOptimizer: sharded, shardGradients: shardedGradients,
                 commWaitShare: communicationShare,
                 memory: .init(
@@ -325,6 +337,30 @@ final class BenchSession {
         result.gradAccum = stepper.gradAccum
         result.compute = model.backend.name
         let needs = model.backend.needs
+        // Per phase: the linear layers' forward is 2·N of a token's FLOPs and attention's 4·L·T·C;
+        // the backward twice each.
+        let product = 2 * Double(model.layout.matmulParameterCount), attention = 4 * Double(L * T * C)
+        let fast = needs.forward == .int8 && peaks.int8 != nil
+        func rate(_ a: ProductArithmetic) -> Double {
+            switch a {
+            case .fp32: return peak
+            case .int8: return fast ? peaks.int8! : peak
+            case .bf16: return fast ? peaks.bf16 ?? peak : peak
+            }
+        }
+        let tokens = Double(stepper.tokensPerStep) / Double(comm.worldSize)
+        let phaseWork: [String: (flops: Double, idealSeconds: Double)] = [
+            "forward": (product + attention, product / rate(needs.forward) + attention / peak),
+            "backward": (
+                2 * (product + attention),
+                product / rate(needs.inputGradient) + product / rate(needs.weightGradient) + 2 * attention / peak
+            )
+        ]
+        for (phase, work) in phaseWork {
+            guard let seconds = phases[phase], seconds > 0 else { continue }
+            // Achieved ÷ the phase's own peak; both per rank.
+            result.phasePathMFU[phase] = (work.flops * tokens / seconds) / (work.flops / work.idealSeconds * 1e9)
+        }
         if needs.forward == .int8, let int8Peak = peaks.int8 {
             // The path's peak: the linear layers' forward (2·N of the 6·N) at the int8 rate, their
             // input and weight gradients (2·N each) at their arithmetic's rate, the rest at the FP32 rate.

@@ -1,5 +1,7 @@
 import XCTest
 
+@testable import QTrainModel
+
 final class BenchTests: XCTestCase {
     func testBenchJSONHasTheDocumentedKeys() throws {
         let r = try QTrainBinary.run([
@@ -17,6 +19,26 @@ final class BenchTests: XCTestCase {
         XCTAssertEqual(memory["bytes_per_param"] as? Double ?? 0, 16, accuracy: 1e-9)
         XCTAssertGreaterThan(memory["peak_rss_bytes"] as? Int ?? 0, 0)
         XCTAssertGreaterThan(obj["peak_gflops"] as? Double ?? 0, 1)
+        let mfu = try XCTUnwrap(obj["phase_path_mfu"] as? [String: Double])
+        XCTAssertEqual(Set(mfu.keys), ["forward", "backward"])
+        XCTAssertTrue(mfu.values.allSatisfy { $0 > 0 && $0 < 1.5 }, "\(mfu)")
+    }
+
+    /// `bench --profile` on an int8 path lists the pieces of each product under its layer, and
+    /// the phases carry their path MFU.
+    func testProfileShowsThePiecesOfEachProduct() throws {
+        try XCTSkipUnless(ProductArithmetic.int8.isAvailable, ProductArithmetic.int8.unavailableReason ?? "")
+        let r = try QTrainBinary.run([
+            "bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
+            "--set", "quant.compute=int8-int8", "--steps", "1", "--warmup", "0", "--profile"
+        ])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for piece in [
+            "linear backward", "  · int8 GEMM (dX)", "  · sgemm (dW)", "  · round dY", "linear forward",
+            "  · int8 GEMM ", "path MFU"
+        ] {
+            XCTAssertTrue(r.stdout.contains(piece), "no '\(piece)' in\n\(r.stdout)")
+        }
     }
 
     /// `bench --checkpoint` writes and verifies a real checkpoint (both files, checksums

@@ -25,6 +25,7 @@ package final class BF16Backward {
     private let gradient: UnsafeMutablePointer<UInt16>  // (maxRows, blockRows), lent by the forward's buffer
     private let inputCodes: AlignedBuffer<UInt16>?  // (maxRows, K), when dW is BF16
     private let rowSteps: AlignedBuffer<Float>?  // (maxRows), when dW is BF16
+    private var profile: OpProfile { Int8Matmul.profile }
 
     /// Bytes of scratch for products of `maxRows` rows and inner dimension `maxInner`.
     static func scratchBytes(
@@ -66,16 +67,20 @@ package final class BF16Backward {
             let p = weights.matrix.params[i], step = steps[i]
             for r0 in stride(from: 0, to: part.rows.count, by: blockRows) {
                 let n = min(blockRows, part.rows.count - r0), o0 = part.rows.lowerBound + r0
-                unpacker.unpackCodes(of: p, rows: r0..<(r0 + n), cols: K, weights: w) { range in
-                    qk_i8_to_bf16(wq + range.lowerBound, codes + range.lowerBound, Int64(range.count))
+                profile.time("linear backward › unpack codes") {
+                    unpacker.unpackCodes(of: p, rows: r0..<(r0 + n), cols: K, weights: w) { range in
+                        qk_i8_to_bf16(wq + range.lowerBound, codes + range.lowerBound, Int64(range.count))
+                    }
                 }
                 round(
                     dOut, columns: o0..<(o0 + n), of: N, rows: M, rowSteps: nil, scale: step, seed: seed,
                     stochastic: stochastic)
-                check(
-                    qk_bf16_matmul(
-                        Int64(M), Int64(K), Int64(n), g, Int64(n), 1, wq, Int64(K), 1, dInput, Int64(K),
-                        (first && !accumulate) ? 0 : 1))
+                let into: Int32 = (first && !accumulate) ? 0 : 1
+                profile.time("linear backward › bf16 GEMM (dX)") {
+                    check(
+                        qk_bf16_matmul(
+                            Int64(M), Int64(K), Int64(n), g, Int64(n), 1, wq, Int64(K), 1, dInput, Int64(K), into))
+                }
                 first = false
             }
         }
@@ -90,10 +95,12 @@ package final class BF16Backward {
         let N = weights.rows, K = weights.cols
         let stochastic: Int32 = rounding == .stochastic ? 1 : 0
         let x = input.values, xq = inputCodes!.pointer, sRow = rowSteps!.pointer, g = gradient
-        Threads.parallelFor(M, minChunk: 16) { r in
-            qk_act_codes_bf16(
-                x + r.lowerBound * K, Int64(K), Int64(r.count), Int64(K), xq + r.lowerBound * K, Int64(K),
-                sRow + r.lowerBound)
+        profile.time("linear backward › input codes") {
+            Threads.parallelFor(M, minChunk: 16) { r in
+                qk_act_codes_bf16(
+                    x + r.lowerBound * K, Int64(K), Int64(r.count), Int64(K), xq + r.lowerBound * K, Int64(K),
+                    sRow + r.lowerBound)
+            }
         }
         for part in weights.parts {
             for r0 in stride(from: 0, to: part.rows.count, by: blockRows) {
@@ -102,11 +109,13 @@ package final class BF16Backward {
                     dOut, columns: o0..<(o0 + n), of: N, rows: M, rowSteps: sRow, scale: 1, seed: seed,
                     stochastic: stochastic)
                 let rows = o0..<(o0 + n)
-                check(
-                    qk_bf16_matmul(
-                        Int64(n), Int64(K), Int64(M), g, 1, Int64(n), xq, Int64(K), 1, dWeight.rows(rows),
-                        Int64(K), 1))
-                try dWeight.finish(rows)
+                profile.time("linear backward › bf16 GEMM (dW)") {
+                    check(
+                        qk_bf16_matmul(
+                            Int64(n), Int64(K), Int64(M), g, 1, Int64(n), xq, Int64(K), 1, dWeight.rows(rows),
+                            Int64(K), 1))
+                }
+                try profile.time("linear backward › commit dW rows") { try dWeight.finish(rows) }
             }
         }
     }
@@ -118,11 +127,13 @@ package final class BF16Backward {
         rowSteps: UnsafePointer<Float>?, scale: Float, seed: UInt64, stochastic: Int32
     ) {
         let n = columns.count, c0 = columns.lowerBound, g = gradient
-        Threads.parallelFor(M, minChunk: 16) { r in
-            qk_round_bf16(
-                g + r.lowerBound * n, Int64(n), dOut + r.lowerBound * N + c0, Int64(N), Int64(r.count), Int64(n),
-                rowSteps.map { $0 + r.lowerBound }, scale, seed, UInt64(r.lowerBound * N + c0), Int64(N),
-                stochastic)
+        profile.time("linear backward › round dY") {
+            Threads.parallelFor(M, minChunk: 16) { r in
+                qk_round_bf16(
+                    g + r.lowerBound * n, Int64(n), dOut + r.lowerBound * N + c0, Int64(N), Int64(r.count), Int64(n),
+                    rowSteps.map { $0 + r.lowerBound }, scale, seed, UInt64(r.lowerBound * N + c0), Int64(N),
+                    stochastic)
+            }
         }
     }
 

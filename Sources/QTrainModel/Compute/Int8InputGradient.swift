@@ -22,6 +22,7 @@ package final class Int8InputGradient {
     private let steps: AlignedBuffer<Float>  // (maxRows): s of each row over the current part
     private let inverse: AlignedBuffer<Float>  // (maxRows): 1 / s, 0 for a zero row
     private let gradient: UnsafeMutablePointer<Int8>  // (maxRows, blockRows), lent by the forward's buffer
+    private var profile: OpProfile { Int8Matmul.profile }
     /// Rows of a part whose int32 sums cannot overflow: 127 · 128 · rows < 2³¹.
     static let rowsPerSum = 132_000
 
@@ -56,22 +57,27 @@ package final class Int8InputGradient {
         var written = accumulate
         for (i, part) in weights.parts.enumerated() {
             let p = weights.matrix.params[i], c0 = part.rows.lowerBound, width = part.rows.count
-            Threads.parallelFor(M, minChunk: 16) { r in
-                qk_rows_absmax(s + r.lowerBound, dOut + r.lowerBound * N + c0, Int64(N), Int64(r.count), Int64(width))
-                for j in r {
-                    let a = s[j]
-                    // A non-finite row keeps a non-finite step, so dX shows it (NaN) instead of zeros.
-                    inv[j] = a > 0 && a.isFinite ? 127 / a : 0
-                    s[j] = a / 127
+            profile.time("linear backward › round dY") {
+                Threads.parallelFor(M, minChunk: 16) { r in
+                    qk_rows_absmax(
+                        s + r.lowerBound, dOut + r.lowerBound * N + c0, Int64(N), Int64(r.count), Int64(width))
+                    for j in r {
+                        let a = s[j]
+                        // A non-finite row keeps a non-finite step, so dX shows it (NaN) instead of zeros.
+                        inv[j] = a > 0 && a.isFinite ? 127 / a : 0
+                        s[j] = a / 127
+                    }
                 }
             }
             var pending = 0
             let flush = {
                 let into = written
-                Threads.parallelFor(M, minChunk: 16) { r in
-                    qk_rescale_i32(
-                        dInput + r.lowerBound * K, Int64(K), acc + r.lowerBound * K, Int64(K), Int64(r.count),
-                        Int64(K), s + r.lowerBound, codeSteps[i], into ? 1 : 0)
+                self.profile.time("linear backward › rescale") {
+                    Threads.parallelFor(M, minChunk: 16) { r in
+                        qk_rescale_i32(
+                            dInput + r.lowerBound * K, Int64(K), acc + r.lowerBound * K, Int64(K), Int64(r.count),
+                            Int64(K), s + r.lowerBound, codeSteps[i], into ? 1 : 0)
+                    }
                 }
                 written = true
             }
@@ -81,15 +87,21 @@ package final class Int8InputGradient {
                     flush()
                     pending = 0
                 }
-                unpacker.unpackCodes(of: p, rows: r0..<(r0 + n), cols: K, weights: w)
-                Threads.parallelFor(M, minChunk: 16) { r in
-                    qk_round_i8(
-                        g + r.lowerBound * n, Int64(n), dOut + r.lowerBound * N + o0, Int64(N), Int64(r.count),
-                        Int64(n), inv + r.lowerBound, seed, UInt64(r.lowerBound * N + o0), Int64(N), stochastic)
+                profile.time("linear backward › unpack codes") {
+                    unpacker.unpackCodes(of: p, rows: r0..<(r0 + n), cols: K, weights: w)
                 }
-                let status = qk_int8_gemm_nn(
-                    Int64(M), Int64(K), Int64(n), g, Int64(n), unpacker.codes.pointer, Int64(K), acc, Int64(K),
-                    pending > 0 ? 1 : 0)
+                profile.time("linear backward › round dY") {
+                    Threads.parallelFor(M, minChunk: 16) { r in
+                        qk_round_i8(
+                            g + r.lowerBound * n, Int64(n), dOut + r.lowerBound * N + o0, Int64(N), Int64(r.count),
+                            Int64(n), inv + r.lowerBound, seed, UInt64(r.lowerBound * N + o0), Int64(N), stochastic)
+                    }
+                }
+                let status = profile.time("linear backward › int8 GEMM (dX)") {
+                    qk_int8_gemm_nn(
+                        Int64(M), Int64(K), Int64(n), g, Int64(n), unpacker.codes.pointer, Int64(K), acc, Int64(K),
+                        pending > 0 ? 1 : 0)
+                }
                 // Checked in every build, also one made with QTRAIN_UNCHECKED=1 (-Ounchecked drops preconditions).
                 if status != 0 { fatalError("oneDNN's int8 GEMM failed with status \(status)") }
                 pending += n

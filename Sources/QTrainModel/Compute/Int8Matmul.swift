@@ -37,6 +37,8 @@ public final class Int8Matmul: MatmulBackend {
             })
     }
     public var needs: BackendNeeds { Self.needs(inputGradient: inputGradient, weightGradient: weightGradient) }
+    /// Where `bench --profile` adds the time of each piece of a product (nested under the layer's).
+    static var profile: OpProfile { OpProfile.shared }
     let fp32 = FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)")
     /// Weight rows per GEMM (a multiple of 40, so every block starts on a packing group).
     let blockRows: Int
@@ -128,17 +130,22 @@ public final class Int8Matmul: MatmulBackend {
             let rows = part.rows.count
             for r0 in stride(from: 0, to: rows, by: blockRows) {
                 let n = min(blockRows, rows - r0)
-                unpackCodes(of: p, rows: r0..<(r0 + n), cols: K, weights: w)
-                let status = qk_int8_gemm_nt(
-                    Int64(M), Int64(n), Int64(K), a, Int64(K), codes.pointer, Int64(K),
-                    products.pointer, Int64(n))
+                Self.profile.time("linear forward › unpack codes") {
+                    unpackCodes(of: p, rows: r0..<(r0 + n), cols: K, weights: w)
+                }
+                let status = Self.profile.time("linear forward › int8 GEMM") {
+                    qk_int8_gemm_nt(
+                        Int64(M), Int64(n), Int64(K), a, Int64(K), codes.pointer, Int64(K), products.pointer, Int64(n))
+                }
                 // Checked in every build, also one made with QTRAIN_UNCHECKED=1 (-Ounchecked drops preconditions).
                 if status != 0 { fatalError("oneDNN's int8 GEMM failed with status \(status)") }
                 let dst = out + part.rows.lowerBound + r0
-                Threads.parallelFor(M, minChunk: 16) { r in
-                    qk_rescale_i32(
-                        dst + r.lowerBound * N, Int64(N), self.products.pointer + r.lowerBound * n, Int64(n),
-                        Int64(r.count), Int64(n), rowSteps + r.lowerBound, step, accumulate ? 1 : 0)
+                Self.profile.time("linear forward › rescale") {
+                    Threads.parallelFor(M, minChunk: 16) { r in
+                        qk_rescale_i32(
+                            dst + r.lowerBound * N, Int64(N), self.products.pointer + r.lowerBound * n, Int64(n),
+                            Int64(r.count), Int64(n), rowSteps + r.lowerBound, step, accumulate ? 1 : 0)
+                    }
                 }
             }
         }
@@ -168,7 +175,9 @@ public final class Int8Matmul: MatmulBackend {
             try bf16.weightGradient(
                 dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights, seed: ~layerSeed)
         } else {
-            try fp32.weightGradient(dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights)
+            try Self.profile.time("linear backward › sgemm (dW)") {
+                try fp32.weightGradient(dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights)
+            }
         }
         switch inputGradient {
         case .int8:
@@ -180,7 +189,9 @@ public final class Int8Matmul: MatmulBackend {
                 dInput: dInput, dOut: dOut, rows: M, weights: weights, steps: steps, accumulate: accumulate,
                 seed: layerSeed, unpacker: self)
         case .fp32:
-            fp32.inputGradient(dInput: dInput, dOut: dOut, rows: M, weights: weights, accumulate: accumulate)
+            Self.profile.time("linear backward › weights to fp32 and sgemm (dX)") {
+                fp32.inputGradient(dInput: dInput, dOut: dOut, rows: M, weights: weights, accumulate: accumulate)
+            }
         }
     }
 

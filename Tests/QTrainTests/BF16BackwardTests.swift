@@ -191,8 +191,15 @@ final class BF16BackwardTests: XCTestCase {
             "--set", "quant.compute=auto", "--steps", "1", "--warmup", "0"
         ])
         XCTAssertEqual(auto.status, 0, auto.stderr)
-        XCTAssertTrue(auto.stdout.contains("compute auto: int8 forward, bf16 backward"), auto.stdout)
-        XCTAssertTrue(auto.stdout.contains("bf16 peak"), auto.stdout)
+        if ProductArithmetic.bf16OutpacesFP32 {
+            XCTAssertTrue(auto.stdout.contains("compute auto: int8 forward, bf16 backward"), auto.stdout)
+            XCTAssertTrue(auto.stdout.contains("bf16 peak"), auto.stdout)
+        } else {
+            XCTAssertTrue(
+                auto.stdout.contains(
+                    "compute auto: int8 forward, fp32 backward (AVX-512 VNNI through oneDNN; bf16 products are no faster than fp32 on this CPU)"
+                ), auto.stdout)
+        }
     }
 }
 

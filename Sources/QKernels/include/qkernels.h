@@ -260,6 +260,10 @@ int qk_stop_requested(void);
 int qk_cpu_has_avx512(void);
 /// Whether the CPU has AVX2 and FMA.
 int qk_cpu_has_avx2(void);
+/// Whether BF16 products run faster than FP32 ones on this CPU: AMD processors with AVX-512 BF16
+/// (Zen 4 and later) and CPUs with AMX-BF16 tiles; not Intel's AVX-512 BF16 alone, whose dot
+/// products reach only the FP32 FMA rate.
+int qk_cpu_bf16_outpaces_fp32(void);
 
 #ifdef __cplusplus
 }

@@ -143,7 +143,10 @@ extension ComputePath {
         case .int8BF16: return Self.firstAvailable(of: [(.bf16, .bf16), (.fp32, .fp32)], asked: self)
         case .int8Int8: return Self.firstAvailable(of: [(.int8, .fp32)], asked: self)
         case .int8Int8BF16: return Self.firstAvailable(of: [(.int8, .bf16), (.int8, .fp32)], asked: self)
-        case .auto: return Self.firstAvailable(of: [(.bf16, .bf16), (.fp32, .fp32)], asked: self)
+        case .auto:
+            // BF16 products only where they outpace FP32 ones (bench's peaks show the two rates).
+            let bf16 = ProductArithmetic.bf16OutpacesFP32
+            return Self.firstAvailable(of: bf16 ? [(.bf16, .bf16), (.fp32, .fp32)] : [(.fp32, .fp32)], asked: self)
         }
     }
 
@@ -170,7 +173,11 @@ extension ComputePath {
             let kind = ComputeKind.int8(inputGradient: dX, weightGradient: dW)
             if asked == .auto {
                 let how =
-                    (dX, dW) == wanted ? "AVX-512 VNNI and BF16 through oneDNN" : "bf16 unavailable: \(missing(.bf16))"
+                    dX == .bf16
+                    ? "AVX-512 VNNI and BF16 through oneDNN"
+                    : !ProductArithmetic.bf16.isAvailable
+                        ? "bf16 unavailable: \(missing(.bf16))"
+                        : "AVX-512 VNNI through oneDNN; bf16 products are no faster than fp32 on this CPU"
                 return (kind, "compute auto: int8 forward, \(describe(dX, dW)) (\(how))")
             }
             if (dX, dW) == wanted { return (kind, nil) }

@@ -14,7 +14,8 @@ public enum BenchModes {
         "+zero2": "dist.shard_optimizer=true,dist.shard_gradients=true",
         "+ckpt": "train.activation_checkpointing=blocks", "+int8": "quant.compute=int8",
         "+int8-bf16": "quant.compute=int8-bf16", "+int8-int8": "quant.compute=int8-int8",
-        "+int8-int8bf16": "quant.compute=int8-int8bf16", "+reference": "quant.compute=reference"
+        "+int8-int8bf16": "quant.compute=int8-int8bf16", "+reference": "quant.compute=reference",
+        "+bf16": "quant.compute=bf16"
     ]
 
     /// The `--set` overrides that select `mode`.

@@ -107,6 +107,8 @@ public struct LinearWeights {
 /// What runs a `quant.compute` path on this machine.
 public enum ComputeKind: Sendable, Equatable {
     case fp32, reference
+    /// Every product in BF16 (``BF16Matmul``).
+    case bf16
     /// int8 forward; the input and weight gradients in the arithmetic given (int8, BF16 or FP32
     /// for dX; BF16 or FP32 for dW).
     case int8(inputGradient: ProductArithmetic, weightGradient: ProductArithmetic)
@@ -116,6 +118,7 @@ public enum ComputeKind: Sendable, Equatable {
         switch self {
         case .fp32: return FP32Matmul<Gemm>.needs
         case .reference: return FP32Matmul<ReferenceGemm>.needs
+        case .bf16: return BF16Matmul.needs
         case .int8(let dX, let dW): return Int8Matmul.needs(inputGradient: dX, weightGradient: dW)
         }
     }
@@ -129,6 +132,9 @@ extension ComputePath {
     public func resolved(inputsAreCodes: Bool = true) -> (kind: ComputeKind, notice: String?) {
         // Without int8 inputs (quant.mode fp32, or activation_bits 0) there is no integer product to take.
         if usesInt8Forward && !inputsAreCodes {
+            if self == .auto && ProductArithmetic.bf16OutpacesFP32 && ProductArithmetic.bf16.isAvailable {
+                return (.bf16, "compute auto: bf16 products with fp32 master weights (AVX-512 BF16 through oneDNN)")
+            }
             return (
                 .fp32,
                 self == .auto
@@ -139,6 +145,12 @@ extension ComputePath {
         switch self {
         case .fp32: return (.fp32, nil)
         case .reference: return (.reference, nil)
+        case .bf16:
+            if ProductArithmetic.bf16.isAvailable { return (.bf16, nil) }
+            return (
+                .fp32,
+                "notice: quant.compute bf16 cannot run here (\(ProductArithmetic.bf16.unavailableReason ?? "unavailable")); computing in fp32 instead"
+            )
         case .int8: return Self.firstAvailable(of: [(.fp32, .fp32)], asked: self)
         case .int8BF16: return Self.firstAvailable(of: [(.bf16, .bf16), (.fp32, .fp32)], asked: self)
         case .int8Int8: return Self.firstAvailable(of: [(.int8, .fp32)], asked: self)
@@ -201,6 +213,7 @@ extension ComputePath {
         switch kind {
         case .fp32: return (FP32Matmul<Gemm>(name: "fp32 (OpenBLAS)"), notice)
         case .reference: return (FP32Matmul<ReferenceGemm>(name: "reference (triple loop, Float64 sums)"), notice)
+        case .bf16: return (BF16Matmul(maxRows: maxRows, maxInner: maxInner, ledger: ledger), notice)
         case .int8(let dX, let dW):
             return (
                 Int8Matmul(

@@ -66,12 +66,15 @@ public enum ComputePath: String, CaseIterable, Codable, Sendable, ConfigEnum {
     case int8Int8 = "int8-int8"
     /// As `int8-int8`, with the weight gradient in BF16 as under `int8-bf16`.
     case int8Int8BF16 = "int8-int8bf16"
+    /// Every GEMM of every linear layer in BF16 with FP32 accumulation (oneDNN, AVX-512 BF16),
+    /// FP32 master weights and optimizer: mixed-precision training for `quant.mode: fp32`.
+    case bf16
     /// The fastest path this machine supports: int8-bf16 where BF16 products outpace FP32 ones
     /// (AMD's AVX-512 BF16, AMX), else int8, else fp32.
     case auto
 
     /// Whether the forward pass of quantised layers runs on int8 codes.
-    package var usesInt8Forward: Bool { self != .fp32 && self != .reference }
+    package var usesInt8Forward: Bool { self != .fp32 && self != .reference && self != .bf16 }
 }
 
 /// How the int8-bf16 path rounds the incoming gradient to BF16 (`quant.backward_rounding`).

@@ -253,3 +253,9 @@ int qk_cpu_has_avx2(void);
 }
 #endif
 #endif
+
+// MARK: - Prompt processing
+
+/// The int8 codes of `rows` rows of K ternary codes packed by qk_ternary_pack2 (row stride
+/// ldw bytes) into rows of stride ldo, for an integer GEMM over a prompt's rows.
+void qk_ternary_unpack2(int8_t *out, int64_t ldo, const uint8_t *W, int64_t ldw, int64_t rows, int64_t K);

@@ -37,6 +37,19 @@ enum Attention {
         OpProfile.shared.time("attention forward") {
             let d = C / H, S = start + T, group = H / G
             let scale = Float(1 / Double(d).squareRoot())
+            if T == 1 {
+                // No GEMMs, so OpenBLAS's threads stay as they are.
+                Threads.parallelFor(B * H) { pairs in
+                    for pair in pairs {
+                        let b = pair / H, h = pair % H, kv = (h / group) * d
+                        attendOneRow(
+                            out: out + b * C + h * d, scores: probs + (b * H + h) * S, query: queries + b * ld + h * d,
+                            keys: keys + b * S * keysLD + kv, values: values + b * S * keysLD + kv, ld: keysLD, S: S,
+                            d: d, scale: scale)
+                    }
+                }
+                return
+            }
             Threads.withSingleThreadedBLAS {
                 Threads.parallelFor(B * H) { pairs in
                     for pair in pairs {
@@ -44,21 +57,6 @@ enum Attention {
                         let q = queries + b * T * ld + h * d
                         let k = keys + b * S * keysLD + kv, v = values + b * S * keysLD + kv
                         let p = probs + (b * H + h) * T * S, o = out + b * T * C + h * d
-                        if T == 1 {
-                            for j in 0..<S {
-                                let kj = k + j * keysLD
-                                var dot: Float = 0
-                                for e in 0..<d { dot += q[e] * kj[e] }
-                                p[j] = dot
-                            }
-                            qk_softmax(p, Int64(S), scale)
-                            o.initialize(repeating: 0, count: d)
-                            for j in 0..<S {
-                                let vj = v + j * keysLD, pj = p[j]
-                                for e in 0..<d { o[e] += pj * vj[e] }
-                            }
-                            continue
-                        }
                         // Row i of this sequence is position start + i: seen as row start + i of a
                         // (S × S) causal softmax whose first `start` rows are not stored.
                         let rowsFromZero = p - start * S
@@ -75,6 +73,49 @@ enum Attention {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// One query row against S keys and values (row stride `ld`, d wide): out (d) = softmax(scale ·
+    /// K q) V, the scores left in `scores` (S). Sixteen lanes at a time (a scalar loop when d
+    /// is not a multiple of 16): decoding a token runs this once per head and block.
+    static func attendOneRow(
+        out o: UnsafeMutablePointer<Float>, scores p: UnsafeMutablePointer<Float>, query q: UnsafePointer<Float>,
+        keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>, ld: Int, S: Int, d: Int, scale: Float
+    ) {
+        typealias V16 = SIMD16<Float>
+        func load(_ x: UnsafePointer<Float>, _ e: Int) -> V16 {
+            UnsafeRawPointer(x + e).loadUnaligned(as: V16.self)
+        }
+        if d % 16 == 0 {
+            for j in 0..<S {
+                let kj = k + j * ld
+                var acc = V16()
+                for e in stride(from: 0, to: d, by: 16) { acc += load(q, e) * load(kj, e) }
+                p[j] = acc.sum()
+            }
+        } else {
+            for j in 0..<S {
+                let kj = k + j * ld
+                var dot: Float = 0
+                for e in 0..<d { dot += q[e] * kj[e] }
+                p[j] = dot
+            }
+        }
+        qk_softmax(p, Int64(S), scale)
+        o.initialize(repeating: 0, count: d)
+        if d % 16 == 0 {
+            let out = UnsafeMutableRawPointer(o)
+            for e in stride(from: 0, to: d, by: 16) {
+                var acc = V16()
+                for j in 0..<S { acc += p[j] * load(v + j * ld, e) }
+                out.storeBytes(of: acc, toByteOffset: 4 * e, as: V16.self)
+            }
+        } else {
+            for j in 0..<S {
+                let vj = v + j * ld, pj = p[j]
+                for e in 0..<d { o[e] += pj * vj[e] }
             }
         }
     }

@@ -259,3 +259,7 @@ int qk_cpu_has_avx2(void);
 /// The int8 codes of `rows` rows of K ternary codes packed by qk_ternary_pack2 (row stride
 /// ldw bytes) into rows of stride ldo, for an integer GEMM over a prompt's rows.
 void qk_ternary_unpack2(int8_t *out, int64_t ldo, const uint8_t *W, int64_t ldw, int64_t rows, int64_t K);
+/// Decoding one token's attention for one head: scores (S) = K q over S keys (row stride ld,
+/// d wide), softmax(scale * scores) in place, out (d) = scores V over the values (stride ld).
+void qk_attend_row(float *out, float *scores, const float *q, const float *k, const float *v, int64_t ld, int64_t S,
+                   int64_t d, float scale);

@@ -27,8 +27,9 @@ enum Attention {
     /// The same for `T` queries per sequence at positions `start ..< start + T` whose keys and
     /// values for positions `0 ..< start + T` are elsewhere (a decoder's key/value cache, row
     /// stride `keysLD`, sequence b's at `b · (start + T) · keysLD`); probs is (B, H, T, start + T).
-    /// One query row per sequence (decoding a token) takes dot products in place of GEMMs: at
-    /// that size the GEMMs' call overhead would cost more than their arithmetic.
+    /// One query row per sequence (decoding a token) takes vectorised dot products in place of
+    /// GEMMs (`qk_attend_row`): at that size the GEMMs' call overhead would cost more than their
+    /// arithmetic.
     static func forward(
         out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, queries: UnsafePointer<Float>,
         keys: UnsafePointer<Float>, values: UnsafePointer<Float>, ld: Int, keysLD: Int, B: Int, T: Int, start: Int,
@@ -42,10 +43,10 @@ enum Attention {
                 Threads.parallelFor(B * H) { pairs in
                     for pair in pairs {
                         let b = pair / H, h = pair % H, kv = (h / group) * d
-                        attendOneRow(
-                            out: out + b * C + h * d, scores: probs + (b * H + h) * S, query: queries + b * ld + h * d,
-                            keys: keys + b * S * keysLD + kv, values: values + b * S * keysLD + kv, ld: keysLD, S: S,
-                            d: d, scale: scale)
+                        qk_attend_row(
+                            out + b * C + h * d, probs + (b * H + h) * S, queries + b * ld + h * d,
+                            keys + b * S * keysLD + kv, values + b * S * keysLD + kv, Int64(keysLD), Int64(S), Int64(d),
+                            scale)
                     }
                 }
                 return
@@ -73,49 +74,6 @@ enum Attention {
                         }
                     }
                 }
-            }
-        }
-    }
-
-    /// One query row against S keys and values (row stride `ld`, d wide): out (d) = softmax(scale ·
-    /// K q) V, the scores left in `scores` (S). Sixteen lanes at a time (a scalar loop when d
-    /// is not a multiple of 16): decoding a token runs this once per head and block.
-    static func attendOneRow(
-        out o: UnsafeMutablePointer<Float>, scores p: UnsafeMutablePointer<Float>, query q: UnsafePointer<Float>,
-        keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>, ld: Int, S: Int, d: Int, scale: Float
-    ) {
-        typealias V16 = SIMD16<Float>
-        func load(_ x: UnsafePointer<Float>, _ e: Int) -> V16 {
-            UnsafeRawPointer(x + e).loadUnaligned(as: V16.self)
-        }
-        if d % 16 == 0 {
-            for j in 0..<S {
-                let kj = k + j * ld
-                var acc = V16()
-                for e in stride(from: 0, to: d, by: 16) { acc += load(q, e) * load(kj, e) }
-                p[j] = acc.sum()
-            }
-        } else {
-            for j in 0..<S {
-                let kj = k + j * ld
-                var dot: Float = 0
-                for e in 0..<d { dot += q[e] * kj[e] }
-                p[j] = dot
-            }
-        }
-        qk_softmax(p, Int64(S), scale)
-        o.initialize(repeating: 0, count: d)
-        if d % 16 == 0 {
-            let out = UnsafeMutableRawPointer(o)
-            for e in stride(from: 0, to: d, by: 16) {
-                var acc = V16()
-                for j in 0..<S { acc += p[j] * load(v + j * ld, e) }
-                out.storeBytes(of: acc, toByteOffset: 4 * e, as: V16.self)
-            }
-        } else {
-            for j in 0..<S {
-                let vj = v + j * ld, pj = p[j]
-                for e in 0..<d { o[e] += pj * vj[e] }
             }
         }
     }

@@ -23,29 +23,63 @@ void qk_ternary_unpack2(int8_t *out, int64_t ldo, const uint8_t *W, int64_t ldw,
 }
 
 // One query row against S cached keys and values, as decoding a token attends (the same file:
-// prompt and decoding share the key/value cache). Sixteen lanes per key, summed as a tree, so
-// the loops vectorise without reordering anything a compiler must keep in order.
-QK_CLONES
-void qk_attend_row(float *out, float *scores, const float *q, const float *k, const float *v, int64_t ld, int64_t S,
-                   int64_t d, float scale) {
-    const int64_t full = d / 16 * 16;
-    for (int64_t j = 0; j < S; j++) {
-        const float *kj = k + j * ld;
-        float acc[16] = {0};
-        for (int64_t e = 0; e < full; e += 16) {
-            for (int l = 0; l < 16; l++) acc[l] += q[e + l] * kj[e + l];
+// prompt and decoding share the key/value cache). The scores are dot products of d floats,
+// four keys at a time in 16-float lanes on AVX-512 (d a multiple of 16), else a loop.
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+__attribute__((target("avx512f")))
+static void scores_avx512(float *s, const float *q, const float *k, int64_t ld, int64_t S, int64_t d) {
+    int64_t j = 0;
+    for (; j + 4 <= S; j += 4) {
+        const float *k0 = k + j * ld, *k1 = k0 + ld, *k2 = k1 + ld, *k3 = k2 + ld;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t e = 0; e < d; e += 16) {
+            const __m512 x = _mm512_loadu_ps(q + e);
+            a0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k0 + e), a0);
+            a1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k1 + e), a1);
+            a2 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k2 + e), a2);
+            a3 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k3 + e), a3);
         }
-        for (int w = 8; w >= 1; w /= 2) {
-            for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-        }
-        float s = acc[0];
-        for (int64_t e = full; e < d; e++) s += q[e] * kj[e];
-        scores[j] = s;
+        s[j] = _mm512_reduce_add_ps(a0);
+        s[j + 1] = _mm512_reduce_add_ps(a1);
+        s[j + 2] = _mm512_reduce_add_ps(a2);
+        s[j + 3] = _mm512_reduce_add_ps(a3);
     }
-    qk_softmax(scores, S, scale);
+    for (; j < S; j++) {
+        __m512 a0 = _mm512_setzero_ps();
+        for (int64_t e = 0; e < d; e += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + e), _mm512_loadu_ps(k + j * ld + e), a0);
+        s[j] = _mm512_reduce_add_ps(a0);
+    }
+}
+#endif
+
+QK_CLONES
+static void weighted_values(float *out, const float *p, const float *v, int64_t ld, int64_t S, int64_t d) {
     for (int64_t e = 0; e < d; e++) out[e] = 0;
     for (int64_t j = 0; j < S; j++) {
-        const float *vj = v + j * ld, pj = scores[j];
+        const float *vj = v + j * ld, pj = p[j];
         for (int64_t e = 0; e < d; e++) out[e] += pj * vj[e];
     }
+}
+
+void qk_attend_row(float *out, float *scores, const float *q, const float *k, const float *v, int64_t ld, int64_t S,
+                   int64_t d, float scale) {
+#if defined(__x86_64__)
+    static int wide = -1;  // decided once; a racing first call stores the same value
+    if (__atomic_load_n(&wide, __ATOMIC_RELAXED) < 0) __atomic_store_n(&wide, qk_cpu_has_avx512(), __ATOMIC_RELAXED);
+    if (wide && d % 16 == 0) {
+        scores_avx512(scores, q, k, ld, S, d);
+    } else
+#endif
+    {
+        for (int64_t j = 0; j < S; j++) {
+            const float *kj = k + j * ld;
+            float s = 0;
+            for (int64_t e = 0; e < d; e++) s += q[e] * kj[e];
+            scores[j] = s;
+        }
+    }
+    qk_softmax(scores, S, scale);
+    weighted_values(out, scores, v, ld, S, d);
 }

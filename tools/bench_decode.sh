@@ -2,7 +2,7 @@
 # Prompt processing, generation and start-up of a ternary 130M model in qtrain against the same
 # model exported to GGUF (TQ2_0) in llama.cpp (llama-cpp-python), the way llama.cpp reports them:
 # prompt tokens/s (the prompt as one batch), generation tokens/s (greedy) and the time to the
-# first token. Same prompt (127 byte tokens), same generation length, 2 threads; the runs
+# first token. Same prompt (127 byte tokens), same generation length, same threads (2); the runs
 # alternate (qtrain, llama.cpp, qtrain, …) so that both see the same machine. Cost: training the
 # model (2 steps, about 2 minutes on 2 cores) the first time, then about 5 s per run.
 # Resumable: the trained run and its GGUF are kept.
@@ -11,11 +11,13 @@
 #   QTRAIN_BIN=path/to/qtrain-dist tools/bench_decode.sh      # use a binary already built
 #   QTRAIN_BASE=path/to/older/qtrain-dist tools/bench_decode.sh   # also time an older build (before → after)
 #   LLAMA_PYTHON=path/to/python tools/bench_decode.sh   # a Python with llama_cpp and numpy
+#   THREADS=1 tools/bench_decode.sh      # threads of both (default 2); on a machine another job keeps
+#                                        # busy, llama.cpp's spinning threads wait on each other
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
 tokens=${MAX_TOKENS:-120}
-threads=2
+threads=${THREADS:-2}
 python=${LLAMA_PYTHON:-.build/llama-python/bin/python}
 if ! "$python" -c "import llama_cpp, numpy" 2>/dev/null; then
     python3 -m venv .build/llama-python
@@ -47,10 +49,15 @@ out=$run/bench.jsonl
 qtrain() {
     local name=$1 exe=$2 tmp
     tmp=$(mktemp -d)
-    "$exe" generate "$run" --prompt "$prompt" --max-tokens "$tokens" --temperature 0 --timing >/dev/null 2>"$tmp/full"
+    local args=("$run" --prompt "$prompt" --temperature 0 --timing)
+    # An older build has no --threads: it takes the run's train.threads (every core).
+    local help
+    help=$("$exe" generate --help 2>&1 || true)
+    if [[ $help == *--threads* ]]; then args+=(--threads "$threads"); fi
+    "$exe" generate "${args[@]}" --max-tokens "$tokens" >/dev/null 2>"$tmp/full"
     local t0 t1
     t0=$(date +%s.%N)
-    "$exe" generate "$run" --prompt "$prompt" --max-tokens 0 --temperature 0 --timing >/dev/null 2>"$tmp/prompt"
+    "$exe" generate "${args[@]}" --max-tokens 0 >/dev/null 2>"$tmp/prompt"
     t1=$(date +%s.%N)
     python3 - "$name" "$tmp/full" "$tmp/prompt" "$(echo "$t1 - $t0" | bc)" <<'PY'
 import json, re, sys
@@ -82,7 +89,7 @@ llama() {
         --threads "$threads" --ctx 256 | python3 -c 'import json, sys; r = json.loads(sys.stdin.read()); r["engine"] = "llama.cpp TQ2_0"; print(json.dumps(r))'
 }
 
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "$threads threads; load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for i in $(seq "$runs"); do
     qtrain qtrain "$bin" | tee -a "$out"
     llama | tee -a "$out"

@@ -36,6 +36,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Random seed of the sampler.")
     var seed: Int = 1
 
+    @Option(help: "Threads (default: the run's train.threads; 0: every core).")
+    var threads: Int?
+
     @Flag(help: "Print the sampled token ids (one line, after the text) for comparisons with other implementations.")
     var printIds = false
 
@@ -50,6 +53,7 @@ struct GenerateCommand: ParsableCommand {
     var profile = false
 
     func validate() throws {
+        guard (threads ?? 0) >= 0 else { throw ValidationError("--threads must be 0 or more") }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be 0 or more") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be 0 or more") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
@@ -62,7 +66,7 @@ struct GenerateCommand: ParsableCommand {
             // Generation reads the model and the tokenizer only: the optimizer state is not hashed.
             let ckpt = try LoadedCheckpoint(
                 path: URL(fileURLWithPath: inference.checkpoint), hashing: .modelAndTokenizer, clock: clock)
-            Threads.configure(requested: ckpt.config.train.threads)
+            Threads.configure(requested: threads ?? ckpt.config.train.threads)
             let model = try ckpt.model(batch: 1, weights: inference.weights)
             if inference.activationQuant == .off { model.quantizesActivations = false }
             clock.mark("weights load")

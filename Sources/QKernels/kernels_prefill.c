@@ -83,3 +83,96 @@ void qk_attend_row(float *out, float *scores, const float *q, const float *k, co
     qk_softmax(scores, S, scale);
     weighted_values(out, scores, v, ld, S, d);
 }
+
+// A pool for decoding's many small products (a token is about 60 of them, each tens of
+// microseconds): its helper threads spin briefly between jobs instead of sleeping, since
+// waking a sleeping thread costs about as much as a product. After ~0.1 ms without work they
+// sleep on a condition variable, so a pool never spins while nothing is decoded.
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+enum { POOL_MAX = 64, POOL_SPINS = 4096, POOL_ALONE = 256 };
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    _Atomic uint64_t generation;  // one per job
+    _Atomic int64_t pending;      // helpers that have not finished the current job
+    int sleepers, helpers;
+    qk_part_fn fn;
+    void *ctx;
+    int64_t parts;
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+
+static inline void pool_pause(void) {
+#if defined(__x86_64__)
+    _mm_pause();
+#endif
+}
+
+static void *pool_helper(void *arg) {
+    const int64_t me = (int64_t)(intptr_t)arg;
+    uint64_t seen = 0;
+    for (;;) {
+        uint64_t g;
+        for (int spins = 0; (g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen; spins++) {
+            if (spins < POOL_SPINS) {
+                pool_pause();
+                continue;
+            }
+            pthread_mutex_lock(&pool.lock);
+            pool.sleepers++;
+            while (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen)
+                pthread_cond_wait(&pool.wake, &pool.lock);
+            pool.sleepers--;
+            pthread_mutex_unlock(&pool.lock);
+        }
+        seen = g;
+        if (me < pool.parts) pool.fn(pool.ctx, me);
+        atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel);
+    }
+    return NULL;
+}
+
+int64_t qk_pool_parts(int64_t threads) {
+    if (pool.helpers == 0 && threads > 1) {  // called from one thread at a time (the decoder's)
+        for (int64_t i = 1; i < threads && i < POOL_MAX; i++) {
+            pthread_t t;
+            if (pthread_create(&t, NULL, pool_helper, (void *)(intptr_t)i) != 0) break;
+            pthread_detach(t);
+            pool.helpers++;
+        }
+    }
+    return pool.helpers + 1;
+}
+
+void qk_pool_run(int64_t threads, int64_t parts, qk_part_fn fn, void *ctx) {
+    // After a job whose helpers came late (another process had their core), the next jobs run
+    // on the caller alone: waiting on a descheduled helper costs more than its part.
+    static int alone;
+    const int64_t most = qk_pool_parts(threads);
+    if (parts > most) parts = most;
+    if (parts <= 1 || alone > 0) {
+        if (alone > 0) alone--;
+        for (int64_t p = 0; p < parts; p++) fn(ctx, p);
+        return;
+    }
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.parts = parts;
+    atomic_store_explicit(&pool.pending, pool.helpers, memory_order_relaxed);
+    pthread_mutex_lock(&pool.lock);
+    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+    if (pool.sleepers > 0) pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    fn(ctx, 0);
+    for (int spins = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0; spins++) {
+        if (spins < POOL_SPINS) {
+            pool_pause();
+        } else {
+            alone = POOL_ALONE;
+            sched_yield();
+        }
+    }
+}

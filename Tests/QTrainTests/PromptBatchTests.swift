@@ -79,6 +79,34 @@ final class PromptBatchTests: XCTestCase {
         XCTAssertLessThan(relativeError(a.map(Double.init), c.map(Double.init)), 1e-5)
     }
 
+    /// Decoding's spinning pool (``Threads/parallelForSpinning(_:minChunk:_:)``) covers every
+    /// index once, and two threads decode the same logits as one, bit for bit.
+    func testSpinningPoolMatchesOneThread() throws {
+        let before = Threads.count
+        defer { Threads.configure(before) }
+        Threads.configure(2)
+        var seen = [Int](repeating: 0, count: 1000)
+        seen.withUnsafeMutableBufferPointer { b in
+            for n in [1, 2, 999, 1000] {
+                Threads.parallelForSpinning(n) { r in for i in r { b[i] += 1 } }
+            }
+        }
+        XCTAssertEqual(seen[0], 4)
+        XCTAssertEqual(seen[998], 2)
+        XCTAssertEqual(seen[999], 1)
+        let m = try model(bits: nil)
+        let prompt = tokens(20, vocab: m.config.vocabSize)
+        func decode() -> [Float] {
+            let g = generator(m, gemmRows: nil)
+            _ = g.feed(prompt)
+            for t in prompt.prefix(5) { _ = g.step(t) }
+            return Array(g.step(3))
+        }
+        let two = decode()
+        Threads.configure(1)
+        XCTAssertEqual(differing(two, decode()), 0)
+    }
+
     /// A run trained by the command line, with a context that holds a prompt past the GEMM's
     /// threshold.
     func trainedRun() throws -> URL {

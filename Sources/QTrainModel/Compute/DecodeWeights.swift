@@ -87,7 +87,7 @@ final class DecodeWeights {
         let parts = params.map { tensors[$0]! }
         var starts = [0]
         for t in parts { starts.append(starts.last! + t.rows) }
-        Threads.parallelFor(starts.last!, minChunk: 256) { range in
+        Threads.parallelForSpinning(starts.last!, minChunk: 256) { range in
             for (i, t) in parts.enumerated() {
                 let lo = max(range.lowerBound, starts[i]), hi = min(range.upperBound, starts[i + 1])
                 guard lo < hi else { continue }

@@ -39,8 +39,8 @@ enum Attention {
             let d = C / H, S = start + T, group = H / G
             let scale = Float(1 / Double(d).squareRoot())
             if T == 1 {
-                // No GEMMs, so OpenBLAS's threads stay as they are.
-                Threads.parallelFor(B * H) { pairs in
+                // No GEMMs, so OpenBLAS's threads stay as they are; decoding's spinning pool.
+                Threads.parallelForSpinning(B * H) { pairs in
                     for pair in pairs {
                         let b = pair / H, h = pair % H, kv = (h / group) * d
                         qk_attend_row(

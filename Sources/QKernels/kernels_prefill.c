@@ -1,6 +1,8 @@
-// Prompt processing: a prompt's rows multiply the weights in one integer GEMM (oneDNN), which
-// takes int8 rows. Ternary weights are held at 2 bits for decoding's matrix-vector products,
-// so a GEMM unpacks them a block of rows at a time into scratch.
+// Prompt processing and decoding's per-token work. A prompt's rows multiply the weights in one
+// integer GEMM (oneDNN), which takes int8 rows: ternary weights are held at 2 bits for
+// decoding's matrix-vector products, so a GEMM unpacks them a block of rows at a time into
+// scratch. Then one row's attention over the key/value cache, and the pool decoding's small
+// jobs run on.
 #include "qkernels.h"
 #include "qk_internal.h"
 

@@ -82,10 +82,18 @@ static void gemv_t2_vnni(int32_t *y, const uint8_t *W, int64_t ldw, const int8_t
 }
 #endif
 
+QK_CLONES
 void qk_ternary_pack2(uint8_t *out, const int8_t *codes, int64_t K) {
-    const int64_t blocks = (K + 63) / 64;
-    memset(out, 0, (size_t)(16 * blocks));
-    for (int64_t k = 0; k < K; k++) {
+    const int64_t blocks = (K + 63) / 64, full = K / 64;
+    // Whole blocks byte by byte (a loop over j that vectorises), then the last one code by code.
+    for (int64_t b = 0; b < full; b++) {
+        const int8_t *c = codes + 64 * b;
+        for (int j = 0; j < 16; j++) {
+            out[16 * b + j] = (uint8_t)((c[j] + 1) | (c[16 + j] + 1) << 2 | (c[32 + j] + 1) << 4 | (c[48 + j] + 1) << 6);
+        }
+    }
+    memset(out + 16 * full, 0, (size_t)(16 * (blocks - full)));
+    for (int64_t k = 64 * full; k < K; k++) {
         const int64_t b = k / 64, t = (k % 64) / 16, j = k % 16;
         out[16 * b + j] |= (uint8_t)((codes[k] + 1) << (2 * t));
     }

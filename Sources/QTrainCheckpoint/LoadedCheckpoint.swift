@@ -21,8 +21,13 @@ public struct LoadedCheckpoint {
     public let tokenizer: any Tokenizer
 
     /// Opens `path`: a checkpoint directory, or a run directory (its newest valid checkpoint).
-    public init(path: URL, log: (String) -> Void = { _ in }) throws {
+    /// `hashing`: which files' SHA-256 are checked (``Checkpointer/Hashed``); `clock` gets a
+    /// mark after the checkpoint is verified and after the tokenizer is read.
+    public init(
+        path: URL, log: (String) -> Void = { _ in }, hashing: Checkpointer.Hashed = .all, clock: PhaseClock? = nil
+    ) throws {
         var dir = path
+        var verified: CheckpointState?
         if !FileManager.default.fileExists(atPath: path.appendingPathComponent("state.json").path) {
             let candidates = Checkpointer.candidates(in: path)
             guard !candidates.isEmpty else {
@@ -33,7 +38,7 @@ public struct LoadedCheckpoint {
             var found: URL?
             for c in candidates {
                 do {
-                    _ = try Checkpointer.verify(c)
+                    verified = try Checkpointer.verify(c, hashing: hashing)
                     found = c
                     break
                 } catch let e as QTrainError {
@@ -44,13 +49,15 @@ public struct LoadedCheckpoint {
             dir = found
         }
         directory = dir
-        state = try Checkpointer.verify(dir)
+        state = try verified ?? Checkpointer.verify(dir, hashing: hashing)
         config = try RunConfig.parse(yaml: state.config)
+        clock?.mark("checkpoint verify")
         if FileManager.default.fileExists(atPath: dir.appendingPathComponent("tokenizer.json").path) {
             tokenizer = try TokenizerLoader.load(from: dir)
         } else {
             tokenizer = try TokenizerLoader.load(from: URL(fileURLWithPath: config.data.firstDirectory))
         }
+        clock?.mark("tokenizer load")
     }
 
     /// The checkpoint's weights in a model with activations for `batch` sequences, computed

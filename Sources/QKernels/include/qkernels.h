@@ -269,3 +269,21 @@ int qk_cpu_bf16_outpaces_fp32(void);
 }
 #endif
 #endif
+
+// MARK: - Prompt processing
+
+/// The int8 codes of `rows` rows of K ternary codes packed by qk_ternary_pack2 (row stride
+/// ldw bytes) into rows of stride ldo, for an integer GEMM over a prompt's rows.
+void qk_ternary_unpack2(int8_t *out, int64_t ldo, const uint8_t *W, int64_t ldw, int64_t rows, int64_t K);
+/// Decoding one token's attention for one head: scores (S) = K q over S keys (row stride ld,
+/// d wide), softmax(scale * scores) in place, out (d) = scores V over the values (stride ld).
+void qk_attend_row(float *out, float *scores, const float *q, const float *k, const float *v, int64_t ld, int64_t S,
+                   int64_t d, float scale);
+/// One part of a pool job: part `part` of the job's parts.
+typedef void (*qk_part_fn)(void *ctx, int64_t part);
+/// Runs fn(ctx, 0 ..< parts) on the calling thread and the decoding pool's helpers (started at
+/// the first call, `threads` - 1 of them; parts beyond the threads are not run, so ask
+/// qk_pool_parts first). The helpers spin briefly between jobs, then sleep. One caller at a time.
+void qk_pool_run(int64_t threads, int64_t parts, qk_part_fn fn, void *ctx);
+/// How many parts a job may have: the helpers (started now if not yet) plus the caller.
+int64_t qk_pool_parts(int64_t threads);

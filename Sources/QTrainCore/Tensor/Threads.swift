@@ -55,6 +55,31 @@ public enum Threads {
         }
     }
 
+    /// As ``parallelFor(_:minChunk:_:)`` for decoding's many small jobs in a row (about 60 per
+    /// token): on the decoding pool, whose helper threads spin briefly between jobs instead of
+    /// sleeping (waking a thread costs about as much as one of these jobs). One caller at a time.
+    public static func parallelForSpinning(_ n: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+        if n <= 0 { return }
+        let parts = min(Int(qk_pool_parts(Int64(configured))), configured, max(1, n / max(minChunk, 1)))
+        if parts == 1 { return body(0..<n) }
+        struct Job {
+            let n: Int, parts: Int
+            let body: (Range<Int>) -> Void
+        }
+        withoutActuallyEscaping(body) { body in
+            var job = Job(n: n, parts: parts, body: body)
+            withUnsafeMutablePointer(to: &job) { pointer in
+                qk_pool_run(
+                    Int64(configured), Int64(parts),
+                    { context, part in
+                        let job = context!.assumingMemoryBound(to: Job.self).pointee
+                        let lo = job.n * Int(part) / job.parts, hi = job.n * (Int(part) + 1) / job.parts
+                        if lo < hi { job.body(lo..<hi) }
+                    }, pointer)
+            }
+        }
+    }
+
     /// Runs `body` with OpenBLAS on one thread, for code that calls GEMMs from several of its
     /// own threads at once (OpenBLAS's advice for multi-threaded callers).
     public static func withSingleThreadedBLAS(_ body: () -> Void) {

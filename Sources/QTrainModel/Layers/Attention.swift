@@ -27,8 +27,9 @@ enum Attention {
     /// The same for `T` queries per sequence at positions `start ..< start + T` whose keys and
     /// values for positions `0 ..< start + T` are elsewhere (a decoder's key/value cache, row
     /// stride `keysLD`, sequence b's at `b · (start + T) · keysLD`); probs is (B, H, T, start + T).
-    /// One query row per sequence (decoding a token) takes dot products in place of GEMMs: at
-    /// that size the GEMMs' call overhead would cost more than their arithmetic.
+    /// One query row per sequence (decoding a token) takes vectorised dot products in place of
+    /// GEMMs (`qk_attend_row`): at that size the GEMMs' call overhead would cost more than their
+    /// arithmetic.
     static func forward(
         out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, queries: UnsafePointer<Float>,
         keys: UnsafePointer<Float>, values: UnsafePointer<Float>, ld: Int, keysLD: Int, B: Int, T: Int, start: Int,
@@ -37,6 +38,19 @@ enum Attention {
         OpProfile.shared.time("attention forward") {
             let d = C / H, S = start + T, group = H / G
             let scale = Float(1 / Double(d).squareRoot())
+            if T == 1 {
+                // No GEMMs, so OpenBLAS's threads stay as they are; decoding's spinning pool.
+                Threads.parallelForSpinning(B * H) { pairs in
+                    for pair in pairs {
+                        let b = pair / H, h = pair % H, kv = (h / group) * d
+                        qk_attend_row(
+                            out + b * C + h * d, probs + (b * H + h) * S, queries + b * ld + h * d,
+                            keys + b * S * keysLD + kv, values + b * S * keysLD + kv, Int64(keysLD), Int64(S), Int64(d),
+                            scale)
+                    }
+                }
+                return
+            }
             Threads.withSingleThreadedBLAS {
                 Threads.parallelFor(B * H) { pairs in
                     for pair in pairs {
@@ -44,21 +58,6 @@ enum Attention {
                         let q = queries + b * T * ld + h * d
                         let k = keys + b * S * keysLD + kv, v = values + b * S * keysLD + kv
                         let p = probs + (b * H + h) * T * S, o = out + b * T * C + h * d
-                        if T == 1 {
-                            for j in 0..<S {
-                                let kj = k + j * keysLD
-                                var dot: Float = 0
-                                for e in 0..<d { dot += q[e] * kj[e] }
-                                p[j] = dot
-                            }
-                            qk_softmax(p, Int64(S), scale)
-                            o.initialize(repeating: 0, count: d)
-                            for j in 0..<S {
-                                let vj = v + j * keysLD, pj = p[j]
-                                for e in 0..<d { o[e] += pj * vj[e] }
-                            }
-                            continue
-                        }
                         // Row i of this sequence is position start + i: seen as row start + i of a
                         // (S × S) causal softmax whose first `start` rows are not stored.
                         let rowsFromZero = p - start * S

@@ -8,7 +8,8 @@ import QTrainWeights
 ///
 /// At one row per product, decoding is bound by reading the weights; its backend is
 /// ``DecodeMatmul`` (integer codes by int8 inputs where the model has them, else FP32 on
-/// OpenBLAS). The decoder shares the given weights and keeps no gradients.
+/// OpenBLAS; a long prompt's rows in one integer GEMM). The decoder shares the given weights
+/// and keeps no gradients.
 public final class Generator {
     public let config: ModelConfig
     public let layout: ParameterLayout
@@ -27,17 +28,19 @@ public final class Generator {
     public var computeName: String { backend.name }
 
     /// - Parameters: useInt8: multiply in integers where the weights and inputs allow it
-    ///   (false: FP32 everywhere, the reference).
+    ///   (false: FP32 everywhere, the reference); gemmRows: the fewest rows of a prompt chunk
+    ///   multiplied by one integer GEMM (nil: row by row; ``DecodeMatmul/gemmRows``).
     public init(
         weights source: ModelWeights, config: ModelConfig, quantizesActivations: Bool, maxLength: Int? = nil,
-        useInt8: Bool = true
+        useInt8: Bool = true, gemmRows: Int? = DecodeMatmul.gemmRows
     ) {
         self.config = config
         layout = source.layout
         self.quantizesActivations = quantizesActivations
         let T = maxLength ?? config.seqLen
         self.maxLength = T
-        backend = DecodeMatmul(weights: source, config: config, codes: useInt8 && quantizesActivations)
+        backend = DecodeMatmul(
+            weights: source, config: config, codes: useInt8 && quantizesActivations, gemmRows: gemmRows)
         // One sequence of up to a context of new rows; one slot of per-block activations (a
         // decoder keeps none for a backward pass); no gradients.
         model = Model(

@@ -265,12 +265,7 @@ int qk_cpu_has_avx2(void);
 /// products reach only the FP32 FMA rate.
 int qk_cpu_bf16_outpaces_fp32(void);
 
-#ifdef __cplusplus
-}
-#endif
-#endif
-
-// MARK: - Prompt processing
+// MARK: - Decoding (prompt GEMMs, one-row attention, the decoding thread pool)
 
 /// The int8 codes of `rows` rows of K ternary codes packed by qk_ternary_pack2 (row stride
 /// ldw bytes) into rows of stride ldo, for an integer GEMM over a prompt's rows.
@@ -287,3 +282,9 @@ typedef void (*qk_part_fn)(void *ctx, int64_t part);
 void qk_pool_run(int64_t threads, int64_t parts, qk_part_fn fn, void *ctx);
 /// How many parts a job may have: the helpers (started now if not yet) plus the caller.
 int64_t qk_pool_parts(int64_t threads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
+

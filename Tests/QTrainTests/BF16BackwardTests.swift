@@ -204,18 +204,23 @@ final class BF16BackwardTests: XCTestCase {
 }
 
 /// Runs a backend's backward and checks every gradient element against the Float64 product
-/// of the same operands: |Δ| ≤ (u + 2⁻²⁰) · Σ|terms|. `worst` is the largest |Δ| / bound;
-/// `worstUse` the largest |Δ| / (u · Σ|terms|), which shows the rounding happened.
+/// of the same operands: |Δ| ≤ (u + 2⁻²⁰) · Σ|terms|, or for dX with `int8InputGradient` the
+/// bound of rounding dY to int8 per row and stacked part, Σ_parts share · s_part · Σ_n |W[n, k]|
+/// (share 1 stochastically, ½ to nearest; s the row's int8 step over the part's columns) plus
+/// 2⁻²⁰ · Σ|terms|. `worst` is the largest |Δ| / bound; `worstUse` the largest |Δ| / the
+/// rounding's share of the bound (of dX when int8, else of both), which shows the rounding happened.
 final class BackwardProbe: MatmulBackend {
     let tested: MatmulBackend
     let u: Double
+    let int8InputGradient: BackwardRounding?
     var name: String { "probing " + tested.name }
     var needs: BackendNeeds { tested.needs }
     var worst = 0.0, worstUse = 0.0, calls = 0
 
-    init(_ tested: MatmulBackend, u: Double) {
+    init(_ tested: MatmulBackend, u: Double, int8InputGradient: BackwardRounding? = nil) {
         self.tested = tested
         self.u = u
+        self.int8InputGradient = int8InputGradient
     }
 
     func beginBackward(seed: UInt64) { tested.beginBackward(seed: seed) }
@@ -243,19 +248,28 @@ final class BackwardProbe: MatmulBackend {
             accumulate: accumulate)
         let x = input.values
         let slack = 0x1p-20
-        func note(_ diff: Double, _ a: Double) {
-            worst = max(worst, diff / ((u + slack) * a + 1e-30))
-            if a > 0 { worstUse = max(worstUse, diff / (u * a)) }
+        // |Δ| against the rounding's share of the bound and the FP32 slack on Σ|terms|.
+        func note(_ diff: Double, rounding: Double, terms a: Double, counts: Bool = true) {
+            worst = max(worst, diff / (rounding * (1 + 1e-5) + slack * a + 1e-30))
+            if counts && rounding > 0 { worstUse = max(worstUse, diff / rounding) }
         }
+        let parts = weights.parts.map(\.rows), share = int8InputGradient == .nearest ? 0.5 : 1.0
         for t in 0..<M {
+            let steps = parts.map { p in p.map { Double(abs(dOut[t * N + $0])) }.max()! / 127 }
             for i in 0..<K {
-                var s = accumulate ? Double(dX0[t * K + i]) : 0, a = 0.0
-                for o in 0..<N {
-                    let p = Double(dOut[t * N + o]) * Double(w[o * K + i])
-                    s += p
-                    a += abs(p)
+                var s = accumulate ? Double(dX0[t * K + i]) : 0, a = 0.0, int8Bound = 0.0
+                for (j, p) in parts.enumerated() {
+                    var column = 0.0
+                    for o in p {
+                        let term = Double(dOut[t * N + o]) * Double(w[o * K + i])
+                        s += term
+                        a += abs(term)
+                        column += abs(Double(w[o * K + i]))
+                    }
+                    int8Bound += share * steps[j] * column
                 }
-                note(abs(Double(dInput[t * K + i]) - s), a)
+                let diff = abs(Double(dInput[t * K + i]) - s)
+                note(diff, rounding: int8InputGradient != nil ? int8Bound : u * a, terms: a)
             }
         }
         for o in 0..<N {
@@ -266,7 +280,7 @@ final class BackwardProbe: MatmulBackend {
                     s += p
                     a += abs(p)
                 }
-                note(abs(Double(dWeight[o * K + i]) - s), a)
+                note(abs(Double(dWeight[o * K + i]) - s), rounding: u * a, terms: a, counts: int8InputGradient == nil)
             }
         }
         calls += 1

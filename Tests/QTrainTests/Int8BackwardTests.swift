@@ -81,7 +81,7 @@ final class Int8BackwardTests: XCTestCase {
                             maxRows: config.seqLen, maxInner: max(config.dim, config.hiddenDim), inputGradient: .int8,
                             weightGradient: weightGradient, rounding: rounding, ledger: nil)
                         let u = weightGradient == .fp32 ? 0 : rounding == .nearest ? 0x1p-8 : 0x1p-7
-                        let probe = Int8GradientProbe(tested, nearest: rounding == .nearest, dWeightU: u)
+                        let probe = BackwardProbe(tested, u: u, int8InputGradient: rounding)
                         let model = Model(config: config, quant: quant, batch: 1, ledger: nil, backend: probe)
                         model.weights.initialize(seed: 5, std: Float(config.initStd))
                         let tokens = (0..<config.seqLen).map { Int32(($0 * 31 + 3) % config.vocabSize) }
@@ -89,8 +89,7 @@ final class Int8BackwardTests: XCTestCase {
                         _ = try model.forwardBackward(
                             tokens: tokens, targets: tokens.reversed(), batch: 1, length: tokens.count)
                         XCTAssertEqual(probe.calls, 4 * config.nLayers + 1, label)
-                        XCTAssertLessThanOrEqual(probe.worstInput, 1, label)
-                        XCTAssertLessThanOrEqual(probe.worstWeight, 1, label)
+                        XCTAssertLessThanOrEqual(probe.worst, 1, label)
                         XCTAssertGreaterThan(probe.worstUse, 0.05, "\(label): the gradient was rounded to int8")
                     }
                 }
@@ -185,83 +184,5 @@ final class Int8BackwardTests: XCTestCase {
             r.stdout.contains(
                 "notice: quant.compute int8-int8 cannot run here (disabled by QTRAIN_DISABLE_ONEDNN); computing in fp32 instead"
             ), r.stdout)
-    }
-}
-
-/// Runs a backend's backward and checks every gradient element against the Float64 product of
-/// the same operands: dX within the int8 rounding bound of dY (per row and stacked part), dW
-/// within (u + 2⁻²⁰) · Σ|terms|. `worstUse` is the largest |ΔdX| / the rounding share of its
-/// bound, which shows the rounding happened.
-final class Int8GradientProbe: MatmulBackend {
-    let tested: MatmulBackend
-    let nearest: Bool
-    let dWeightU: Double
-    var name: String { "probing " + tested.name }
-    var needs: BackendNeeds { tested.needs }
-    var worstInput = 0.0, worstWeight = 0.0, worstUse = 0.0, calls = 0
-
-    init(_ tested: MatmulBackend, nearest: Bool, dWeightU: Double) {
-        self.tested = tested
-        self.nearest = nearest
-        self.dWeightU = dWeightU
-    }
-
-    func beginBackward(seed: UInt64) { tested.beginBackward(seed: seed) }
-
-    func forward(
-        out: UnsafeMutablePointer<Float>, input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool
-    ) {
-        tested.forward(out: out, input: input, rows: M, weights: weights, accumulate: accumulate)
-    }
-
-    func backward(
-        dInput: UnsafeMutablePointer<Float>, dWeight: WeightGradient, dOut: UnsafePointer<Float>,
-        input: LinearInput, rows M: Int, weights: LinearWeights, accumulate: Bool
-    ) throws {
-        guard let dWeight = dWeight.directPointer else { fatalError("the probe reads FP32 gradients written in place") }
-        let N = weights.rows, K = weights.cols
-        var w = [Float](repeating: 0, count: N * K)
-        weights.forEachRowBlock { r0, n, rows in
-            for i in 0..<(n * K) { w[r0 * K + i] = rows[i] }
-        }
-        let dW0 = Array(UnsafeBufferPointer(start: dWeight, count: N * K))
-        let dX0 = Array(UnsafeBufferPointer(start: dInput, count: M * K))
-        tested.backward(
-            dInput: dInput, dWeight: dWeight, dOut: dOut, input: input, rows: M, weights: weights,
-            accumulate: accumulate)
-        let slack = 0x1p-20, share = nearest ? 0.5 : 1.0
-        let parts = weights.parts.map(\.rows)
-        for t in 0..<M {
-            let steps = parts.map { p in p.map { Double(abs(dOut[t * N + $0])) }.max()! / 127 }
-            for i in 0..<K {
-                var s = accumulate ? Double(dX0[t * K + i]) : 0, a = 0.0, rounding = 0.0
-                for (j, p) in parts.enumerated() {
-                    var column = 0.0
-                    for o in p {
-                        let p = Double(dOut[t * N + o]) * Double(w[o * K + i])
-                        s += p
-                        a += abs(p)
-                        column += abs(Double(w[o * K + i]))
-                    }
-                    rounding += share * steps[j] * column
-                }
-                let diff = abs(Double(dInput[t * K + i]) - s)
-                worstInput = max(worstInput, diff / (rounding * (1 + 1e-5) + slack * a + 1e-30))
-                if rounding > 0 { worstUse = max(worstUse, diff / rounding) }
-            }
-        }
-        let x = input.values
-        for o in 0..<N {
-            for i in 0..<K {
-                var s = Double(dW0[o * K + i]), a = 0.0
-                for t in 0..<M {
-                    let p = Double(dOut[t * N + o]) * Double(x[t * K + i])
-                    s += p
-                    a += abs(p)
-                }
-                worstWeight = max(worstWeight, abs(Double(dWeight[o * K + i]) - s) / ((dWeightU + slack) * a + 1e-30))
-            }
-        }
-        calls += 1
     }
 }

@@ -153,23 +153,10 @@ final class BF16BackwardTests: XCTestCase {
     /// with the same seed are bit-identical.
     func testInt8BF16TrainingFollowsFP32() throws {
         for bits in [nil, 8.0] as [Double?] {
-            let dir = temporaryDirectory(self)
-            var c = try RunConfig.load(path: repositoryFile("configs/tiny.yaml"))
-            c.data.dir = try makeSyntheticData(in: dir).path
-            c.train.outDir = dir.appendingPathComponent("run").path
-            c.model.seqLen = 16
-            c.quant = Int8ComputeTests.quant(.dqt, bits: bits)
-            let plain = try Trainer(config: c)
-            c.quant.compute = .int8BF16
-            let fast = try Trainer(config: c), twin = try Trainer(config: c)
+            let fast = try assertTrainingFollows(
+                self, mode: .dqt, bits: bits, reference: .fp32, tested: .int8BF16, tolerance: 5e-3)
             XCTAssertEqual(fast.model.backend.needs.inputGradient, .bf16)
             XCTAssertEqual(fast.model.backend.needs.weightGradient, .bf16)
-            for s in 0..<8 {
-                let a = try plain.trainStep().loss, b = try fast.trainStep().loss
-                XCTAssertEqual(b, try twin.trainStep().loss, "same seed, same bits")
-                XCTAssertEqual(a, b, accuracy: 5e-3 * a, "bits \(bits ?? 1.58) step \(s)")
-            }
-            XCTAssertEqual(ReplicaCheck.fingerprint(fast.model.weights), ReplicaCheck.fingerprint(twin.model.weights))
         }
     }
 

@@ -136,23 +136,10 @@ final class Int8BackwardTests: XCTestCase {
         for (bits, compute) in [(nil, ComputePath.int8Int8), (8.0, .int8Int8), (nil, .int8Int8BF16)]
             as [(Double?, ComputePath)]
         where compute == .int8Int8 || ProductArithmetic.bf16.isAvailable {
-            let dir = temporaryDirectory(self)
-            var c = try RunConfig.load(path: repositoryFile("configs/tiny.yaml"))
-            c.data.dir = try makeSyntheticData(in: dir).path
-            c.train.outDir = dir.appendingPathComponent("run").path
-            c.model.seqLen = 16
-            c.quant = Int8ComputeTests.quant(.dqt, bits: bits, compute: .int8)
-            let plain = try Trainer(config: c)
-            c.quant.compute = compute
-            let fast = try Trainer(config: c), twin = try Trainer(config: c)
+            let fast = try assertTrainingFollows(
+                self, mode: .dqt, bits: bits, reference: .int8, tested: compute, tolerance: 1e-2)
             XCTAssertEqual(fast.model.backend.needs.inputGradient, .int8)
             XCTAssertTrue(fast.model.backend.name.contains("int8 (oneDNN int8 GEMM"), fast.model.backend.name)
-            for s in 0..<8 {
-                let a = try plain.trainStep().loss, b = try fast.trainStep().loss
-                XCTAssertEqual(b, try twin.trainStep().loss, "same seed, same bits")
-                XCTAssertEqual(a, b, accuracy: 1e-2 * a, "\(compute) bits \(bits ?? 1.58) step \(s)")
-            }
-            XCTAssertEqual(ReplicaCheck.fingerprint(fast.model.weights), ReplicaCheck.fingerprint(twin.model.weights))
         }
     }
 

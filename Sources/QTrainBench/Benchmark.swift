@@ -70,11 +70,12 @@ public enum Benchmark {
             s += String(
                 format: "  step %.3f s | %.0f tokens/s | %.1f GFLOP/s | peak %.1f GFLOP/s | MFU %.3f\n",
                 stepSeconds, tokensPerSecond, gflops, peakGFLOPS, mfu)
-            if let int8PeakGOPS, let pathPeakGFLOPS {
-                let bf16 = bf16PeakGFLOPS.map { String(format: ", bf16 peak %.1f GFLOP/s", $0) } ?? ""
+            if let pathPeakGFLOPS {
+                let int8 = int8PeakGOPS.map { String(format: "int8 peak %.1f GOP/s, ", $0) } ?? ""
+                let bf16 = bf16PeakGFLOPS.map { String(format: "bf16 peak %.1f GFLOP/s, ", $0) } ?? ""
                 s += String(
-                    format: "  compute %@: int8 peak %.1f GOP/s%@, path peak %.1f GFLOP/s, MFU of the path %.3f\n",
-                    compute, int8PeakGOPS, bf16, pathPeakGFLOPS, pathMFU)
+                    format: "  compute %@: %@%@path peak %.1f GFLOP/s, MFU of the path %.3f\n",
+                    compute, int8, bf16, pathPeakGFLOPS, pathMFU)
             }
             s +=
                 "  phases: "
@@ -337,17 +338,17 @@ final class BenchSession {
         result.gradAccum = stepper.gradAccum
         result.compute = model.backend.name
         let needs = model.backend.needs
-        // Per phase: the linear layers' forward is 2·N of a token's FLOPs and attention's 4·L·T·C;
-        // the backward twice each.
-        let product = 2 * Double(model.layout.matmulParameterCount), attention = 4 * Double(L * T * C)
-        let fast = needs.forward == .int8 && peaks.int8 != nil
+        // Each product at the rate of its arithmetic measured in this run (SGEMM's where none was).
         func rate(_ a: ProductArithmetic) -> Double {
             switch a {
             case .fp32: return peak
-            case .int8: return fast ? peaks.int8! : peak
-            case .bf16: return fast ? peaks.bf16 ?? peak : peak
+            case .int8: return peaks.int8 ?? peak
+            case .bf16: return peaks.bf16 ?? peak
             }
         }
+        // The linear layers' forward is 2·N of a token's FLOPs and attention's 4·L·T·C (at the
+        // SGEMM rate); the backward twice each, its dX and dW products 2·N each.
+        let product = 2 * Double(model.layout.matmulParameterCount), attention = 4 * Double(L * T * C)
         let tokens = Double(stepper.tokensPerStep) / Double(comm.worldSize)
         let phaseWork: [String: (flops: Double, idealSeconds: Double)] = [
             "forward": (product + attention, product / rate(needs.forward) + attention / peak),
@@ -361,23 +362,13 @@ final class BenchSession {
             // Achieved ÷ the phase's own peak; both per rank.
             result.phasePathMFU[phase] = (work.flops * tokens / seconds) / (work.flops / work.idealSeconds * 1e9)
         }
-        if needs.forward == .int8, let int8Peak = peaks.int8 {
-            // The path's peak: the linear layers' forward (2·N of the 6·N) at the int8 rate, their
-            // input and weight gradients (2·N each) at their arithmetic's rate, the rest at the FP32 rate.
-            let world = Double(comm.worldSize), product = 2 * Double(model.layout.matmulParameterCount)
-            func rate(_ a: ProductArithmetic) -> Double {
-                switch a {
-                case .fp32: return peak
-                case .int8: return int8Peak
-                case .bf16: return peaks.bf16 ?? peak
-                }
-            }
-            let seconds =
-                product / rate(.int8) + product / rate(needs.inputGradient) + product / rate(needs.weightGradient)
-                + (flops - 3 * product) / peak
-            result.int8PeakGOPS = int8Peak * world
-            let usesBF16 = needs.inputGradient == .bf16 || needs.weightGradient == .bf16
-            result.bf16PeakGFLOPS = usesBF16 ? peaks.bf16.map { $0 * world } : nil
+        let arithmetic = [needs.forward, needs.inputGradient, needs.weightGradient]
+        if arithmetic.contains(where: { $0 != .fp32 }) {
+            // The path's peak: the step's FLOPs over the seconds its products and attention take at those rates.
+            let world = Double(comm.worldSize)
+            let seconds = phaseWork.values.reduce(0) { $0 + $1.idealSeconds }
+            result.int8PeakGOPS = arithmetic.contains(.int8) ? peaks.int8.map { $0 * world } : nil
+            result.bf16PeakGFLOPS = arithmetic.contains(.bf16) ? peaks.bf16.map { $0 * world } : nil
             result.pathPeakGFLOPS = flops / seconds * world
         }
         return result

@@ -114,10 +114,10 @@ public final class ModelWeights: @unchecked Sendable {
     /// that no FP32 copy of a quantised tensor outlives the GEMM that uses it.
     public func forEachRowBlock(
         _ matrix: StackedMatrix, scratch: UnsafeMutablePointer<Float>, scratchCount: Int,
-        _ body: (_ rowStart: Int, _ rowCount: Int, _ rows: UnsafePointer<Float>) -> Void
-    ) {
+        _ body: (_ rowStart: Int, _ rowCount: Int, _ rows: UnsafePointer<Float>) throws -> Void
+    ) rethrows {
         if let w = contiguousDense(matrix) {
-            body(0, matrix.rows, w)
+            try body(0, matrix.rows, w)
             return
         }
         let cols = matrix.cols
@@ -129,7 +129,7 @@ public final class ModelWeights: @unchecked Sendable {
                     matrix, rows: (r0 + rows.lowerBound)..<(r0 + rows.upperBound),
                     into: scratch + rows.lowerBound * cols)
             }
-            body(r0, n, scratch)
+            try body(r0, n, scratch)
         }
     }
 

@@ -68,7 +68,9 @@ public final class BF16Matmul: MatmulBackend {
         convert(x.values, count: M * K, into: input.pointer)
         let g = gradient.pointer
         var first = true
-        forEachBF16Block(weights) { r0, n, w in
+        // Block by block of output rows (ascending, as the gradient windows commit): dY's columns
+        // rounded once, then both products.
+        try forEachBF16Block(weights) { r0, n, w in
             Threads.parallelFor(M, minChunk: 16) { r in
                 for t in r { qk_f32_to_bf16_array(g + t * n, dOut + t * N + r0, Int64(n)) }
             }
@@ -78,13 +80,8 @@ public final class BF16Matmul: MatmulBackend {
                     Int64(M), Int64(K), Int64(n), g, Int64(n), 1, w, Int64(K), 1, dInput, Int64(K),
                     (first && !accumulate) ? 0 : 1))
             first = false
-        }
-        // dW[block] += dY[:, block]ᵀ · x, a block at a time.
-        for r0 in stride(from: 0, to: N, by: Self.blockRows) {
-            let rows = r0..<min(N, r0 + Self.blockRows), n = rows.count
-            Threads.parallelFor(M, minChunk: 16) { r in
-                for t in r { qk_f32_to_bf16_array(g + t * n, dOut + t * N + r0, Int64(n)) }
-            }
+            // dW[block] += dY[:, block]ᵀ · x
+            let rows = r0..<(r0 + n)
             check(
                 qk_bf16_matmul(
                     Int64(n), Int64(K), Int64(M), g, 1, Int64(n), input.pointer, Int64(K), 1, dWeight.rows(rows),
@@ -96,14 +93,15 @@ public final class BF16Matmul: MatmulBackend {
     /// Calls `body(rowStart, rowCount, rows)` over the weights as BF16 row blocks of at most
     /// ``blockRows`` rows.
     private func forEachBF16Block(
-        _ weights: LinearWeights, _ body: (_ rowStart: Int, _ rowCount: Int, _ rows: UnsafePointer<UInt16>) -> Void
-    ) {
+        _ weights: LinearWeights,
+        _ body: (_ rowStart: Int, _ rowCount: Int, _ rows: UnsafePointer<UInt16>) throws -> Void
+    ) rethrows {
         let K = weights.cols, w = weightRows.pointer
-        weights.forEachRowBlock { b0, rows, values in
+        try weights.forEachRowBlock { b0, rows, values in
             for r0 in stride(from: 0, to: rows, by: Self.blockRows) {
                 let n = min(Self.blockRows, rows - r0)
                 convert(values + r0 * K, count: n * K, into: w)
-                body(b0 + r0, n, w)
+                try body(b0 + r0, n, w)
             }
         }
     }

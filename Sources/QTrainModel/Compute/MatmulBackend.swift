@@ -99,8 +99,10 @@ public struct LinearWeights {
 
     /// Calls `body(rowStart, rowCount, rows)` over FP32 row blocks of the forward weights: in
     /// place when they are stored so, else materialised into scratch a block at a time.
-    public func forEachRowBlock(_ body: (_ rowStart: Int, _ rowCount: Int, _ rows: UnsafePointer<Float>) -> Void) {
-        weights.forEachRowBlock(matrix, scratch: scratch, scratchCount: scratchCount, body)
+    public func forEachRowBlock(
+        _ body: (_ rowStart: Int, _ rowCount: Int, _ rows: UnsafePointer<Float>) throws -> Void
+    ) rethrows {
+        try weights.forEachRowBlock(matrix, scratch: scratch, scratchCount: scratchCount, body)
     }
 }
 

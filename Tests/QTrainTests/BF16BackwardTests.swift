@@ -162,17 +162,7 @@ final class BF16BackwardTests: XCTestCase {
 
     /// With the library forced off, int8-bf16 runs as fp32 and says so in one line; `auto` says what it chose.
     func testFallbackIsAnnounced() throws {
-        let r = try QTrainBinary.run(
-            [
-                "bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
-                "--set", "quant.compute=int8-bf16", "--steps", "1", "--warmup", "0"
-            ],
-            environment: ["QTRAIN_DISABLE_ONEDNN": "1"])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(
-            r.stdout.contains(
-                "notice: quant.compute int8-bf16 cannot run here (disabled by QTRAIN_DISABLE_ONEDNN); computing in fp32 instead"
-            ), r.stdout)
+        try assertFallbackAnnounced("int8-bf16")
         let auto = try QTrainBinary.run([
             "bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
             "--set", "quant.compute=auto", "--steps", "1", "--warmup", "0"

@@ -160,16 +160,6 @@ final class Int8BackwardTests: XCTestCase {
             maxRows: 256, maxInner: 512, inputGradient: .int8, weightGradient: .fp32, ledger: ledger)
         XCTAssertEqual(Double(ledger.bytes(.scratch)), int8, accuracy: 64 * 8)
         withExtendedLifetime(backend) {}
-        let r = try QTrainBinary.run(
-            [
-                "bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
-                "--set", "quant.compute=int8-int8", "--steps", "1", "--warmup", "0"
-            ],
-            environment: ["QTRAIN_DISABLE_ONEDNN": "1"])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(
-            r.stdout.contains(
-                "notice: quant.compute int8-int8 cannot run here (disabled by QTRAIN_DISABLE_ONEDNN); computing in fp32 instead"
-            ), r.stdout)
+        try assertFallbackAnnounced("int8-int8")
     }
 }

@@ -152,17 +152,7 @@ final class Int8ComputeTests: XCTestCase {
 
     /// With the library forced off, int8 runs as fp32 and says so in one line.
     func testFallbackToFP32IsAnnounced() throws {
-        let r = try QTrainBinary.run(
-            [
-                "bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
-                "--set", "quant.compute=int8", "--steps", "1", "--warmup", "0"
-            ],
-            environment: ["QTRAIN_DISABLE_ONEDNN": "1"])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(
-            r.stdout.contains(
-                "notice: quant.compute int8 cannot run here (disabled by QTRAIN_DISABLE_ONEDNN); computing in fp32 instead"
-            ), r.stdout)
+        let r = try assertFallbackAnnounced("int8")
         XCTAssertTrue(r.stdout.contains("compute fp32 (OpenBLAS)"), r.stdout)
     }
 }

@@ -34,3 +34,25 @@ func assertTrainingFollows(
         line: line)
     return fast
 }
+
+/// Runs `bench` on tiny DQT with `quant.compute: compute` and oneDNN forced off, asserting that
+/// it finishes and says in one line that it computes in fp32 instead; returns what it printed.
+@discardableResult
+func assertFallbackAnnounced(
+    _ compute: String, file: StaticString = #filePath, line: UInt = #line
+) throws
+    -> CommandResult
+{
+    let r = try QTrainBinary.run(
+        [
+            "bench", "--config", repositoryFile("configs/tiny.yaml"), "--set", "quant.mode=dqt",
+            "--set", "quant.compute=\(compute)", "--steps", "1", "--warmup", "0"
+        ],
+        environment: ["QTRAIN_DISABLE_ONEDNN": "1"])
+    XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+    XCTAssertTrue(
+        r.stdout.contains(
+            "notice: quant.compute \(compute) cannot run here (disabled by QTRAIN_DISABLE_ONEDNN); computing in fp32 instead"
+        ), r.stdout, file: file, line: line)
+    return r
+}

@@ -159,23 +159,28 @@ final class CheckpointTests: XCTestCase {
     /// replicas, compared after every step, and a resumed run repeats the roundings bit for bit.
     func testInt8BF16KeepsReplicasIdenticalAndResumesBitwise() throws {
         try XCTSkipUnless(ProductArithmetic.bf16.isAvailable, ProductArithmetic.bf16.unavailableReason ?? "")
-        let fast = ["--set", "quant.compute=int8-bf16", "--set", "dist.check_every=1"]
-        let r = try mpirun(2, "straight", fast)
-        XCTAssertTrue(r.stdout.contains("bf16 backward"), r.stdout)
-        try mpirun(2, "split", fast + ["--stop-at", "8"])
-        try mpirun(2, "split", fast)
-        try assertIdentical("straight", "split")
+        try assertTwoRanksIdenticalAndResumeBitwise(compute: "int8-bf16", announcing: "bf16 backward")
     }
 
     /// Under int8-int8 (the incoming gradient rounded stochastically to int8 for dX) likewise.
     func testInt8BackwardKeepsReplicasIdenticalAndResumesBitwise() throws {
         try XCTSkipUnless(ProductArithmetic.int8.isAvailable, ProductArithmetic.int8.unavailableReason ?? "")
-        let fast = ["--set", "quant.compute=int8-int8", "--set", "dist.check_every=1"]
-        let r = try mpirun(2, "straight8", fast)
-        XCTAssertTrue(r.stdout.contains("int8 (oneDNN int8 GEMM (AVX-512 VNNI)) dX"), r.stdout)
-        try mpirun(2, "split8", fast + ["--stop-at", "8"])
-        try mpirun(2, "split8", fast)
-        try assertIdentical("straight8", "split8")
+        try assertTwoRanksIdenticalAndResumeBitwise(
+            compute: "int8-int8", announcing: "int8 (oneDNN int8 GEMM (AVX-512 VNNI)) dX")
+    }
+
+    /// Two ranks on `compute` (replicas compared after every step) straight, and stopped at step
+    /// 8 then resumed, end with byte-identical checkpoints; the run names its path.
+    func assertTwoRanksIdenticalAndResumeBitwise(
+        compute: String, announcing path: String, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        let fast = ["--set", "quant.compute=\(compute)", "--set", "dist.check_every=1"]
+        let straight = "straight-\(compute)", split = "split-\(compute)"
+        let r = try mpirun(2, straight, fast)
+        XCTAssertTrue(r.stdout.contains(path), r.stdout, file: file, line: line)
+        try mpirun(2, split, fast + ["--stop-at", "8"])
+        try mpirun(2, split, fast)
+        try assertIdentical(straight, split, file: file, line: line)
     }
 
     /// The optimizer state loads correctly across any change of split (unit level).
